@@ -1,0 +1,137 @@
+"""Thumbnails: which instants to show, and JPEG extraction by seeking, not decoding through.
+
+Each thumbnail is taken at a keyframe inside its window when there is one (ffmpeg then
+decodes a single frame), and by an exact seek otherwise, so the cost does not grow with
+the video's duration.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from heimdex_pipeline.media.scenes import Scene
+from heimdex_pipeline.media.tools import FFMPEG, FFPROBE, failure, require_file
+
+
+@dataclass(frozen=True)
+class ThumbnailPolicy:
+    """The contract's policy: one frame per scene when `interval_s` is 0, else one every `interval_s`."""
+
+    interval_s: float = 0.0
+    max_count: int = 20
+    max_height: int = 360
+
+    def __post_init__(self) -> None:
+        if self.interval_s < 0 or not 1 <= self.max_count <= 50 or self.max_height < 64:
+            raise ValueError("policy needs interval_s >= 0, max_count in 1..50 and max_height >= 64")
+
+
+@dataclass(frozen=True)
+class ThumbnailSlot:
+    """Where a thumbnail should come from: a target instant inside a window, in seconds."""
+
+    target_s: float
+    window_start_s: float
+    window_end_s: float
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """One extracted JPEG: `ts_ms` is the shown frame's time from the video's first frame."""
+
+    idx: int
+    path: Path
+    width: int
+    height: int
+    ts_ms: int
+
+
+def _evenly(items: list[ThumbnailSlot], count: int) -> list[ThumbnailSlot]:
+    if len(items) <= count:
+        return items
+    step = len(items) / count
+    return [items[int(i * step + step / 2)] for i in range(count)]
+
+
+def plan_thumbnails(scenes: list[Scene], duration_s: float, policy: ThumbnailPolicy) -> list[ThumbnailSlot]:
+    """The slots to fill: scene middles, or interval middles, spread evenly down to `max_count`."""
+    if policy.interval_s > 0:
+        slots, start = [], 0.0
+        while start < duration_s:
+            end = min(start + policy.interval_s, duration_s)
+            slots.append(ThumbnailSlot((start + end) / 2, start, end))
+            start += policy.interval_s
+    else:
+        slots = [ThumbnailSlot((s.start_s + s.end_s) / 2, s.start_s, s.end_s) for s in scenes]
+    return _evenly(slots, policy.max_count)
+
+
+def keyframe_times(path: Path, probe: dict[str, Any]) -> list[float]:
+    """Keyframe times of the video stream, from its packet index (no decoding)."""
+    require_file(path)
+    try:
+        raw = ffmpeg.probe(str(path), cmd=FFPROBE, select_streams=f"{probe['video_stream_index']}",
+                           show_entries="packet=pts_time,flags")
+    except ffmpeg.Error as exc:
+        raise failure("ffprobe", path, None, exc.stderr or b"") from exc
+    start = probe.get("video_start_s") or 0.0
+    times = [float(p["pts_time"]) - start for p in raw.get("packets", [])
+             if "K" in p.get("flags", "") and p.get("pts_time") not in (None, "N/A")]
+    return sorted(times)
+
+
+def output_size(probe: dict[str, Any], max_height: int) -> tuple[int, int]:
+    """Thumbnail size: display aspect (rotation and pixel aspect applied), at most `max_height`, even."""
+    display_w, display_h = probe["display_width"], probe["display_height"]
+    height = max(2, min(display_h, max_height) // 2 * 2)
+    width = max(2, round(display_w * height / display_h / 2) * 2)
+    return width, height
+
+
+def _seek_point(slot: ThumbnailSlot, keyframes: list[float]) -> tuple[float, bool]:
+    """The keyframe in the window nearest its target (cheap), or the target itself (exact seek)."""
+    inside = [k for k in keyframes if slot.window_start_s <= k < slot.window_end_s]
+    if inside:
+        return min(inside, key=lambda k: abs(k - slot.target_s)), True
+    return slot.target_s, False
+
+
+def _extract_one(path: Path, out: Path, seek_s: float, on_keyframe: bool, size: tuple[int, int],
+                 file_offset_s: float) -> None:
+    # On a keyframe, a non-accurate seek lands on it and decodes one frame; elsewhere the
+    # accurate seek decodes from the previous keyframe up to the target.
+    options: dict[str, Any] = {"ss": f"{seek_s + file_offset_s + (0.0005 if on_keyframe else 0):.6f}"}
+    if on_keyframe:
+        options["noaccurate_seek"] = None
+    stream = (
+        ffmpeg.input(str(path), threads=1, **options)
+        .video.filter("scale", size[0], size[1])
+        .filter("setsar", 1)
+        .output(str(out), vframes=1, format="image2", vcodec="mjpeg", **{"q:v": 3}, threads=1)
+        .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+        .overwrite_output()
+    )
+    process = ffmpeg.run_async(stream, cmd=FFMPEG, pipe_stderr=True)
+    _, stderr = process.communicate()
+    if process.returncode != 0 or not out.is_file():
+        raise failure("ffmpeg", path, process.returncode, stderr or b"no thumbnail written")
+
+
+def extract_thumbnails(path: Path, probe: dict[str, Any], slots: list[ThumbnailSlot], out_dir: Path,
+                       max_height: int) -> list[Thumbnail]:
+    """Write one JPEG per slot into `out_dir` as `NNNN.jpg`, a few ffmpeg processes at a time."""
+    require_file(path)
+    keyframes = keyframe_times(path, probe) if slots else []
+    size = output_size(probe, max_height)
+    file_offset = (probe.get("video_start_s") or 0.0) - (probe.get("format_start_s") or 0.0)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    points = [_seek_point(slot, keyframes) for slot in slots]
+    jobs = [(path, out_dir / f"{i:04d}.jpg", seek, on_key, size, file_offset) for i, (seek, on_key) in enumerate(points)]
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda job: _extract_one(*job), jobs))
+    return [Thumbnail(idx=i, path=job[1], width=size[0], height=size[1], ts_ms=round(seek * 1000))
+            for i, (job, (seek, _)) in enumerate(zip(jobs, points, strict=True))]

@@ -1,0 +1,52 @@
+"""Heimdex settings shared by the pipeline and the API, read from `HEIMDEX_*` variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PipelineSettings(BaseSettings):
+    """Where media lives and how the pipeline treats it; every field is `HEIMDEX_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="HEIMDEX_", env_file=".env", extra="ignore")
+
+    derived_root: Path = Path("./derived")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata catalog; SQLite under the derived root when unset.",
+    )
+
+    # Asset retries: exponential backoff with jitter, for transient failures only.
+    retry_max_retries: int = Field(default=3, ge=0)
+    retry_delay_s: float = Field(default=2.0, ge=0)
+
+    # ContentDetector's defaults; a change here makes every partition stale.
+    scene_threshold: float = Field(default=27.0, gt=0)
+    scene_min_scene_len_frames: int = Field(default=15, ge=1)
+
+    thumbnail_max_count: int = Field(default=20, ge=1, le=50)
+    thumbnail_max_height: int = Field(default=360, ge=64)
+
+    weak_threshold_bytes: int = Field(default=1_000_000_000, ge=0)
+    sensor_interval_s: int = Field(default=30, ge=1)
+    sensor_max_new_files_per_tick: int = Field(default=200, ge=1)
+
+    @property
+    def uploads_root(self) -> Path:
+        """The upload bucket the sensor watches: `<derived>/uploads/<org_id>/...`."""
+        return self.derived_root / "uploads"
+
+    @property
+    def catalog_url(self) -> str:
+        """The catalog's database URL, defaulting to SQLite beside the derived files."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.derived_root.resolve() / 'heimdex.db'}"
+
+
+@lru_cache
+def get_settings() -> PipelineSettings:
+    """The process-wide settings, read once from the environment."""
+    return PipelineSettings()

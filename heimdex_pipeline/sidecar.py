@@ -1,0 +1,82 @@
+"""The scene sidecar document (`<asset_id>.vna.json`) and its JSON Schema."""
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+
+class SidecarSource(BaseModel):
+    """The file the sidecar describes."""
+
+    uri: str
+    filename: str
+    size_bytes: int = Field(ge=0)
+    hash: str
+    hash_quality: Literal["strong", "weak"]
+
+
+class SidecarProbe(BaseModel):
+    """The probe summary: the video stream's facts, and every stream."""
+
+    model_config = ConfigDict(extra="allow")
+
+    duration_s: float
+    width: int
+    height: int
+    fps: float | None
+    codec: str | None
+    rotation: int
+    streams: list[dict[str, Any]]
+
+
+class SidecarScene(BaseModel):
+    """One scene; times in seconds from the first frame's presentation timestamp, end exclusive."""
+
+    index: int = Field(ge=0)
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    start_frame: int = Field(ge=0)
+    end_frame: int = Field(ge=0)
+
+
+class SidecarDetector(BaseModel):
+    """The scene detector that produced the scenes."""
+
+    name: str
+    version: str
+    parameters: dict[str, Any]
+
+
+class ThumbnailEntry(BaseModel):
+    """A thumbnail as the asset answer lists it; `storage_key` is relative to the org folder."""
+
+    idx: int = Field(ge=0)
+    storage_key: str
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    ts_ms: int = Field(ge=0)
+
+
+class Sidecar(BaseModel):
+    """The scene sidecar of one video."""
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    asset_id: str
+    org_id: str
+    source: SidecarSource
+    probe: SidecarProbe
+    scenes: list[SidecarScene] = Field(min_length=1)
+    detector: SidecarDetector
+    thumbnails: list[ThumbnailEntry] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def sidecar_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the sidecar, as written to `<derived>/schemas/sidecar.schema.json`."""
+    schema = Sidecar.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://heimdex.dev/schemas/sidecar/{SCHEMA_VERSION}"
+    return schema

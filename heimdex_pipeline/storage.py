@@ -1,0 +1,95 @@
+"""The derived tree's layout, and writes that never leave a half-written file behind.
+
+    <derived>/uploads/<org_id>/...                       the upload bucket
+    <derived>/<org_id>/probes/<asset_id>.probe.json      probe metadata
+    <derived>/<org_id>/sidecars/<asset_id>.vna.json      the scene sidecar
+    <derived>/<org_id>/thumbnails/<asset_id>/NNNN.jpg    thumbnails
+    <derived>/schemas/sidecar.schema.json                the sidecar's JSON Schema
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ORG_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class DerivedLayout:
+    """Paths of everything Heimdex writes under the derived root."""
+
+    root: Path
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    @property
+    def sidecar_schema(self) -> Path:
+        return self.root / "schemas" / "sidecar.schema.json"
+
+    def org_dir(self, org_id: str) -> Path:
+        if not ORG_ID_PATTERN.match(org_id):
+            raise ValueError(f"not a valid org id: {org_id!r}")
+        return self.root / org_id
+
+    def probe(self, org_id: str, asset_id: str) -> Path:
+        return self.org_dir(org_id) / "probes" / f"{asset_id}.probe.json"
+
+    def sidecar(self, org_id: str, asset_id: str) -> Path:
+        return self.org_dir(org_id) / self.sidecar_key(asset_id)
+
+    def thumbnails(self, org_id: str, asset_id: str) -> Path:
+        return self.org_dir(org_id) / "thumbnails" / asset_id
+
+    @staticmethod
+    def sidecar_key(asset_id: str) -> str:
+        """The sidecar's storage key, relative to the org folder."""
+        return f"sidecars/{asset_id}.vna.json"
+
+    def storage_key(self, org_id: str, path: Path) -> str:
+        """A file's storage key: its path relative to the org folder."""
+        return path.relative_to(self.org_dir(org_id)).as_posix()
+
+
+def write_json_atomic(path: Path, document: Any) -> None:
+    """Write JSON to a temporary file beside `path`, fsync it, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON document written by `write_json_atomic`."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def staging_dir(final: Path) -> Path:
+    """A fresh hidden folder beside `final` to fill before `swap_dir` puts it in place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+
+
+def swap_dir(staged: Path, final: Path) -> None:
+    """Replace `final` by `staged` so readers see the old set or the new one, never a mix."""
+    retired = None
+    if final.exists():
+        retired = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, retired)
+    os.replace(staged, final)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
