@@ -1,0 +1,6 @@
+"""Software-defined assets: probe metadata, scene sidecar and thumbnails of each video."""
+
+from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.assets.video import probe_metadata, scene_sidecar, thumbnails
+
+__all__ = ["probe_metadata", "scene_sidecar", "thumbnails", "videos_partitions"]

@@ -1,0 +1,223 @@
+"""The three assets of a video partition: probe metadata, scene sidecar, thumbnails."""
+
+import base64
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+from dagster import (
+    AssetExecutionContext,
+    Backoff,
+    Config,
+    Failure,
+    Jitter,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+from pydantic import Field
+from structlog.stdlib import BoundLogger
+
+from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.catalog.models import Video
+from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.media.errors import TransientMediaError, UnreadableMediaError
+from heimdex_pipeline.media.probe import probe_video
+from heimdex_pipeline.media.scenes import DetectorParams, Scene, detect_scenes
+from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
+from heimdex_pipeline.resources import CatalogResource, DerivedStorage
+from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.sidecar import Sidecar, SidecarSource, ThumbnailEntry, sidecar_json_schema
+from heimdex_pipeline.storage import read_json, staging_dir, swap_dir, write_json_atomic
+
+_settings = get_settings()
+
+# Transient failures (ffmpeg killed, a file briefly missing) are retried with exponential
+# backoff and jitter; unreadable input raises Failure(allow_retries=False) and fails at once.
+MEDIA_RETRY_POLICY = RetryPolicy(
+    max_retries=_settings.retry_max_retries,
+    delay=_settings.retry_delay_s,
+    backoff=Backoff.EXPONENTIAL,
+    jitter=Jitter.PLUS_MINUS,
+)
+# Limits how many ffmpeg-heavy steps run at once on the instance (dagster.yaml sets the limit).
+FFMPEG_POOL = "ffmpeg"
+
+DETECTOR = DetectorParams(threshold=_settings.scene_threshold,
+                          min_scene_len_frames=_settings.scene_min_scene_len_frames)
+PREVIEW_COUNT = 4
+PREVIEW_HEIGHT = 90
+
+
+def _detector_version() -> str:
+    """The sidecar's code version: a change of detector, version or parameters makes partitions stale."""
+    described = DETECTOR.describe()
+    params = ",".join(f"{k}={v}" for k, v in sorted(described["parameters"].items()))
+    return f"scenes-1;{described['name']}-{described['version']};{params}"
+
+
+@contextmanager
+def media_errors(log: BoundLogger, step: str) -> Iterator[None]:
+    """Turn unreadable input into a Failure that skips retries; let transient errors retry."""
+    try:
+        yield
+    except UnreadableMediaError as exc:
+        log.error(f"{step}.unreadable", error=str(exc))
+        raise Failure(description=str(exc), allow_retries=False) from exc
+    except TransientMediaError as exc:
+        log.warning(f"{step}.transient", error=str(exc))
+        raise
+
+
+def _read_upstream(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise Failure(description=f"no {what} at {path}: materialise it first", allow_retries=False)
+    return read_json(path)
+
+
+def _start(context: AssetExecutionContext, catalog: CatalogResource, step: str) -> tuple[Video, BoundLogger]:
+    video = catalog.video(context.partition_key)
+    log = get_logger("assets", asset_id=video.asset_id, job_id=context.run_id, org_id=video.org_id)
+    log.info(f"{step}.start", attempt=context.retry_number)
+    return video, log
+
+
+@asset(
+    partitions_def=videos_partitions,
+    retry_policy=MEDIA_RETRY_POLICY,
+    code_version="probe-1",
+    group_name="video",
+    kinds={"ffmpeg", "json"},
+)
+def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, derived: DerivedStorage) -> MaterializeResult:
+    """ffprobe's view of the video, normalised: duration, size, frame rate, codec, rotation, streams."""
+    video, log = _start(context, catalog, "probe")
+    with media_errors(log, "probe"):
+        probe = probe_video(Path(video.source_path))
+    path = derived.layout.probe(video.org_id, video.asset_id)
+    write_json_atomic(path, probe)
+    log.info("probe.done", duration_s=probe["duration_s"], codec=probe["codec"])
+    return MaterializeResult(metadata={
+        "org_id": video.org_id,
+        "source": MetadataValue.path(video.source_path),
+        "duration_s": MetadataValue.float(probe["duration_s"]),
+        "resolution": f"{probe['width']}x{probe['height']}",
+        "display_resolution": f"{probe['display_width']}x{probe['display_height']}",
+        "fps": MetadataValue.float(probe["fps"] or 0.0),
+        "codec": probe["codec"] or "unknown",
+        "rotation": probe["rotation"],
+        "probe_path": MetadataValue.path(str(path)),
+    })
+
+
+@asset(
+    partitions_def=videos_partitions,
+    deps=[probe_metadata],
+    retry_policy=MEDIA_RETRY_POLICY,
+    code_version=_detector_version(),
+    pool=FFMPEG_POOL,
+    group_name="video",
+    kinds={"pyscenedetect", "json"},
+)
+def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, derived: DerivedStorage) -> MaterializeResult:
+    """The scene sidecar (`<asset_id>.vna.json`): source, probe and PySceneDetect's scenes."""
+    video, log = _start(context, catalog, "scenes")
+    layout = derived.layout
+    probe = _read_upstream(layout.probe(video.org_id, video.asset_id), "probe metadata")
+    with media_errors(log, "scenes"):
+        detection = detect_scenes(Path(video.source_path), probe, DETECTOR)
+    sidecar = Sidecar(
+        asset_id=video.asset_id,
+        org_id=video.org_id,
+        source=SidecarSource(uri=Path(video.source_path).resolve().as_uri(), filename=video.source_name,
+                             size_bytes=video.size_bytes, hash=video.hash, hash_quality=video.hash_quality),
+        probe=probe,
+        scenes=[vars(scene) for scene in detection.scenes],
+        detector=detection.detector,
+    )
+    path = layout.sidecar(video.org_id, video.asset_id)
+    write_json_atomic(layout.sidecar_schema, sidecar_json_schema())
+    write_json_atomic(path, sidecar.model_dump(mode="json"))
+    log.info("scenes.done", scene_count=len(detection.scenes), frames=detection.frames_decoded)
+    return MaterializeResult(metadata={
+        "org_id": video.org_id,
+        "scene_count": len(detection.scenes),
+        "cuts_s": MetadataValue.json([scene.start_s for scene in detection.scenes[1:]]),
+        "duration_s": MetadataValue.float(probe["duration_s"]),
+        "resolution": f"{probe['width']}x{probe['height']}",
+        "frames_decoded": detection.frames_decoded,
+        "detector": MetadataValue.json(detection.detector),
+        "sidecar_path": MetadataValue.path(str(path)),
+    })
+
+
+class ThumbnailConfig(Config):
+    """The contract's thumbnail policy; by default one frame per scene."""
+
+    interval_s: float = Field(default=0.0, ge=0, description="0: one per scene; else one every interval_s seconds")
+    max_count: int = Field(default=_settings.thumbnail_max_count, ge=1, le=50)
+    max_height: int = Field(default=_settings.thumbnail_max_height, ge=64)
+
+
+def _preview_markdown(paths: list[Path]) -> str:
+    """Small inline copies of the first thumbnails, so the web UI shows them with the materialisation."""
+    images = []
+    for path in paths[:PREVIEW_COUNT]:
+        image = cv2.imread(str(path))
+        if image is None:
+            continue
+        width = max(1, round(image.shape[1] * PREVIEW_HEIGHT / image.shape[0]))
+        ok, jpeg = cv2.imencode(".jpg", cv2.resize(image, (width, PREVIEW_HEIGHT), interpolation=cv2.INTER_AREA),
+                                [cv2.IMWRITE_JPEG_QUALITY, 70])
+        if ok:
+            images.append(f"![{path.name}](data:image/jpeg;base64,{base64.b64encode(jpeg.tobytes()).decode()})")
+    return " ".join(images) or "_no thumbnail_"
+
+
+@asset(
+    partitions_def=videos_partitions,
+    deps=[scene_sidecar],
+    retry_policy=MEDIA_RETRY_POLICY,
+    code_version="thumbnails-1",
+    pool=FFMPEG_POOL,
+    group_name="video",
+    kinds={"ffmpeg", "jpeg"},
+)
+def thumbnails(context: AssetExecutionContext, config: ThumbnailConfig, catalog: CatalogResource,
+               derived: DerivedStorage) -> MaterializeResult:
+    """JPEG thumbnails, one representative frame per scene by default, listed in the sidecar."""
+    video, log = _start(context, catalog, "thumbnails")
+    layout = derived.layout
+    sidecar_path = layout.sidecar(video.org_id, video.asset_id)
+    sidecar = Sidecar.model_validate(_read_upstream(sidecar_path, "scene sidecar"))
+    probe = _read_upstream(layout.probe(video.org_id, video.asset_id), "probe metadata")
+    policy = ThumbnailPolicy(interval_s=config.interval_s, max_count=config.max_count, max_height=config.max_height)
+    slots = plan_thumbnails([Scene(**scene.model_dump()) for scene in sidecar.scenes], probe["duration_s"], policy)
+    final = layout.thumbnails(video.org_id, video.asset_id)
+    # Extract into a hidden folder and swap it in whole: a failed attempt leaves the old set intact.
+    staged = staging_dir(final)
+    try:
+        with media_errors(log, "thumbnails"):
+            extracted = extract_thumbnails(Path(video.source_path), probe, slots, staged, policy.max_height)
+        swap_dir(staged, final)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    paths = [final / thumb.path.name for thumb in extracted]
+    sidecar.thumbnails = [
+        ThumbnailEntry(idx=t.idx, storage_key=layout.storage_key(video.org_id, path), width=t.width,
+                       height=t.height, ts_ms=t.ts_ms)
+        for t, path in zip(extracted, paths, strict=True)
+    ]
+    write_json_atomic(sidecar_path, sidecar.model_dump(mode="json"))
+    log.info("thumbnails.done", count=len(paths))
+    return MaterializeResult(metadata={
+        "org_id": video.org_id,
+        "count": len(paths),
+        "policy": MetadataValue.json(config.model_dump()),
+        "folder": MetadataValue.path(str(final)),
+        "files": MetadataValue.json([str(p) for p in paths]),
+        "preview": MetadataValue.md(_preview_markdown(paths)),
+    })

@@ -1,0 +1,31 @@
+"""The catalog database as a Dagster resource."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dagster import ConfigurableResource, Failure
+from sqlalchemy.orm import Session
+
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.models import Video
+from heimdex_pipeline.catalog.repository import get_video
+
+
+class CatalogResource(ConfigurableResource):
+    """The metadata catalog (SQLite or PostgreSQL) that maps partitions to source files."""
+
+    database_url: str
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transactional session on the catalog."""
+        with session_scope(self.database_url) as session:
+            yield session
+
+    def video(self, asset_id: str) -> Video:
+        """The video behind a partition; a partition nobody catalogued cannot be materialised."""
+        with self.session() as session:
+            video = get_video(session, asset_id)
+        if video is None:
+            raise Failure(description=f"video {asset_id} is not in the catalog", allow_retries=False)
+        return video
