@@ -61,7 +61,8 @@ def plan_thumbnails(scenes: list[Scene], duration_s: float, policy: ThumbnailPol
     """The slots to fill: scene middles, or interval middles, spread evenly down to `max_count`."""
     if policy.interval_s > 0:
         slots, start = [], 0.0
-        while start < duration_s:
+        # A last window shorter than half an interval is a sliver at the very end: skip it.
+        while start < duration_s and (not slots or duration_s - start >= policy.interval_s / 2):
             end = min(start + policy.interval_s, duration_s)
             slots.append(ThumbnailSlot((start + end) / 2, start, end))
             start += policy.interval_s

@@ -1,0 +1,65 @@
+"""Fixtures shared by every test: real media, synthetic clips, a migrated catalog, a Dagster instance."""
+
+import os
+
+# Fast retries for the whole suite; set before any Heimdex module reads its settings.
+os.environ.setdefault("HEIMDEX_RETRY_DELAY_S", "0.2")
+os.environ.setdefault("HEIMDEX_RETRY_MAX_RETRIES", "3")
+
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from dagster import DagsterInstance, instance_for_test  # noqa: E402
+
+from heimdex_pipeline.catalog.db import migrate  # noqa: E402
+from heimdex_pipeline.media.synthetic import make_clip  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MEDIA_DIR = Path(os.environ.get("HEIMDEX_MEDIA_DIR", REPO_ROOT.parent / "shared" / "media" / "pyscenedetect"))
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    """PySceneDetect's real test videos (shared/ beside the checkout); never copied into the repo."""
+    assert MEDIA_DIR.is_dir(), f"the real test media are missing: {MEDIA_DIR}"
+    return MEDIA_DIR
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[Path, list[float]]]:
+    """Make (once per session) an H.264 clip of the given segment lengths; returns it and its cuts."""
+    folder = tmp_path_factory.mktemp("clips")
+    made: dict[tuple, tuple[Path, list[float]]] = {}
+
+    def make(durations: tuple[float, ...], size: str = "320x240", rate: int = 25) -> tuple[Path, list[float]]:
+        key = (durations, size, rate)
+        if key not in made:
+            out = folder / f"clip_{len(made)}.mp4"
+            made[key] = (out, make_clip(out, durations, size=size, rate=rate))
+        return made[key]
+
+    return make
+
+
+@pytest.fixture
+def derived_root(tmp_path: Path) -> Path:
+    """An empty derived folder with its upload bucket."""
+    root = tmp_path / "derived"
+    (root / "uploads").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def catalog_url(tmp_path: Path) -> str:
+    """A migrated SQLite catalog."""
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    """A real Dagster instance with SQLite storage in a temporary DAGSTER_HOME."""
+    with instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as dagster_instance:
+        yield dagster_instance
