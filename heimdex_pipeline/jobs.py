@@ -2,25 +2,22 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails, videos_partitions
+from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
 
 ingest_video_job = define_asset_job(
     "ingest_video",
     selection=AssetSelection.assets(probe_metadata, scene_sidecar, thumbnails),
-    partitions_def=videos_partitions,
     description="Probe a video, detect its scenes and extract its thumbnails.",
 )
 
 sidecar_job = define_asset_job(
     "sidecar_job",
     selection=AssetSelection.assets(probe_metadata, scene_sidecar),
-    partitions_def=videos_partitions,
     description="Probe a video and write its scene sidecar.",
 )
 
 thumbnails_job = define_asset_job(
     "thumbnails_job",
     selection=AssetSelection.assets(thumbnails),
-    partitions_def=videos_partitions,
     description="Re-extract a video's thumbnails with a given policy (its sidecar must exist).",
 )

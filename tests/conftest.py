@@ -61,5 +61,7 @@ def catalog_url(tmp_path: Path) -> str:
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
     """A real Dagster instance with SQLite storage in a temporary DAGSTER_HOME."""
-    with instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as dagster_instance:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with instance_for_test(temp_dir=str(home)) as dagster_instance:
         yield dagster_instance

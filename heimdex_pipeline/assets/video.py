@@ -80,7 +80,7 @@ def _read_upstream(path: Path, what: str) -> dict:
 
 def _start(context: AssetExecutionContext, catalog: CatalogResource, step: str) -> tuple[Video, BoundLogger]:
     video = catalog.video(context.partition_key)
-    log = get_logger("assets", asset_id=video.asset_id, job_id=context.run_id, org_id=video.org_id)
+    log = get_logger("assets", asset_id=video.asset_id, job_id=context.run.run_id, org_id=video.org_id)
     log.info(f"{step}.start", attempt=context.retry_number)
     return video, log
 

@@ -1,0 +1,119 @@
+"""The three assets materialised for a partition on a real Dagster instance."""
+
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
+
+from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.media import probe as probe_module
+
+ASSETS = [probe_metadata, scene_sidecar, thumbnails]
+
+
+def _metadata(instance: DagsterInstance, key: str, partition: str) -> dict:
+    event = instance.get_latest_materialization_event(AssetKey(key))
+    assert event is not None and event.dagster_event.partition == partition
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def test_three_assets_for_a_partition(clips, upload, resources, instance: DagsterInstance, derived_root: Path) -> None:
+    path, cuts = clips((2.0, 1.5, 3.0))
+    asset_id = upload(path, name="holiday movie.mp4")
+    result = materialize(ASSETS, partition_key=asset_id, instance=instance, resources=resources)
+    assert result.success
+
+    probe_meta = _metadata(instance, "probe_metadata", asset_id)
+    assert probe_meta["resolution"] == "320x240" and abs(probe_meta["duration_s"] - 6.5) < 0.05
+
+    sidecar_path = derived_root / "org-demo" / "sidecars" / f"{asset_id}.vna.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    assert sidecar["schema_version"] == "1.0" and sidecar["asset_id"] == asset_id and sidecar["org_id"] == "org-demo"
+    assert [s["start_s"] for s in sidecar["scenes"][1:]] == [round(c, 6) for c in cuts]
+    assert sidecar["source"]["filename"] == "holiday movie.mp4" and sidecar["source"]["hash_quality"] == "strong"
+    assert sidecar["detector"]["name"] == "ContentDetector"
+    assert (derived_root / "schemas" / "sidecar.schema.json").is_file()
+    assert _metadata(instance, "scene_sidecar", asset_id)["scene_count"] == 3
+
+    assert len(sidecar["thumbnails"]) == 3
+    for entry in sidecar["thumbnails"]:
+        assert (derived_root / "org-demo" / entry["storage_key"]).is_file()
+        assert entry["storage_key"].startswith(f"thumbnails/{asset_id}/")
+    thumbs_meta = _metadata(instance, "thumbnails", asset_id)
+    assert thumbs_meta["count"] == 3 and thumbs_meta["preview"].count("data:image/jpeg;base64,") == 3
+    # Nothing half-written is left beside the outputs.
+    assert not [p for p in derived_root.rglob(".*") if p.name != ".gitkeep"]
+
+
+def test_thumbnail_policy_from_run_config(clips, upload, resources, instance: DagsterInstance, derived_root: Path) -> None:
+    path, _ = clips((2.0, 1.5, 3.0))
+    asset_id = upload(path)
+    assert materialize(ASSETS, partition_key=asset_id, instance=instance, resources=resources).success
+    config = {"ops": {"thumbnails": {"config": {"interval_s": 1.0, "max_count": 4, "max_height": 64}}}}
+    assert materialize([thumbnails], partition_key=asset_id, instance=instance, resources=resources, run_config=config).success
+    sidecar = json.loads((derived_root / "org-demo" / "sidecars" / f"{asset_id}.vna.json").read_text())
+    assert len(sidecar["thumbnails"]) == 4 and {t["height"] for t in sidecar["thumbnails"]} == {64}
+    assert len(list((derived_root / "org-demo" / "thumbnails" / asset_id).iterdir())) == 4
+
+
+def _step_events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> list:
+    return [e for e in instance.all_logs(run_id, of_type=kind)]
+
+
+def test_killed_ffprobe_is_retried_then_succeeds(clips, upload, resources, instance: DagsterInstance,
+                                                 tmp_path: Path, monkeypatch) -> None:
+    path, _ = clips((2.0,))
+    asset_id = upload(path)
+    # The real ffprobe, but the first call is killed by SIGKILL, as an OOM killer would.
+    marker = tmp_path / "killed-once"
+    wrapper = tmp_path / "ffprobe"
+    wrapper.write_text(f'#!/bin/sh\nif [ ! -e "{marker}" ]; then touch "{marker}"; kill -9 $$; fi\nexec ffprobe "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(probe_module, "FFPROBE", os.fspath(wrapper))
+    result = materialize([probe_metadata], partition_key=asset_id, instance=instance, resources=resources)
+    assert result.success and marker.exists()
+    assert len(_step_events(instance, result.run_id, DagsterEventType.STEP_UP_FOR_RETRY)) == 1
+
+
+def test_briefly_missing_file_is_retried_then_succeeds(clips, upload, resources, instance: DagsterInstance,
+                                                       derived_root: Path) -> None:
+    path, _ = clips((2.0,))
+    asset_id = upload(path)
+    source = next((derived_root / "uploads").rglob("*.mp4"))
+    hidden = source.with_name(".moving")
+    source.rename(hidden)
+
+    def put_back_after_first_failure() -> None:
+        for _ in range(400):
+            if _retried(instance):
+                break
+            threading.Event().wait(0.05)
+        hidden.rename(source)
+
+    helper = threading.Thread(target=put_back_after_first_failure)
+    helper.start()
+    result = materialize([probe_metadata], partition_key=asset_id, instance=instance, resources=resources)
+    helper.join()
+    assert result.success
+    assert len(_step_events(instance, result.run_id, DagsterEventType.STEP_UP_FOR_RETRY)) >= 1
+
+
+def _retried(instance: DagsterInstance) -> bool:
+    runs = instance.get_runs(limit=1)
+    return bool(runs) and bool(_step_events(instance, runs[0].run_id, DagsterEventType.STEP_UP_FOR_RETRY))
+
+
+def test_corrupt_file_fails_fast_with_its_message(upload, resources, instance: DagsterInstance, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(20_000))
+    asset_id = upload(corrupt)
+    result = materialize(ASSETS, partition_key=asset_id, instance=instance, resources=resources, raise_on_error=False)
+    assert not result.success
+    assert not _step_events(instance, result.run_id, DagsterEventType.STEP_UP_FOR_RETRY)
+    (failure,) = _step_events(instance, result.run_id, DagsterEventType.STEP_FAILURE)
+    message = failure.dagster_event.step_failure_data.user_failure_data.description
+    assert "ffprobe cannot read corrupt.mp4" in message
+    assert "Invalid data found" in message or "moov atom not found" in message

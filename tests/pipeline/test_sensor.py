@@ -1,0 +1,145 @@
+"""The upload sensor: new, growing, duplicate and changed files, and a bucket of 10,000 files."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.models import Source, Upload, Video
+from heimdex_pipeline.sensors import upload_sensor
+
+
+class Bucket:
+    """Ticks of the sensor against one bucket, carrying the cursor from tick to tick like the daemon."""
+
+    def __init__(self, derived_root: Path, instance: DagsterInstance, resources: dict) -> None:
+        self.root = derived_root / "uploads"
+        self.instance = instance
+        self.resources = resources
+        self.cursor: str | None = None
+
+    def drop(self, source: Path, relative: str) -> Path:
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return target
+
+    def tick(self) -> SensorResult | SkipReason:
+        context = build_sensor_context(instance=self.instance, cursor=self.cursor, resources=self.resources)
+        result = upload_sensor(context)
+        if isinstance(result, SensorResult):
+            self.cursor = result.cursor
+            # Apply the partition requests as the daemon would, so later ticks see them.
+            for request in result.dynamic_partitions_requests or []:
+                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        return result
+
+
+def _requested(result: SensorResult | SkipReason) -> list[str]:
+    return [r.partition_key for r in result.run_requests] if isinstance(result, SensorResult) else []
+
+
+def test_new_file_is_taken_once_it_has_settled(clips, derived_root, instance, resources) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    assert isinstance(bucket.tick(), SkipReason)
+    path, _ = clips((2.0, 2.0))
+    bucket.drop(path, "org-demo/camera/a.mp4")
+    assert _requested(bucket.tick()) == []  # seen once: maybe still being written
+    second = bucket.tick()
+    (asset_id,) = _requested(second)
+    assert second.run_requests[0].run_key == asset_id
+    assert second.dynamic_partitions_requests[0].partition_keys == [asset_id]
+    assert instance.has_dynamic_partition("videos", asset_id)
+    assert _requested(bucket.tick()) == []  # never twice
+
+
+def test_growing_file_waits_until_it_stops_growing(clips, derived_root, instance, resources) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    data = path.read_bytes()
+    target = derived_root / "uploads" / "org-demo" / "growing.mp4"
+    target.parent.mkdir(parents=True)
+    for end in (len(data) // 3, 2 * len(data) // 3, len(data)):
+        target.write_bytes(data[:end])
+        assert _requested(bucket.tick()) == []
+    assert len(_requested(bucket.tick())) == 1
+
+
+def test_same_content_twice_runs_once(clips, derived_root, instance, resources, catalog_url) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    bucket.drop(path, "org-demo/a.mp4")
+    bucket.tick()
+    (asset_id,) = _requested(bucket.tick())
+    bucket.drop(path, "org-demo/copy/b.mp4")
+    bucket.tick()
+    assert _requested(bucket.tick()) == []
+    with session_scope(catalog_url) as session:
+        assert {s.asset_id for s in session.query(Source)} == {asset_id}
+        assert session.query(Source).count() == 2
+
+
+def test_content_ingested_by_the_api_is_not_run_again(clips, derived_root, instance, resources, catalog_url) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    # An upload reserved through the API and not committed yet belongs to the API.
+    reserved = bucket.drop(path, "org-demo/up_123/movie.mp4")
+    with session_scope(catalog_url) as session:
+        session.add(Upload(upload_id="up_123", org_id="org-demo", source_name="movie.mp4",
+                           content_length=reserved.stat().st_size, directory=str(reserved.parent)))
+    bucket.tick()
+    assert _requested(bucket.tick()) == []
+
+
+def test_changed_content_runs_again(clips, derived_root, instance, resources) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    first, _ = clips((2.0, 2.0))
+    second, _ = clips((1.0, 3.0))
+    target = bucket.drop(first, "org-demo/movie.mp4")
+    bucket.tick()
+    (first_id,) = _requested(bucket.tick())
+    shutil.copyfile(second, target)
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 1_000_000))
+    bucket.tick()
+    (second_id,) = _requested(bucket.tick())
+    assert second_id != first_id
+
+
+def test_orgs_are_kept_apart(clips, derived_root, instance, resources) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    bucket.drop(path, "org-a/x.mp4")
+    bucket.drop(path, "org-b/x.mp4")
+    bucket.drop(path, "../outside.mp4")
+    bucket.drop(path, "org-a/.hidden.mp4")
+    bucket.drop(path, "org-a/partial.mp4.part")
+    bucket.tick()
+    assert len(set(_requested(bucket.tick()))) == 2
+
+
+def test_ten_thousand_files_stay_cheap(clips, derived_root, instance, resources, catalog_url) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    org = derived_root / "uploads" / "org-big"
+    rows = []
+    for i in range(10_000):
+        target = org / f"batch{i // 1000}" / f"clip{i:05d}.mp4"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(i.to_bytes(4, "big"))
+        stat = target.stat()
+        rows.append(Source(path=str(target), org_id="org-big", size_bytes=stat.st_size, mtime_ns=stat.st_mtime_ns,
+                           asset_id="v_" + "0" * 32))
+    # Ten thousand files the catalog already knows.
+    with session_scope(catalog_url) as session:
+        session.add(Video(asset_id="v_" + "0" * 32, org_id="org-big", source_path=rows[0].path, source_name="x",
+                          size_bytes=4, hash="sha256:0", hash_quality="strong", origin="test"))
+        session.flush()
+        session.add_all(rows)
+    path, _ = clips((2.0, 2.0))
+    bucket.drop(path, "org-big/new/new.mp4")
+    first = bucket.tick()
+    assert len(json.loads(bucket.cursor)["unsettled"]) == 1 and _requested(first) == []
+    assert len(_requested(bucket.tick())) == 1
+    assert json.loads(bucket.cursor) == {"unsettled": []}
