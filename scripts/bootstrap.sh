@@ -1,0 +1,32 @@
+# Sourced by scripts/run.sh and scripts/test.sh: installs what Heimdex needs on first use.
+# uv (from PyPI), the locked Python dependencies, and ffmpeg from Debian when it is missing.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$HOME/.local/bin:$PATH"
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  echo "heimdex: installing $* from Debian" >&2
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  apt_install ffmpeg
+fi
+
+if ! command -v uv >/dev/null; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip
+  fi
+  echo "heimdex: installing uv from PyPI" >&2
+  # Debian's own Python refuses user installs unless told (PEP 668); uv lives in ~/.local only.
+  python3 -m pip install --quiet --user uv 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages uv
+fi
+
+uv sync --frozen --quiet

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs Heimdex's test suite: real ffmpeg, PySceneDetect, Dagster, SQLite and the local PostgreSQL.
+source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+
+# The PostgreSQL half of the suite needs the local server; start it when it is installed but down.
+if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  if command -v pg_ctlcluster >/dev/null; then
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+fi
+
+exec uv run pytest "$@"

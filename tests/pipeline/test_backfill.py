@@ -1,0 +1,51 @@
+"""A backfill of every video with the `dagster` CLI, run by a real Dagster daemon."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.slow
+def test_backfill_all_videos_from_the_cli(clips, upload, derived_root: Path, catalog_url: str,
+                                          instance: DagsterInstance, tmp_path: Path) -> None:
+    first, _ = clips((2.0, 2.0))
+    second, _ = clips((1.0, 1.5, 1.0))
+    asset_ids = {upload(first), upload(second, org_id="org-other")}
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", Path(instance.root_directory) / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": instance.root_directory, "HEIMDEX_DERIVED_ROOT": str(derived_root),
+           "HEIMDEX_DATABASE_URL": catalog_url}
+    command = [str(BIN / "dagster"), "job", "backfill", "-j", "ingest_video", "--all", "--noprompt",
+               "-w", str(REPO_ROOT / "workspace.yaml")]
+    backfill = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert backfill.returncode == 0, backfill.stderr
+    assert "Launched backfill job" in backfill.stdout
+
+    # The queued runs wait for the daemon, as they do in production.
+    reloaded = DagsterInstance.from_config(instance.root_directory)
+    runs = reloaded.get_runs()
+    assert {run.tags["dagster/partition"] for run in runs} == asset_ids
+    assert all("dagster/backfill" in run.tags for run in runs)
+    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+                              cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            statuses = {run.status for run in reloaded.get_runs()}
+            if statuses <= {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}:
+                break
+            time.sleep(2)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+    assert {run.status for run in reloaded.get_runs()} == {DagsterRunStatus.SUCCESS}
+    for key in ("probe_metadata", "scene_sidecar", "thumbnails"):
+        assert reloaded.get_materialized_partitions(AssetKey(key)) == asset_ids
