@@ -2,6 +2,9 @@
 # Runs Heimdex's test suite: real ffmpeg, PySceneDetect, Dagster, SQLite and the local PostgreSQL.
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 
+# The web UI test drives Debian's Chromium (browsers cannot be downloaded by Playwright here).
+command -v chromium >/dev/null || apt_install chromium
+
 # The PostgreSQL half of the suite needs the local server; start it when it is installed but down.
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   if command -v pg_ctlcluster >/dev/null; then

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: real media, synthetic clips, a migrated catalog, a Dagster instance."""
+"""Fixtures shared by every test: real media, synthetic clips, a migrated catalog, a Dagster instance,
+and catalogued uploads with the definitions' resources pointed at them."""
 
 import os
 
@@ -6,13 +7,17 @@ import os
 os.environ.setdefault("HEIMDEX_RETRY_DELAY_S", "0.2")
 os.environ.setdefault("HEIMDEX_RETRY_MAX_RETRIES", "3")
 
+import shutil  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 from dagster import DagsterInstance, instance_for_test  # noqa: E402
 
-from heimdex_pipeline.catalog.db import migrate  # noqa: E402
+from heimdex_pipeline.catalog.db import migrate, session_scope  # noqa: E402
+from heimdex_pipeline.catalog.repository import SourceFile, register_source  # noqa: E402
+from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file  # noqa: E402
+from heimdex_pipeline.resources import CatalogResource, DerivedStorage  # noqa: E402
 from heimdex_pipeline.media.synthetic import make_clip  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +70,28 @@ def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
     home.mkdir()
     with instance_for_test(temp_dir=str(home)) as dagster_instance:
         yield dagster_instance
+
+
+@pytest.fixture
+def resources(derived_root: Path, catalog_url: str) -> dict:
+    """The definitions' resources, pointed at this test's catalog and derived root."""
+    return {"catalog": CatalogResource(database_url=catalog_url), "derived": DerivedStorage(root=str(derived_root))}
+
+
+@pytest.fixture
+def upload(derived_root: Path, catalog_url: str, instance: DagsterInstance) -> Callable[..., str]:
+    """Copy a video into the bucket, catalogue it and add its partition, as an ingest does; return its asset id."""
+
+    def place(source: Path, org_id: str = "org-demo", name: str | None = None) -> str:
+        target = derived_root / "uploads" / org_id / "manual" / (name or source.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        content = hash_file(target, 1_000_000_000)
+        asset_id = asset_id_for(org_id, content)
+        stat = target.stat()
+        with session_scope(catalog_url) as session:
+            register_source(session, SourceFile(org_id, target, stat.st_size, stat.st_mtime_ns), asset_id, content, "test")
+        instance.add_dynamic_partitions("videos", [asset_id])
+        return asset_id
+
+    return place
