@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import heimdex_api.models  # noqa: F401  (the API's tables, so autogenerate sees them)
 from heimdex_pipeline.catalog.db import make_engine, normalize_url
 from heimdex_pipeline.catalog.models import Base
 from heimdex_pipeline.settings import PipelineSettings

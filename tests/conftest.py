@@ -10,11 +10,14 @@ os.environ.setdefault("HEIMDEX_RETRY_MAX_RETRIES", "3")
 import shutil  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
+from uuid import uuid4  # noqa: E402
 
+import psycopg  # noqa: E402
 import pytest  # noqa: E402
 from dagster import DagsterInstance, instance_for_test  # noqa: E402
 
-from heimdex_pipeline.catalog.db import migrate, session_scope  # noqa: E402
+from heimdex_pipeline.catalog.db import make_engine, migrate, session_scope  # noqa: E402
 from heimdex_pipeline.catalog.repository import SourceFile, register_source  # noqa: E402
 from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file  # noqa: E402
 from heimdex_pipeline.resources import CatalogResource, DerivedStorage  # noqa: E402
@@ -55,20 +58,64 @@ def derived_root(tmp_path: Path) -> Path:
     return root
 
 
+POSTGRES_ADMIN_URL = os.environ.get("HEIMDEX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[Callable[[], str]]:
+    """Make throwaway PostgreSQL databases on the local server; all are dropped when the session ends.
+
+    Without a server the PostgreSQL tests are skipped, except on CI, where they must run.
+    """
+    try:
+        psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"no PostgreSQL at {POSTGRES_ADMIN_URL}, and CI needs one: {exc}")
+        pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN_URL}")
+    made: list[str] = []
+
+    def create() -> str:
+        name = f"heimdex_test_{uuid4().hex[:12]}"
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        made.append(urlsplit(POSTGRES_ADMIN_URL)._replace(path=f"/{name}").geturl())
+        return made[-1]
+
+    yield create
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        for url in made:
+            make_engine(url).dispose()
+            admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database behind both Dagster's storage and the catalog: each test runs on both."""
+    return request.param
+
+
 @pytest.fixture
-def catalog_url(tmp_path: Path) -> str:
-    """A migrated SQLite catalog."""
-    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+def catalog_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A migrated catalog on the test's backend."""
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgres_database")()
+    else:
+        url = f"sqlite:///{tmp_path / 'catalog.db'}"
     migrate(url)
     return url
 
 
 @pytest.fixture
-def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
-    """A real Dagster instance with SQLite storage in a temporary DAGSTER_HOME."""
+def instance(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DagsterInstance]:
+    """A real Dagster instance in a temporary DAGSTER_HOME, its storage on the test's backend."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    with instance_for_test(temp_dir=str(home)) as dagster_instance:
+    overrides = None
+    if backend == "postgresql":
+        # dagster-postgres keeps run, event log and schedule storage in one database.
+        overrides = {"storage": {"postgres": {"postgres_url": request.getfixturevalue("postgres_database")()}}}
+    with instance_for_test(temp_dir=str(home), overrides=overrides) as dagster_instance:
         yield dagster_instance
 
 

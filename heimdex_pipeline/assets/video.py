@@ -139,6 +139,11 @@ def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, deri
         detector=detection.detector,
     )
     path = layout.sidecar(video.org_id, video.asset_id)
+    if path.is_file():
+        # Thumbnails follow the scenes: while the cuts are unchanged the existing ones still hold.
+        previous = Sidecar.model_validate(read_json(path))
+        if previous.scenes == sidecar.scenes:
+            sidecar.thumbnails = previous.thumbnails
     write_json_atomic(layout.sidecar_schema, sidecar_json_schema())
     write_json_atomic(path, sidecar.model_dump(mode="json"))
     log.info("scenes.done", scene_count=len(detection.scenes), frames=detection.frames_decoded)

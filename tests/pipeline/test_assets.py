@@ -57,6 +57,10 @@ def test_thumbnail_policy_from_run_config(clips, upload, resources, instance: Da
     sidecar = json.loads((derived_root / "org-demo" / "sidecars" / f"{asset_id}.vna.json").read_text())
     assert len(sidecar["thumbnails"]) == 4 and {t["height"] for t in sidecar["thumbnails"]} == {64}
     assert len(list((derived_root / "org-demo" / "thumbnails" / asset_id).iterdir())) == 4
+    # Re-detecting the same cuts keeps the thumbnails listed in the sidecar.
+    assert materialize([scene_sidecar], partition_key=asset_id, instance=instance, resources=resources).success
+    sidecar = json.loads((derived_root / "org-demo" / "sidecars" / f"{asset_id}.vna.json").read_text())
+    assert len(sidecar["thumbnails"]) == 4
 
 
 def _step_events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> list:

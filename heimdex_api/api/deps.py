@@ -1,0 +1,58 @@
+"""Dependencies of the routes, as `Annotated` aliases so that signatures read plainly."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from dagster import DagsterInstance
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from heimdex_api.core.config import ApiSettings
+from heimdex_api.core.errors import Unauthorized
+from heimdex_api.core.security import Principal, decode_token
+from heimdex_api.services.pipeline import JobLauncher
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.storage import DerivedLayout
+
+
+def get_settings(request: Request) -> ApiSettings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+
+
+def get_db(settings: SettingsDep) -> Iterator[Session]:
+    with session_scope(settings.catalog_url) as session:
+        yield session
+
+
+def get_layout(settings: SettingsDep) -> DerivedLayout:
+    return DerivedLayout(settings.derived_root.resolve())
+
+
+def get_instance(request: Request) -> DagsterInstance:
+    return request.app.state.runtime.instance
+
+
+def get_launcher(request: Request) -> JobLauncher:
+    return request.app.state.runtime.launcher
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_principal(settings: SettingsDep,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    """The caller named by the bearer token; 401 without a valid one."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("a bearer token is required", code="missing_token")
+    return decode_token(credentials.credentials, settings)
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+LayoutDep = Annotated[DerivedLayout, Depends(get_layout)]
+InstanceDep = Annotated[DagsterInstance, Depends(get_instance)]
+LauncherDep = Annotated[JobLauncher, Depends(get_launcher)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,70 @@
+"""`/v1/assets`: start sidecar and thumbnails jobs, read a video and its sidecar."""
+
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+
+from heimdex_api.api.deps import (
+    InstanceDep,
+    LauncherDep,
+    LayoutDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+)
+from heimdex_api.core.security import READ, WRITE, Principal
+from heimdex_api.schemas import AssetResponse, JobAccepted, SourceRequest, ThumbnailsRequest
+from heimdex_api.services import assets, idempotency
+
+router = APIRouter(prefix="/v1/assets", tags=["assets"])
+
+IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Request, key: str | None,
+            principal: Principal, settings: SettingsDep, layout: LayoutDep, instance: InstanceDep,
+            launcher: LauncherDep) -> dict[str, Any]:
+    principal.require(WRITE)
+    principal.require_org(body.org_id)
+    if key is not None:
+        idempotency.check_key(key)
+    job = assets.prepare_job(settings, layout, asset_id, body, job_type)
+    start = partial(assets.start_job, instance, launcher, job)
+    if key is None:
+        return start()
+    return idempotency.once(settings.catalog_url, body.org_id, key, f"POST {request.url.path}",
+                            body.model_dump(mode="json"), start, settings.idempotency_wait_s)
+
+
+@router.post("/{asset_id}/sidecar", status_code=202, response_model=JobAccepted)
+def sidecar_job(asset_id: str, body: SourceRequest, request: Request, principal: PrincipalDep,
+                settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
+                idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
+    """Probe the video and (re)write its scene sidecar."""
+    return _submit("sidecar", asset_id, body, request, idempotency_key, principal, settings, layout, instance,
+                   launcher)
+
+
+@router.post("/{asset_id}/thumbnails", status_code=202, response_model=JobAccepted)
+def thumbnails_job(asset_id: str, body: ThumbnailsRequest, request: Request, principal: PrincipalDep,
+                   settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
+                   idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
+    """(Re)extract the video's thumbnails with the given policy."""
+    return _submit("thumbnails", asset_id, body, request, idempotency_key, principal, settings, layout, instance,
+                   launcher)
+
+
+@router.get("/{asset_id}", response_model=AssetResponse)
+def read_asset(asset_id: str, principal: PrincipalDep, session: SessionDep, layout: LayoutDep,
+               instance: InstanceDep) -> dict[str, Any]:
+    """The video, its status, sidecar reference and thumbnails."""
+    principal.require(READ)
+    return assets.asset_view(instance, layout, assets.find_video(session, asset_id, principal.org_id))
+
+
+@router.get("/{asset_id}/sidecar")
+def read_sidecar(asset_id: str, principal: PrincipalDep, session: SessionDep, layout: LayoutDep) -> dict[str, Any]:
+    """The scene sidecar document; 404 until it exists."""
+    principal.require(READ)
+    return assets.sidecar_document(layout, assets.find_video(session, asset_id, principal.org_id))

@@ -1,0 +1,38 @@
+"""Liveness, and the admin's check of the tools the pipeline needs."""
+
+import importlib.util
+import os
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from heimdex_api.api.deps import InstanceDep, LayoutDep, PrincipalDep, SessionDep
+from heimdex_api.core.security import ADMIN
+from heimdex_api.schemas import HealthResponse
+from heimdex_pipeline.media.tools import FFMPEG, FFPROBE, tool_available
+
+router = APIRouter(prefix="/v1", tags=["health"])
+
+
+@router.get("/health", response_model=HealthResponse)
+def health() -> dict[str, str]:
+    """200 while the process serves requests; no auth."""
+    return {"status": "ok", "time": datetime.now(UTC).isoformat()}
+
+
+@router.get("/admin/env-check")
+def env_check(principal: PrincipalDep, session: SessionDep, layout: LayoutDep,
+              instance: InstanceDep) -> dict[str, bool]:
+    """Whether ffmpeg, ffprobe, PySceneDetect, the catalog, Dagster and the derived root are usable."""
+    principal.require(ADMIN)
+    session.execute(text("SELECT 1"))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    return {
+        "ffmpeg": tool_available(FFMPEG),
+        "ffprobe": tool_available(FFPROBE),
+        "pyscenedetect": importlib.util.find_spec("scenedetect") is not None,
+        "database": True,
+        "dagster_instance": instance.get_run_records(limit=1) is not None,
+        "derived_writable": os.access(layout.root, os.W_OK),
+    }

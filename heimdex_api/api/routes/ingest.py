@@ -1,0 +1,37 @@
+"""`/v1/ingest`: reserve an upload, commit it, and probe a file without changing anything."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from heimdex_api.api.deps import InstanceDep, LauncherDep, LayoutDep, PrincipalDep, SettingsDep
+from heimdex_api.core.security import READ, WRITE
+from heimdex_api.schemas import CommitRequest, CommitResponse, InitRequest, InitResponse, SourceRequest
+from heimdex_api.services import uploads
+
+router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
+
+
+@router.post("/init", status_code=201, response_model=InitResponse)
+def init(body: InitRequest, principal: PrincipalDep, settings: SettingsDep, layout: LayoutDep) -> dict[str, Any]:
+    """Reserve a folder for one upload; place the file at `presigned.asset_uri`, then commit."""
+    principal.require(WRITE)
+    principal.require_org(body.org_id)
+    return uploads.init_upload(settings, layout, body)
+
+
+@router.post("/commit", response_model=CommitResponse)
+def commit(body: CommitRequest, principal: PrincipalDep, settings: SettingsDep, layout: LayoutDep,
+           instance: InstanceDep, launcher: LauncherDep) -> dict[str, Any]:
+    """Identify the uploaded file and start its ingest (unless its content is already known)."""
+    principal.require(WRITE)
+    principal.require_org(body.org_id)
+    return uploads.commit_upload(settings, layout, instance, launcher, body)
+
+
+@router.post("/probe")
+def probe(body: SourceRequest, principal: PrincipalDep, settings: SettingsDep, layout: LayoutDep) -> dict[str, Any]:
+    """The probe document of a file in the org's uploads, with its hash and asset id (a dry run)."""
+    principal.require(READ)
+    principal.require_org(body.org_id)
+    return uploads.probe_source(settings, layout, body)

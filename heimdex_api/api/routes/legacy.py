@@ -1,0 +1,34 @@
+"""`POST /metadata`: the earlier service's probe of an uploaded file, behind HEIMDEX_ENABLE_LEGACY."""
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, UploadFile
+
+from heimdex_api.api.deps import PrincipalDep
+from heimdex_api.core.errors import Unprocessable
+from heimdex_api.core.security import READ
+from heimdex_pipeline.media.errors import MediaError
+from heimdex_pipeline.media.probe import probe_video
+
+router = APIRouter(tags=["legacy"])
+
+
+@router.post("/metadata")
+def metadata(file: Annotated[UploadFile, File()], principal: PrincipalDep) -> dict[str, Any]:
+    """The probe document of the uploaded file, with its `filename`; the file is not kept."""
+    principal.require(READ)
+    with tempfile.TemporaryDirectory(prefix="heimdex-legacy-") as folder:
+        path = Path(folder) / "upload"
+        with path.open("wb") as out:
+            shutil.copyfileobj(file.file, out)
+        if path.stat().st_size == 0:
+            raise Unprocessable("the uploaded file is empty", code="empty_source")
+        try:
+            probe = probe_video(path)
+        except MediaError as exc:
+            message = str(exc).replace(str(path), file.filename or "upload")
+            raise Unprocessable(message, code="unreadable_media") from None
+    return {**probe, "filename": file.filename}

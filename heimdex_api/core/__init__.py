@@ -1,0 +1,1 @@
+"""Configuration, security and errors of the API."""

@@ -1,0 +1,100 @@
+"""The API's errors, and the handlers that answer every one as `{"error": code, "detail": ...}`.
+
+    ApiError                      any answer that is not a success
+    ├── Unauthorized        401   no token, or a token that does not verify
+    ├── Forbidden           403   a token for another org, or without the scope
+    ├── NotFound            404   nothing there, or another org's object
+    ├── Conflict            409   idempotency conflict, commit twice, ...
+    ├── PayloadTooLarge     413   body or declared upload too large
+    ├── Unprocessable       422   input that can never succeed (bad URI, unreadable video)
+    └── Unavailable         503   Dagster or the database cannot be reached
+"""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from heimdex_pipeline.logs import get_logger
+
+
+class ApiError(Exception):
+    """An error answered with its status, machine code and detail."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, detail: Any = None, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class Unauthorized(ApiError):
+    status_code, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status_code, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status_code, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status_code, code = 409, "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status_code, code = 413, "payload_too_large"
+
+
+class Unprocessable(ApiError):
+    status_code, code = 422, "unprocessable"
+
+
+class Unavailable(ApiError):
+    status_code, code = 503, "unavailable"
+
+
+# Codes for HTTP errors raised by Starlette itself (unknown route, wrong method).
+_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+               409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable"}
+
+
+def error_response(status_code: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one JSON shape of every error."""
+    return JSONResponse({"error": code, "detail": detail}, status_code=status_code, headers=headers)
+
+
+async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return error_response(exc.status_code, exc.code, exc.detail, headers)
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), exc.detail,
+                          getattr(exc, "headers", None))
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    # The input is echoed back only by its location: it may be large or hold a NUL.
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
+    return error_response(422, "validation_error", errors)
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    get_logger("api").error("api.unhandled", path=request.url.path, error=repr(exc), exc_info=exc)
+    return error_response(500, "internal_error", "unexpected server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error of the app answer in the `{"error", "detail"}` shape."""
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unhandled)

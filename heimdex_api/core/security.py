@@ -1,0 +1,74 @@
+"""Bearer tokens: HS256 JWTs carrying `org_id` and `scopes`; minting one for development."""
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from heimdex_api.core.config import ApiSettings, get_api_settings
+from heimdex_api.core.errors import Forbidden, Unauthorized
+from heimdex_pipeline.storage import ORG_ID_PATTERN
+
+ADMIN = "admin"
+READ = "assets:read"
+WRITE = "assets:write"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who calls: the org the token speaks for, and what it may do."""
+
+    org_id: str
+    scopes: frozenset[str]
+
+    def require(self, scope: str) -> None:
+        """403 unless the token holds `scope` (or `admin`, which may do everything)."""
+        if scope not in self.scopes and ADMIN not in self.scopes:
+            raise Forbidden(f"the token lacks the {scope!r} scope", code="missing_scope")
+
+    def require_org(self, org_id: str) -> None:
+        """403 when the request names another org than the token's."""
+        if org_id != self.org_id:
+            raise Forbidden("the token is for another org", code="org_mismatch")
+
+
+def decode_token(token: str, settings: ApiSettings) -> Principal:
+    """Verify a token's signature, algorithm and expiry; 401 for anything wrong with it."""
+    required = ["org_id"] if settings.development else ["org_id", "exp"]
+    try:
+        # Only the configured algorithm is accepted: `alg: none` and algorithm swaps fail here.
+        claims = jwt.decode(token, settings.jwt_secret, algorithms=[settings.jwt_algorithm],
+                            options={"require": required}, leeway=5)
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("the token has expired", code="token_expired") from None
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from None
+    org_id, scopes = claims.get("org_id"), claims.get("scopes", settings.default_scopes)
+    if not isinstance(org_id, str) or not ORG_ID_PATTERN.match(org_id):
+        raise Unauthorized("the token's org_id is not a valid org id", code="invalid_token")
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise Unauthorized("the token's scopes must be a list of strings", code="invalid_token")
+    return Principal(org_id=org_id, scopes=frozenset(scopes))
+
+
+def mint_token(org_id: str, scopes: list[str] | None, settings: ApiSettings, ttl_s: int = 3600) -> str:
+    """A signed token for `org_id`, expiring after `ttl_s` seconds."""
+    claims: dict[str, object] = {"org_id": org_id, "exp": int(time.time()) + ttl_s}
+    if scopes is not None:
+        claims["scopes"] = scopes
+    return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm)
+
+
+def main() -> None:
+    """`python -m heimdex_api.core.security --org org-demo --scope admin`: print a token."""
+    parser = argparse.ArgumentParser(description="Mint a Heimdex API token with HEIMDEX_JWT_SECRET.")
+    parser.add_argument("--org", default="org-demo")
+    parser.add_argument("--scope", action="append", dest="scopes", help="repeat for several; default: read+write")
+    parser.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    args = parser.parse_args()
+    print(mint_token(args.org, args.scopes, get_api_settings(), args.ttl))
+
+
+if __name__ == "__main__":
+    main()

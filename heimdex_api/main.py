@@ -1,0 +1,64 @@
+"""The FastAPI application: `heimdex_api.main:app`, or `create_app()` with explicit parts for tests."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cached_property
+
+from dagster import DagsterInstance
+from fastapi import FastAPI
+
+from heimdex_api.api.routes import assets, health, ingest, jobs, legacy
+from heimdex_api.core.config import ApiSettings, get_api_settings
+from heimdex_api.core.errors import install_error_handlers
+from heimdex_api.core.limits import BodyLimitMiddleware
+from heimdex_api.services.pipeline import JobLauncher, make_launcher
+from heimdex_pipeline.catalog.db import migrate
+
+
+class Runtime:
+    """The Dagster instance and launcher, made on first use so that the app starts without them."""
+
+    def __init__(self, settings: ApiSettings, instance: DagsterInstance | None,
+                 launcher: JobLauncher | None) -> None:
+        self._settings = settings
+        if instance is not None:
+            self.instance = instance
+        if launcher is not None:
+            self.launcher = launcher
+
+    @cached_property
+    def instance(self) -> DagsterInstance:
+        """The instance of $DAGSTER_HOME, the one the webserver and the daemon use."""
+        return DagsterInstance.get()
+
+    @cached_property
+    def launcher(self) -> JobLauncher:
+        return make_launcher(self._settings, self.instance)
+
+
+def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | None = None,
+               launcher: JobLauncher | None = None) -> FastAPI:
+    """The Heimdex API over the given settings and Dagster instance (the environment's by default)."""
+    settings = settings or get_api_settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            migrate(settings.catalog_url)
+        yield
+
+    app = FastAPI(title="Heimdex API", version="1.0.0", lifespan=lifespan,
+                  description="Ingest videos: probe metadata, scene sidecars and thumbnails, run by Dagster.")
+    app.state.settings = settings
+    app.state.runtime = Runtime(settings, instance, launcher)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
+                       legacy_limit=settings.max_legacy_upload_bytes)
+    for module in (health, ingest, assets, jobs):
+        app.include_router(module.router)
+    if settings.enable_legacy:
+        app.include_router(legacy.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""What the routes do: small functions over the catalog, the derived tree and Dagster."""

@@ -1,0 +1,112 @@
+"""The asset endpoints: start a sidecar or thumbnails job on a video, read a video and its sidecar."""
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from dagster import DagsterInstance
+from sqlalchemy.orm import Session
+
+from heimdex_api.core.config import ApiSettings
+from heimdex_api.core.errors import NotFound, Unprocessable
+from heimdex_api.schemas import SourceRequest, ThumbnailsRequest
+from heimdex_api.services.media import identify
+from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, ensure_partition, latest_run_status
+from heimdex_api.services.sources import resolve_source_uri
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.models import Video
+from heimdex_pipeline.catalog.repository import get_video, register_source
+from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
+from heimdex_pipeline.storage import DerivedLayout
+
+# What an asset without a sidecar says, by the state of its newest run.
+_PENDING_STATUS = {"running": "processing", "failed": "failed", "canceled": "failed"}
+
+
+def find_video(session: Session, asset_id: str, org_id: str) -> Video:
+    """The org's video; 404 for unknown ids and other orgs' videos alike."""
+    video = get_video(session, asset_id) if ASSET_ID_PATTERN.match(asset_id) else None
+    if video is None or video.org_id != org_id:
+        raise NotFound("no such asset", code="asset_not_found")
+    return video
+
+
+def thumbnail_config(body: ThumbnailsRequest) -> dict[str, Any]:
+    """The run config of the `thumbnails` asset for the request's policy (unset fields keep defaults)."""
+    policy = body.policy.model_dump(exclude_none=True) if body.policy else {}
+    return {"ops": {"thumbnails": {"config": policy}}} if policy else {}
+
+
+def prepare_job(settings: ApiSettings, layout: DerivedLayout, asset_id: str, body: SourceRequest,
+                job_type: str) -> JobRequest:
+    """Check that `source_uri` is the asset's content in the org's uploads, and say which run to start.
+
+    An asset not catalogued yet is registered by the start of its job (as a commit would);
+    one of another org answers 404 like a missing one.
+    """
+    if not ASSET_ID_PATTERN.match(asset_id):
+        raise NotFound("no such asset", code="asset_not_found")
+    with session_scope(settings.catalog_url) as session:
+        video = get_video(session, asset_id)
+    if video is not None and video.org_id != body.org_id:
+        raise NotFound("no such asset", code="asset_not_found")
+    path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id)
+    threshold = settings.weak_threshold_bytes if body.weak_threshold_bytes is None else body.weak_threshold_bytes
+    source = identify(body.org_id, path, threshold)
+    if source.asset_id != asset_id:
+        raise Unprocessable({"message": "source_uri holds other content than this asset",
+                             "asset_id": source.asset_id}, code="source_mismatch")
+    with session_scope(settings.catalog_url) as session:
+        register_source(session, source.file, asset_id, source.content, origin="api")
+    job_name, run_config = JOB_NAMES[job_type], {}
+    if isinstance(body, ThumbnailsRequest):
+        run_config = thumbnail_config(body)
+        if not layout.sidecar(body.org_id, asset_id).is_file():
+            # The thumbnails need the scenes: without a sidecar, run the whole ingest with this policy.
+            job_name = JOB_NAMES["ingest"]
+    return JobRequest(job_type=job_type, asset_id=asset_id, org_id=body.org_id, job_name=job_name,
+                      run_config=run_config)
+
+
+def start_job(instance: DagsterInstance, launcher: JobLauncher, request: JobRequest) -> dict[str, Any]:
+    """Start the run and answer the contract's 202 body."""
+    ensure_partition(instance, request.asset_id)
+    job_id = launcher.launch(request)
+    get_logger("api", org_id=request.org_id, asset_id=request.asset_id, job_id=job_id).info(
+        "job.run_started", job_type=request.job_type, job_name=request.job_name)
+    return {"job_id": job_id, "location": f"/v1/jobs/{job_id}"}
+
+
+def _sidecar_bytes(layout: DerivedLayout, video: Video) -> bytes | None:
+    try:
+        return layout.sidecar(video.org_id, video.asset_id).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def asset_view(instance: DagsterInstance, layout: DerivedLayout, video: Video) -> dict[str, Any]:
+    """The contract's asset answer: `ready` once the sidecar exists, else the state of its newest run."""
+    raw = _sidecar_bytes(layout, video)
+    sidecar, thumbnails = None, []
+    if raw is not None:
+        document = json.loads(raw)
+        sidecar = {"schema_version": document["schema_version"], "storage_key": layout.sidecar_key(video.asset_id),
+                   "etag": hashlib.sha256(raw).hexdigest()}
+        thumbnails = document.get("thumbnails", [])
+        status = "ready"
+    else:
+        run_status = latest_run_status(instance, video.asset_id)
+        status = _PENDING_STATUS.get(run_status or "", "queued")
+    return {"asset_id": video.asset_id, "org_id": video.org_id, "source_uri": Path(video.source_path).as_uri(),
+            "size_bytes": video.size_bytes, "hash": video.hash, "hash_quality": video.hash_quality,
+            "status": status, "sidecar": sidecar, "thumbnails": thumbnails}
+
+
+def sidecar_document(layout: DerivedLayout, video: Video) -> dict[str, Any]:
+    """The sidecar itself; 404 until the pipeline wrote it."""
+    raw = _sidecar_bytes(layout, video)
+    if raw is None:
+        raise NotFound("the sidecar does not exist yet", code="sidecar_not_found")
+    return json.loads(raw)

@@ -1,0 +1,183 @@
+"""Starting and reading Dagster runs: a job id is a run id, and its state lives in Dagster only.
+
+Two launchers, chosen by `HEIMDEX_JOB_QUEUE_BACKEND`: `immediate` executes the run in the
+request (still a real run of the instance, visible in the UI); `dagster` submits it to the
+webserver, whose run coordinator queues it for the daemon.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, Definitions, RunRecord, RunsFilter
+
+from heimdex_api.core.config import ApiSettings
+from heimdex_api.core.errors import NotFound, Unavailable
+from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.definitions import defs
+from heimdex_pipeline.resources import CatalogResource, DerivedStorage
+from heimdex_pipeline.storage import DerivedLayout, read_json
+
+ORG_TAG = "heimdex/org_id"
+TYPE_TAG = "heimdex/job_type"
+PARTITION_TAG = "dagster/partition"
+
+JOB_NAMES = {"ingest": "ingest_video", "sidecar": "sidecar_job", "thumbnails": "thumbnails_job"}
+
+_STATUS = {
+    DagsterRunStatus.QUEUED: "queued",
+    DagsterRunStatus.NOT_STARTED: "queued",
+    DagsterRunStatus.STARTING: "queued",
+    DagsterRunStatus.STARTED: "running",
+    DagsterRunStatus.SUCCESS: "succeeded",
+    DagsterRunStatus.FAILURE: "failed",
+    DagsterRunStatus.CANCELING: "canceled",
+    DagsterRunStatus.CANCELED: "canceled",
+}
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A run to start: which Heimdex job, on which video of which org, with which run config."""
+
+    job_type: str
+    asset_id: str
+    org_id: str
+    job_name: str
+    run_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {ORG_TAG: self.org_id, TYPE_TAG: self.job_type, "heimdex/origin": "api"}
+
+
+class JobLauncher(Protocol):
+    """Starts a run for a request and answers its run id."""
+
+    def launch(self, request: JobRequest) -> str: ...
+
+
+def pipeline_definitions(settings: ApiSettings) -> Definitions:
+    """The pipeline's assets and jobs, bound to the API's catalog and derived root."""
+    return Definitions(
+        assets=defs.assets,
+        jobs=defs.jobs,
+        resources={
+            **(defs.resources or {}),
+            "catalog": CatalogResource(database_url=settings.catalog_url),
+            "derived": DerivedStorage(root=str(settings.derived_root.resolve())),
+        },
+    )
+
+
+class ImmediateLauncher:
+    """Executes the run inside the request, on the given instance."""
+
+    def __init__(self, definitions: Definitions, instance: DagsterInstance) -> None:
+        self._definitions = definitions
+        self._instance = instance
+
+    def launch(self, request: JobRequest) -> str:
+        job = self._definitions.resolve_job_def(request.job_name)
+        # A failed run is an answer (the job says `failed`), not an error of the request.
+        result = job.execute_in_process(instance=self._instance, partition_key=request.asset_id,
+                                        run_config=request.run_config, tags=request.tags, raise_on_error=False)
+        return result.run_id
+
+
+class DagsterLauncher:
+    """Submits the run to the Dagster webserver; its run coordinator queues it for the daemon."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self._settings = settings
+
+    def launch(self, request: JobRequest) -> str:
+        from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+        url = urlsplit(self._settings.dagster_webserver_url)
+        client = DagsterGraphQLClient(url.hostname or "127.0.0.1", port_number=url.port,
+                                      use_https=url.scheme == "https", path_prefix=url.path.rstrip("/"), timeout=30)
+        try:
+            return client.submit_job_execution(
+                request.job_name,
+                repository_location_name=self._settings.dagster_location_name,
+                repository_name=self._settings.dagster_repository_name,
+                run_config=request.run_config,
+                tags={PARTITION_TAG: request.asset_id, **request.tags},
+            )
+        except (DagsterGraphQLClientError, OSError) as exc:
+            raise Unavailable(f"the Dagster webserver did not take the run: {exc}", code="dagster_unavailable") from exc
+
+
+def make_launcher(settings: ApiSettings, instance: DagsterInstance) -> JobLauncher:
+    """The launcher `HEIMDEX_JOB_QUEUE_BACKEND` names."""
+    if settings.job_queue_backend == "dagster":
+        return DagsterLauncher(settings)
+    return ImmediateLauncher(pipeline_definitions(settings), instance)
+
+
+def ensure_partition(instance: DagsterInstance, asset_id: str) -> None:
+    """Add the video's partition unless the instance already has it."""
+    name = videos_partitions.name
+    if not instance.has_dynamic_partition(name, asset_id):
+        instance.add_dynamic_partitions(name, [asset_id])
+
+
+def remove_partition(instance: DagsterInstance, asset_id: str) -> None:
+    """Undo `ensure_partition` for a video whose registration was rolled back."""
+    if instance.has_dynamic_partition(videos_partitions.name, asset_id):
+        instance.delete_dynamic_partition(videos_partitions.name, asset_id)
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else None
+
+
+def _failure(instance: DagsterInstance, run_id: str) -> dict[str, str]:
+    """The first step failure's message, else the run failure's."""
+    for event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
+        for entry in instance.all_logs(run_id, of_type=event_type):
+            event = entry.dagster_event
+            data = event.step_failure_data if event_type == DagsterEventType.STEP_FAILURE else None
+            if data is not None and data.error is not None:
+                return {"code": "step_failure", "message": f"{event.step_key}: {data.error.message.strip()}"}
+            return {"code": "run_failure", "message": entry.message or "the run failed"}
+    return {"code": "run_failure", "message": "the run failed"}
+
+
+def find_run(instance: DagsterInstance, run_id: str, org_id: str) -> RunRecord:
+    """The run record of one of the org's jobs; 404 for unknown runs and other orgs' runs alike."""
+    record = instance.get_run_record_by_id(run_id)
+    if record is None or record.dagster_run.tags.get(ORG_TAG) != org_id:
+        raise NotFound("no such job", code="job_not_found")
+    return record
+
+
+def job_view(instance: DagsterInstance, record: RunRecord, layout: DerivedLayout) -> dict[str, Any]:
+    """The contract's job answer for a run."""
+    run = record.dagster_run
+    status = _STATUS.get(run.status, "queued")
+    org_id, asset_id = run.tags[ORG_TAG], run.tags.get(PARTITION_TAG)
+    result = None
+    if status == "succeeded" and asset_id:
+        sidecar = layout.sidecar(org_id, asset_id)
+        thumbnails = read_json(sidecar).get("thumbnails", []) if sidecar.is_file() else []
+        result = {"sidecar_uri": Path(sidecar).resolve().as_uri(), "thumbnails": thumbnails}
+    return {
+        "job_id": run.run_id,
+        "type": run.tags.get(TYPE_TAG),
+        "asset_id": asset_id,
+        "status": status,
+        "started_at": _iso(record.start_time),
+        "finished_at": _iso(record.end_time),
+        "result": result,
+        "error": _failure(instance, run.run_id) if status == "failed" else None,
+    }
+
+
+def latest_run_status(instance: DagsterInstance, asset_id: str) -> str | None:
+    """The job status of the newest run on a video (the API's or the sensor's), if any."""
+    records = instance.get_run_records(RunsFilter(tags={PARTITION_TAG: asset_id}), limit=1)
+    return _STATUS.get(records[0].dagster_run.status) if records else None

@@ -1,0 +1,110 @@
+"""The ingest endpoints: reserve an upload, commit it (identify, register, run), probe a file."""
+
+import re
+import shutil
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from dagster import DagsterInstance
+from sqlalchemy import delete, update
+
+from heimdex_api.core.config import ApiSettings
+from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
+from heimdex_api.schemas import CommitRequest, InitRequest, SourceRequest
+from heimdex_api.services.media import IdentifiedSource, identify
+from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, ensure_partition, remove_partition
+from heimdex_api.services.sources import check_source_name, resolve_source_uri
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.models import Source, Upload, Video
+from heimdex_pipeline.catalog.repository import register_source
+from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.storage import DerivedLayout
+
+UPLOAD_ID_PATTERN = re.compile(r"^up_[0-9a-f]{32}$")
+
+
+def init_upload(settings: ApiSettings, layout: DerivedLayout, body: InitRequest) -> dict[str, Any]:
+    """Reserve `<uploads>/<org>/<upload_id>/` (the sensor leaves it alone while pending) and record it."""
+    name = check_source_name(body.source_name)
+    if body.content_length > settings.max_upload_bytes:
+        raise PayloadTooLarge(f"content_length exceeds {settings.max_upload_bytes} bytes", code="upload_too_large")
+    upload_id = f"up_{uuid4().hex}"
+    directory = layout.uploads / body.org_id / upload_id
+    directory.mkdir(parents=True)
+    try:
+        with session_scope(settings.catalog_url) as session:
+            session.add(Upload(upload_id=upload_id, org_id=body.org_id, source_name=name,
+                               content_length=body.content_length, content_type=body.content_type,
+                               directory=str(directory), status="pending"))
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    get_logger("api", org_id=body.org_id, upload_id=upload_id).info("ingest.init", content_length=body.content_length)
+    return {"upload_id": upload_id, "presigned": {"asset_uri": (directory / name).as_uri()}}
+
+
+def _asset_status(layout: DerivedLayout, org_id: str, asset_id: str) -> str:
+    return "ready" if layout.sidecar(org_id, asset_id).is_file() else "queued"
+
+
+def _register(settings: ApiSettings, upload_id: str, source: IdentifiedSource) -> bool:
+    """In one transaction: catalogue the file and mark the upload committed; answer whether the video is new."""
+    with session_scope(settings.catalog_url) as session:
+        _, created = register_source(session, source.file, source.asset_id, source.content, origin="api")
+        committed = session.execute(
+            update(Upload).where(Upload.upload_id == upload_id, Upload.status == "pending")
+            .values(status="committed", asset_id=source.asset_id, committed_at=datetime.now(UTC))
+        ).rowcount
+        if committed != 1:
+            # A concurrent commit of the same upload won; raising rolls our writes back.
+            raise Conflict("the upload is already committed", code="upload_already_committed")
+    return created
+
+
+def _unregister(settings: ApiSettings, upload_id: str, source: IdentifiedSource) -> None:
+    """Undo `_register` after the run could not be started, so that a retry starts afresh."""
+    with session_scope(settings.catalog_url) as session:
+        session.execute(update(Upload).where(Upload.upload_id == upload_id)
+                        .values(status="pending", asset_id=None, committed_at=None))
+        session.execute(delete(Source).where(Source.path == str(source.file.path)))
+        session.execute(delete(Video).where(Video.asset_id == source.asset_id))
+
+
+def commit_upload(settings: ApiSettings, layout: DerivedLayout, instance: DagsterInstance, launcher: JobLauncher,
+                  body: CommitRequest) -> dict[str, Any]:
+    """Check the uploaded file, identify it, register it and start its ingest unless the content is known."""
+    log = get_logger("api", org_id=body.org_id, upload_id=body.upload_id)
+    with session_scope(settings.catalog_url) as session:
+        upload = session.get(Upload, body.upload_id) if UPLOAD_ID_PATTERN.match(body.upload_id) else None
+    if upload is None or upload.org_id != body.org_id:
+        raise NotFound("no such upload", code="upload_not_found")
+    if upload.status != "pending":
+        raise Conflict({"message": "the upload is already committed", "asset_id": upload.asset_id},
+                       code="upload_already_committed")
+    path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id / upload.upload_id)
+    threshold = settings.weak_threshold_bytes if body.weak_threshold_bytes is None else body.weak_threshold_bytes
+    source = identify(body.org_id, path, threshold, expected_size=upload.content_length)
+    log = log.bind(asset_id=source.asset_id)
+    created = _register(settings, upload.upload_id, source)
+    log.info("ingest.commit", created=created, hash_quality=source.content.quality)
+    answer = {"asset_id": source.asset_id, "source_uri": path.as_uri(), "job_id": None}
+    if created:
+        try:
+            ensure_partition(instance, source.asset_id)
+            answer["job_id"] = launcher.launch(JobRequest("ingest", source.asset_id, body.org_id, JOB_NAMES["ingest"]))
+        except BaseException:
+            _unregister(settings, upload.upload_id, source)
+            remove_partition(instance, source.asset_id)
+            raise
+        log.info("ingest.run_started", job_id=answer["job_id"])
+    return {**answer, "status": _asset_status(layout, body.org_id, source.asset_id)}
+
+
+def probe_source(settings: ApiSettings, layout: DerivedLayout, body: SourceRequest) -> dict[str, Any]:
+    """The probe document of a file in the org's uploads, with its hash and asset id; changes nothing."""
+    path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id)
+    threshold = settings.weak_threshold_bytes if body.weak_threshold_bytes is None else body.weak_threshold_bytes
+    source = identify(body.org_id, path, threshold)
+    return {**source.probe, "asset_id": source.asset_id, "hash": source.content.value,
+            "hash_quality": source.content.quality, "size_bytes": source.content.size_bytes}

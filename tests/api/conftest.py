@@ -1,0 +1,120 @@
+"""Fixtures of the API tests: a real Dagster instance, SQLite and PostgreSQL catalogs, clients, tokens, clips."""
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+import psycopg
+import pytest
+from dagster import DagsterInstance, instance_for_test
+from fastapi.testclient import TestClient
+
+from heimdex_api.core.config import ApiSettings
+from heimdex_api.main import create_app
+from heimdex_pipeline.catalog.db import make_engine, migrate
+from tests.api.support import POSTGRES_ADMIN_URL, SECRET, Snapshot, bearer, make_token
+
+
+def _postgres_answers() -> bool:
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A throwaway, migrated PostgreSQL database for the session (skipped only off CI with no server)."""
+    if not _postgres_answers():
+        if os.environ.get("CI"):
+            pytest.fail(f"no PostgreSQL at {POSTGRES_ADMIN_URL}, and CI needs one")
+        pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN_URL}")
+    name = f"heimdex_test_{uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = urlsplit(POSTGRES_ADMIN_URL)
+    url = base._replace(path=f"/{name}").geturl()
+    try:
+        migrate(url)
+        yield url
+    finally:
+        make_engine(url).dispose()
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('catalog') / 'heimdex.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test runs on SQLite and on PostgreSQL; its own org keeps it apart from the others."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(scope="session")
+def dagster_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterInstance]:
+    """A real, SQLite-backed Dagster instance shared by the session."""
+    with instance_for_test(temp_dir=str(tmp_path_factory.mktemp("dagster_home"))) as instance:
+        yield instance
+
+
+@pytest.fixture
+def org() -> str:
+    return f"org-{uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> ApiSettings:
+    return ApiSettings(derived_root=tmp_path / "derived", database_url=database_url, jwt_secret=SECRET,
+                       env="development", job_queue_backend="immediate", migrate_on_start=False)
+
+
+@pytest.fixture
+def make_client(dagster_instance: DagsterInstance) -> Iterator[Callable[..., TestClient]]:
+    """Clients over apps made from given settings (and optionally an instance)."""
+    clients: list[TestClient] = []
+
+    def build(settings: ApiSettings, instance: DagsterInstance | None = None) -> TestClient:
+        client = TestClient(create_app(settings, instance=instance or dagster_instance), raise_server_exceptions=False)
+        clients.append(client.__enter__())
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient], settings: ApiSettings) -> TestClient:
+    return make_client(settings)
+
+
+@pytest.fixture
+def auth(org: str) -> dict[str, str]:
+    """Headers of a read+write token of the test's org."""
+    return bearer(make_token(org, ["assets:read", "assets:write"]))
+
+
+@pytest.fixture(scope="session")
+def clip(clips: Callable[..., tuple[Path, list[float]]]) -> Path:
+    """A 2 s H.264 clip with one hard cut at 1 s: small, quick, and real."""
+    return clips((1.0, 1.0), size="160x120")[0]
+
+
+@pytest.fixture(scope="session")
+def testvideo(media_dir: Path) -> Path:
+    """PySceneDetect's 24 s test video."""
+    return media_dir / "testvideo.mp4"
+
+
+@pytest.fixture
+def snapshot(settings: ApiSettings, dagster_instance: DagsterInstance, org: str) -> Callable[[], Snapshot]:
+    return lambda: Snapshot(settings, dagster_instance, org)

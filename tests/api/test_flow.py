@@ -1,0 +1,103 @@
+"""The seed guide's whole flow over HTTP, in immediate mode, with real media and a real Dagster instance."""
+
+from pathlib import Path
+
+from dagster import DagsterInstance, DagsterRunStatus, SensorResult, build_sensor_context
+from fastapi.testclient import TestClient
+
+from heimdex_api.core.config import ApiSettings
+from heimdex_pipeline.resources import CatalogResource, DerivedStorage
+from heimdex_pipeline.sensors import upload_sensor
+from tests.api.support import commit, place, uri_path
+
+
+def test_seed_guide_flow(client: TestClient, auth: dict[str, str], org: str, testvideo: Path,
+                         settings: ApiSettings, dagster_instance: DagsterInstance) -> None:
+    upload_id, path = place(client, auth, org, testvideo, name="sample.mp4")
+    assert path.parent == settings.derived_root.resolve() / "uploads" / org / upload_id
+
+    committed = commit(client, auth, org, upload_id, path)
+    assert committed.status_code == 200, committed.text
+    asset_id = committed.json()["asset_id"]
+    # immediate: the ingest ran inside the request
+    assert committed.json() | {"job_id": None} == {"asset_id": asset_id, "source_uri": path.as_uri(),
+                                                  "status": "ready", "job_id": None}
+    ingest = dagster_instance.get_run_by_id(committed.json()["job_id"])
+    assert ingest is not None and ingest.status == DagsterRunStatus.SUCCESS
+    assert ingest.tags["dagster/partition"] == asset_id
+
+    probe = client.post("/v1/ingest/probe", headers=auth, json={"org_id": org, "source_uri": path.as_uri()})
+    assert probe.status_code == 200, probe.text
+    assert probe.json()["asset_id"] == asset_id
+    assert probe.json()["hash_quality"] == "strong" and probe.json()["size_bytes"] == testvideo.stat().st_size
+    assert probe.json()["hash"].startswith("sha256:") and probe.json()["width"] == 1280
+
+    accepted = client.post(f"/v1/assets/{asset_id}/sidecar", headers={**auth, "Idempotency-Key": "test-123"},
+                           json={"org_id": org, "source_uri": path.as_uri()})
+    assert accepted.status_code == 202, accepted.text
+    job_id = accepted.json()["job_id"]
+    assert accepted.json() == {"job_id": job_id, "location": f"/v1/jobs/{job_id}"}
+
+    job = client.get(accepted.json()["location"], headers=auth)
+    assert job.status_code == 200, job.text
+    body = job.json()
+    assert body["status"] == "succeeded" and body["type"] == "sidecar" and body["asset_id"] == asset_id
+    assert body["error"] is None and body["started_at"] and body["finished_at"]
+    sidecar_path = settings.derived_root.resolve() / org / "sidecars" / f"{asset_id}.vna.json"
+    assert uri_path(body["result"]["sidecar_uri"]) == sidecar_path
+    # A new sidecar lists no thumbnails until a thumbnails job extracts them for its scenes.
+    assert isinstance(body["result"]["thumbnails"], list)
+
+    thumbs = client.post(f"/v1/assets/{asset_id}/thumbnails", headers=auth,
+                         json={"org_id": org, "source_uri": path.as_uri(),
+                               "policy": {"max_count": 3, "max_height": 96}})
+    assert thumbs.status_code == 202, thumbs.text
+    thumbs_job = client.get(thumbs.json()["location"], headers=auth).json()
+    assert thumbs_job["status"] == "succeeded" and thumbs_job["type"] == "thumbnails"
+    assert 1 <= len(thumbs_job["result"]["thumbnails"]) <= 3
+
+    asset = client.get(f"/v1/assets/{asset_id}", headers=auth)
+    assert asset.status_code == 200, asset.text
+    view = asset.json()
+    assert view["status"] == "ready" and view["org_id"] == org and view["source_uri"] == path.as_uri()
+    assert view["size_bytes"] == testvideo.stat().st_size and view["hash"] == probe.json()["hash"]
+    assert view["sidecar"]["storage_key"] == f"sidecars/{asset_id}.vna.json"
+    assert view["sidecar"]["schema_version"] == "1.0" and len(view["sidecar"]["etag"]) == 64
+    assert view["thumbnails"] == thumbs_job["result"]["thumbnails"]
+    assert set(view["thumbnails"][0]) == {"idx", "storage_key", "width", "height", "ts_ms"}
+    for thumb in view["thumbnails"]:
+        assert thumb["height"] == 96 and (settings.derived_root / org / thumb["storage_key"]).is_file()
+
+    sidecar = client.get(f"/v1/assets/{asset_id}/sidecar", headers=auth)
+    assert sidecar.status_code == 200
+    assert sidecar.json()["asset_id"] == asset_id and sidecar.json()["schema_version"] == "1.0"
+    assert len(sidecar.json()["scenes"]) > 1
+
+
+def test_same_content_twice_is_one_asset_and_one_run(client: TestClient, auth: dict[str, str], org: str,
+                                                     clip: Path, dagster_instance: DagsterInstance) -> None:
+    first_id, first_path = place(client, auth, org, clip)
+    first = commit(client, auth, org, first_id, first_path).json()
+    runs = len(dagster_instance.get_run_records())
+    second_id, second_path = place(client, auth, org, clip, name="copy.mp4")
+    second = commit(client, auth, org, second_id, second_path)
+    assert second.status_code == 200, second.text
+    assert second.json()["asset_id"] == first["asset_id"]
+    assert second.json()["status"] == "ready" and second.json()["job_id"] is None
+    assert len(dagster_instance.get_run_records()) == runs
+
+
+def test_the_sensor_does_not_ingest_committed_or_pending_uploads(client: TestClient, auth: dict[str, str], org: str,
+                                                                 clip: Path, settings: ApiSettings,
+                                                                 dagster_instance: DagsterInstance) -> None:
+    committed_id, committed_path = place(client, auth, org, clip)
+    assert commit(client, auth, org, committed_id, committed_path).status_code == 200
+    place(client, auth, org, clip, name="pending.mp4")  # placed, not committed yet: the API owns it
+    resources = {"catalog": CatalogResource(database_url=settings.catalog_url),
+                 "derived": DerivedStorage(root=str(settings.derived_root.resolve()))}
+    cursor = None
+    for _ in range(2):  # two looks: a file is taken once it is settled
+        result = upload_sensor(build_sensor_context(instance=dagster_instance, cursor=cursor, resources=resources))
+        if isinstance(result, SensorResult):
+            assert not result.run_requests and not result.dynamic_partitions_requests
+            cursor = result.cursor

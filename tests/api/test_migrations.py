@@ -1,0 +1,56 @@
+"""`alembic upgrade head` and `downgrade -1` with the URL from HEIMDEX_DATABASE_URL, on SQLite and PostgreSQL."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+import psycopg
+import pytest
+from sqlalchemy import inspect
+
+from heimdex_pipeline.catalog.db import make_engine
+from tests.api.support import POSTGRES_ADMIN_URL
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _alembic(url: str, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "alembic", *args], cwd=REPO_ROOT, check=True, capture_output=True,
+                   env={**os.environ, "HEIMDEX_DATABASE_URL": url})
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    request.getfixturevalue("postgresql_url")  # skips (or fails in CI) without a server
+    name = f"heimdex_mig_{uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = urlsplit(POSTGRES_ADMIN_URL)._replace(path=f"/{name}").geturl()
+    yield url
+    make_engine(url).dispose()
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_upgrade_and_downgrade(empty_database: str) -> None:
+    _alembic(empty_database, "upgrade", "head")
+    assert {"videos", "sources", "uploads", "idempotency_keys"} <= _tables(empty_database)
+    _alembic(empty_database, "downgrade", "-1")
+    tables = _tables(empty_database)
+    assert "idempotency_keys" not in tables and "uploads" in tables
+    _alembic(empty_database, "upgrade", "head")
+    assert "idempotency_keys" in _tables(empty_database)
