@@ -1,49 +1,25 @@
 """Fixtures of the API tests: a real Dagster instance, SQLite and PostgreSQL catalogs, clients, tokens, clips."""
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 from uuid import uuid4
 
-import psycopg
 import pytest
 from dagster import DagsterInstance, instance_for_test
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
-from heimdex_pipeline.catalog.db import make_engine, migrate
-from tests.api.support import POSTGRES_ADMIN_URL, SECRET, Snapshot, bearer, make_token
-
-
-def _postgres_answers() -> bool:
-    try:
-        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
-            return True
-    except psycopg.OperationalError:
-        return False
+from heimdex_pipeline.catalog.db import migrate
+from tests.api.support import SECRET, Snapshot, bearer, make_token
 
 
 @pytest.fixture(scope="session")
-def postgresql_url() -> Iterator[str]:
-    """A throwaway, migrated PostgreSQL database for the session (skipped only off CI with no server)."""
-    if not _postgres_answers():
-        if os.environ.get("CI"):
-            pytest.fail(f"no PostgreSQL at {POSTGRES_ADMIN_URL}, and CI needs one")
-        pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN_URL}")
-    name = f"heimdex_test_{uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = urlsplit(POSTGRES_ADMIN_URL)
-    url = base._replace(path=f"/{name}").geturl()
-    try:
-        migrate(url)
-        yield url
-    finally:
-        make_engine(url).dispose()
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def postgresql_url(postgres_database: Callable[[], str]) -> str:
+    """A throwaway, migrated PostgreSQL catalog shared by the session."""
+    url = postgres_database()
+    migrate(url)
+    return url
 
 
 @pytest.fixture(scope="session")

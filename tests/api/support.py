@@ -1,6 +1,5 @@
 """Helpers of the API tests: tokens, uploads, and a check that a bad request wrote nothing."""
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 
 SECRET = "test-secret-of-32-bytes-or-more-0123456789"
-POSTGRES_ADMIN_URL = os.environ.get("HEIMDEX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def make_token(org_id: str | None, scopes: list[str] | None = None, secret: str = SECRET, ttl_s: int | None = 600,

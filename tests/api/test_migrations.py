@@ -4,15 +4,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
-from uuid import uuid4
 
-import psycopg
 import pytest
 from sqlalchemy import inspect
 
 from heimdex_pipeline.catalog.db import make_engine
-from tests.api.support import POSTGRES_ADMIN_URL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,19 +27,11 @@ def _tables(url: str) -> set[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path):
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no table yet."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    request.getfixturevalue("postgresql_url")  # skips (or fails in CI) without a server
-    name = f"heimdex_mig_{uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = urlsplit(POSTGRES_ADMIN_URL)._replace(path=f"/{name}").geturl()
-    yield url
-    make_engine(url).dispose()
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    return request.getfixturevalue("postgres_database")()
 
 
 def test_upgrade_and_downgrade(empty_database: str) -> None:

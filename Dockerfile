@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+# One image for every Heimdex role: Dagster webserver (3000), daemon, user-code gRPC server
+# (4000), the run workers DockerRunLauncher starts, the REST API (8000) and the migrations.
+# docker-compose.yml picks the role with `command:`; the default is the code server.
+FROM python:3.11-slim-bookworm
+
+# ffmpeg/ffprobe for probing, scene detection and thumbnails.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
+
+# uv, pinned; it installs exactly what uv.lock says.
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /uvx /bin/
+
+ENV PYTHONUNBUFFERED=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+
+WORKDIR /app
+
+# Dependencies first, as their own layer: rebuilt only when pyproject.toml or uv.lock change.
+COPY pyproject.toml uv.lock ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-project
+
+# Then the project itself (installed editable, so migrations/ resolves beside the packages).
+COPY README.md ./
+COPY heimdex_pipeline/ ./heimdex_pipeline/
+COPY heimdex_api/ ./heimdex_api/
+COPY migrations/ ./migrations/
+COPY alembic.ini ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev
+
+ENV PATH="/app/.venv/bin:${PATH}" \
+    DAGSTER_HOME=/opt/dagster/dagster_home \
+    HEIMDEX_DERIVED_ROOT=/app/derived
+
+# The production instance config, and the workspace the webserver and the daemon load (gRPC).
+COPY deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml
+COPY deploy/workspace.docker.yaml /opt/dagster/app/workspace.docker.yaml
+
+# A non-root user owning the media root and DAGSTER_HOME (and its storage/, where compute logs go).
+# Named volumes mounted on these directories start with this ownership.
+RUN groupadd --gid 1000 heimdex \
+    && useradd --uid 1000 --gid heimdex --create-home --shell /usr/sbin/nologin heimdex \
+    && mkdir -p /app/derived /opt/dagster/dagster_home/storage \
+    && chown -R heimdex:heimdex /app/derived /opt/dagster/dagster_home
+USER heimdex
+
+EXPOSE 3000 4000 8000
+
+CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "heimdex_pipeline.definitions", "--location-name", "heimdex"]
