@@ -1,6 +1,9 @@
-"""`HEIMDEX_JOB_QUEUE_BACKEND=dagster`: the API submits runs to a real Dagster webserver, which launches them."""
+"""`HEIMDEX_JOB_QUEUE_BACKEND=dagster` on the production shape: the API submits runs to a real Dagster
+webserver, the queued run coordinator holds them, and a real `dagster-daemon` launches them and runs
+the upload sensor; Dagster's storage and the catalog are on SQLite, then on PostgreSQL."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,24 +15,17 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
+from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
 from tests.api.support import SECRET, bearer, commit, make_token, place
+from tests.dagster_home import REPO_ROOT, instance_yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"succeeded", "failed", "canceled"}
 
-# The default run coordinator launches each submitted run at once, so no daemon is needed here;
-# production uses the queued coordinator and `dagster-daemon run`.
-DAGSTER_YAML = """\
-run_coordinator:
-  module: dagster._core.run_coordinator
-  class: DefaultRunCoordinator
-telemetry:
-  enabled: false
-"""
+
 
 WORKSPACE_YAML = f"""\
 load_from:
@@ -46,21 +42,36 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _start(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def webserver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A dagster-webserver over a fresh DAGSTER_HOME, loading the pipeline with this test's derived root and catalog."""
+    """dagster-webserver and dagster-daemon over a fresh DAGSTER_HOME, with this test's derived root and catalog."""
     database_url = request.getfixturevalue(f"{request.param}_url")
+    storage_url = request.getfixturevalue("postgres_database")() if request.param == "postgresql" else None
     home = tmp_path_factory.mktemp("queued_home")
     derived = tmp_path_factory.mktemp("queued_derived")
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    (home / "dagster.yaml").write_text(instance_yaml({"postgres": {"postgres_url": storage_url}} if storage_url else None))
     (home / "workspace.yaml").write_text(WORKSPACE_YAML)
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "HEIMDEX_DERIVED_ROOT": str(derived),
-           "HEIMDEX_DATABASE_URL": database_url}
-    log = (home / "webserver.log").open("wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-         "-w", str(home / "workspace.yaml")], env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+           "HEIMDEX_DATABASE_URL": database_url, "HEIMDEX_SENSOR_INTERVAL_S": "2"}
+    bin_dir = Path(sys.executable).parent
+    webserver = _start([str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
+                        "-w", str(home / "workspace.yaml")], env, home / "webserver.log")
+    daemon = _start([str(bin_dir / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")], env,
+                    home / "daemon.log")
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -69,7 +80,7 @@ def webserver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
                     break
             except httpx.HTTPError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
+            if webserver.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"dagster-webserver did not start: {(home / 'webserver.log').read_text()[-3000:]}")
             time.sleep(0.5)
         instance = DagsterInstance.from_config(str(home))
@@ -77,12 +88,8 @@ def webserver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
                "instance": instance}
         instance.dispose()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        _stop(daemon)
+        _stop(webserver)
 
 
 @pytest.fixture
@@ -102,7 +109,7 @@ def _poll(client: TestClient, headers: dict[str, str], location: str, timeout_s:
         seen.append(answer.json())
         if answer.json()["status"] in FINAL:
             return seen
-        time.sleep(0.3)
+        time.sleep(0.1)
     pytest.fail(f"the job did not finish: {seen[-1]}")
 
 
@@ -118,6 +125,9 @@ def test_seed_guide_flow_queued(queued_client: TestClient, webserver: dict[str, 
     assert committed.json()["status"] == "queued" and ingest_id
     ingest = _poll(client, auth, f"/v1/jobs/{ingest_id}")
     assert ingest[-1]["status"] == "succeeded", ingest[-1]
+    # The daemon dequeues the run, then it runs: each state seen in order, none skipped.
+    order = [state for i, state in enumerate(s["status"] for s in ingest) if i == 0 or state != ingest[i - 1]["status"]]
+    assert order == ["queued", "running", "succeeded"], order
     assert ingest[-1]["type"] == "ingest" and ingest[-1]["asset_id"] == asset_id
 
     probe = client.post("/v1/ingest/probe", headers=auth, json={"org_id": org, "source_uri": path.as_uri()})
@@ -161,3 +171,25 @@ def test_unreachable_webserver_undoes_the_commit(make_client, webserver: dict[st
     # The upload is pending again: a retry against a live webserver commits it.
     retry = make_client(settings.model_copy(update={"dagster_webserver_url": webserver["url"]}), webserver["instance"])
     assert commit(retry, auth, org, upload_id, path).status_code == 200
+
+
+@pytest.mark.slow
+def test_file_dropped_in_the_bucket_is_ingested_by_the_running_sensor(webserver: dict[str, Any], clip: Path) -> None:
+    org = f"org-{uuid4().hex[:10]}"
+    target = webserver["derived"] / "uploads" / org / "camera" / "dropped.mp4"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(clip, target)
+    asset_id = asset_id_for(org, hash_file(target, 1_000_000_000))
+    instance: DagsterInstance = webserver["instance"]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        runs = instance.get_run_records(RunsFilter(tags={"dagster/partition": asset_id}))
+        if runs and runs[0].dagster_run.status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE):
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"the sensor did not ingest the file: {(webserver['home'] / 'daemon.log').read_text()[-3000:]}")
+    (run,) = runs
+    assert run.dagster_run.status == DagsterRunStatus.SUCCESS
+    assert run.dagster_run.job_name == "ingest_video" and run.dagster_run.tags["heimdex/origin"] == "sensor"
+    assert (webserver["derived"] / org / "sidecars" / f"{asset_id}.vna.json").is_file()

@@ -1,16 +1,17 @@
 """A backfill of every video with the `dagster` CLI, run by a real Dagster daemon."""
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.dagster_home import REPO_ROOT, instance_yaml
+
 BIN = Path(sys.executable).parent
 
 
@@ -20,7 +21,9 @@ def test_backfill_all_videos_from_the_cli(clips, upload, derived_root: Path, cat
     first, _ = clips((2.0, 2.0))
     second, _ = clips((1.0, 1.5, 1.0))
     asset_ids = {upload(first), upload(second, org_id="org-other")}
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", Path(instance.root_directory) / "dagster.yaml")
+    # The processes the CLI starts read the repository's config, on this test's storage.
+    config = Path(instance.root_directory) / "dagster.yaml"
+    config.write_text(instance_yaml(yaml.safe_load(config.read_text()).get("storage")))
     env = {**os.environ, "DAGSTER_HOME": instance.root_directory, "HEIMDEX_DERIVED_ROOT": str(derived_root),
            "HEIMDEX_DATABASE_URL": catalog_url}
     command = [str(BIN / "dagster"), "job", "backfill", "-j", "ingest_video", "--all", "--noprompt",
