@@ -32,6 +32,7 @@ class PipelineSettings(BaseSettings):
     weak_threshold_bytes: int = Field(default=1_000_000_000, ge=0)
     sensor_interval_s: int = Field(default=30, ge=1)
     sensor_max_new_files_per_tick: int = Field(default=200, ge=1)
+    sensor_hash_budget_s: float = Field(default=20.0, gt=0, description="hashing time per sensor tick")
 
     @property
     def uploads_root(self) -> Path:

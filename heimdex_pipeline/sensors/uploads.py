@@ -1,11 +1,12 @@
 """The upload sensor: a file dropped in the bucket becomes a partition and an ingest run."""
 
 import json
+import time
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from heimdex_pipeline.assets.partitions import videos_partitions
-from heimdex_pipeline.bucket import review_bucket, scan_bucket
+from heimdex_pipeline.bucket import observation, review_bucket, scan_bucket
 from heimdex_pipeline.catalog.repository import known_sources, register_source, reserved_upload_dirs
 from heimdex_pipeline.jobs import ingest_video_job
 from heimdex_pipeline.logs import get_logger
@@ -32,14 +33,24 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource, de
         review = review_bucket(scan_bucket(derived.layout.uploads), known_sources(session),
                                reserved_upload_dirs(session), previous, _settings.sensor_max_new_files_per_tick)
     new_partitions: list[str] = []
-    for source in review.settled:
+    # Hashing is the tick's only heavy work: past the budget, files wait for the next tick
+    # (at least one is taken per tick, so a huge file still gets its turn).
+    deadline = time.monotonic() + _settings.sensor_hash_budget_s
+    for taken, source in enumerate(review.settled):
+        if taken and time.monotonic() > deadline:
+            review.unsettled.append(observation(source))
+            continue
         content = hash_file(source.path, _settings.weak_threshold_bytes)
         if content.size_bytes != source.size_bytes:
             continue  # written to while we hashed it: look again next tick
         asset_id = asset_id_for(source.org_id, content)
         with catalog.session() as session:
             _, created = register_source(session, source, asset_id, content, origin="sensor")
-        if created:
+        # A catalogued video without its partition lost its run request (a crash between the
+        # catalog write and this tick's result): ask again; the run key keeps it to one run.
+        if asset_id in new_partitions:
+            continue
+        if created or not context.instance.has_dynamic_partition(videos_partitions.name, asset_id):
             new_partitions.append(asset_id)
             log.info("sensor.ingest", asset_id=asset_id, org_id=source.org_id, path=str(source.path))
         else:

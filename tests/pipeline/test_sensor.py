@@ -10,6 +10,7 @@ from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_cont
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.sensors import upload_sensor
+from heimdex_pipeline.sensors import uploads as uploads_sensor
 
 
 class Bucket:
@@ -92,6 +93,38 @@ def test_content_ingested_by_the_api_is_not_run_again(clips, derived_root, insta
                            content_length=reserved.stat().st_size, directory=str(reserved.parent)))
     bucket.tick()
     assert _requested(bucket.tick()) == []
+
+
+def test_hashing_budget_spreads_files_over_ticks(clips, derived_root, instance, resources, monkeypatch) -> None:
+    monkeypatch.setattr(uploads_sensor._settings, "sensor_hash_budget_s", 1e-9)
+    bucket = Bucket(derived_root, instance, resources)
+    bucket.drop(clips((2.0, 2.0))[0], "org-demo/a.mp4")
+    bucket.drop(clips((1.0, 3.0))[0], "org-demo/b.mp4")
+    bucket.tick()
+    first, second = _requested(bucket.tick()), _requested(bucket.tick())
+    assert len(first) == len(second) == 1 and first != second
+    assert _requested(bucket.tick()) == []
+
+
+def test_identical_new_files_in_one_tick_make_one_run(clips, derived_root, instance, resources) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    bucket.drop(path, "org-demo/a.mp4")
+    bucket.drop(path, "org-demo/b.mp4")
+    bucket.tick()
+    assert len(_requested(bucket.tick())) == 1
+
+
+def test_a_lost_run_request_is_made_again(clips, derived_root, instance, resources, catalog_url) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    bucket.drop(path, "org-demo/a.mp4")
+    bucket.tick()
+    context = build_sensor_context(instance=instance, cursor=bucket.cursor, resources=resources)
+    (asset_id,) = _requested(upload_sensor(context))  # catalogued, but the result never reached Dagster
+    bucket.drop(path, "org-demo/again.mp4")
+    bucket.tick()
+    assert _requested(bucket.tick()) == [asset_id]
 
 
 def test_changed_content_runs_again(clips, derived_root, instance, resources) -> None:
