@@ -6,6 +6,7 @@ the video's duration.
 """
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,18 +72,40 @@ def plan_thumbnails(scenes: list[Scene], duration_s: float, policy: ThumbnailPol
     return _evenly(slots, policy.max_count)
 
 
-def keyframe_times(path: Path, probe: dict[str, Any]) -> list[float]:
-    """Keyframe times of the video stream, from its packet index (no decoding)."""
+def keyframe_times(path: Path, probe: dict[str, Any],
+                   windows: Sequence[tuple[float, float]] | None = None) -> list[float]:
+    """Keyframe times of the video stream, from its packet index (no decoding).
+
+    Given `windows` (`[start, end)` seconds from the first frame), only the packets from the
+    keyframe before each window to its end are read, so the cost follows the windows rather
+    than the file's duration; keyframes outside them may be missing.
+    """
     require_file(path)
+    start = probe.get("video_start_s") or 0.0
+    options = {"select_streams": f"{probe['video_stream_index']}", "show_entries": "packet=pts_time,flags"}
+    if windows is not None:
+        if not windows:
+            return []
+        # ffprobe takes absolute timestamps and seeks to the keyframe at or before each start.
+        options["read_intervals"] = ",".join(f"{a + start:.6f}%{b + start:.6f}" for a, b in _merged(windows))
     try:
-        raw = ffmpeg.probe(str(path), cmd=FFPROBE, select_streams=f"{probe['video_stream_index']}",
-                           show_entries="packet=pts_time,flags")
+        raw = ffmpeg.probe(str(path), cmd=FFPROBE, **options)
     except ffmpeg.Error as exc:
         raise failure("ffprobe", path, None, exc.stderr or b"") from exc
-    start = probe.get("video_start_s") or 0.0
-    times = [float(p["pts_time"]) - start for p in raw.get("packets", [])
-             if "K" in p.get("flags", "") and p.get("pts_time") not in (None, "N/A")]
+    times = {float(p["pts_time"]) - start for p in raw.get("packets", [])
+             if "K" in p.get("flags", "") and p.get("pts_time") not in (None, "N/A")}
     return sorted(times)
+
+
+def _merged(windows: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Windows in time order, touching or overlapping ones joined: one seek each."""
+    merged: list[tuple[float, float]] = []
+    for a, b in sorted(windows):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 def output_size(probe: dict[str, Any], max_height: int) -> tuple[int, int]:
@@ -126,7 +149,7 @@ def extract_thumbnails(path: Path, probe: dict[str, Any], slots: list[ThumbnailS
                        max_height: int) -> list[Thumbnail]:
     """Write one JPEG per slot into `out_dir` as `NNNN.jpg`, a few ffmpeg processes at a time."""
     require_file(path)
-    keyframes = keyframe_times(path, probe) if slots else []
+    keyframes = keyframe_times(path, probe, [(slot.window_start_s, slot.window_end_s) for slot in slots])
     size = output_size(probe, max_height)
     file_offset = (probe.get("video_start_s") or 0.0) - (probe.get("format_start_s") or 0.0)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,393 @@
+"""Speed and memory benchmark of the media steps, measured side by side in one run.
+
+Scene detection (probe included, as the sidecar asset runs it) is timed against a plain
+`ffmpeg -i FILE -an -f null -` decode of the same file and against the PySceneDetect CLI;
+20 thumbnails are taken from a 10-minute clip; each measured step runs in a fresh process
+so its peak memory, and that of its ffmpeg children, is its own. Every time is the best of
+`--repeat` runs, interleaved so that load from elsewhere hits all contenders alike.
+
+    uv run python -m benchmarks.run [--quick] [--repeat N]
+
+Synthetic clips are made once by ffmpeg into ~/.cache/heimdex-bench (HEIMDEX_BENCH_CACHE);
+the real media come from ../shared/media/pyscenedetect (HEIMDEX_MEDIA_DIR).
+"""
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import scenedetect
+
+from heimdex_pipeline.media.probe import probe_video
+from heimdex_pipeline.media.scenes import detect_scenes
+from heimdex_pipeline.media.synthetic import make_clip
+from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
+from heimdex_pipeline.media.tools import FFMPEG
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_CLIP = "testvideo.mp4"
+
+# The issue's targets.
+DETECTION_RATIO_TARGET = 1.0
+THUMBNAIL_COUNT = 20
+THUMBNAIL_TARGET_S = 2.0
+MEMORY_TARGET_MB = 400.0
+
+# One row of the CLI's `list-scenes -n` table: | scene | start frame (1-based) | ...
+_CLI_SCENE_ROW = re.compile(r"^\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """A synthetic clip: consecutive test-pattern segments, so its cuts are known."""
+
+    name: str
+    segments_s: tuple[float, ...]
+    size: str
+    rate: int
+    preset: str
+
+    @property
+    def file_name(self) -> str:
+        """Cache file name; the digest changes whenever the spec does."""
+        digest = hashlib.sha1(repr(self).encode()).hexdigest()[:8]
+        return f"{self.name}-{self.size}-{self.rate}fps-{self.preset}-{digest}.mp4"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one benchmark run measures."""
+
+    detection_clip: ClipSpec
+    thumbnail_clip: ClipSpec
+    thumbnail_interval_s: float
+
+
+FULL = Plan(
+    # x264's default preset (medium) is what most encoders ship with.
+    detection_clip=ClipSpec("detect-60s", (12.0,) * 5, "1920x1080", 30, "medium"),
+    # veryfast only to keep the one-off encode of ten minutes short; seeking cost depends on
+    # the keyframe interval (x264's default 250 frames), not on the preset.
+    thumbnail_clip=ClipSpec("thumbs-10min", (30.0,) * 20, "1280x720", 30, "veryfast"),
+    thumbnail_interval_s=30.0,
+)
+QUICK = Plan(
+    detection_clip=ClipSpec("detect-12s", (4.0,) * 3, "1920x1080", 30, "veryfast"),
+    thumbnail_clip=ClipSpec("thumbs-2min", (12.0,) * 10, "1280x720", 30, "veryfast"),
+    thumbnail_interval_s=6.0,
+)
+
+
+@dataclass
+class Run:
+    """One measured run: wall time, and peak RSS in KiB of the process and of its largest child."""
+
+    wall_s: float
+    rss_kb: int
+    child_rss_kb: int = 0
+    output: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FileResult:
+    """Everything measured on one file for the detection table."""
+
+    name: str
+    frames: int = 0
+    cuts: list[int] = field(default_factory=list)
+    cli_cuts: list[int] | None = None
+    reference: tuple[str, list[int]] | None = None
+    decode: list[Run] = field(default_factory=list)
+    sidecar: list[Run] = field(default_factory=list)
+    cli: list[Run] = field(default_factory=list)
+
+
+def cache_dir() -> Path:
+    """Where generated clips are kept between runs (outside the repository)."""
+    return Path(os.environ.get("HEIMDEX_BENCH_CACHE", Path.home() / ".cache" / "heimdex-bench"))
+
+
+def media_dir() -> Path:
+    """PySceneDetect's test media: HEIMDEX_MEDIA_DIR, else ../shared/media/pyscenedetect from the repo."""
+    return Path(os.environ.get("HEIMDEX_MEDIA_DIR", REPO.parent / "shared" / "media" / "pyscenedetect"))
+
+
+def synthetic_clip(spec: ClipSpec) -> tuple[Path, list[float]]:
+    """The clip of `spec` and its cut times, encoded on first use and cached."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / spec.file_name
+    cuts_file = path.with_suffix(".cuts.json")
+    if not (path.is_file() and cuts_file.is_file()):
+        log(f"encoding {path.name} ({sum(spec.segments_s):.0f} s {spec.size}, x264 {spec.preset}); cached for next time")
+        partial = path.with_suffix(".part.mp4")
+        cuts = make_clip(partial, spec.segments_s, size=spec.size, rate=spec.rate, preset=spec.preset)
+        cuts_file.write_text(json.dumps(cuts))
+        partial.replace(path)
+    return path, json.loads(cuts_file.read_text())
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so stdout holds only the report."""
+    print(f"  .. {message}", file=sys.stderr, flush=True)
+
+
+def _peaks() -> tuple[int, int]:
+    """Peak RSS (KiB on Linux) of this process and of the largest child it has waited for."""
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def detection_step(path: str) -> Run:
+    """Probe and detect scenes, as the sidecar asset does; runs in a fresh worker process."""
+    start = time.perf_counter()
+    probe = probe_video(Path(path))
+    detection = detect_scenes(Path(path), probe)
+    wall = time.perf_counter() - start
+    rss, child_rss = _peaks()
+    return Run(wall, rss, child_rss, {"cuts": [scene.start_frame for scene in detection.scenes[1:]],
+                                      "frames": detection.frames_decoded})
+
+
+def thumbnail_step(path: str, interval_s: float) -> Run:
+    """Probe, plan and extract the thumbnails of a video; runs in a fresh worker process."""
+    with tempfile.TemporaryDirectory(prefix="heimdex-bench-") as out:
+        start = time.perf_counter()
+        probe = probe_video(Path(path))
+        policy = ThumbnailPolicy(interval_s=interval_s, max_count=THUMBNAIL_COUNT)
+        slots = plan_thumbnails([], probe["duration_s"], policy)
+        thumbnails = extract_thumbnails(Path(path), probe, slots, Path(out), policy.max_height)
+        wall = time.perf_counter() - start
+        written = sum(1 for thumbnail in thumbnails if thumbnail.path.stat().st_size > 0)
+    rss, child_rss = _peaks()
+    return Run(wall, rss, child_rss, {"count": written, "size": f"{thumbnails[0].width}x{thumbnails[0].height}",
+                                      "duration_s": probe["duration_s"]})
+
+
+def in_fresh_process(step: Callable[..., Run], *args: Any) -> Run:
+    """Run a step in a newly spawned interpreter, so its peak RSS is not inherited."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(step, *args).result()
+
+
+def timed_command(command: list[str]) -> tuple[Run, str]:
+    """Wall time and peak RSS of a command, and its stdout."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    stdout = process.stdout.read()
+    process.stdout.close()
+    # wait4 rather than wait: it also reports this one child's peak RSS.
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, command)
+    return Run(wall, usage.ru_maxrss), stdout.decode("utf-8", "replace")
+
+
+def scenedetect_cli() -> str | None:
+    """The PySceneDetect CLI of this environment."""
+    beside = Path(sys.executable).with_name("scenedetect")
+    return str(beside) if beside.is_file() else shutil.which("scenedetect")
+
+
+def cli_cuts(stdout: str) -> list[int]:
+    """Cut frames (0-based) from the scene table that `list-scenes -n` prints."""
+    starts = [int(match.group(2)) - 1 for match in _CLI_SCENE_ROW.finditer(stdout)]
+    return starts[1:]
+
+
+def same_cuts(ours: list[int], theirs: list[int] | None) -> bool | None:
+    """Equal within one frame, cut by cut; None when there is nothing to compare with."""
+    if theirs is None:
+        return None
+    return len(ours) == len(theirs) and all(abs(a - b) <= 1 for a, b in zip(ours, theirs, strict=True))
+
+
+def measure_detection(name: str, path: Path, reference: tuple[str, list[int]] | None, repeat: int,
+                      cli: str | None) -> FileResult:
+    """Decode, sidecar detection and CLI detection of one file, interleaved, `repeat` times."""
+    result = FileResult(name=name, reference=reference)
+    decode = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-an", "-f", "null", "-"]
+    for attempt in range(1, repeat + 1):
+        run, _ = timed_command(decode)
+        result.decode.append(run)
+        sidecar = in_fresh_process(detection_step, str(path))
+        result.sidecar.append(sidecar)
+        result.cuts, result.frames = sidecar.output["cuts"], sidecar.output["frames"]
+        line = f"{name} run {attempt}/{repeat}: decode {run.wall_s:.2f} s, sidecar {sidecar.wall_s:.2f} s"
+        if cli:
+            # list-scenes -n only prints the scene table, which gives the CLI's cuts from the timed run.
+            cli_run, stdout = timed_command([cli, "-i", str(path), "detect-content", "list-scenes", "-n"])
+            result.cli.append(cli_run)
+            result.cli_cuts = cli_cuts(stdout)
+            line += f", scenedetect CLI {cli_run.wall_s:.2f} s"
+        log(line)
+    return result
+
+
+def best(runs: list[Run]) -> float:
+    """The least noisy figure of a repeated timing: its minimum."""
+    return min(run.wall_s for run in runs)
+
+
+def mb(kib: int) -> float:
+    """KiB (ru_maxrss on Linux) to MB."""
+    return kib * 1024 / 1e6
+
+
+def yes_no(value: bool | None) -> str:
+    """A table cell for a comparison."""
+    return "n/a" if value is None else ("yes" if value else "NO")
+
+
+def machine() -> list[str]:
+    """The figures' context: processor, memory, tool versions."""
+    model = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("model name")), model)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    ffmpeg_version = subprocess.run([FFMPEG, "-version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return [f"{os.cpu_count()} x {model}, {memory:.0f} GiB RAM, {platform.system()} {platform.release()}",
+            f"{ffmpeg_version.split(' Copyright')[0]}; Python {platform.python_version()}; "
+            f"PySceneDetect {scenedetect.__version__}"]
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table, columns padded to their widest cell."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [header, [""] * len(header), *rows]]
+    lines[1] = "  ".join("-" * width for width in widths)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its report; exit status 1 when a target is missed."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short clips and one run each: a smoke test")
+    parser.add_argument("--repeat", type=int, help="runs per timing, the best one counts (default 3, quick 1)")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    repeat = args.repeat or (1 if args.quick else 3)
+    cli = scenedetect_cli()
+    started = time.perf_counter()
+
+    detection_path, detection_cuts = synthetic_clip(plan.detection_clip)
+    thumbnail_path, _ = synthetic_clip(plan.thumbnail_clip)
+    rate = plan.detection_clip.rate
+    files = [(detection_path.name, detection_path, ("known", [round(t * rate) for t in detection_cuts]))]
+    real_path = media_dir() / REAL_CLIP
+    if real_path.is_file():
+        golden = media_dir() / "goldens" / f"{REAL_CLIP}.ContentDetector.default.json"
+        reference = ("golden", json.loads(golden.read_text())["cuts"]) if golden.is_file() else None
+        files.append((REAL_CLIP, real_path, reference))
+    else:
+        log(f"{real_path} not found (set HEIMDEX_MEDIA_DIR); measuring the synthetic clip only")
+    if cli is None:
+        log("the scenedetect CLI is not installed; its columns stay empty")
+
+    results = [measure_detection(name, path, reference, repeat, cli) for name, path, reference in files]
+    thumbnails: list[Run] = []
+    for attempt in range(1, repeat + 1):
+        thumbnails.append(in_fresh_process(thumbnail_step, str(thumbnail_path), plan.thumbnail_interval_s))
+        log(f"thumbnails run {attempt}/{repeat}: {thumbnails[-1].wall_s:.2f} s")
+
+    print("Heimdex media benchmark" + (" (--quick)" if args.quick else ""))
+    for line in machine():
+        print(f"  {line}")
+    print(f"  best of {repeat} run(s) per timing; command: uv run python -m benchmarks.run"
+          + (" --quick" if args.quick else ""))
+    print()
+    print("Scene detection: sidecar = probe_video + detect_scenes; decode = ffmpeg -i FILE -an -f null -;")
+    print("CLI = scenedetect -i FILE detect-content list-scenes -n (whole command, interpreter start included)")
+    rows = []
+    for result in results:
+        decode_s, sidecar_s = best(result.decode), best(result.sidecar)
+        cli_s = best(result.cli) if result.cli else None
+        reference_match = same_cuts(result.cuts, result.reference[1]) if result.reference else None
+        rows.append([
+            result.name, str(result.frames), f"{decode_s:.2f}", f"{sidecar_s:.2f}",
+            f"{cli_s:.2f}" if cli_s else "n/a", f"{sidecar_s / decode_s:.2f}x",
+            f"{sidecar_s / cli_s:.2f}x" if cli_s else "n/a", str(len(result.cuts)),
+            yes_no(same_cuts(result.cuts, result.cli_cuts)),
+            f"{yes_no(reference_match)} ({result.reference[0]})" if result.reference else "n/a",
+        ])
+    print(table(["file", "frames", "decode s", "sidecar s", "CLI s", "sidecar/decode", "sidecar/CLI", "cuts",
+                 "= CLI cuts", "= reference cuts"], rows))
+    print()
+
+    thumbs_s = best(thumbnails)
+    sample = thumbnails[0].output
+    print(f"Thumbnails: probe + plan + extract, interval {plan.thumbnail_interval_s:g} s, max {THUMBNAIL_COUNT}")
+    print(table(["file", "duration s", "thumbnails", "size", "best s", "runs s"],
+                [[thumbnail_path.name, f"{sample['duration_s']:.0f}", str(sample["count"]), sample["size"],
+                  f"{thumbs_s:.2f}", " ".join(f"{run.wall_s:.2f}" for run in thumbnails)]]))
+    print()
+
+    # Children are counted at the largest one's peak times how many run at once: ffprobe and
+    # ffmpeg take turns in detection; extraction runs one ffmpeg per CPU.
+    parallel = min(os.cpu_count() or 1, THUMBNAIL_COUNT)
+    memory_rows, memory_totals = [], {}
+    for label, runs, at_once in [*((f"detection {r.name}", r.sidecar, 1) for r in results),
+                                 (f"thumbnails {thumbnail_path.name}", thumbnails, parallel)]:
+        own, child = max(run.rss_kb for run in runs), max(run.child_rss_kb for run in runs)
+        memory_totals[label] = mb(own) + at_once * mb(child)
+        memory_rows.append([label, f"{mb(own):.0f}", f"{mb(child):.0f}", str(at_once), f"{memory_totals[label]:.0f}"])
+    for result in results:
+        memory_rows.append([f"(plain decode {result.name})", "", f"{mb(max(r.rss_kb for r in result.decode)):.0f}",
+                            "1", ""])
+        if result.cli:
+            memory_rows.append([f"(scenedetect CLI {result.name})", f"{mb(max(r.rss_kb for r in result.cli)):.0f}",
+                                "", "", ""])
+    print("Peak memory (RSS, MB): each step in a fresh spawned process; total = process + children at once x largest")
+    print(table(["step", "process", "largest child", "children at once", "total"], memory_rows))
+    print()
+
+    verdicts = []
+    for result in results:
+        ratio = best(result.sidecar) / best(result.decode)
+        verdicts.append((ratio <= DETECTION_RATIO_TARGET,
+                         f"scene detection <= {DETECTION_RATIO_TARGET:.1f}x plain decode on {result.name}: {ratio:.2f}x"))
+    for result in results:
+        matches = [same_cuts(result.cuts, result.cli_cuts)]
+        if result.reference:
+            matches.append(same_cuts(result.cuts, result.reference[1]))
+        compared = [m for m in matches if m is not None]
+        verdicts.append((bool(compared) and all(compared),
+                         f"same cuts as ContentDetector defaults on {result.name}: {result.cuts} "
+                         f"(CLI {result.cli_cuts}, {result.reference[0] if result.reference else 'no reference'} "
+                         f"{result.reference[1] if result.reference else ''})".rstrip()))
+    verdicts.append((thumbs_s < THUMBNAIL_TARGET_S and sample["count"] == THUMBNAIL_COUNT,
+                     f"{THUMBNAIL_COUNT} thumbnails of a {sample['duration_s'] / 60:.0f}-minute clip "
+                     f"in < {THUMBNAIL_TARGET_S:.0f} s: {thumbs_s:.2f} s ({sample['count']} written)"))
+    for label, total in memory_totals.items():
+        verdicts.append((total < MEMORY_TARGET_MB, f"peak memory < {MEMORY_TARGET_MB:.0f} MB, {label}: {total:.0f} MB"))
+    print("Targets")
+    for passed, text in verdicts:
+        print(f"  {'PASS' if passed else 'MISS'}  {text}")
+    print(f"\n(measured in {time.perf_counter() - started:.0f} s)")
+    return 0 if all(passed for passed, _ in verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
