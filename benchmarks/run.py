@@ -2,9 +2,10 @@
 
 Scene detection (probe included, as the sidecar asset runs it) is timed against a plain
 `ffmpeg -i FILE -an -f null -` decode of the same file and against the PySceneDetect CLI;
-20 thumbnails are taken from a 10-minute clip; each measured step runs in a fresh process
-so its peak memory, and that of its ffmpeg children, is its own. Every time is the best of
-`--repeat` runs, interleaved so that load from elsewhere hits all contenders alike.
+20 thumbnails are taken from a 10-minute clip and from the same clip repeated to an hour;
+each measured step runs in a fresh process, so its peak memory, and that of its ffmpeg
+children, is its own. Every time is the best of `--repeat` runs, interleaved so that load
+from elsewhere hits all contenders alike.
 
     uv run python -m benchmarks.run [--quick] [--repeat N]
 
@@ -56,7 +57,7 @@ _CLI_SCENE_ROW = re.compile(r"^\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|", re.MULTILINE)
 class ClipSpec:
     """A synthetic clip: consecutive test-pattern segments, so its cuts are known."""
 
-    name: str
+    label: str
     segments_s: tuple[float, ...]
     size: str
     rate: int
@@ -64,9 +65,9 @@ class ClipSpec:
 
     @property
     def file_name(self) -> str:
-        """Cache file name; the digest changes whenever the spec does."""
-        digest = hashlib.sha1(repr(self).encode()).hexdigest()[:8]
-        return f"{self.name}-{self.size}-{self.rate}fps-{self.preset}-{digest}.mp4"
+        """Cache file name; the digest changes whenever the encoding parameters do."""
+        digest = hashlib.sha1(repr((self.segments_s, self.size, self.rate, self.preset)).encode()).hexdigest()[:8]
+        return f"clip-{self.size}-{self.rate}fps-{self.preset}-{sum(self.segments_s):.0f}s-{digest}.mp4"
 
 
 @dataclass(frozen=True)
@@ -76,20 +77,25 @@ class Plan:
     detection_clip: ClipSpec
     thumbnail_clip: ClipSpec
     thumbnail_interval_s: float
+    # The thumbnail clip is also measured stream-copied this many times over, to show that
+    # the cost does not follow the duration.
+    long_copies: int
 
 
 FULL = Plan(
     # x264's default preset (medium) is what most encoders ship with.
-    detection_clip=ClipSpec("detect-60s", (12.0,) * 5, "1920x1080", 30, "medium"),
-    # veryfast only to keep the one-off encode of ten minutes short; seeking cost depends on
-    # the keyframe interval (x264's default 250 frames), not on the preset.
-    thumbnail_clip=ClipSpec("thumbs-10min", (30.0,) * 20, "1280x720", 30, "veryfast"),
+    detection_clip=ClipSpec("synthetic 60 s 1080p30", (12.0,) * 5, "1920x1080", 30, "medium"),
+    # veryfast only keeps the one-off encode of ten minutes short: the cost of seeking
+    # follows the keyframe interval (x264's default, 250 frames), not the preset.
+    thumbnail_clip=ClipSpec("synthetic 10 min 720p30", (30.0,) * 20, "1280x720", 30, "veryfast"),
     thumbnail_interval_s=30.0,
+    long_copies=6,
 )
 QUICK = Plan(
-    detection_clip=ClipSpec("detect-12s", (4.0,) * 3, "1920x1080", 30, "veryfast"),
-    thumbnail_clip=ClipSpec("thumbs-2min", (12.0,) * 10, "1280x720", 30, "veryfast"),
+    detection_clip=ClipSpec("synthetic 12 s 1080p30", (4.0,) * 3, "1920x1080", 30, "veryfast"),
+    thumbnail_clip=ClipSpec("synthetic 2 min 720p30", (12.0,) * 10, "1280x720", 30, "veryfast"),
     thumbnail_interval_s=6.0,
+    long_copies=5,
 )
 
 
@@ -104,17 +110,30 @@ class Run:
 
 
 @dataclass
-class FileResult:
+class DetectionResult:
     """Everything measured on one file for the detection table."""
 
-    name: str
+    label: str
+    reference: tuple[str, list[int]] | None
     frames: int = 0
     cuts: list[int] = field(default_factory=list)
     cli_cuts: list[int] | None = None
-    reference: tuple[str, list[int]] | None = None
     decode: list[Run] = field(default_factory=list)
     sidecar: list[Run] = field(default_factory=list)
     cli: list[Run] = field(default_factory=list)
+
+
+@dataclass
+class ThumbnailResult:
+    """The thumbnail runs on one file."""
+
+    label: str
+    runs: list[Run] = field(default_factory=list)
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so stdout holds only the report."""
+    print(f"  .. {message}", file=sys.stderr, flush=True)
 
 
 def cache_dir() -> Path:
@@ -134,7 +153,7 @@ def synthetic_clip(spec: ClipSpec) -> tuple[Path, list[float]]:
     path = folder / spec.file_name
     cuts_file = path.with_suffix(".cuts.json")
     if not (path.is_file() and cuts_file.is_file()):
-        log(f"encoding {path.name} ({sum(spec.segments_s):.0f} s {spec.size}, x264 {spec.preset}); cached for next time")
+        log(f"encoding {path.name} ({spec.label}, x264 {spec.preset}); cached for later runs")
         partial = path.with_suffix(".part.mp4")
         cuts = make_clip(partial, spec.segments_s, size=spec.size, rate=spec.rate, preset=spec.preset)
         cuts_file.write_text(json.dumps(cuts))
@@ -142,9 +161,21 @@ def synthetic_clip(spec: ClipSpec) -> tuple[Path, list[float]]:
     return path, json.loads(cuts_file.read_text())
 
 
-def log(message: str) -> None:
-    """Progress on stderr, so stdout holds only the report."""
-    print(f"  .. {message}", file=sys.stderr, flush=True)
+def repeated_clip(path: Path, copies: int) -> Path:
+    """`path` played `copies` times in a row, stream-copied (no re-encode) and cached."""
+    out = path.with_name(f"{path.stem}-x{copies}.mp4")
+    if not out.is_file():
+        log(f"stream-copying {path.name} {copies} times into {out.name}")
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
+            listing.write(f"file '{path}'\n" * copies)
+        partial = out.with_suffix(".part.mp4")
+        try:
+            subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat",
+                            "-safe", "0", "-i", listing.name, "-c", "copy", str(partial)], check=True)
+        finally:
+            os.unlink(listing.name)
+        partial.replace(out)
+    return out
 
 
 def _peaks() -> tuple[int, int]:
@@ -220,10 +251,10 @@ def same_cuts(ours: list[int], theirs: list[int] | None) -> bool | None:
     return len(ours) == len(theirs) and all(abs(a - b) <= 1 for a, b in zip(ours, theirs, strict=True))
 
 
-def measure_detection(name: str, path: Path, reference: tuple[str, list[int]] | None, repeat: int,
-                      cli: str | None) -> FileResult:
+def measure_detection(label: str, path: Path, reference: tuple[str, list[int]] | None, repeat: int,
+                      cli: str | None) -> DetectionResult:
     """Decode, sidecar detection and CLI detection of one file, interleaved, `repeat` times."""
-    result = FileResult(name=name, reference=reference)
+    result = DetectionResult(label=label, reference=reference)
     decode = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-an", "-f", "null", "-"]
     for attempt in range(1, repeat + 1):
         run, _ = timed_command(decode)
@@ -231,15 +262,25 @@ def measure_detection(name: str, path: Path, reference: tuple[str, list[int]] | 
         sidecar = in_fresh_process(detection_step, str(path))
         result.sidecar.append(sidecar)
         result.cuts, result.frames = sidecar.output["cuts"], sidecar.output["frames"]
-        line = f"{name} run {attempt}/{repeat}: decode {run.wall_s:.2f} s, sidecar {sidecar.wall_s:.2f} s"
+        line = f"{label} run {attempt}/{repeat}: decode {run.wall_s:.2f} s, sidecar {sidecar.wall_s:.2f} s"
         if cli:
-            # list-scenes -n only prints the scene table, which gives the CLI's cuts from the timed run.
+            # list-scenes -n only prints the scene table: the timed run also gives the CLI's cuts.
             cli_run, stdout = timed_command([cli, "-i", str(path), "detect-content", "list-scenes", "-n"])
             result.cli.append(cli_run)
             result.cli_cuts = cli_cuts(stdout)
             line += f", scenedetect CLI {cli_run.wall_s:.2f} s"
         log(line)
     return result
+
+
+def measure_thumbnails(files: list[tuple[str, Path]], interval_s: float, repeat: int) -> list[ThumbnailResult]:
+    """The thumbnail step on each file, interleaved, `repeat` times."""
+    results = [ThumbnailResult(label) for label, _ in files]
+    for attempt in range(1, repeat + 1):
+        for result, (label, path) in zip(results, files, strict=True):
+            result.runs.append(in_fresh_process(thumbnail_step, str(path), interval_s))
+            log(f"thumbnails of {label} run {attempt}/{repeat}: {result.runs[-1].wall_s:.2f} s")
+    return results
 
 
 def best(runs: list[Run]) -> float:
@@ -257,27 +298,103 @@ def yes_no(value: bool | None) -> str:
     return "n/a" if value is None else ("yes" if value else "NO")
 
 
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table, columns padded to their widest cell."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]
+    return "\n".join([lines[0], "  ".join("-" * width for width in widths), *lines[1:]])
+
+
 def machine() -> list[str]:
-    """The figures' context: processor, memory, tool versions."""
+    """The figures' context: processor, memory, tool versions, load."""
     model = "unknown"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
                       if line.startswith("model name")), model)
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    ffmpeg_version = subprocess.run([FFMPEG, "-version"], capture_output=True, text=True).stdout.split("\n")[0]
+    ffmpeg_version = subprocess.run([FFMPEG, "-version"], capture_output=True, text=True).stdout.split(" Copyright")[0]
     return [f"{os.cpu_count()} x {model}, {memory:.0f} GiB RAM, {platform.system()} {platform.release()}",
-            f"{ffmpeg_version.split(' Copyright')[0]}; Python {platform.python_version()}; "
-            f"PySceneDetect {scenedetect.__version__}"]
+            f"{ffmpeg_version}; Python {platform.python_version()}; PySceneDetect {scenedetect.__version__}"]
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """A plain-text table, columns padded to their widest cell."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in [header, [""] * len(header), *rows]]
-    lines[1] = "  ".join("-" * width for width in widths)
-    return "\n".join(lines)
+def detection_report(results: list[DetectionResult]) -> str:
+    """The detection table."""
+    rows = []
+    for result in results:
+        decode_s, sidecar_s = best(result.decode), best(result.sidecar)
+        cli_s = best(result.cli) if result.cli else None
+        reference = "n/a"
+        if result.reference:
+            reference = f"{yes_no(same_cuts(result.cuts, result.reference[1]))} ({result.reference[0]})"
+        rows.append([
+            result.label, str(result.frames), f"{decode_s:.2f}", f"{sidecar_s:.2f}",
+            f"{cli_s:.2f}" if cli_s else "n/a", f"{sidecar_s / decode_s:.2f}x",
+            f"{sidecar_s / cli_s:.2f}x" if cli_s else "n/a", str(len(result.cuts)),
+            yes_no(same_cuts(result.cuts, result.cli_cuts)), reference,
+        ])
+    return table(["file", "frames", "decode s", "sidecar s", "CLI s", "sidecar/decode", "sidecar/CLI", "cuts",
+                  "= CLI cuts", "= reference cuts"], rows)
+
+
+def thumbnail_report(results: list[ThumbnailResult]) -> str:
+    """The thumbnail table."""
+    rows = []
+    for result in results:
+        sample = result.runs[0].output
+        rows.append([result.label, f"{sample['duration_s']:.0f}", str(sample["count"]), sample["size"],
+                     f"{best(result.runs):.2f}", " ".join(f"{run.wall_s:.2f}" for run in result.runs)])
+    return table(["file", "duration s", "thumbnails", "size", "best s", "runs s"], rows)
+
+
+def memory_report(detections: list[DetectionResult], thumbnails: list[ThumbnailResult]) -> tuple[str, dict[str, float]]:
+    """The memory table, and each measured step's total peak in MB."""
+    # Children count at the largest one's peak times how many run at once: ffprobe and
+    # ffmpeg take turns in detection, extraction runs one ffmpeg per CPU. A child's
+    # ru_maxrss also holds its parent's pages from before exec, so this is an upper bound.
+    parallel = min(os.cpu_count() or 1, THUMBNAIL_COUNT)
+    steps = [*((f"detection, {r.label}", r.sidecar, 1) for r in detections),
+             *((f"thumbnails, {r.label}", r.runs, parallel) for r in thumbnails)]
+    rows, totals = [], {}
+    for label, runs, at_once in steps:
+        own, child = mb(max(run.rss_kb for run in runs)), mb(max(run.child_rss_kb for run in runs))
+        totals[label] = own + at_once * child
+        rows.append([label, f"{own:.0f}", f"{child:.0f}", str(at_once), f"{totals[label]:.0f}"])
+    for result in detections:
+        decode_mb = mb(max(run.rss_kb for run in result.decode))
+        rows.append([f"(for comparison) plain decode, {result.label}", "", f"{decode_mb:.0f}", "1", ""])
+        if result.cli:
+            rows.append([f"(for comparison) scenedetect CLI, {result.label}",
+                         f"{mb(max(r.rss_kb for r in result.cli)):.0f}", "", "", ""])
+    return table(["step", "process", "largest child", "children at once", "total"], rows), totals
+
+
+def verdicts(detections: list[DetectionResult], thumbnails: list[ThumbnailResult],
+             memory: dict[str, float]) -> list[tuple[bool, str]]:
+    """PASS or MISS, with the figure, for each target of the issue."""
+    found = []
+    for result in detections:
+        ratio = best(result.sidecar) / best(result.decode)
+        found.append((ratio <= DETECTION_RATIO_TARGET,
+                      f"scene detection <= {DETECTION_RATIO_TARGET:.1f}x plain decode, {result.label}: {ratio:.2f}x"))
+    for result in detections:
+        checks = [same_cuts(result.cuts, result.cli_cuts)]
+        against = f"CLI {result.cli_cuts}"
+        if result.reference:
+            checks.append(same_cuts(result.cuts, result.reference[1]))
+            against += f", {result.reference[0]} {result.reference[1]}"
+        compared = [check for check in checks if check is not None]
+        found.append((bool(compared) and all(compared),
+                      f"same cuts as ContentDetector's defaults, {result.label}: {result.cuts} ({against})"))
+    for result in thumbnails:
+        count, seconds = result.runs[0].output["count"], best(result.runs)
+        found.append((seconds < THUMBNAIL_TARGET_S and count == THUMBNAIL_COUNT,
+                      f"{THUMBNAIL_COUNT} thumbnails in < {THUMBNAIL_TARGET_S:.0f} s, {result.label}: "
+                      f"{seconds:.2f} s ({count} written)"))
+    for label, total in memory.items():
+        found.append((total < MEMORY_TARGET_MB, f"peak memory < {MEMORY_TARGET_MB:.0f} MB, {label}: {total:.0f} MB"))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,103 +406,55 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     repeat = args.repeat or (1 if args.quick else 3)
     cli = scenedetect_cli()
-    started = time.perf_counter()
+    if cli is None:
+        log("the scenedetect CLI is not installed; its columns stay empty")
 
     detection_path, detection_cuts = synthetic_clip(plan.detection_clip)
     thumbnail_path, _ = synthetic_clip(plan.thumbnail_clip)
+    long_path = repeated_clip(thumbnail_path, plan.long_copies)
     rate = plan.detection_clip.rate
-    files = [(detection_path.name, detection_path, ("known", [round(t * rate) for t in detection_cuts]))]
+    known = ("known", [round(cut * rate) for cut in detection_cuts])
+    detection_files = [(plan.detection_clip.label, detection_path, known)]
     real_path = media_dir() / REAL_CLIP
     if real_path.is_file():
         golden = media_dir() / "goldens" / f"{REAL_CLIP}.ContentDetector.default.json"
         reference = ("golden", json.loads(golden.read_text())["cuts"]) if golden.is_file() else None
-        files.append((REAL_CLIP, real_path, reference))
+        detection_files.append((REAL_CLIP, real_path, reference))
     else:
         log(f"{real_path} not found (set HEIMDEX_MEDIA_DIR); measuring the synthetic clip only")
-    if cli is None:
-        log("the scenedetect CLI is not installed; its columns stay empty")
 
-    results = [measure_detection(name, path, reference, repeat, cli) for name, path, reference in files]
-    thumbnails: list[Run] = []
-    for attempt in range(1, repeat + 1):
-        thumbnails.append(in_fresh_process(thumbnail_step, str(thumbnail_path), plan.thumbnail_interval_s))
-        log(f"thumbnails run {attempt}/{repeat}: {thumbnails[-1].wall_s:.2f} s")
+    started, load_before = time.perf_counter(), os.getloadavg()
+    detections = [measure_detection(label, path, reference, repeat, cli) for label, path, reference in detection_files]
+    thumbnails = measure_thumbnails([(plan.thumbnail_clip.label, thumbnail_path),
+                                     (f"the same x{plan.long_copies} (stream copy)", long_path)],
+                                    plan.thumbnail_interval_s, repeat)
+    load_after = os.getloadavg()
 
-    print("Heimdex media benchmark" + (" (--quick)" if args.quick else ""))
+    command = "uv run python -m benchmarks.run" + (" --quick" if args.quick else "")
+    print("Heimdex media benchmark")
     for line in machine():
         print(f"  {line}")
-    print(f"  best of {repeat} run(s) per timing; command: uv run python -m benchmarks.run"
-          + (" --quick" if args.quick else ""))
+    print(f"  {command}: best of {repeat} run(s) per timing, measured in {time.perf_counter() - started:.0f} s; "
+          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print()
-    print("Scene detection: sidecar = probe_video + detect_scenes; decode = ffmpeg -i FILE -an -f null -;")
-    print("CLI = scenedetect -i FILE detect-content list-scenes -n (whole command, interpreter start included)")
-    rows = []
-    for result in results:
-        decode_s, sidecar_s = best(result.decode), best(result.sidecar)
-        cli_s = best(result.cli) if result.cli else None
-        reference_match = same_cuts(result.cuts, result.reference[1]) if result.reference else None
-        rows.append([
-            result.name, str(result.frames), f"{decode_s:.2f}", f"{sidecar_s:.2f}",
-            f"{cli_s:.2f}" if cli_s else "n/a", f"{sidecar_s / decode_s:.2f}x",
-            f"{sidecar_s / cli_s:.2f}x" if cli_s else "n/a", str(len(result.cuts)),
-            yes_no(same_cuts(result.cuts, result.cli_cuts)),
-            f"{yes_no(reference_match)} ({result.reference[0]})" if result.reference else "n/a",
-        ])
-    print(table(["file", "frames", "decode s", "sidecar s", "CLI s", "sidecar/decode", "sidecar/CLI", "cuts",
-                 "= CLI cuts", "= reference cuts"], rows))
+    print("Scene detection, wall seconds. sidecar = probe_video + detect_scenes in a fresh process;")
+    print("decode = ffmpeg -i FILE -an -f null -; CLI = scenedetect -i FILE detect-content list-scenes -n")
+    print(detection_report(detections))
     print()
-
-    thumbs_s = best(thumbnails)
-    sample = thumbnails[0].output
-    print(f"Thumbnails: probe + plan + extract, interval {plan.thumbnail_interval_s:g} s, max {THUMBNAIL_COUNT}")
-    print(table(["file", "duration s", "thumbnails", "size", "best s", "runs s"],
-                [[thumbnail_path.name, f"{sample['duration_s']:.0f}", str(sample["count"]), sample["size"],
-                  f"{thumbs_s:.2f}", " ".join(f"{run.wall_s:.2f}" for run in thumbnails)]]))
+    print(f"Thumbnails, wall seconds: probe + plan + extract, interval {plan.thumbnail_interval_s:g} s, "
+          f"max {THUMBNAIL_COUNT}")
+    print(thumbnail_report(thumbnails))
     print()
-
-    # Children are counted at the largest one's peak times how many run at once: ffprobe and
-    # ffmpeg take turns in detection; extraction runs one ffmpeg per CPU.
-    parallel = min(os.cpu_count() or 1, THUMBNAIL_COUNT)
-    memory_rows, memory_totals = [], {}
-    for label, runs, at_once in [*((f"detection {r.name}", r.sidecar, 1) for r in results),
-                                 (f"thumbnails {thumbnail_path.name}", thumbnails, parallel)]:
-        own, child = max(run.rss_kb for run in runs), max(run.child_rss_kb for run in runs)
-        memory_totals[label] = mb(own) + at_once * mb(child)
-        memory_rows.append([label, f"{mb(own):.0f}", f"{mb(child):.0f}", str(at_once), f"{memory_totals[label]:.0f}"])
-    for result in results:
-        memory_rows.append([f"(plain decode {result.name})", "", f"{mb(max(r.rss_kb for r in result.decode)):.0f}",
-                            "1", ""])
-        if result.cli:
-            memory_rows.append([f"(scenedetect CLI {result.name})", f"{mb(max(r.rss_kb for r in result.cli)):.0f}",
-                                "", "", ""])
-    print("Peak memory (RSS, MB): each step in a fresh spawned process; total = process + children at once x largest")
-    print(table(["step", "process", "largest child", "children at once", "total"], memory_rows))
+    report, memory = memory_report(detections, thumbnails)
+    print("Peak memory (RSS, MB), each step in a fresh process; total = process + children at once x largest child,")
+    print("an upper bound (a child's peak includes its parent's pages from before exec)")
+    print(report)
     print()
-
-    verdicts = []
-    for result in results:
-        ratio = best(result.sidecar) / best(result.decode)
-        verdicts.append((ratio <= DETECTION_RATIO_TARGET,
-                         f"scene detection <= {DETECTION_RATIO_TARGET:.1f}x plain decode on {result.name}: {ratio:.2f}x"))
-    for result in results:
-        matches = [same_cuts(result.cuts, result.cli_cuts)]
-        if result.reference:
-            matches.append(same_cuts(result.cuts, result.reference[1]))
-        compared = [m for m in matches if m is not None]
-        verdicts.append((bool(compared) and all(compared),
-                         f"same cuts as ContentDetector defaults on {result.name}: {result.cuts} "
-                         f"(CLI {result.cli_cuts}, {result.reference[0] if result.reference else 'no reference'} "
-                         f"{result.reference[1] if result.reference else ''})".rstrip()))
-    verdicts.append((thumbs_s < THUMBNAIL_TARGET_S and sample["count"] == THUMBNAIL_COUNT,
-                     f"{THUMBNAIL_COUNT} thumbnails of a {sample['duration_s'] / 60:.0f}-minute clip "
-                     f"in < {THUMBNAIL_TARGET_S:.0f} s: {thumbs_s:.2f} s ({sample['count']} written)"))
-    for label, total in memory_totals.items():
-        verdicts.append((total < MEMORY_TARGET_MB, f"peak memory < {MEMORY_TARGET_MB:.0f} MB, {label}: {total:.0f} MB"))
     print("Targets")
-    for passed, text in verdicts:
+    found = verdicts(detections, thumbnails, memory)
+    for passed, text in found:
         print(f"  {'PASS' if passed else 'MISS'}  {text}")
-    print(f"\n(measured in {time.perf_counter() - started:.0f} s)")
-    return 0 if all(passed for passed, _ in verdicts) else 1
+    return 0 if all(passed for passed, _ in found) else 1
 
 
 if __name__ == "__main__":

@@ -7,8 +7,7 @@ timestamp (from ffmpeg's showinfo filter), so variable-frame-rate and delayed-st
 videos get true times.
 """
 
-import contextlib
-import fcntl
+import os
 import queue
 import re
 import threading
@@ -29,8 +28,6 @@ from heimdex_pipeline.media.tools import FFMPEG, failure, require_file
 
 # PySceneDetect's SceneManager downscales to at least this width before detecting.
 DETECTION_WIDTH = 256
-# Room for several decoded frames in the pipe, so ffmpeg never waits on the detector.
-_PIPE_BYTES = 1 << 20
 
 _SHOWINFO_FRAME = re.compile(rb"\bn:\s*\d+\s+pts:\s*(-?\d+)\s+pts_time:")
 _SHOWINFO_TIMEBASE = re.compile(rb"config in time_base:\s*(\d+)/(\d+)")
@@ -78,6 +75,16 @@ def _detection_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width / factor)), max(1, round(height / factor))
 
 
+def _decoder_threads() -> int:
+    """One frame thread more than ffmpeg's default (CPUs + 1, at most 16).
+
+    ffmpeg's main thread scales and converts every frame itself; one more frame in flight
+    keeps the cores decoding meanwhile (about 5% faster on 2 CPUs).
+    """
+    cpus = os.cpu_count() or 1
+    return min(cpus + 2, 16) if cpus > 1 else 1
+
+
 def _read_timestamps(stderr: IO[bytes], timestamps: "queue.Queue[int | None]", log: list[bytes],
                      time_base: list[Fraction]) -> None:
     """Turn showinfo's stderr lines into a queue of frame PTS values; keep other lines."""
@@ -100,22 +107,19 @@ def detect_scenes(path: Path, probe: dict[str, Any], params: DetectorParams = De
     width, height = _detection_size(probe["width"], probe["height"])
     frame_bytes = width * height * 3
     stream = (
-        ffmpeg.input(str(path), skip_loop_filter="all", copyts=None, noautorotate=None)
+        ffmpeg.input(str(path), threads=_decoder_threads(), skip_loop_filter="all", copyts=None, noautorotate=None)
         .video.filter("scale", width, height, flags="fast_bilinear")
         # Scale in YUV and convert unscaled: swscale's combined path dithers near-black
         # pixels into false hues, which ContentDetector reads as cuts on fades. Planar RGB
         # has the same values as bgr24 at half swscale's cost; the detector interleaves it.
         .filter("format", "yuv444p")
         .filter("format", "gbrp")
-        # Only the timestamps are wanted: per-plane checksums would cost as much as the scaling.
+        # Only the timestamps are wanted: per-plane checksums cost about as much as the RGB conversion.
         .filter("showinfo", checksum=0)
         .output("pipe:", format="rawvideo", fps_mode="passthrough", an=None, sn=None, dn=None)
         .global_args("-nostdin", "-hide_banner", "-nostats", "-loglevel", "info")
     )
     process = ffmpeg.run_async(stream, cmd=FFMPEG, pipe_stdout=True, pipe_stderr=True)
-    if hasattr(fcntl, "F_SETPIPE_SZ"):
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(process.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     timestamps: queue.Queue[int | None] = queue.Queue()
     log: list[bytes] = []
     time_base: list[Fraction] = []
