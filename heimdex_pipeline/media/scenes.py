@@ -152,9 +152,10 @@ def detect_scenes(path: Path, probe: dict[str, Any], params: DetectorParams = De
         process.stdout.close()
         returncode = process.wait()
         reader.join(timeout=5)
-    if returncode != 0 or not times:
-        raise failure("ffmpeg", path, returncode, b"".join(log)) if returncode != 0 else UnreadableMediaError(
-            f"ffmpeg decoded no frame of {path.name}")
+    if returncode != 0:
+        raise failure("ffmpeg", path, returncode, b"".join(log))
+    if not times:
+        raise UnreadableMediaError(f"ffmpeg decoded no frame of {path.name}")
     return SceneDetection(
         scenes=_scenes_from_cuts(times, [frame_index[c.seconds] for c in cuts], probe),
         frames_decoded=len(times),

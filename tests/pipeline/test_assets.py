@@ -64,7 +64,7 @@ def test_thumbnail_policy_from_run_config(clips, upload, resources, instance: Da
 
 
 def _step_events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> list:
-    return [e for e in instance.all_logs(run_id, of_type=kind)]
+    return list(instance.all_logs(run_id, of_type=kind))
 
 
 def test_killed_ffprobe_is_retried_then_succeeds(clips, upload, resources, instance: DagsterInstance,
