@@ -40,11 +40,12 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[Path,
     folder = tmp_path_factory.mktemp("clips")
     made: dict[tuple, tuple[Path, list[float]]] = {}
 
-    def make(durations: tuple[float, ...], size: str = "320x240", rate: int = 25) -> tuple[Path, list[float]]:
-        key = (durations, size, rate)
+    def make(durations: tuple[float, ...], size: str = "320x240", rate: int = 25,
+             extra_args: tuple[str, ...] = ()) -> tuple[Path, list[float]]:
+        key = (durations, size, rate, extra_args)
         if key not in made:
             out = folder / f"clip_{len(made)}.mp4"
-            made[key] = (out, make_clip(out, durations, size=size, rate=rate))
+            made[key] = (out, make_clip(out, durations, size=size, rate=rate, extra_args=extra_args))
         return made[key]
 
     return make

@@ -56,7 +56,8 @@ def _detector_version() -> str:
     """The sidecar's code version: a change of detector, version or parameters makes partitions stale."""
     described = DETECTOR.describe()
     params = ",".join(f"{k}={v}" for k, v in sorted(described["parameters"].items()))
-    return f"scenes-1;{described['name']}-{described['version']};{params}"
+    # scenes-N counts changes to what the detector is fed (2: PyAV decoding in two passes).
+    return f"scenes-2;{described['name']}-{described['version']};{params}"
 
 
 @contextmanager
@@ -146,13 +147,15 @@ def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, deri
             sidecar.thumbnails = previous.thumbnails
     write_json_atomic(layout.sidecar_schema, sidecar_json_schema())
     write_json_atomic(path, sidecar.model_dump(mode="json"))
-    log.info("scenes.done", scene_count=len(detection.scenes), frames=detection.frames_decoded)
+    log.info("scenes.done", scene_count=len(detection.scenes), frames=detection.frame_count,
+             frames_decoded=detection.frames_decoded)
     return MaterializeResult(metadata={
         "org_id": video.org_id,
         "scene_count": len(detection.scenes),
         "cuts_s": MetadataValue.json([scene.start_s for scene in detection.scenes[1:]]),
         "duration_s": MetadataValue.float(probe["duration_s"]),
         "resolution": f"{probe['width']}x{probe['height']}",
+        "frames": detection.frame_count,
         "frames_decoded": detection.frames_decoded,
         "detector": MetadataValue.json(detection.detector),
         "sidecar_path": MetadataValue.path(str(path)),

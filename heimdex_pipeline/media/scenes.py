@@ -1,36 +1,48 @@
-"""Scene detection: PySceneDetect's ContentDetector fed by a fast ffmpeg decode.
+"""Scene detection: PySceneDetect's ContentDetector, decoding every frame only where a cut can be.
 
-ffmpeg decodes with the in-loop deblocking filter skipped and scales each frame to the
-width PySceneDetect itself works at (256 px), so the detector sees what `scenedetect
-detect-content` sees for a fraction of the cost. Every frame carries its presentation
-timestamp (from ffmpeg's showinfo filter), so variable-frame-rate and delayed-start
-videos get true times.
+ContentDetector scores every frame against the one before and cuts where the score reaches
+its threshold, subject to its minimum scene length. Here:
+
+1. A first pass decodes only the reference frames (I, P and reference B frames: a third to
+   a half of an H.264 stream; the decoder spends nothing on the others) and scores each
+   against the one before. Two adjacent frames get their exact score there.
+2. Across a gap of skipped frames a cut shows at about its own score: encoders put a
+   reference frame at a cut, and on PySceneDetect's media the score across a gap holding a
+   cut was never below 0.98 of the cut's. A gap scoring at least half the threshold gets a
+   second look: a second decoder, in a thread beside the first pass, decodes it whole from
+   the keyframe before it and scores every frame in it.
+3. ContentDetector's minimum-length filter runs over every frame's timestamp with those
+   scores, so the cuts are those of ContentDetector fed every frame
+   (`tests/media/test_scenes.py` compares the two at several thresholds).
+
+When the second look would cover a large share of the frames (motion everywhere), or the
+stream does not let both looks account for every frame exactly once, one pass scoring every
+frame is made instead. Frames are timed by their presentation timestamps, so
+variable-frame-rate and delayed-start videos get true times.
 """
 
-import os
 import queue
-import re
 import threading
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import cv2
-import ffmpeg
 import numpy as np
 import scenedetect
 from scenedetect.common import FrameTimecode, Timecode
+from scenedetect.detector import FlashFilter
 from scenedetect.detectors import ContentDetector
 
+from heimdex_pipeline.media.decoding import DETECTION_WIDTH, Timeline, VideoDecoder
 from heimdex_pipeline.media.errors import UnreadableMediaError
-from heimdex_pipeline.media.tools import FFMPEG, failure, require_file
+from heimdex_pipeline.media.tools import require_file
 
-# PySceneDetect's SceneManager downscales to at least this width before detecting.
-DETECTION_WIDTH = 256
-
-_SHOWINFO_FRAME = re.compile(rb"\bn:\s*\d+\s+pts:\s*(-?\d+)\s+pts_time:")
-_SHOWINFO_TIMEBASE = re.compile(rb"config in time_base:\s*(\d+)/(\d+)")
+# A gap between two decoded reference frames is looked at again when its score reaches this
+# share of the threshold (a cut across a gap was measured at 0.98 of its own score or more).
+GAP_SHARE = 0.5
+# A second look over more than this share of the frames costs more than decoding them all.
+FULL_PASS_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -66,99 +78,223 @@ class SceneDetection:
     """The scenes of a video and what the decode saw."""
 
     scenes: list[Scene]
+    frame_count: int
+    # Frames decoded and scored to find the scenes (those of a second look count twice).
     frames_decoded: int
     detector: dict[str, Any] = field(default_factory=dict)
 
 
-def _detection_size(width: int, height: int) -> tuple[int, int]:
-    factor = max(1.0, width / DETECTION_WIDTH)
-    return max(1, round(width / factor)), max(1, round(height / factor))
+def _threshold_scorer(threshold: float) -> ContentDetector:
+    """ContentDetector with its length filter off: it answers, frame by frame, score >= threshold."""
+    return ContentDetector(threshold=threshold, min_scene_len=0)
 
 
-def _decoder_threads() -> int:
-    """One frame thread more than ffmpeg's default (CPUs + 1, at most 16).
+# The scorers ignore timecodes once the length filter is off; one stands in for every frame.
+_ANY_TIME = FrameTimecode(0, fps=Fraction(25))
 
-    ffmpeg's main thread scales and converts every frame itself; one more frame in flight
-    keeps the cores decoding meanwhile (about 5% faster on 2 CPUs).
+
+def _above(scorer: ContentDetector, image: np.ndarray) -> bool:
+    return bool(scorer.process_frame(_ANY_TIME, image))
+
+
+@dataclass
+class _Scores:
+    """Each frame's PTS in display order, whether its score reached the threshold, and the work it took."""
+
+    time_base: Fraction
+    pts: list[int]
+    above: list[bool]
+    frames_decoded: int = 0
+
+
+def _score_every_frame(path: Path, threshold: float) -> _Scores:
+    scorer = _threshold_scorer(threshold)
+    with VideoDecoder(path) as decoder:
+        scores = _Scores(decoder.time_base, [], [])
+        for pts, image in decoder.frames_from_start(Timeline(), reference_only=False):
+            scores.pts.append(pts)
+            scores.above.append(_above(scorer, image))
+    scores.frames_decoded = len(scores.pts)
+    return scores
+
+
+class _SecondLook:
+    """Scores every frame of the suspect gaps on a decoder of its own, in a thread beside the first pass.
+
+    A first pass over reference frames leaves a core partly idle (each P frame waits for
+    the one before); the second look uses it. Gaps come in display order; the decoder goes
+    on from one to the next, and seeks only where a keyframe lies between them.
     """
-    cpus = os.cpu_count() or 1
-    return min(cpus + 2, 16) if cpus > 1 else 1
+
+    def __init__(self, path: Path, timeline: Timeline, threshold: float) -> None:
+        self._path, self._timeline, self._threshold = path, timeline, threshold
+        self._gaps: queue.Queue[tuple[int, int] | None] = queue.Queue()
+        self._cancelled = threading.Event()
+        # For each gap, every frame in it as (pts, score reached the threshold); the first
+        # frame's flag is meaningless, it was scored against the frame before the gap.
+        self._found: dict[tuple[int, int], list[tuple[int, bool]]] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="scenes-second-look", daemon=True)
+        self._thread.start()
+
+    def add(self, first: int, last: int) -> None:
+        """Look at every frame from PTS `first` to `last`."""
+        self._gaps.put((first, last))
+
+    def close(self, cancel: bool = False) -> None:
+        """No more gaps: wait until those added are looked at, or only the current frame if cancelled."""
+        if cancel:
+            self._cancelled.set()
+        self._gaps.put(None)
+        self._thread.join()
+
+    def found(self) -> dict[tuple[int, int], list[tuple[int, bool]]]:
+        """What was found in each gap, once closed; the thread's error if it failed."""
+        if self._error is not None:
+            raise self._error
+        return self._found
+
+    def _run(self) -> None:
+        try:
+            with VideoDecoder(self._path) as decoder:
+                while (gap := self._gaps.get()) is not None and not self._cancelled.is_set():
+                    first, last = gap
+                    keyframe = self._timeline.keyframe_before(first)
+                    if decoder.position is None or decoder.position >= first or keyframe > decoder.position:
+                        decoder.seek(keyframe)
+                    scorer = _threshold_scorer(self._threshold)
+                    frames = self._found[gap] = []
+                    for pts, image in decoder.span(first, last):
+                        if self._cancelled.is_set():
+                            return
+                        frames.append((pts, _above(scorer, image)))
+        except BaseException as error:  # handed to the caller by found()
+            self._error = error
 
 
-def _read_timestamps(stderr: IO[bytes], timestamps: "queue.Queue[int | None]", log: list[bytes],
-                     time_base: list[Fraction]) -> None:
-    """Turn showinfo's stderr lines into a queue of frame PTS values; keep other lines."""
-    for line in stderr:
-        frame = _SHOWINFO_FRAME.search(line)
-        if frame:
-            timestamps.put(int(frame.group(1)))
-            continue
-        config = _SHOWINFO_TIMEBASE.search(line)
-        if config:
-            time_base.append(Fraction(int(config.group(1)), int(config.group(2))))
-        elif not line.startswith(b"[Parsed_showinfo"):
-            log.append(line)
-    timestamps.put(None)
+@dataclass
+class _FirstPass:
+    """What the reference frames tell: exact flags where two decoded frames are adjacent, gaps elsewhere."""
+
+    timeline: Timeline = field(default_factory=Timeline)
+    decoded: list[int] = field(default_factory=list)
+    # Adjacent decoded frames scored against each other, and those of them that reached the threshold.
+    adjacent: list[tuple[int, int]] = field(default_factory=list)
+    above: list[int] = field(default_factory=list)
+    # Frames (counted at the time) inside the gaps handed to the second look.
+    looked_at: int = 0
 
 
-def detect_scenes(path: Path, probe: dict[str, Any], params: DetectorParams = DetectorParams()) -> SceneDetection:
-    """Detect the scenes of a video; one scene covering it all when there is no cut."""
+def _score_reference_frames(path: Path, threshold: float, frame_budget: float) -> tuple[_Scores | None, int]:
+    """Scores from the reference frames and a second look at the suspect gaps, None if that cannot be
+    exact; and how many frames the first pass decoded."""
+    found = _FirstPass()
+    timeline = found.timeline
+    second_look = _SecondLook(path, timeline, threshold)
+    gap: tuple[int, int] | None = None
+    screen = _threshold_scorer(threshold * GAP_SHARE)
+    previous = np.empty(0)
+    try:
+        with VideoDecoder(path) as decoder:
+            time_base = decoder.time_base
+            for pts, image in decoder.frames_from_start(timeline, reference_only=True):
+                if _above(screen, image) and found.decoded:
+                    before = found.decoded[-1]
+                    if timeline.count_between(before, pts) == 0:
+                        found.adjacent.append((before, pts))
+                        exact = _threshold_scorer(threshold)
+                        _above(exact, previous)
+                        if _above(exact, image):
+                            found.above.append(pts)
+                    else:
+                        found.looked_at += timeline.count_between(before, pts) + 1
+                        if gap is not None and gap[1] == before:
+                            gap = (gap[0], pts)  # touching gaps are looked at in one go
+                        else:
+                            if gap is not None:
+                                second_look.add(*gap)
+                            gap = (before, pts)
+                        if found.looked_at > frame_budget:
+                            second_look.close(cancel=True)
+                            return None, len(found.decoded)
+                found.decoded.append(pts)
+                previous = image
+        if gap is not None:
+            second_look.add(*gap)
+        # Frames before the first decoded one and after the last (rare) are looked at too.
+        if found.decoded and timeline.pts[0] < found.decoded[0]:
+            second_look.add(timeline.pts[0], found.decoded[0])
+        if found.decoded and found.decoded[-1] < timeline.pts[-1]:
+            second_look.add(found.decoded[-1], timeline.pts[-1])
+    except BaseException:
+        second_look.close(cancel=True)
+        raise
+    second_look.close()
+    return _combine(found, time_base, second_look.found()), len(found.decoded)
+
+
+def _combine(first_pass: _FirstPass, time_base: Fraction,
+             found: dict[tuple[int, int], list[tuple[int, bool]]]) -> _Scores | None:
+    """Every frame's flag from both looks; None unless they account for every frame exactly once."""
+    timeline, decoded = first_pass.timeline, first_pass.decoded
+    pts = timeline.pts
+    index = {value: position for position, value in enumerate(pts)}
+    if not decoded or not timeline.complete or len(index) != len(pts) or not all(p in index for p in decoded):
+        return None
+    if any(index[last] - index[first] != 1 for first, last in first_pass.adjacent):
+        return None  # a packet came late: two frames taken for adjacent were not
+    scores = _Scores(time_base, pts, [False] * len(pts),
+                     frames_decoded=len(decoded) + sum(len(frames) for frames in found.values()))
+    for value in first_pass.above:
+        scores.above[index[value]] = True
+    for (first, last), frames in found.items():
+        if [value for value, _ in frames] != pts[index[first]:index[last] + 1]:
+            return None  # the decoder did not give back every frame of the gap
+        for value, flag in frames[1:]:
+            scores.above[index[value]] = flag
+    return scores
+
+
+def _expected_frames(probe: dict[str, Any]) -> float:
+    """The frame count the probe announces, or its duration times its rate."""
+    return probe.get("frame_count") or probe["duration_s"] * (probe.get("fps") or 25)
+
+
+def detect_scenes(path: Path, probe: dict[str, Any], params: DetectorParams = DetectorParams(), *,
+                  every_frame: bool = False) -> SceneDetection:
+    """Detect the scenes of a video; one scene covering it all when there is no cut.
+
+    `every_frame` decodes and scores every frame in one pass: the same cuts, more slowly.
+    """
     require_file(path)
-    width, height = _detection_size(probe["width"], probe["height"])
-    frame_bytes = width * height * 3
-    stream = (
-        ffmpeg.input(str(path), threads=_decoder_threads(), skip_loop_filter="all", copyts=None, noautorotate=None)
-        .video.filter("scale", width, height, flags="fast_bilinear")
-        # Scale in YUV and convert unscaled: swscale's combined path dithers near-black
-        # pixels into false hues, which ContentDetector reads as cuts on fades. Planar RGB
-        # has the same values as bgr24 at half swscale's cost; the detector interleaves it.
-        .filter("format", "yuv444p")
-        .filter("format", "gbrp")
-        # Only the timestamps are wanted: per-plane checksums cost about as much as the RGB conversion.
-        .filter("showinfo", checksum=0)
-        .output("pipe:", format="rawvideo", fps_mode="passthrough", an=None, sn=None, dn=None)
-        .global_args("-nostdin", "-hide_banner", "-nostats", "-loglevel", "info")
-    )
-    process = ffmpeg.run_async(stream, cmd=FFMPEG, pipe_stdout=True, pipe_stderr=True)
-    timestamps: queue.Queue[int | None] = queue.Queue()
-    log: list[bytes] = []
-    time_base: list[Fraction] = []
-    reader = threading.Thread(target=_read_timestamps, args=(process.stderr, timestamps, log, time_base), daemon=True)
-    reader.start()
+    scores, first_pass_frames = None, 0
+    if not every_frame:
+        frame_budget = FULL_PASS_SHARE * _expected_frames(probe)
+        scores, first_pass_frames = _score_reference_frames(path, params.threshold, frame_budget)
+    if scores is None:
+        scores = _score_every_frame(path, params.threshold)
+        scores.frames_decoded += first_pass_frames
+    if not scores.pts:
+        raise UnreadableMediaError(f"no frame of {path.name} could be decoded")
 
     rate = Fraction(probe["nominal_fps"]) if probe.get("nominal_fps") else Fraction(25)
     start_s = Fraction(probe.get("video_start_s") or 0).limit_denominator(1_000_000)
-    detector = ContentDetector(threshold=params.threshold, min_scene_len=params.min_scene_len_frames)
+    # ContentDetector's own minimum-scene-length filter, over every frame in display order.
+    length_filter = FlashFilter(mode=FlashFilter.Mode.MERGE, length=params.min_scene_len_frames)
     times: list[float] = []
     frame_index: dict[float, int] = {}
     cuts: list[FrameTimecode] = []
-    timecode: FrameTimecode | None = None
-    buffer = bytearray(frame_bytes)
-    # gbrp: the green, blue and red planes one after the other, refilled in place each frame.
-    green, blue, red = np.frombuffer(buffer, dtype=np.uint8).reshape(3, height, width)
-    try:
-        while process.stdout.readinto(buffer) == frame_bytes:
-            pts = timestamps.get()
-            if pts is None:
-                break
-            seconds = Fraction(pts) * time_base[0] - start_s
-            timecode = FrameTimecode(Timecode(pts=max(0, round(seconds / time_base[0])), time_base=time_base[0]), fps=rate)
-            frame_index[timecode.seconds] = len(times)
-            times.append(timecode.seconds)
-            cuts.extend(detector.process_frame(timecode, cv2.merge((blue, green, red))))
-        if timecode is not None:
-            cuts.extend(detector.post_process(timecode))
-    finally:
-        process.stdout.close()
-        returncode = process.wait()
-        reader.join(timeout=5)
-    if returncode != 0:
-        raise failure("ffmpeg", path, returncode, b"".join(log))
-    if not times:
-        raise UnreadableMediaError(f"ffmpeg decoded no frame of {path.name}")
+    for pts, above in zip(scores.pts, scores.above, strict=True):
+        seconds = Fraction(pts) * scores.time_base - start_s
+        timecode = FrameTimecode(Timecode(pts=max(0, round(seconds / scores.time_base)), time_base=scores.time_base),
+                                 fps=rate)
+        frame_index[timecode.seconds] = len(times)
+        times.append(timecode.seconds)
+        cuts.extend(length_filter.filter(timecode, above))
     return SceneDetection(
-        scenes=_scenes_from_cuts(times, [frame_index[c.seconds] for c in cuts], probe),
-        frames_decoded=len(times),
+        scenes=_scenes_from_cuts(times, [frame_index[cut.seconds] for cut in cuts], probe),
+        frame_count=len(times),
+        frames_decoded=scores.frames_decoded,
         detector=params.describe(),
     )
 

@@ -1,6 +1,7 @@
 """Scene detection on clips with known cuts and on PySceneDetect's real media and goldens."""
 
 import json
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -8,12 +9,16 @@ import pytest
 
 from heimdex_pipeline.media.errors import UnreadableMediaError
 from heimdex_pipeline.media.probe import probe_video
-from heimdex_pipeline.media.scenes import detect_scenes
+from heimdex_pipeline.media.scenes import DetectorParams, detect_scenes
+from heimdex_pipeline.media.tools import FFMPEG
 
 # Files with a golden of their own, and the media README's frame lists for the others
 # (issue-134-rotate.mp4 is goldeneye rotated, with the same cuts).
 README_CUTS = {"issue-195-aspect-ratio.mp4": [70, 170, 301, 421, 484]}
 GOLDEN_OF = {"issue-134-rotate.mp4": "goldeneye-vfr-drop3.mp4"}
+# x264 with three non-reference B frames between reference frames and no keyframe at a cut:
+# most cuts fall on frames that the first, reference-only pass does not decode.
+CUTS_ON_SKIPPED_FRAMES = ("-x264-params", "scenecut=0:b-adapt=0:bframes=3:b-pyramid=none")
 REAL_FILES = ["testvideo.mp4", "goldeneye-vfr-drop3.mp4", "fades.mp4", "counter.mp4", "issue-134-rotate.mp4",
               "issue-195-aspect-ratio.mp4"]
 
@@ -55,13 +60,48 @@ def test_known_cut_points_of_a_generated_clip(clips) -> None:
         assert before.end_s == after.start_s and before.end_frame == after.start_frame
 
 
+def test_cuts_on_frames_the_first_pass_skips_are_found_by_the_second_look(clips) -> None:
+    path, cut_times = clips((2.0, 1.5, 3.0, 2.4, 1.0), extra_args=CUTS_ON_SKIPPED_FRAMES)
+    probe = probe_video(path)
+    detection = detect_scenes(path, probe)
+    assert [scene.start_s for scene in detection.scenes[1:]] == pytest.approx(cut_times, abs=1e-6)
+    assert detection.frames_decoded < detection.frame_count / 2
+    assert detection.scenes == detect_scenes(path, probe, every_frame=True).scenes
+
+
+@pytest.mark.parametrize("threshold", [27.0, 24.0, 21.0, 15.0])
+def test_same_scenes_as_scoring_every_frame(media_dir: Path, threshold: float) -> None:
+    # testvideo.mp4 has up to eight B frames in a row and fast motion: the lower thresholds
+    # put cuts inside the gaps between reference frames, and minimum-length merges around them.
+    path = media_dir / "testvideo.mp4"
+    probe = probe_video(path)
+    params = DetectorParams(threshold=threshold)
+    detection = detect_scenes(path, probe, params)
+    assert detection.frames_decoded < 0.6 * detection.frame_count
+    assert detection.scenes == detect_scenes(path, probe, params, every_frame=True).scenes
+
+
+def test_motion_everywhere_falls_back_to_one_full_pass(tmp_path: Path) -> None:
+    # Grain that changes every frame puts every gap between reference frames under suspicion.
+    path = tmp_path / "grainy.mp4"
+    segments = [f"{source}=size=320x240:rate=25:duration=2,noise=alls=35:allf=t" for source in ("testsrc2", "smptehdbars")]
+    subprocess.run([FFMPEG, "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", segments[0], "-f", "lavfi",
+                    "-i", segments[1], "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0", "-c:v", "libx264",
+                    "-preset", "veryfast", "-x264-params", "b-adapt=0:bframes=3", str(path)], check=True)
+    probe = probe_video(path)
+    detection = detect_scenes(path, probe)
+    assert [scene.start_s for scene in detection.scenes[1:]] == pytest.approx([2.0], abs=1e-6)
+    assert detection.frames_decoded > detection.frame_count  # the first pass, given up, then every frame
+    assert detection.scenes == detect_scenes(path, probe, every_frame=True).scenes
+
+
 def test_a_clip_without_cut_is_one_scene_covering_it(clips) -> None:
     path, _ = clips((4.0,))
     detection = detect_scenes(path, probe_video(path))
     assert len(detection.scenes) == 1
     scene = detection.scenes[0]
     assert (scene.start_s, scene.start_frame) == (0.0, 0)
-    assert scene.end_s == pytest.approx(4.0, abs=1e-6) and scene.end_frame == detection.frames_decoded == 100
+    assert scene.end_s == pytest.approx(4.0, abs=1e-6) and scene.end_frame == detection.frame_count == 100
 
 
 def test_delayed_start_times_count_from_the_first_frame(media_dir: Path) -> None:
