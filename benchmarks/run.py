@@ -335,12 +335,12 @@ def detection_report(results: list[DetectionResult]) -> str:
         probe_s = min(run.output["probe_s"] for run in result.sidecar)
         rows.append([
             result.label, str(result.frames), f"{decode_s:.2f}", f"{probe_s:.2f}", f"{sidecar_s:.2f}",
-            f"{cli_s:.2f}" if cli_s else "n/a", f"{sidecar_s / decode_s:.2f}x",
+            f"{cli_s:.2f}" if cli_s else "n/a", f"{sidecar_s / decode_s:.2f}x", f"{(probe_s + sidecar_s) / decode_s:.2f}x",
             f"{sidecar_s / cli_s:.2f}x" if cli_s else "n/a", str(len(result.cuts)),
             yes_no(same_cuts(result.cuts, result.cli_cuts)), reference,
         ])
-    return table(["file", "frames", "decode s", "probe s", "sidecar s", "CLI s", "sidecar/decode", "sidecar/CLI", "cuts",
-                  "= CLI cuts", "= reference cuts"], rows)
+    return table(["file", "frames", "decode s", "probe s", "sidecar s", "CLI s", "sidecar/decode", "with probe",
+                  "sidecar/CLI", "cuts", "= CLI cuts", "= reference cuts"], rows)
 
 
 def thumbnail_report(results: list[ThumbnailResult]) -> str:

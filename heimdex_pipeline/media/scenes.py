@@ -42,6 +42,8 @@ from heimdex_pipeline.media.tools import require_file
 # share of the threshold (a cut across a gap was measured at 0.98 of its own score or more).
 GAP_SHARE = 0.5
 # A second look over more than this share of the frames costs more than decoding them all.
+# The share is judged on the frames seen so far, once a quarter of the video is behind, so
+# that a video with motion everywhere is handed to the full pass early.
 FULL_PASS_SHARE = 0.25
 
 
@@ -185,7 +187,7 @@ class _FirstPass:
     looked_at: int = 0
 
 
-def _score_reference_frames(path: Path, threshold: float, frame_budget: float) -> tuple[_Scores | None, int]:
+def _score_reference_frames(path: Path, threshold: float, expected_frames: float) -> tuple[_Scores | None, int]:
     """Scores from the reference frames and a second look at the suspect gaps, None if that cannot be
     exact; and how many frames the first pass decoded."""
     found = _FirstPass()
@@ -214,7 +216,7 @@ def _score_reference_frames(path: Path, threshold: float, frame_budget: float) -
                             if gap is not None:
                                 second_look.add(*gap)
                             gap = (before, pts)
-                        if found.looked_at > frame_budget:
+                        if found.looked_at > FULL_PASS_SHARE * max(len(timeline.pts), expected_frames / 4):
                             second_look.close(cancel=True)
                             return None, len(found.decoded)
                 found.decoded.append(pts)
@@ -269,8 +271,7 @@ def detect_scenes(path: Path, probe: dict[str, Any], params: DetectorParams = De
     require_file(path)
     scores, first_pass_frames = None, 0
     if not every_frame:
-        frame_budget = FULL_PASS_SHARE * _expected_frames(probe)
-        scores, first_pass_frames = _score_reference_frames(path, params.threshold, frame_budget)
+        scores, first_pass_frames = _score_reference_frames(path, params.threshold, _expected_frames(probe))
     if scores is None:
         scores = _score_every_frame(path, params.threshold)
         scores.frames_decoded += first_pass_frames
