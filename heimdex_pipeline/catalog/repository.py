@@ -61,6 +61,11 @@ def known_sources(session: Session) -> dict[str, tuple[int, int]]:
     return {path: (size, mtime) for path, size, mtime in rows}
 
 
+def video_ids(session: Session, origin: str) -> set[str]:
+    """The asset ids of the videos first catalogued by `origin` ("sensor" or "api")."""
+    return set(session.scalars(select(Video.asset_id).where(Video.origin == origin)))
+
+
 def reserved_upload_dirs(session: Session) -> set[str]:
     """Folders of uploads initiated through the API and not committed yet: the API owns them."""
     return set(session.scalars(select(Upload.directory).where(Upload.status == "pending")))

@@ -7,7 +7,7 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.bucket import observation, review_bucket, scan_bucket
-from heimdex_pipeline.catalog.repository import known_sources, register_source, reserved_upload_dirs
+from heimdex_pipeline.catalog.repository import known_sources, register_source, reserved_upload_dirs, video_ids
 from heimdex_pipeline.jobs import ingest_video_job
 from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
@@ -46,8 +46,6 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource, de
         asset_id = asset_id_for(source.org_id, content)
         with catalog.session() as session:
             _, created = register_source(session, source, asset_id, content, origin="sensor")
-        # A catalogued video without its partition lost its run request (a crash between the
-        # catalog write and this tick's result): ask again; the run key keeps it to one run.
         if asset_id in new_partitions:
             continue
         if created or not context.instance.has_dynamic_partition(videos_partitions.name, asset_id):
@@ -55,6 +53,14 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource, de
             log.info("sensor.ingest", asset_id=asset_id, org_id=source.org_id, path=str(source.path))
         else:
             log.info("sensor.known_content", asset_id=asset_id, org_id=source.org_id, path=str(source.path))
+    # A video this sensor catalogued without its partition lost its run request (the tick died
+    # between the catalog write and its result): ask again; the run key keeps it to one run.
+    with catalog.session() as session:
+        lost = video_ids(session, origin="sensor") - set(new_partitions)
+    lost -= set(context.instance.get_dynamic_partitions(videos_partitions.name))
+    for asset_id in sorted(lost):
+        new_partitions.append(asset_id)
+        log.info("sensor.lost_run_requested_again", asset_id=asset_id)
     cursor = json.dumps({"unsettled": sorted(review.unsettled)})
     if not new_partitions and not review.unsettled and not previous:
         return SkipReason("no new file in the upload bucket")

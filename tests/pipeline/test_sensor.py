@@ -122,9 +122,10 @@ def test_a_lost_run_request_is_made_again(clips, derived_root, instance, resourc
     bucket.tick()
     context = build_sensor_context(instance=instance, cursor=bucket.cursor, resources=resources)
     (asset_id,) = _requested(upload_sensor(context))  # catalogued, but the result never reached Dagster
-    bucket.drop(path, "org-demo/again.mp4")
-    bucket.tick()
-    assert _requested(bucket.tick()) == [asset_id]
+    assert not instance.has_dynamic_partition("videos", asset_id)
+    again = bucket.tick()
+    assert _requested(again) == [asset_id] and again.run_requests[0].run_key == asset_id
+    assert _requested(bucket.tick()) == []
 
 
 def test_changed_content_runs_again(clips, derived_root, instance, resources) -> None:
