@@ -56,10 +56,22 @@ class Timeline:
         return self.keyframes[before] if before >= 0 else pts
 
 
-class VideoDecoder:
-    """The first video stream of a file, decoded to small BGR frames; use as a context manager."""
+@dataclass(frozen=True)
+class VideoStream:
+    """A video stream to decode: the file, and the stream's index in it (None: the first video stream)."""
 
-    def __init__(self, path: Path) -> None:
+    path: Path
+    index: int | None = None
+
+    def open(self) -> "VideoDecoder":
+        """A decoder of this stream, to use as a context manager."""
+        return VideoDecoder(self.path, self.index)
+
+
+class VideoDecoder:
+    """One video stream of a file, decoded to small BGR frames; use as a context manager."""
+
+    def __init__(self, path: Path, stream_index: int | None = None) -> None:
         self.path = path
         try:
             self._container = av.open(str(path))
@@ -67,10 +79,13 @@ class VideoDecoder:
             raise TransientMediaError(f"source file is missing: {path}") from error
         except av.FFmpegError as error:
             raise UnreadableMediaError(f"cannot open {path.name}: {error}") from error
-        if not self._container.streams.video:
+        streams = [stream for stream in self._container.streams.video
+                   if stream_index is None or stream.index == stream_index]
+        if not streams:
             self._container.close()
-            raise UnreadableMediaError(f"{path.name} has no video stream")
-        self._stream = self._container.streams.video[0]
+            raise UnreadableMediaError(f"{path.name} has no video stream" + (
+                f" at index {stream_index}" if stream_index is not None else ""))
+        self._stream = streams[0]
         context = self._stream.codec_context
         # Frame threads are what makes H.264 decoding scale with the cores.
         context.thread_type = "AUTO"

@@ -34,7 +34,7 @@ from scenedetect.common import FrameTimecode, Timecode
 from scenedetect.detector import FlashFilter
 from scenedetect.detectors import ContentDetector
 
-from heimdex_pipeline.media.decoding import DETECTION_WIDTH, Timeline, VideoDecoder
+from heimdex_pipeline.media.decoding import DETECTION_WIDTH, Timeline, VideoStream
 from heimdex_pipeline.media.errors import UnreadableMediaError
 from heimdex_pipeline.media.tools import require_file
 
@@ -109,9 +109,9 @@ class _Scores:
     frames_decoded: int = 0
 
 
-def _score_every_frame(path: Path, threshold: float) -> _Scores:
+def _score_every_frame(video: VideoStream, threshold: float) -> _Scores:
     scorer = _threshold_scorer(threshold)
-    with VideoDecoder(path) as decoder:
+    with video.open() as decoder:
         scores = _Scores(decoder.time_base, [], [])
         for pts, image in decoder.frames_from_start(Timeline(), reference_only=False):
             scores.pts.append(pts)
@@ -128,8 +128,8 @@ class _SecondLook:
     on from one to the next, and seeks only where a keyframe lies between them.
     """
 
-    def __init__(self, path: Path, timeline: Timeline, threshold: float) -> None:
-        self._path, self._timeline, self._threshold = path, timeline, threshold
+    def __init__(self, video: VideoStream, timeline: Timeline, threshold: float) -> None:
+        self._video, self._timeline, self._threshold = video, timeline, threshold
         self._gaps: queue.Queue[tuple[int, int] | None] = queue.Queue()
         self._cancelled = threading.Event()
         # For each gap, every frame in it as (pts, score reached the threshold); the first
@@ -158,7 +158,7 @@ class _SecondLook:
 
     def _run(self) -> None:
         try:
-            with VideoDecoder(self._path) as decoder:
+            with self._video.open() as decoder:
                 while (gap := self._gaps.get()) is not None and not self._cancelled.is_set():
                     first, last = gap
                     keyframe = self._timeline.keyframe_before(first)
@@ -187,17 +187,18 @@ class _FirstPass:
     looked_at: int = 0
 
 
-def _score_reference_frames(path: Path, threshold: float, expected_frames: float) -> tuple[_Scores | None, int]:
+def _score_reference_frames(video: VideoStream, threshold: float,
+                            expected_frames: float) -> tuple[_Scores | None, int]:
     """Scores from the reference frames and a second look at the suspect gaps, None if that cannot be
     exact; and how many frames the first pass decoded."""
     found = _FirstPass()
     timeline = found.timeline
-    second_look = _SecondLook(path, timeline, threshold)
+    second_look = _SecondLook(video, timeline, threshold)
     gap: tuple[int, int] | None = None
     screen = _threshold_scorer(threshold * GAP_SHARE)
     previous = np.empty(0)
     try:
-        with VideoDecoder(path) as decoder:
+        with video.open() as decoder:
             time_base = decoder.time_base
             for pts, image in decoder.frames_from_start(timeline, reference_only=True):
                 if _above(screen, image) and found.decoded:
@@ -269,11 +270,12 @@ def detect_scenes(path: Path, probe: dict[str, Any], params: DetectorParams = De
     `every_frame` decodes and scores every frame in one pass: the same cuts, more slowly.
     """
     require_file(path)
+    video = VideoStream(path, probe.get("video_stream_index"))
     scores, first_pass_frames = None, 0
     if not every_frame:
-        scores, first_pass_frames = _score_reference_frames(path, params.threshold, _expected_frames(probe))
+        scores, first_pass_frames = _score_reference_frames(video, params.threshold, _expected_frames(probe))
     if scores is None:
-        scores = _score_every_frame(path, params.threshold)
+        scores = _score_every_frame(video, params.threshold)
         scores.frames_decoded += first_pass_frames
     if not scores.pts:
         raise UnreadableMediaError(f"no frame of {path.name} could be decoded")
