@@ -77,7 +77,7 @@ class Scene:
 
 @dataclass
 class SceneDetection:
-    """The scenes of a video and what the decode saw."""
+    """The scenes of a video, how many frames it has, and how many were decoded to find them."""
 
     scenes: list[Scene]
     frame_count: int
