@@ -75,10 +75,8 @@ class VideoDecoder:
         self.path = path
         try:
             self._container = av.open(str(path))
-        except FileNotFoundError as error:
-            raise TransientMediaError(f"source file is missing: {path}") from error
-        except av.FFmpegError as error:
-            raise UnreadableMediaError(f"cannot open {path.name}: {error}") from error
+        except av.FFmpegError as error:  # a missing file too: PyAV's FileNotFoundError is one
+            raise self._error(error) from error
         streams = [stream for stream in self._container.streams.video
                    if stream_index is None or stream.index == stream_index]
         if not streams:
@@ -180,6 +178,7 @@ class VideoDecoder:
         return cv2.cvtColor(small.to_ndarray(), cv2.COLOR_RGB2BGR)
 
     def _error(self, error: av.FFmpegError) -> Exception:
+        """Transient when the file is gone (an upload mid-rename), else the input is unreadable."""
         if not self.path.is_file():
-            return TransientMediaError(f"source file disappeared while it was decoded: {self.path}")
+            return TransientMediaError(f"source file is missing: {self.path}")
         return UnreadableMediaError(f"cannot decode {self.path.name}: {error}")

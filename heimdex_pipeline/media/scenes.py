@@ -191,8 +191,8 @@ def _score_reference_frames(video: VideoStream, threshold: float,
                             expected_frames: float) -> tuple[_Scores | None, int]:
     """Scores from the reference frames and a second look at the suspect gaps, None if that cannot be
     exact; and how many frames the first pass decoded."""
-    found = _FirstPass()
-    timeline = found.timeline
+    first_pass = _FirstPass()
+    timeline = first_pass.timeline
     second_look = _SecondLook(video, timeline, threshold)
     gap: tuple[int, int] | None = None
     screen = _threshold_scorer(threshold * GAP_SHARE)
@@ -201,39 +201,40 @@ def _score_reference_frames(video: VideoStream, threshold: float,
         with video.open() as decoder:
             time_base = decoder.time_base
             for pts, image in decoder.frames_from_start(timeline, reference_only=True):
-                if _above(screen, image) and found.decoded:
-                    before = found.decoded[-1]
-                    if timeline.count_between(before, pts) == 0:
-                        found.adjacent.append((before, pts))
+                if _above(screen, image) and first_pass.decoded:
+                    before = first_pass.decoded[-1]
+                    skipped = timeline.count_between(before, pts)
+                    if skipped == 0:
+                        first_pass.adjacent.append((before, pts))
                         exact = _threshold_scorer(threshold)
                         _above(exact, previous)
                         if _above(exact, image):
-                            found.above.append(pts)
+                            first_pass.above.append(pts)
                     else:
-                        found.looked_at += timeline.count_between(before, pts) + 1
+                        first_pass.looked_at += skipped + 1
                         if gap is not None and gap[1] == before:
                             gap = (gap[0], pts)  # touching gaps are looked at in one go
                         else:
                             if gap is not None:
                                 second_look.add(*gap)
                             gap = (before, pts)
-                        if found.looked_at > FULL_PASS_SHARE * max(len(timeline.pts), expected_frames / 4):
+                        if first_pass.looked_at > FULL_PASS_SHARE * max(len(timeline.pts), expected_frames / 4):
                             second_look.close(cancel=True)
-                            return None, len(found.decoded)
-                found.decoded.append(pts)
+                            return None, len(first_pass.decoded)
+                first_pass.decoded.append(pts)
                 previous = image
         if gap is not None:
             second_look.add(*gap)
         # Frames before the first decoded one and after the last (rare) are looked at too.
-        if found.decoded and timeline.pts[0] < found.decoded[0]:
-            second_look.add(timeline.pts[0], found.decoded[0])
-        if found.decoded and found.decoded[-1] < timeline.pts[-1]:
-            second_look.add(found.decoded[-1], timeline.pts[-1])
+        if first_pass.decoded and timeline.pts[0] < first_pass.decoded[0]:
+            second_look.add(timeline.pts[0], first_pass.decoded[0])
+        if first_pass.decoded and first_pass.decoded[-1] < timeline.pts[-1]:
+            second_look.add(first_pass.decoded[-1], timeline.pts[-1])
     except BaseException:
         second_look.close(cancel=True)
         raise
     second_look.close()
-    return _combine(found, time_base, second_look.found()), len(found.decoded)
+    return _combine(first_pass, time_base, second_look.found()), len(first_pass.decoded)
 
 
 def _combine(first_pass: _FirstPass, time_base: Fraction,

@@ -38,6 +38,11 @@ class Bucket:
                 self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         return result
 
+    def settle(self) -> list[str]:
+        """Two ticks, one to see the files and one to take them: the partitions the second asks for."""
+        self.tick()
+        return _requested(self.tick())
+
 
 def _requested(result: SensorResult | SkipReason) -> list[str]:
     return [r.partition_key for r in result.run_requests] if isinstance(result, SensorResult) else []
@@ -73,11 +78,9 @@ def test_same_content_twice_runs_once(clips, derived_root, instance, resources, 
     bucket = Bucket(derived_root, instance, resources)
     path, _ = clips((2.0, 2.0))
     bucket.drop(path, "org-demo/a.mp4")
-    bucket.tick()
-    (asset_id,) = _requested(bucket.tick())
+    (asset_id,) = bucket.settle()
     bucket.drop(path, "org-demo/copy/b.mp4")
-    bucket.tick()
-    assert _requested(bucket.tick()) == []
+    assert bucket.settle() == []
     with session_scope(catalog_url) as session:
         assert {s.asset_id for s in session.query(Source)} == {asset_id}
         assert session.query(Source).count() == 2
@@ -91,8 +94,7 @@ def test_content_ingested_by_the_api_is_not_run_again(clips, derived_root, insta
     with session_scope(catalog_url) as session:
         session.add(Upload(upload_id="up_123", org_id="org-demo", source_name="movie.mp4",
                            content_length=reserved.stat().st_size, directory=str(reserved.parent)))
-    bucket.tick()
-    assert _requested(bucket.tick()) == []
+    assert bucket.settle() == []
 
 
 def test_hashing_budget_spreads_files_over_ticks(clips, derived_root, instance, resources, monkeypatch) -> None:
@@ -100,8 +102,7 @@ def test_hashing_budget_spreads_files_over_ticks(clips, derived_root, instance, 
     bucket = Bucket(derived_root, instance, resources)
     bucket.drop(clips((2.0, 2.0))[0], "org-demo/a.mp4")
     bucket.drop(clips((1.0, 3.0))[0], "org-demo/b.mp4")
-    bucket.tick()
-    first, second = _requested(bucket.tick()), _requested(bucket.tick())
+    first, second = bucket.settle(), _requested(bucket.tick())
     assert len(first) == len(second) == 1 and first != second
     assert _requested(bucket.tick()) == []
 
@@ -111,8 +112,7 @@ def test_identical_new_files_in_one_tick_make_one_run(clips, derived_root, insta
     path, _ = clips((2.0, 2.0))
     bucket.drop(path, "org-demo/a.mp4")
     bucket.drop(path, "org-demo/b.mp4")
-    bucket.tick()
-    assert len(_requested(bucket.tick())) == 1
+    assert len(bucket.settle()) == 1
 
 
 def test_a_lost_run_request_is_made_again(clips, derived_root, instance, resources, catalog_url) -> None:
@@ -133,12 +133,10 @@ def test_changed_content_runs_again(clips, derived_root, instance, resources) ->
     first, _ = clips((2.0, 2.0))
     second, _ = clips((1.0, 3.0))
     target = bucket.drop(first, "org-demo/movie.mp4")
-    bucket.tick()
-    (first_id,) = _requested(bucket.tick())
+    (first_id,) = bucket.settle()
     shutil.copyfile(second, target)
     os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 1_000_000))
-    bucket.tick()
-    (second_id,) = _requested(bucket.tick())
+    (second_id,) = bucket.settle()
     assert second_id != first_id
 
 
@@ -150,8 +148,7 @@ def test_orgs_are_kept_apart(clips, derived_root, instance, resources) -> None:
     bucket.drop(path, "../outside.mp4")
     bucket.drop(path, "org-a/.hidden.mp4")
     bucket.drop(path, "org-a/partial.mp4.part")
-    bucket.tick()
-    assert len(set(_requested(bucket.tick()))) == 2
+    assert len(set(bucket.settle())) == 2
 
 
 def test_ten_thousand_files_stay_cheap(clips, derived_root, instance, resources, catalog_url) -> None:
