@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cached_property
+from functools import cache, cached_property
 
 from dagster import DagsterInstance
 from fastapi import FastAPI
@@ -13,6 +13,7 @@ from heimdex_api.core.errors import install_error_handlers
 from heimdex_api.core.limits import BodyLimitMiddleware
 from heimdex_api.services.pipeline import JobLauncher, make_launcher
 from heimdex_pipeline.catalog.db import migrate
+from heimdex_pipeline.logs import configure_logging
 
 
 class Runtime:
@@ -40,6 +41,7 @@ def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | 
                launcher: JobLauncher | None = None) -> FastAPI:
     """The Heimdex API over the given settings and Dagster instance (the environment's by default)."""
     settings = settings or get_api_settings()
+    configure_logging()  # before the first request: it also redacts the server's own access and error logs
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -61,4 +63,14 @@ def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | 
     return app
 
 
-app = create_app()
+@cache
+def _environment_app() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `heimdex_api.main:app` is made when the server asks for it: importing `create_app` needs no
+    # settings, while a server whose settings are refused (a weak secret) stops before it serves.
+    if name == "app":
+        return _environment_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from heimdex_pipeline.catalog.repository import SourceFile
-from heimdex_pipeline.storage import ORG_ID_PATTERN
+from heimdex_pipeline.storage import is_org_id
 
 # Names that download tools and copy programs use while a file is still being written.
 PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", ".filepart")
@@ -38,7 +38,7 @@ def _walk(directory: str) -> Iterator[os.DirEntry[str]]:
 def scan_bucket(uploads_root: Path) -> Iterator[SourceFile]:
     """Every regular file under `<uploads>/<org_id>/`, symlinks and hidden or partial files left out."""
     try:
-        orgs = [e for e in os.scandir(uploads_root) if e.is_dir(follow_symlinks=False) and ORG_ID_PATTERN.match(e.name)]
+        orgs = [e for e in os.scandir(uploads_root) if e.is_dir(follow_symlinks=False) and is_org_id(e.name)]
     except FileNotFoundError:
         return
     for org in orgs:

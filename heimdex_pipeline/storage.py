@@ -5,6 +5,8 @@
     <derived>/<org_id>/sidecars/<asset_id>.vna.json      the scene sidecar
     <derived>/<org_id>/thumbnails/<asset_id>/NNNN.jpg    thumbnails
     <derived>/schemas/sidecar.schema.json                the sidecar's JSON Schema
+
+The layout's own top-level folders sit beside the org folders, so no org may take their names.
 """
 
 import json
@@ -17,6 +19,23 @@ from pathlib import Path
 from typing import Any
 
 ORG_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+UPLOADS, SCHEMAS = "uploads", "schemas"
+# Every name the layout uses at the top level; compared case-insensitively, as a case-folding
+# filesystem (macOS, a Windows bind mount) would.
+RESERVED_ORG_IDS = frozenset({UPLOADS, SCHEMAS})
+
+
+def is_org_id(value: str) -> bool:
+    """Whether `value` may name an org: it matches ORG_ID_PATTERN and is none of RESERVED_ORG_IDS."""
+    return bool(ORG_ID_PATTERN.match(value)) and value.casefold() not in RESERVED_ORG_IDS
+
+
+def check_org_id(value: str) -> str:
+    """`value` if it may name an org; ValueError otherwise (usable as a pydantic validator)."""
+    if not is_org_id(value):
+        reason = "is reserved by the storage layout" if ORG_ID_PATTERN.match(value) else "does not match ORG_ID_PATTERN"
+        raise ValueError(f"org_id {value!r} {reason}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -27,16 +46,14 @@ class DerivedLayout:
 
     @property
     def uploads(self) -> Path:
-        return self.root / "uploads"
+        return self.root / UPLOADS
 
     @property
     def sidecar_schema(self) -> Path:
-        return self.root / "schemas" / "sidecar.schema.json"
+        return self.root / SCHEMAS / "sidecar.schema.json"
 
     def org_dir(self, org_id: str) -> Path:
-        if not ORG_ID_PATTERN.match(org_id):
-            raise ValueError(f"not a valid org id: {org_id!r}")
-        return self.root / org_id
+        return self.root / check_org_id(org_id)
 
     def probe(self, org_id: str, asset_id: str) -> Path:
         return self.org_dir(org_id) / "probes" / f"{asset_id}.probe.json"

@@ -3,21 +3,40 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+import jwt
+from pydantic import Field, SecretStr, model_validator
 
 from heimdex_pipeline.settings import PipelineSettings
 
 DEFAULT_JWT_SECRET = "change-me"
 
 
+def weak_secret_reason(secret: str, algorithm: str) -> str | None:
+    """Why `secret` is too weak to sign `algorithm` tokens, or None when it is strong enough.
+
+    PyJWT's own rule (RFC 7518 §3.2, its `InsecureKeyLengthWarning`): an HMAC key at least as long
+    as the hash's output, 32 bytes for HS256, 48 for HS384, 64 for HS512.
+    """
+    if secret == DEFAULT_JWT_SECRET:
+        return f"HEIMDEX_JWT_SECRET is the default {DEFAULT_JWT_SECRET!r}"
+    hmac = jwt.get_algorithm_by_name(algorithm)
+    try:
+        short = hmac.check_key_length(hmac.prepare_key(secret))
+    except jwt.InvalidKeyError as exc:
+        return f"HEIMDEX_JWT_SECRET cannot be an HMAC key: {exc}"
+    return f"HEIMDEX_JWT_SECRET is too short: {short}" if short else None
+
+
 class ApiSettings(PipelineSettings):
     """Everything the API reads from the environment; each field is `HEIMDEX_<NAME>`."""
 
     env: Literal["development", "production"] = Field(
-        default="development",
-        description="development accepts the default JWT secret and tokens without exp; production does not.",
+        default="production",
+        description="production refuses a weak JWT secret and tokens without exp; development, asked for "
+                    "explicitly, accepts both.",
     )
-    jwt_secret: str = DEFAULT_JWT_SECRET
+    # A SecretStr: the secret never shows in a repr, a log line or a validation error.
+    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     # Tokens without a `scopes` claim get these: the earlier service's tokens carried only org_id.
     default_scopes: list[str] = Field(default_factory=lambda: ["assets:read", "assets:write"])
@@ -40,9 +59,12 @@ class ApiSettings(PipelineSettings):
         return self.env == "development"
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> "ApiSettings":
-        if not self.development and self.jwt_secret == DEFAULT_JWT_SECRET:
-            raise ValueError("HEIMDEX_JWT_SECRET must be set outside development (HEIMDEX_ENV=production)")
+    def _refuse_weak_secret(self) -> "ApiSettings":
+        reason = weak_secret_reason(self.jwt_secret.get_secret_value(), self.jwt_algorithm)
+        if reason and not self.development:
+            raise ValueError(f"{reason}. Production (the default HEIMDEX_ENV) needs a random secret of at least "
+                             f"32 bytes for HS256, 48 for HS384, 64 for HS512: ./scripts/run.sh writes one to .env; "
+                             f"HEIMDEX_ENV=development accepts any secret")
         return self
 
 

@@ -1,12 +1,9 @@
 """A request-body size limit: larger bodies are refused with 413 before any route reads them."""
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from heimdex_api.core.errors import error_response
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class BodyLimitMiddleware:
@@ -20,33 +17,21 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.legacy_limit if scope["path"] == "/metadata" else self.limit
+        detail = f"the request body exceeds {limit} bytes"
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await self._refuse(scope, receive, send, limit)
+            await error_response(413, "payload_too_large", detail)(scope, receive, send)
             return
-        received, started = 0, False
+        received = 0
 
         async def counting_receive() -> Message:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
-                raise _TooLarge
+                # A streamed (chunked) body: an HTTPException is the one error FastAPI's body
+                # parsing passes on (any other becomes a 400); the app's handler answers 413.
+                raise HTTPException(413, detail)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if started:
-                raise
-            await self._refuse(scope, receive, send, limit)
-
-    @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        response = error_response(413, "payload_too_large", f"the request body exceeds {limit} bytes")
-        await response(scope, receive, send)
+        await self.app(scope, counting_receive, send)

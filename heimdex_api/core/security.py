@@ -1,14 +1,16 @@
-"""Bearer tokens: HS256 JWTs carrying `org_id` and `scopes`; minting one for development."""
+"""Bearer tokens: HS256 JWTs carrying `org_id` and `scopes`; minting one from the command line."""
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 
 import jwt
+from pydantic import ValidationError
 
 from heimdex_api.core.config import ApiSettings, get_api_settings
-from heimdex_api.core.errors import Forbidden, Unauthorized
-from heimdex_pipeline.storage import ORG_ID_PATTERN
+from heimdex_api.core.errors import Forbidden, Unauthorized, Unprocessable
+from heimdex_pipeline.storage import check_org_id, is_org_id
 
 ADMIN = "admin"
 READ = "assets:read"
@@ -28,7 +30,12 @@ class Principal:
             raise Forbidden(f"the token lacks the {scope!r} scope", code="missing_scope")
 
     def require_org(self, org_id: str) -> None:
-        """403 when the request names another org than the token's."""
+        """422 when the body's org_id may name no org (a reserved name); 403 when it is another org than the token's."""
+        try:
+            check_org_id(org_id)
+        except ValueError as exc:
+            raise Unprocessable([{"loc": ["body", "org_id"], "msg": str(exc), "type": "value_error"}],
+                                code="validation_error") from None
         if org_id != self.org_id:
             raise Forbidden("the token is for another org", code="org_mismatch")
 
@@ -38,14 +45,14 @@ def decode_token(token: str, settings: ApiSettings) -> Principal:
     required = ["org_id"] if settings.development else ["org_id", "exp"]
     try:
         # Only the configured algorithm is accepted: `alg: none` and algorithm swaps fail here.
-        claims = jwt.decode(token, settings.jwt_secret, algorithms=[settings.jwt_algorithm],
+        claims = jwt.decode(token, settings.jwt_secret.get_secret_value(), algorithms=[settings.jwt_algorithm],
                             options={"require": required}, leeway=5)
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the token has expired", code="token_expired") from None
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from None
     org_id, scopes = claims.get("org_id"), claims.get("scopes", settings.default_scopes)
-    if not isinstance(org_id, str) or not ORG_ID_PATTERN.match(org_id):
+    if not isinstance(org_id, str) or not is_org_id(org_id):
         raise Unauthorized("the token's org_id is not a valid org id", code="invalid_token")
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         raise Unauthorized("the token's scopes must be a list of strings", code="invalid_token")
@@ -57,17 +64,31 @@ def mint_token(org_id: str, scopes: list[str] | None, settings: ApiSettings, ttl
     claims: dict[str, object] = {"org_id": org_id, "exp": int(time.time()) + ttl_s}
     if scopes is not None:
         claims["scopes"] = scopes
-    return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm)
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=settings.jwt_algorithm)
 
 
 def main() -> None:
-    """`python -m heimdex_api.core.security --org org-demo --scope admin`: print a token."""
+    """`python -m heimdex_api.core.security --org org-demo --scope admin`: print a token.
+
+    It reads the API's settings (the environment, then `.env`), so it refuses a weak secret as the API does.
+    """
     parser = argparse.ArgumentParser(description="Mint a Heimdex API token with HEIMDEX_JWT_SECRET.")
-    parser.add_argument("--org", default="org-demo")
+    parser.add_argument("--org", default="org-demo", type=_org_id)
     parser.add_argument("--scope", action="append", dest="scopes", help="repeat for several; default: read+write")
     parser.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
     args = parser.parse_args()
-    print(mint_token(args.org, args.scopes, get_api_settings(), args.ttl))
+    try:
+        settings = get_api_settings()
+    except ValidationError as exc:
+        sys.exit("heimdex: " + "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors()))
+    print(mint_token(args.org, args.scopes, settings, args.ttl))
+
+
+def _org_id(value: str) -> str:
+    try:
+        return check_org_id(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 if __name__ == "__main__":

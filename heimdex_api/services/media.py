@@ -21,6 +21,11 @@ class IdentifiedSource:
     asset_id: str
 
 
+def _client_message(exc: Exception, path: Path) -> str:
+    """A media error's message with the file named by its name alone: no server path in an answer."""
+    return str(exc).replace(str(path), path.name)
+
+
 def identify(org_id: str, path: Path, weak_threshold_bytes: int, expected_size: int | None = None) -> IdentifiedSource:
     """Probe and hash `path`: 404 when it is missing, 422 when it is empty, unreadable or of another size."""
     if not path.is_file():
@@ -34,9 +39,9 @@ def identify(org_id: str, path: Path, weak_threshold_bytes: int, expected_size: 
     try:
         probe = probe_video(path)
     except UnreadableMediaError as exc:
-        raise Unprocessable(str(exc), code="unreadable_media") from None
+        raise Unprocessable(_client_message(exc, path), code="unreadable_media") from None
     except TransientMediaError as exc:
-        raise Unavailable(str(exc), code="media_unavailable") from None
+        raise Unavailable(_client_message(exc, path), code="media_unavailable") from None
     content = hash_file(path, weak_threshold_bytes)
     stat = path.stat()
     if stat.st_size != content.size_bytes:

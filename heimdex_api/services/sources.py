@@ -30,6 +30,7 @@ def resolve_source_uri(uri: str, root: Path) -> Path:
 
     The URI is percent-decoded, then resolved with symlinks followed, so `..`, `%2e%2e`, other
     hosts, other schemes (`http:`, `concat:`, `data:`...) and links pointing out are all refused.
+    Only a local path ever leaves this function: no client-given URL is fetched (no SSRF).
     """
     parts = urlsplit(uri)
     if parts.scheme != "file":
@@ -42,5 +43,10 @@ def resolve_source_uri(uri: str, root: Path) -> Path:
         raise Unprocessable("source_uri must be an absolute path without '..'", code="invalid_source_uri")
     real, real_root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
     if real == real_root or not real.is_relative_to(real_root):
-        raise Unprocessable(f"source_uri must lie inside {real_root.as_uri()}/", code="invalid_source_uri")
+        # Named without the server's paths: an error never tells where the derived root is.
+        raise Unprocessable("source_uri must name a file inside the org's uploads (for a commit, inside the "
+                            "upload's own folder, where init's asset_uri points)", code="invalid_source_uri")
+    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for part in real.parts):
+        raise Unprocessable(f"source_uri has a path segment longer than {MAX_NAME_BYTES} bytes",
+                            code="invalid_source_uri")
     return real

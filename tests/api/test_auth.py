@@ -72,13 +72,14 @@ def test_exp_is_required_outside_development(make_client, settings: ApiSettings,
     assert _init(development, bearer(make_token(org, ttl_s=None)), org)[0] == 201
 
 
-def test_default_secret_is_refused_outside_development(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_secret_is_refused_outside_development(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("HEIMDEX_ENV", "production")
     monkeypatch.delenv("HEIMDEX_JWT_SECRET", raising=False)
     with pytest.raises(ValidationError, match="HEIMDEX_JWT_SECRET"):
         ApiSettings()
     monkeypatch.setenv("HEIMDEX_JWT_SECRET", SECRET)
-    assert ApiSettings().jwt_secret == SECRET
+    assert ApiSettings().jwt_secret.get_secret_value() == SECRET
     monkeypatch.setenv("HEIMDEX_ENV", "development")
     monkeypatch.delenv("HEIMDEX_JWT_SECRET")
-    assert ApiSettings().jwt_secret == "change-me"
+    assert ApiSettings().jwt_secret.get_secret_value() == "change-me"
