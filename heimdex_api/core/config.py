@@ -5,6 +5,7 @@ from typing import Literal
 
 import jwt
 from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from heimdex_pipeline.settings import PipelineSettings
 
@@ -29,6 +30,9 @@ def weak_secret_reason(secret: str, algorithm: str) -> str | None:
 
 class ApiSettings(PipelineSettings):
     """Everything the API reads from the environment; each field is `HEIMDEX_<NAME>`."""
+
+    # A refused setting is reported without the values read: they hold the secret.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
 
     env: Literal["development", "production"] = Field(
         default="production",
@@ -62,7 +66,7 @@ class ApiSettings(PipelineSettings):
     def _refuse_weak_secret(self) -> "ApiSettings":
         reason = weak_secret_reason(self.jwt_secret.get_secret_value(), self.jwt_algorithm)
         if reason and not self.development:
-            raise ValueError(f"{reason}. Production (the default HEIMDEX_ENV) needs a random secret of at least "
+            raise ValueError(f"{reason.rstrip('.')}. Production (the default HEIMDEX_ENV) needs a random secret of at least "
                              f"32 bytes for HS256, 48 for HS384, 64 for HS512: ./scripts/run.sh writes one to .env; "
                              f"HEIMDEX_ENV=development accepts any secret")
         return self
