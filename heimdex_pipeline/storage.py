@@ -20,14 +20,19 @@ from typing import Any
 
 ORG_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 UPLOADS, SCHEMAS = "uploads", "schemas"
-# Every name the layout uses at the top level; compared case-insensitively, as a case-folding
-# filesystem (macOS, a Windows bind mount) would.
+# Every name the layout uses at the top level, refused as org ids in any case, as a case-folding
+# filesystem (macOS, a Windows bind mount) would confuse them.
 RESERVED_ORG_IDS = frozenset({UPLOADS, SCHEMAS})
+# The reserved names as a plain regex (no flags, no lookaround), so that a JSON Schema can say
+# `"not": {"pattern": ...}` with the very rule the code applies.
+RESERVED_ORG_ID_PATTERN = re.compile("^(?:%s)$" % "|".join(
+    "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in name)
+    for name in sorted(RESERVED_ORG_IDS)))
 
 
 def is_org_id(value: str) -> bool:
-    """Whether `value` may name an org: it matches ORG_ID_PATTERN and is none of RESERVED_ORG_IDS."""
-    return bool(ORG_ID_PATTERN.match(value)) and value.casefold() not in RESERVED_ORG_IDS
+    """Whether `value` may name an org: it matches ORG_ID_PATTERN and not RESERVED_ORG_ID_PATTERN."""
+    return bool(ORG_ID_PATTERN.match(value)) and not RESERVED_ORG_ID_PATTERN.match(value)
 
 
 def check_org_id(value: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from heimdex_pipeline.bucket import scan_bucket
-from heimdex_pipeline.storage import RESERVED_ORG_IDS, DerivedLayout, is_org_id
+from heimdex_pipeline.storage import RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, DerivedLayout, is_org_id
 from tests.api.support import bearer, make_token
 
 RESERVED = ["uploads", "schemas", "Uploads", "SCHEMAS"]
@@ -62,3 +62,12 @@ def test_the_sensor_takes_no_reserved_folder_for_an_org(tmp_path: Path) -> None:
         (uploads / org).mkdir(parents=True)
         (uploads / org / "clip.mp4").write_bytes(b"x")
     assert {source.org_id for source in scan_bucket(uploads)} == {"org-a"}
+
+
+def test_the_reserved_names_rule_is_a_plain_regex_a_json_schema_can_carry() -> None:
+    # No flag, no lookaround: ECMA-262 and pydantic's Rust engine read it as Python does.
+    assert "(?" not in RESERVED_ORG_ID_PATTERN.pattern.replace("(?:", "")
+    for name in RESERVED_ORG_IDS:
+        for variant in (name, name.upper(), name.capitalize()):
+            assert RESERVED_ORG_ID_PATTERN.match(variant) and not is_org_id(variant)
+    assert not RESERVED_ORG_ID_PATTERN.match("uploads-archive")
