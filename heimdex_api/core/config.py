@@ -66,9 +66,9 @@ class ApiSettings(PipelineSettings):
     def _refuse_weak_secret(self) -> "ApiSettings":
         reason = weak_secret_reason(self.jwt_secret.get_secret_value(), self.jwt_algorithm)
         if reason and not self.development:
-            raise ValueError(f"{reason.rstrip('.')}. Production (the default HEIMDEX_ENV) needs a random secret of at least "
-                             f"32 bytes for HS256, 48 for HS384, 64 for HS512: ./scripts/run.sh writes one to .env; "
-                             f"HEIMDEX_ENV=development accepts any secret")
+            raise ValueError(f"{reason.rstrip('.')}. Production (the default HEIMDEX_ENV) needs a random secret "
+                             "of at least 32 bytes for HS256, 48 for HS384, 64 for HS512: ./scripts/run.sh writes "
+                             "one to .env; HEIMDEX_ENV=development accepts any secret")
         return self
 
 
