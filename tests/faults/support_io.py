@@ -10,8 +10,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from dagster._utils.error import SerializableErrorInfo
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def error_text(error: SerializableErrorInfo | None) -> str:
+    """A step error's message with its causes' (Dagster wraps the asset's own error in its retry request)."""
+    messages = []
+    while error is not None:
+        messages.append(error.message.strip())
+        error = error.cause
+    return " | ".join(messages)
 
 
 def _cannot(reason: str) -> None:
