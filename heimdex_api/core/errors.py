@@ -26,10 +26,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from heimdex_pipeline.catalog.db import is_unavailable
 from heimdex_pipeline.logs import get_logger
 
-# Seconds a client should wait before retrying while the database is away: a PostgreSQL
-# restart takes a few (see docs/reliability.md).
-DATABASE_RETRY_AFTER_S = 5
-
 
 class ApiError(Exception):
     """An error answered with its status, machine code and detail."""
@@ -82,8 +78,17 @@ def error_response(status_code: int, code: str, detail: Any, headers: dict[str, 
     return JSONResponse({"error": code, "detail": detail}, status_code=status_code, headers=headers)
 
 
+# Seconds a client should wait before retrying a 503: a PostgreSQL restart or a webserver
+# hiccup takes a few (see docs/reliability.md).
+RETRY_AFTER_S = 5
+
+
 async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    headers = None
+    if exc.status_code == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif exc.status_code == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     return error_response(exc.status_code, exc.code, exc.detail, headers)
 
 
@@ -109,7 +114,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # A warning without traceback: the outage is the server's state, not a bug of this request.
     get_logger("api").warning("api.database_unavailable", path=request.url.path, error=type(exc).__name__)
     return error_response(503, "database_unavailable", "the database cannot be reached; retry later",
-                          {"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+                          {"Retry-After": str(RETRY_AFTER_S)})
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -13,6 +13,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, materialize
 
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.storage import swap_dir
 from tests.faults.support_io import error_text, small_tmpfs
 
 ASSETS = [probe_metadata, scene_sidecar, thumbnails]
@@ -102,3 +103,14 @@ def test_full_disk_fails_clearly_keeps_earlier_outputs_and_passes_once_freed(
     thumbs = sorted((derived_root / "org-demo" / "thumbnails" / asset_id).iterdir())
     assert len(thumbs) == 12
     assert [p.name for p in derived_root.rglob(".*")] == []
+
+
+def test_failed_swap_puts_the_earlier_set_back(tmp_path: Path) -> None:
+    """A swap whose new folder cannot be moved in leaves the earlier set in place, and nothing hidden."""
+    final = tmp_path / "thumbnails"
+    final.mkdir()
+    (final / "0000.jpg").write_bytes(b"earlier")
+    with pytest.raises(FileNotFoundError):
+        swap_dir(tmp_path / ".thumbnails.gone.tmp", final)
+    assert (final / "0000.jpg").read_bytes() == b"earlier"
+    assert [p.name for p in tmp_path.iterdir()] == ["thumbnails"]
