@@ -9,11 +9,14 @@
 The layout's own top-level folders sit beside the org folders, so no org may take their names.
 """
 
+import errno
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,8 +82,35 @@ class DerivedLayout:
         return path.relative_to(self.org_dir(org_id)).as_posix()
 
 
-def write_json_atomic(path: Path, document: Any) -> None:
-    """Write JSON to a temporary file beside `path`, fsync it, then rename it into place."""
+class DiskFullError(OSError):
+    """The derived filesystem has no space (or quota) left: retried, since freeing space lets it pass."""
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(error: BaseException) -> bool:
+    # ffmpeg reports the OS's own words in its message rather than an errno.
+    if isinstance(error, OSError) and error.errno in _DISK_FULL:
+        return True
+    return any(os.strerror(code) in str(error) for code in _DISK_FULL)
+
+
+@contextmanager
+def disk_full_reported(what: str) -> Iterator[None]:
+    """Raise a DiskFullError that says so when writing `what` fails for lack of space."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as exc:
+        if _disk_full(exc):
+            raise DiskFullError(errno.ENOSPC, f"the derived filesystem is full: no space left to write {what}") from exc
+        raise
+
+
+def _stage_json(path: Path, document: Any) -> Path:
+    """Write JSON to a hidden temporary file beside `path` and fsync it; nothing is left if that fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -89,10 +119,20 @@ def write_json_atomic(path: Path, document: Any) -> None:
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def write_json_atomic(path: Path, document: Any) -> None:
+    """Write JSON to a temporary file beside `path`, fsync it, then rename it into place."""
+    with disk_full_reported(path.name):
+        tmp = _stage_json(path, document)
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_json(path: Path) -> Any:
@@ -102,8 +142,9 @@ def read_json(path: Path) -> Any:
 
 def staging_dir(final: Path) -> Path:
     """A fresh hidden folder beside `final` to fill before `swap_dir` puts it in place."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    with disk_full_reported(final.name):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
 
 
 def swap_dir(staged: Path, final: Path) -> None:
@@ -112,6 +153,23 @@ def swap_dir(staged: Path, final: Path) -> None:
     if final.exists():
         retired = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, retired)
-    os.replace(staged, final)
+    try:
+        os.replace(staged, final)
+    except BaseException:
+        if retired is not None:
+            os.replace(retired, final)
+        raise
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
+
+
+def swap_dir_with_json(staged: Path, final: Path, path: Path, document: Any) -> None:
+    """Put `staged` in place of `final` and `document` at `path`, the JSON written first: a full
+    disk then fails before either changes, and only two renames remain."""
+    with disk_full_reported(path.name):
+        tmp = _stage_json(path, document)
+    try:
+        swap_dir(staged, final)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -8,15 +8,22 @@
     ├── PayloadTooLarge     413   body or declared upload too large
     ├── Unprocessable       422   input that can never succeed (bad URI, unreadable video)
     └── Unavailable         503   Dagster or the database cannot be reached
+
+Database errors are not raised as ApiError: a lost PostgreSQL connection surfaces as SQLAlchemy's
+or dagster-postgres's exception anywhere, and `_database_error` answers it 503
+`database_unavailable` with `Retry-After`.
 """
 
 from typing import Any
 
+from dagster_postgres.utils import DagsterPostgresException
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from heimdex_pipeline.catalog.db import is_unavailable
 from heimdex_pipeline.logs import get_logger
 
 
@@ -71,8 +78,17 @@ def error_response(status_code: int, code: str, detail: Any, headers: dict[str, 
     return JSONResponse({"error": code, "detail": detail}, status_code=status_code, headers=headers)
 
 
+# Seconds a client should wait before retrying a 503: a PostgreSQL restart or a webserver
+# hiccup takes a few (see docs/reliability.md).
+RETRY_AFTER_S = 5
+
+
 async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    headers = None
+    if exc.status_code == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif exc.status_code == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     return error_response(exc.status_code, exc.code, exc.detail, headers)
 
 
@@ -92,9 +108,20 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "unexpected server error")
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not is_unavailable(exc):
+        return await _unhandled(request, exc)
+    # A warning without traceback: the outage is the server's state, not a bug of this request.
+    get_logger("api").warning("api.database_unavailable", path=request.url.path, error=type(exc).__name__)
+    return error_response(503, "database_unavailable", "the database cannot be reached; retry later",
+                          {"Retry-After": str(RETRY_AFTER_S)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error of the app answer in the `{"error", "detail"}` shape."""
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(SQLAlchemyError, _database_error)
+    app.add_exception_handler(DagsterPostgresException, _database_error)
     app.add_exception_handler(Exception, _unhandled)

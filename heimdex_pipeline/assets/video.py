@@ -31,12 +31,19 @@ from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnail
 from heimdex_pipeline.resources import CatalogResource, DerivedStorage
 from heimdex_pipeline.settings import get_settings
 from heimdex_pipeline.sidecar import Sidecar, SidecarSource, ThumbnailEntry, sidecar_json_schema
-from heimdex_pipeline.storage import read_json, staging_dir, swap_dir, write_json_atomic
+from heimdex_pipeline.storage import (
+    disk_full_reported,
+    read_json,
+    staging_dir,
+    swap_dir_with_json,
+    write_json_atomic,
+)
 
 _settings = get_settings()
 
-# Transient failures (ffmpeg killed, a file briefly missing) are retried with exponential
-# backoff and jitter; unreadable input raises Failure(allow_retries=False) and fails at once.
+# Transient failures (ffmpeg killed, a file briefly missing, a full derived disk that someone
+# may free) are retried with exponential backoff and jitter; unreadable input raises
+# Failure(allow_retries=False) and fails at once.
 MEDIA_RETRY_POLICY = RetryPolicy(
     max_retries=_settings.retry_max_retries,
     delay=_settings.retry_delay_s,
@@ -205,21 +212,21 @@ def thumbnails(context: AssetExecutionContext, config: ThumbnailConfig, catalog:
     policy = ThumbnailPolicy(interval_s=config.interval_s, max_count=config.max_count, max_height=config.max_height)
     slots = plan_thumbnails([Scene(**scene.model_dump()) for scene in sidecar.scenes], probe["duration_s"], policy)
     final = layout.thumbnails(video.org_id, video.asset_id)
-    # Extract into a hidden folder and swap it in whole: a failed attempt leaves the old set intact.
+    # Extract into a hidden folder and swap it in whole with the sidecar that lists it: a failed
+    # attempt (a full disk included) leaves the old set and the old sidecar intact.
     staged = staging_dir(final)
     try:
-        with media_errors(log, "thumbnails"):
+        with media_errors(log, "thumbnails"), disk_full_reported("thumbnails"):
             extracted = extract_thumbnails(Path(video.source_path), probe, slots, staged, policy.max_height)
-        swap_dir(staged, final)
+        paths = [final / thumb.path.name for thumb in extracted]
+        sidecar.thumbnails = [
+            ThumbnailEntry(idx=t.idx, storage_key=layout.storage_key(video.org_id, path), width=t.width,
+                           height=t.height, ts_ms=t.ts_ms)
+            for t, path in zip(extracted, paths, strict=True)
+        ]
+        swap_dir_with_json(staged, final, sidecar_path, sidecar.model_dump(mode="json"))
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    paths = [final / thumb.path.name for thumb in extracted]
-    sidecar.thumbnails = [
-        ThumbnailEntry(idx=t.idx, storage_key=layout.storage_key(video.org_id, path), width=t.width,
-                       height=t.height, ts_ms=t.ts_ms)
-        for t, path in zip(extracted, paths, strict=True)
-    ]
-    write_json_atomic(sidecar_path, sidecar.model_dump(mode="json"))
     log.info("thumbnails.done", count=len(paths))
     return MaterializeResult(metadata={
         "org_id": video.org_id,

@@ -5,9 +5,13 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+import psycopg
+import psycopg2
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -41,6 +45,38 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+# SQLSTATE classes of a server that is away, not of a bad query: connection exceptions (08),
+# shutdown, crash or start-up in progress (57P), too many connections or no memory (53).
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
+
+
+def _server_away(driver_error: BaseException) -> bool:
+    # No SQLSTATE means the client side failed: refused, reset or closed connections.
+    state = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", None)
+    return state is None or state.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error`, or an error that led to it, says PostgreSQL cannot be reached right now.
+
+    Covers both drivers: psycopg 3 (the catalog) and psycopg2 (Dagster's storage, which wraps
+    its last connection error in its own exception). Errors of the query itself are not.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, PoolTimeoutError):
+            return True
+        if isinstance(current, DBAPIError) and (
+                current.connection_invalidated
+                or (isinstance(current, OperationalError | InterfaceError)
+                    and isinstance(current.orig, psycopg.Error | psycopg2.Error) and _server_away(current.orig))):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 @contextmanager
