@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from heimdex_pipeline.logs import get_logger
 
@@ -62,7 +63,7 @@ class Unavailable(ApiError):
 
 
 # Codes for HTTP errors raised by Starlette itself (unknown route, wrong method).
-_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+_HTTP_CODES = {400: "invalid_body", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable"}
 
 
@@ -76,9 +77,18 @@ async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.detail, headers)
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), exc.detail,
-                          getattr(exc, "headers", None))
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 names the methods of the first route of the path only; a path may have several.
+    methods = {method for route in request.app.router.routes
+               if route.matches(request.scope)[0] == Match.PARTIAL for method in getattr(route, "methods", ())}
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), exc.detail, headers)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
