@@ -189,15 +189,11 @@ class StreamSummary(BaseModel):
     language: str | None
 
 
-class ProbeResponse(BaseModel):
-    """The probe document of a file (heimdex_pipeline.media.probe), with its hash and asset id."""
+class ProbeDocument(BaseModel):
+    """The probe document of a file (heimdex_pipeline.media.probe.probe_video)."""
 
     model_config = ConfigDict(extra="allow")
 
-    asset_id: str
-    hash: str
-    hash_quality: Literal["strong", "weak"]
-    size_bytes: int
     duration_s: float
     width: int
     height: int
@@ -207,4 +203,20 @@ class ProbeResponse(BaseModel):
     codec: str | None
     rotation: int
     container: str | None
+    size_bytes: int | None
     streams: list[StreamSummary]
+
+
+class ProbeResponse(ProbeDocument):
+    """The probe document of a file in the org's uploads, with its content hash and asset id."""
+
+    asset_id: str
+    hash: str
+    hash_quality: Literal["strong", "weak"]
+    size_bytes: int
+
+
+class MetadataResponse(ProbeDocument):
+    """The legacy `/metadata` answer: the probe document of the uploaded file, with its name."""
+
+    filename: str | None

@@ -59,7 +59,9 @@ def error_model(name: str, codes: tuple[str, ...]) -> type[BaseModel]:
     """The model of an error answer whose `error` is one of `codes`."""
     return create_model(
         name,
-        error=(Literal[codes], Field(description="Machine-readable code.")),  # type: ignore[valid-type]
+        # `enum` even for one code (pydantic would write `const`), so that clients read every list alike.
+        error=(Literal[codes], Field(description="Machine-readable code.",  # type: ignore[valid-type]
+                                     json_schema_extra={"enum": list(codes)})),
         detail=(Any, Field(description="What went wrong: a message, an object with a `message`, or, for "
                                        "`validation_error`, a list of `{loc, msg, type}`.")),
     )
@@ -68,7 +70,7 @@ def error_model(name: str, codes: tuple[str, ...]) -> type[BaseModel]:
 def route_errors(route: str, *, validates: bool = True) -> dict[int, tuple[str, ...]]:
     """The codes `route` can answer by status: its row plus the authentication and validation ones."""
     row = ROUTE_ERRORS.get(route, {})
-    codes = {401: UNAUTHORIZED, 403: ("missing_scope", *row.get(403, ())), **row}
+    codes = {**row, 401: UNAUTHORIZED, 403: ("missing_scope", *row.get(403, ()))}
     if validates:
         codes[422] = ("validation_error", *row.get(422, ()))
     return dict(sorted(codes.items()))

@@ -10,13 +10,14 @@
     └── Unavailable         503   Dagster or the database cannot be reached
 """
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Route
 
 from heimdex_pipeline.logs import get_logger
 
@@ -77,11 +78,19 @@ async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.detail, headers)
 
 
+def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    for route in routes:
+        # FastAPI keeps an included router whole; its own routes carry the full paths.
+        included = getattr(route, "original_router", None)
+        yield from _routes(included.routes) if included is not None else (route,)
+
+
 def _allowed_methods(request: Request) -> str:
     # Starlette's 405 names the methods of the first route of the path only; a path may have several.
-    methods = {method for route in request.app.router.routes
-               if route.matches(request.scope)[0] == Match.PARTIAL for method in getattr(route, "methods", ())}
-    return ", ".join(sorted(methods))
+    path = request.scope["path"]
+    return ", ".join(sorted({method for route in _routes(request.app.router.routes)
+                             if isinstance(route, Route) and route.methods and route.path_regex.match(path)
+                             for method in route.methods}))
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
