@@ -37,9 +37,11 @@ _DESCRIPTIONS = {
 # Per route: the codes it can answer, by status, beyond the 401/403/422 every such route has.
 ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "env_check": {503: _DATABASE},
-    "init": {400: _BAD_BODY, 403: _ORG, 413: (*_BODY_TOO_LARGE, "upload_too_large"), 422: ("invalid_source_name",), 503: _DATABASE},
-    "commit": {400: _BAD_BODY, 403: _ORG, 404: ("upload_not_found", "source_not_found"), 409: ("upload_already_committed",),
-               413: _BODY_TOO_LARGE, 422: (*_SOURCE, "content_length_mismatch"), 503: _JOB_503},
+    "init": {400: _BAD_BODY, 403: _ORG, 413: (*_BODY_TOO_LARGE, "upload_too_large"),
+             422: ("invalid_source_name",), 503: _DATABASE},
+    "commit": {400: _BAD_BODY, 403: _ORG, 404: ("upload_not_found", "source_not_found"),
+               409: ("upload_already_committed",), 413: _BODY_TOO_LARGE,
+               422: (*_SOURCE, "content_length_mismatch"), 503: _JOB_503},
     "probe": {400: _BAD_BODY, 403: _ORG, 404: ("source_not_found",), 413: _BODY_TOO_LARGE, 422: _SOURCE,
               503: ("media_unavailable",)},
     "sidecar_job": {400: _BAD_BODY, 403: _ORG, 404: ("asset_not_found", "source_not_found"), 409: _IDEMPOTENCY,

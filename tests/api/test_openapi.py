@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import schemathesis
 import schemathesis.engine
-from schemathesis.engine import events
 from dagster import DagsterInstance
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from schemathesis.engine import events
 
 import tests.api.openapi_checks  # noqa: F401  (registers the Heimdex check)
 from heimdex_api.api.params import RUN_ID_PATTERN
@@ -39,7 +39,7 @@ def _app(tmp_path: Path, sqlite_url: str, instance: DagsterInstance, legacy: boo
 
 
 def _run(schema: schemathesis.BaseSchema) -> tuple[set[str], int]:
-    """Run every phase of `schemathesis run` over the schema; answer its unique failures and errors, and the cases sent."""
+    """Run every phase of `schemathesis run` over the schema; answer its unique failures and errors, and its cases."""
     problems: set[str] = set()
     cases = 0
     for event in schemathesis.engine.from_schema(schema).execute():
@@ -124,13 +124,15 @@ def test_constraints_the_code_enforces_are_in_the_schema(make_client: Callable[.
     assert schemas["InitRequest"]["properties"]["content_length"]["maximum"] == 1000
     assert schemas["InitRequest"]["properties"]["source_name"]["pattern"] == SOURCE_NAME_PATTERN
     source_uri = schemas["SourceRequest"]["properties"]["source_uri"]
-    assert (source_uri["format"], source_uri["maxLength"]) == ("uri", 4096) and source_uri["pattern"].startswith("^file://")
+    assert (source_uri["format"], source_uri["maxLength"]) == ("uri", 4096)
+    assert source_uri["pattern"].startswith("^file://")
     assert schemas["SourceRequest"]["properties"]["org_id"]["not"] == {"enum": ["uploads", "schemas"]}
     assert schemas["CommitRequest"]["properties"]["upload_id"]["pattern"] == UPLOAD_ID_PATTERN.pattern
     policy = schemas["ThumbnailPolicyIn"]["properties"]
     assert [_bounds(policy[name]) for name in ("interval_s", "max_count", "max_height")] == \
         [(0, 86_400), (1, 50), (64, 2160)]
-    parameters = {p["name"]: p["schema"] for p in document["paths"]["/v1/assets/{asset_id}/sidecar"]["post"]["parameters"]}
+    job_start = document["paths"]["/v1/assets/{asset_id}/sidecar"]["post"]
+    parameters = {p["name"]: p["schema"] for p in job_start["parameters"]}
     assert parameters["asset_id"]["pattern"] == ASSET_ID_PATTERN.pattern
     assert (parameters["Idempotency-Key"]["minLength"], parameters["Idempotency-Key"]["maxLength"]) == (1, 255)
     job = document["paths"]["/v1/jobs/{job_id}"]["get"]

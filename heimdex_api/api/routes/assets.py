@@ -17,10 +17,11 @@ from heimdex_api.api.params import AssetIdPath, IdempotencyKeyHeader
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.security import READ, WRITE, Principal
 from heimdex_api.schemas import AssetResponse, JobAccepted, SourceRequest, ThumbnailsRequest
-from heimdex_pipeline.sidecar import Sidecar
 from heimdex_api.services import assets, idempotency
+from heimdex_pipeline.sidecar import Sidecar
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
+
 
 def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Request, key: str | None,
             principal: Principal, settings: SettingsDep, layout: LayoutDep, instance: InstanceDep,
@@ -68,7 +69,8 @@ def read_asset(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionD
 # The document is answered as the pipeline wrote it, so its model is documented, not re-validated.
 @router.get("/{asset_id}/sidecar", response_model=None,
             responses={200: {"model": Sidecar}, **error_responses("read_sidecar")})
-def read_sidecar(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, layout: LayoutDep) -> dict[str, Any]:
+def read_sidecar(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep,
+                 layout: LayoutDep) -> dict[str, Any]:
     """The scene sidecar document; 404 until it exists."""
     principal.require(READ)
     return assets.sidecar_document(layout, assets.find_video(session, asset_id, principal.org_id))
