@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache, cached_property
+from typing import Any
 
 from dagster import DagsterInstance
 from fastapi import FastAPI
@@ -37,6 +38,19 @@ class Runtime:
         return make_launcher(self._settings, self.instance)
 
 
+def _document_limits(app: FastAPI, settings: ApiSettings) -> None:
+    """Write the limits of these settings into the OpenAPI document (`content_length` above: 413)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            properties = build()["components"]["schemas"]["InitRequest"]["properties"]
+            properties["content_length"]["maximum"] = settings.max_upload_bytes
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | None = None,
                launcher: JobLauncher | None = None) -> FastAPI:
     """The Heimdex API over the given settings and Dagster instance (the environment's by default)."""
@@ -60,6 +74,7 @@ def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | 
         app.include_router(module.router)
     if settings.enable_legacy:
         app.include_router(legacy.router)
+    _document_limits(app, settings)
     return app
 
 

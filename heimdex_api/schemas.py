@@ -1,13 +1,50 @@
-"""Request and response bodies of the contract; unknown request fields are refused (422)."""
+"""Request and response bodies of the contract; unknown request fields are refused (422).
 
-from typing import Literal
+The constraints the code enforces are written into the schema, so that a client generated from
+the OpenAPI sends only what the server can take. Those checked by a service with its own error
+code (source names, URIs, upload ids) are documented here and enforced there.
+"""
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from heimdex_pipeline.sidecar import ThumbnailEntry
 from heimdex_pipeline.storage import ORG_ID_PATTERN
 
-OrgId = Field(pattern=ORG_ID_PATTERN.pattern, description="The org the request acts for; must be the token's.")
-WeakThreshold = Field(default=None, ge=0, description="Files larger than this get a weak hash (default 1,000,000,000).")
+UPLOAD_ID_PATTERN = re.compile(r"^up_[0-9a-f]{32}$")
+# Names that are folders of the derived tree beside the orgs' folders, never an org.
+RESERVED_ORG_IDS = ("uploads", "schemas")
+MAX_SOURCE_URI_LENGTH = 4096
+# A local file URI (empty host or `localhost`), absolute path of URI characters, no query or fragment;
+# it must also lie in the org's uploads (for commit, in the upload's folder): 422 `invalid_source_uri`.
+SOURCE_URI_PATTERN = r"^file://(localhost)?/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$"
+# Every character `str.isspace()` takes (all below U+3001), which `str.strip()` removes.
+_SPACES = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace())
+_NAME_BAD = r"/\\\u0000-\u001f\u007f"
+# services/sources.py::check_source_name: no separator, NUL or control character, no leading '-'
+# or '.', no surrounding space; its limit of 255 UTF-8 bytes is stated, as a schema cannot count bytes.
+SOURCE_NAME_PATTERN = f"^[^-.{_NAME_BAD}{_SPACES}]([^{_NAME_BAD}]*[^{_NAME_BAD}{_SPACES}])?$"
+
+
+def _not_reserved(org_id: str) -> str:
+    if org_id in RESERVED_ORG_IDS:
+        raise ValueError(f"{org_id!r} is a reserved name")
+    return org_id
+
+
+OrgId = Annotated[str, Field(
+    pattern=ORG_ID_PATTERN.pattern, json_schema_extra={"not": {"enum": list(RESERVED_ORG_IDS)}},
+    description="The org the request acts for; must be the token's (403 `org_mismatch`). "
+                f"Not {' or '.join(RESERVED_ORG_IDS)}."), AfterValidator(_not_reserved)]
+SourceUri = Annotated[str, Field(
+    max_length=MAX_SOURCE_URI_LENGTH, json_schema_extra={"format": "uri", "pattern": SOURCE_URI_PATTERN},
+    description="`file://` URI of a file inside `<derived>/uploads/<org_id>/` (symlinks followed); "
+                "anything else answers 422 `invalid_source_uri`, a missing file 404 `source_not_found`.")]
+WeakThreshold = Annotated[int | None, Field(
+    default=None, ge=0, le=2**40,
+    description="Files larger than this get a weak hash (default HEIMDEX_WEAK_THRESHOLD_BYTES, 1,000,000,000).")]
 
 
 class Request(BaseModel):
@@ -15,11 +52,23 @@ class Request(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_numbers(cls, data: Any) -> Any:
+        # JSON Schema counts 12.0 as an integer, so an int field takes it; strict mode still refuses
+        # 12.5 and "12" (and a float field takes 12 anyway).
+        if isinstance(data, dict):
+            return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in data.items()}
+        return data
+
 
 class InitRequest(Request):
-    org_id: str = OrgId
-    source_name: str = Field(min_length=1, max_length=1024)
-    content_length: int = Field(ge=0)
+    org_id: OrgId
+    source_name: str = Field(min_length=1, max_length=1024, json_schema_extra={"pattern": SOURCE_NAME_PATTERN},
+                             description="A plain file name of at most 255 UTF-8 bytes; else 422 "
+                                         "`invalid_source_name`.")
+    content_length: int = Field(ge=0, description="The file's size in bytes; above HEIMDEX_MAX_UPLOAD_BYTES "
+                                                      "413 `upload_too_large`.")
     content_type: str | None = Field(default=None, max_length=255)
 
 
@@ -34,10 +83,11 @@ class InitResponse(BaseModel):
 
 
 class CommitRequest(Request):
-    org_id: str = OrgId
-    upload_id: str = Field(max_length=64)
-    source_uri: str = Field(max_length=4096)
-    weak_threshold_bytes: int | None = WeakThreshold
+    org_id: OrgId
+    upload_id: str = Field(max_length=64, json_schema_extra={"pattern": UPLOAD_ID_PATTERN.pattern},
+                           description="From init; any other id answers 404 `upload_not_found`.")
+    source_uri: SourceUri
+    weak_threshold_bytes: WeakThreshold
 
 
 class CommitResponse(BaseModel):
@@ -50,15 +100,16 @@ class CommitResponse(BaseModel):
 class SourceRequest(Request):
     """A body naming a source file of the org: probe and the sidecar job."""
 
-    org_id: str = OrgId
-    source_uri: str = Field(max_length=4096)
-    weak_threshold_bytes: int | None = WeakThreshold
+    org_id: OrgId
+    source_uri: SourceUri
+    weak_threshold_bytes: WeakThreshold
 
 
 class ThumbnailPolicyIn(Request):
-    interval_s: float | None = Field(default=None, ge=0)
+    interval_s: float | None = Field(default=None, ge=0, le=86_400,
+                                     description="0: one per scene; else one every interval_s seconds (at most a day).")
     max_count: int | None = Field(default=None, ge=1, le=50)
-    max_height: int | None = Field(default=None, ge=64)
+    max_height: int | None = Field(default=None, ge=64, le=2160, description="Pixels; at most 2160 (4K).")
 
 
 class ThumbnailsRequest(SourceRequest):
@@ -77,7 +128,7 @@ class JobError(BaseModel):
 
 class JobResult(BaseModel):
     sidecar_uri: str
-    thumbnails: list[dict]
+    thumbnails: list[ThumbnailEntry]
 
 
 class JobResponse(BaseModel):
@@ -89,14 +140,6 @@ class JobResponse(BaseModel):
     finished_at: str | None
     result: JobResult | None
     error: JobError | None
-
-
-class Thumbnail(BaseModel):
-    idx: int
-    storage_key: str
-    width: int
-    height: int
-    ts_ms: int
 
 
 class SidecarRef(BaseModel):
@@ -114,9 +157,66 @@ class AssetResponse(BaseModel):
     hash_quality: str
     status: Literal["queued", "processing", "ready", "failed"]
     sidecar: SidecarRef | None
-    thumbnails: list[Thumbnail]
+    thumbnails: list[ThumbnailEntry]
 
 
 class HealthResponse(BaseModel):
     status: Literal["ok"]
     time: str
+
+
+class EnvCheckResponse(BaseModel):
+    """Whether each thing the pipeline needs is usable."""
+
+    ffmpeg: bool
+    ffprobe: bool
+    pyscenedetect: bool
+    database: bool
+    dagster_instance: bool
+    derived_writable: bool
+
+
+class StreamSummary(BaseModel):
+    """One stream of the file, as ffprobe sees it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    index: int | None
+    codec_type: str | None
+    codec: str | None
+    duration_s: float | None
+    bit_rate: int | None
+    language: str | None
+
+
+class ProbeDocument(BaseModel):
+    """The probe document of a file (heimdex_pipeline.media.probe.probe_video)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    duration_s: float
+    width: int
+    height: int
+    display_width: int
+    display_height: int
+    fps: float | None
+    codec: str | None
+    rotation: int
+    container: str | None
+    size_bytes: int | None
+    streams: list[StreamSummary]
+
+
+class ProbeResponse(ProbeDocument):
+    """The probe document of a file in the org's uploads, with its content hash and asset id."""
+
+    asset_id: str
+    hash: str
+    hash_quality: Literal["strong", "weak"]
+    size_bytes: int
+
+
+class MetadataResponse(ProbeDocument):
+    """The legacy `/metadata` answer: the probe document of the uploaded file, with its name."""
+
+    filename: str | None

@@ -14,6 +14,7 @@ or dagster-postgres's exception anywhere, and `_database_error` answers it 503
 `database_unavailable` with `Retry-After`.
 """
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from dagster_postgres.utils import DagsterPostgresException
@@ -22,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Route
 
 from heimdex_pipeline.catalog.db import is_unavailable
 from heimdex_pipeline.logs import get_logger
@@ -69,7 +71,7 @@ class Unavailable(ApiError):
 
 
 # Codes for HTTP errors raised by Starlette itself (unknown route, wrong method).
-_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+_HTTP_CODES = {400: "invalid_body", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable"}
 
 
@@ -92,9 +94,26 @@ async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.detail, headers)
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), exc.detail,
-                          getattr(exc, "headers", None))
+def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    for route in routes:
+        # FastAPI keeps an included router whole; its own routes carry the full paths.
+        included = getattr(route, "original_router", None)
+        yield from _routes(included.routes) if included is not None else (route,)
+
+
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 names the methods of the first route of the path only; a path may have several.
+    path = request.scope["path"]
+    return ", ".join(sorted({method for route in _routes(request.app.router.routes)
+                             if isinstance(route, Route) and route.methods and route.path_regex.match(path)
+                             for method in route.methods}))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), exc.detail, headers)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

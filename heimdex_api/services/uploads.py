@@ -1,6 +1,5 @@
 """The ingest endpoints: reserve an upload, commit it (identify, register, run), probe a file."""
 
-import re
 import shutil
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +10,7 @@ from sqlalchemy import delete, update
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
-from heimdex_api.schemas import CommitRequest, InitRequest, SourceRequest
+from heimdex_api.schemas import UPLOAD_ID_PATTERN, CommitRequest, InitRequest, SourceRequest
 from heimdex_api.services.media import IdentifiedSource, identify
 from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, ensure_partition, remove_partition
 from heimdex_api.services.sources import check_source_name, resolve_source_uri
@@ -20,9 +19,6 @@ from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.catalog.repository import register_source
 from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.storage import DerivedLayout
-
-UPLOAD_ID_PATTERN = re.compile(r"^up_[0-9a-f]{32}$")
-
 
 def init_upload(settings: ApiSettings, layout: DerivedLayout, body: InitRequest) -> dict[str, Any]:
     """Reserve `<uploads>/<org>/<upload_id>/` (the sensor leaves it alone while pending) and record it."""

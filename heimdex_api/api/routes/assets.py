@@ -1,9 +1,9 @@
 """`/v1/assets`: start sidecar and thumbnails jobs, read a video and its sidecar."""
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 
 from heimdex_api.api.deps import (
     InstanceDep,
@@ -13,13 +13,14 @@ from heimdex_api.api.deps import (
     SessionDep,
     SettingsDep,
 )
+from heimdex_api.api.params import AssetIdPath, IdempotencyKeyHeader
+from heimdex_api.api.responses import error_responses
 from heimdex_api.core.security import READ, WRITE, Principal
 from heimdex_api.schemas import AssetResponse, JobAccepted, SourceRequest, ThumbnailsRequest
 from heimdex_api.services import assets, idempotency
+from heimdex_pipeline.sidecar import Sidecar
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
-
-IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Request, key: str | None,
@@ -37,8 +38,9 @@ def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Request,
                             body.model_dump(mode="json"), start, settings.idempotency_wait_s)
 
 
-@router.post("/{asset_id}/sidecar", status_code=202, response_model=JobAccepted)
-def sidecar_job(asset_id: str, body: SourceRequest, request: Request, principal: PrincipalDep,
+@router.post("/{asset_id}/sidecar", status_code=202, response_model=JobAccepted,
+             responses=error_responses("sidecar_job"))
+def sidecar_job(asset_id: AssetIdPath, body: SourceRequest, request: Request, principal: PrincipalDep,
                 settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
                 idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
     """Probe the video and (re)write its scene sidecar."""
@@ -46,8 +48,9 @@ def sidecar_job(asset_id: str, body: SourceRequest, request: Request, principal:
                    launcher)
 
 
-@router.post("/{asset_id}/thumbnails", status_code=202, response_model=JobAccepted)
-def thumbnails_job(asset_id: str, body: ThumbnailsRequest, request: Request, principal: PrincipalDep,
+@router.post("/{asset_id}/thumbnails", status_code=202, response_model=JobAccepted,
+             responses=error_responses("thumbnails_job"))
+def thumbnails_job(asset_id: AssetIdPath, body: ThumbnailsRequest, request: Request, principal: PrincipalDep,
                    settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
                    idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
     """(Re)extract the video's thumbnails with the given policy."""
@@ -55,16 +58,19 @@ def thumbnails_job(asset_id: str, body: ThumbnailsRequest, request: Request, pri
                    launcher)
 
 
-@router.get("/{asset_id}", response_model=AssetResponse)
-def read_asset(asset_id: str, principal: PrincipalDep, session: SessionDep, layout: LayoutDep,
+@router.get("/{asset_id}", response_model=AssetResponse, responses=error_responses("read_asset"))
+def read_asset(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, layout: LayoutDep,
                instance: InstanceDep) -> dict[str, Any]:
     """The video, its status, sidecar reference and thumbnails."""
     principal.require(READ)
     return assets.asset_view(instance, layout, assets.find_video(session, asset_id, principal.org_id))
 
 
-@router.get("/{asset_id}/sidecar")
-def read_sidecar(asset_id: str, principal: PrincipalDep, session: SessionDep, layout: LayoutDep) -> dict[str, Any]:
+# The document is answered as the pipeline wrote it, so its model is documented, not re-validated.
+@router.get("/{asset_id}/sidecar", response_model=None,
+            responses={200: {"model": Sidecar}, **error_responses("read_sidecar")})
+def read_sidecar(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep,
+                 layout: LayoutDep) -> dict[str, Any]:
     """The scene sidecar document; 404 until it exists."""
     principal.require(READ)
     return assets.sidecar_document(layout, assets.find_video(session, asset_id, principal.org_id))

@@ -8,8 +8,9 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from heimdex_api.api.deps import InstanceDep, LayoutDep, PrincipalDep, SessionDep
+from heimdex_api.api.responses import error_responses
 from heimdex_api.core.security import ADMIN
-from heimdex_api.schemas import HealthResponse
+from heimdex_api.schemas import EnvCheckResponse, HealthResponse
 from heimdex_pipeline.media.tools import FFMPEG, FFPROBE, tool_available
 
 router = APIRouter(prefix="/v1", tags=["health"])
@@ -21,7 +22,8 @@ def health() -> dict[str, str]:
     return {"status": "ok", "time": datetime.now(UTC).isoformat()}
 
 
-@router.get("/admin/env-check")
+@router.get("/admin/env-check", response_model=EnvCheckResponse,
+            responses=error_responses("env_check", validates=False))
 def env_check(principal: PrincipalDep, session: SessionDep, layout: LayoutDep,
               instance: InstanceDep) -> dict[str, bool]:
     """Whether ffmpeg, ffprobe, PySceneDetect, the catalog, Dagster and the derived root are usable."""

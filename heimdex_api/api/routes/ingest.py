@@ -5,14 +5,22 @@ from typing import Any
 from fastapi import APIRouter
 
 from heimdex_api.api.deps import InstanceDep, LauncherDep, LayoutDep, PrincipalDep, SettingsDep
+from heimdex_api.api.responses import error_responses
 from heimdex_api.core.security import READ, WRITE
-from heimdex_api.schemas import CommitRequest, CommitResponse, InitRequest, InitResponse, SourceRequest
+from heimdex_api.schemas import (
+    CommitRequest,
+    CommitResponse,
+    InitRequest,
+    InitResponse,
+    ProbeResponse,
+    SourceRequest,
+)
 from heimdex_api.services import uploads
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
 
 
-@router.post("/init", status_code=201, response_model=InitResponse)
+@router.post("/init", status_code=201, response_model=InitResponse, responses=error_responses("init"))
 def init(body: InitRequest, principal: PrincipalDep, settings: SettingsDep, layout: LayoutDep) -> dict[str, Any]:
     """Reserve a folder for one upload; place the file at `presigned.asset_uri`, then commit."""
     principal.require(WRITE)
@@ -20,7 +28,7 @@ def init(body: InitRequest, principal: PrincipalDep, settings: SettingsDep, layo
     return uploads.init_upload(settings, layout, body)
 
 
-@router.post("/commit", response_model=CommitResponse)
+@router.post("/commit", response_model=CommitResponse, responses=error_responses("commit"))
 def commit(body: CommitRequest, principal: PrincipalDep, settings: SettingsDep, layout: LayoutDep,
            instance: InstanceDep, launcher: LauncherDep) -> dict[str, Any]:
     """Identify the uploaded file and start its ingest (unless its content is already known)."""
@@ -29,7 +37,7 @@ def commit(body: CommitRequest, principal: PrincipalDep, settings: SettingsDep, 
     return uploads.commit_upload(settings, layout, instance, launcher, body)
 
 
-@router.post("/probe")
+@router.post("/probe", response_model=ProbeResponse, responses=error_responses("probe"))
 def probe(body: SourceRequest, principal: PrincipalDep, settings: SettingsDep, layout: LayoutDep) -> dict[str, Any]:
     """The probe document of a file in the org's uploads, with its hash and asset id (a dry run)."""
     principal.require(READ)

@@ -1,11 +1,12 @@
 """`/v1/jobs`: the state of a job, read from Dagster's run storage."""
 
-import re
 from typing import Any
 
 from fastapi import APIRouter
 
 from heimdex_api.api.deps import InstanceDep, LayoutDep, PrincipalDep
+from heimdex_api.api.params import RUN_ID_PATTERN, JobIdPath
+from heimdex_api.api.responses import error_responses
 from heimdex_api.core.errors import NotFound
 from heimdex_api.core.security import READ
 from heimdex_api.schemas import JobResponse
@@ -13,11 +14,8 @@ from heimdex_api.services.pipeline import find_run, job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-@router.get("/{job_id}", response_model=JobResponse)
-def read_job(job_id: str, principal: PrincipalDep, instance: InstanceDep, layout: LayoutDep) -> dict[str, Any]:
+@router.get("/{job_id}", response_model=JobResponse, responses=error_responses("read_job"))
+def read_job(job_id: JobIdPath, principal: PrincipalDep, instance: InstanceDep, layout: LayoutDep) -> dict[str, Any]:
     """A job (a Dagster run) of the caller's org: its type, asset, status, result or error."""
     principal.require(READ)
     if not RUN_ID_PATTERN.match(job_id):

@@ -8,15 +8,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, UploadFile
 
 from heimdex_api.api.deps import PrincipalDep
+from heimdex_api.api.responses import error_responses
 from heimdex_api.core.errors import Unprocessable
 from heimdex_api.core.security import READ
+from heimdex_api.schemas import MetadataResponse
 from heimdex_pipeline.media.errors import MediaError
 from heimdex_pipeline.media.probe import probe_video
 
 router = APIRouter(tags=["legacy"])
 
 
-@router.post("/metadata")
+@router.post("/metadata", response_model=MetadataResponse, responses=error_responses("metadata"))
 def metadata(file: Annotated[UploadFile, File()], principal: PrincipalDep) -> dict[str, Any]:
     """The probe document of the uploaded file, with its `filename`; the file is not kept."""
     principal.require(READ)

@@ -1,0 +1,172 @@
+"""The OpenAPI document tells the truth: schemathesis, every check, over the whole document, in-process.
+
+A fixed seed and example count keep the run short and repeatable; a longer run against a real
+server is one command (README, "The OpenAPI document").
+"""
+
+import re
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+import schemathesis.engine
+from dagster import DagsterInstance
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from schemathesis.engine import events
+
+import tests.api.openapi_checks  # noqa: F401  (registers the Heimdex check)
+from heimdex_api.api.params import RUN_ID_PATTERN
+from heimdex_api.api.responses import ROUTE_ERRORS, UNAUTHORIZED, route_errors
+from heimdex_api.core.config import ApiSettings
+from heimdex_api.main import create_app
+from heimdex_api.schemas import SOURCE_NAME_PATTERN, UPLOAD_ID_PATTERN
+from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
+from tests.api.support import SECRET, bearer, make_token
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SEED, MAX_EXAMPLES = 1, 12
+
+
+def _app(tmp_path: Path, sqlite_url: str, instance: DagsterInstance, legacy: bool) -> FastAPI:
+    settings = ApiSettings(derived_root=tmp_path / "derived", database_url=sqlite_url, jwt_secret=SECRET,
+                           env="development", job_queue_backend="immediate", migrate_on_start=False,
+                           enable_legacy=legacy)
+    return create_app(settings, instance=instance)
+
+
+def _run(schema: schemathesis.BaseSchema) -> tuple[set[str], int]:
+    """Run every phase of `schemathesis run` over the schema; answer its unique failures and errors, and its cases."""
+    problems: set[str] = set()
+    cases = 0
+    for event in schemathesis.engine.from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished | events.FuzzScenarioFinished):
+            cases += len(event.recorder.cases)
+            problems |= {f"{event.recorder.label}: {check.failure_info.failure.title}: "
+                         f"{check.failure_info.failure.message}\n{check.failure_info.code_sample}"
+                         for checks in event.recorder.checks.values() for check in checks
+                         if check.failure_info is not None}
+        elif isinstance(event, events.NonFatalError):
+            problems.add(f"{event.label}: error: {event.value!r}")
+        elif isinstance(event, events.FatalError):
+            problems.add(f"fatal: {event.exception!r}")
+        elif isinstance(event, events.EngineFinished):
+            problems |= {f"{f.operation}: {f.title}: {f.message}" for f in event.failures}
+    return problems, cases
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["legacy-off", "legacy-on"])
+def test_the_api_answers_as_documented(tmp_path: Path, sqlite_url: str, dagster_instance: DagsterInstance, org: str,
+                                       legacy: bool) -> None:
+    """Every check of schemathesis.toml (all of them), as an admin of a test org: no failure."""
+    project: dict[str, Any] = tomllib.loads((REPO_ROOT / "schemathesis.toml").read_text())
+    project.pop("hooks")  # imported above
+    project.update(seed=SEED, headers=bearer(make_token(org, ["admin"])), generation={"max-examples": MAX_EXAMPLES})
+    config = schemathesis.Config.from_dict(project)
+    config.projects.default.checks.update(included_check_names=["all"])
+    schema = schemathesis.openapi.from_asgi("/openapi.json", _app(tmp_path, sqlite_url, dagster_instance, legacy),
+                                            config=config)
+    problems, cases = _run(schema)
+    assert cases > 100
+    assert not problems, "\n\n".join(sorted(problems))
+
+
+def _document(make_client: Callable[..., TestClient], settings: ApiSettings, **changes: Any) -> dict[str, Any]:
+    return make_client(settings.model_copy(update=changes)).get("/openapi.json").json()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["legacy-off", "legacy-on"])
+def test_every_error_is_documented_with_the_real_shape(make_client: Callable[..., TestClient], settings: ApiSettings,
+                                                        legacy: bool) -> None:
+    document = _document(make_client, settings, enable_legacy=legacy)
+    assert ("/metadata" in document["paths"]) is legacy
+    assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                if int(status) < 400:
+                    assert "$ref" in answer["content"]["application/json"]["schema"], (method, path, status)
+                    continue
+                model = _resolve(document, answer["content"]["application/json"]["schema"])
+                assert model["required"] == ["error", "detail"] and model["properties"]["error"]["enum"]
+            if operation.get("security"):
+                assert _codes(document, operation, "401") == list(UNAUTHORIZED), (method, path)
+                assert "missing_scope" in _codes(document, operation, "403"), (method, path)
+
+
+def test_codes_are_listed_per_route(make_client: Callable[..., TestClient], settings: ApiSettings) -> None:
+    document = _document(make_client, settings)
+    paths = document["paths"]
+    commit, job = paths["/v1/ingest/commit"]["post"], paths["/v1/assets/{asset_id}/sidecar"]["post"]
+    assert _codes(document, commit, "409") == ["upload_already_committed"]
+    assert {"unsupported_format", "media_limit_exceeded", "validation_error"} <= set(_codes(document, commit, "422"))
+    assert _codes(document, job, "409") == ["idempotency_conflict", "idempotency_in_progress"]
+    assert set(_codes(document, job, "503")) == {"dagster_unavailable", "media_unavailable", "database_unavailable"}
+    assert _codes(document, paths["/v1/ingest/init"]["post"], "413") == ["payload_too_large", "upload_too_large"]
+    assert _codes(document, paths["/v1/jobs/{job_id}"]["get"], "404") == ["job_not_found"]
+
+
+def test_every_code_the_code_raises_is_documented() -> None:
+    """Each `code="..."` in heimdex_api belongs to some route's table (a new code must be documented)."""
+    raised = {code for source in (REPO_ROOT / "heimdex_api").rglob("*.py")
+              for code in re.findall(r'code="([a-z_]+)"', source.read_text())}
+    documented = {code for route in ROUTE_ERRORS for codes in route_errors(route).values() for code in codes}
+    assert raised and raised <= documented
+
+
+def test_constraints_the_code_enforces_are_in_the_schema(make_client: Callable[..., TestClient],
+                                                         settings: ApiSettings) -> None:
+    document = _document(make_client, settings, max_upload_bytes=1000)
+    schemas = document["components"]["schemas"]
+    assert schemas["InitRequest"]["properties"]["content_length"]["maximum"] == 1000
+    assert schemas["InitRequest"]["properties"]["source_name"]["pattern"] == SOURCE_NAME_PATTERN
+    source_uri = schemas["SourceRequest"]["properties"]["source_uri"]
+    assert (source_uri["format"], source_uri["maxLength"]) == ("uri", 4096)
+    assert source_uri["pattern"].startswith("^file://")
+    assert schemas["SourceRequest"]["properties"]["org_id"]["not"] == {"enum": ["uploads", "schemas"]}
+    assert schemas["CommitRequest"]["properties"]["upload_id"]["pattern"] == UPLOAD_ID_PATTERN.pattern
+    policy = schemas["ThumbnailPolicyIn"]["properties"]
+    assert [_bounds(policy[name]) for name in ("interval_s", "max_count", "max_height")] == \
+        [(0, 86_400), (1, 50), (64, 2160)]
+    job_start = document["paths"]["/v1/assets/{asset_id}/sidecar"]["post"]
+    parameters = {p["name"]: p["schema"] for p in job_start["parameters"]}
+    assert parameters["asset_id"]["pattern"] == ASSET_ID_PATTERN.pattern
+    assert (parameters["Idempotency-Key"]["minLength"], parameters["Idempotency-Key"]["maxLength"]) == (1, 255)
+    job = document["paths"]["/v1/jobs/{job_id}"]["get"]
+    assert job["parameters"][0]["schema"]["pattern"] == RUN_ID_PATTERN.pattern
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            success = next(answer for status, answer in operation["responses"].items() if status.startswith("2"))
+            assert success["content"]["application/json"]["schema"].get("$ref"), (method, path)
+
+
+def test_the_schemas_agree_with_the_code(client: TestClient, org: str) -> None:
+    """What the schema allows is taken (12.0 is an integer), what it refuses is refused (a reserved org)."""
+    admin = bearer(make_token(org, ["admin"]))
+    body = {"org_id": org, "source_name": "a.mp4", "content_type": "video/mp4"}
+    assert client.post("/v1/ingest/init", headers=admin, json={**body, "content_length": 5.0}).status_code == 201
+    reserved = client.post("/v1/ingest/init", headers=bearer(make_token("uploads", ["admin"])),
+                           json={**body, "org_id": "uploads", "content_length": 5})
+    assert reserved.status_code in {401, 422}
+    garbled = client.post("/v1/ingest/probe", headers={**admin, "Content-Type": "application/json"},
+                          content=b"zr\xff[E")
+    assert (garbled.status_code, garbled.json()["error"]) == (400, "invalid_body")
+    allowed = client.request("OPTIONS", "/v1/assets/v_00000000000000000000000000000000/sidecar", headers=admin)
+    assert allowed.status_code == 405 and allowed.headers["allow"] == "GET, POST"
+
+
+def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    return document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+
+
+def _codes(document: dict[str, Any], operation: dict[str, Any], status: str) -> list[str]:
+    schema = operation["responses"][status]["content"]["application/json"]["schema"]
+    return _resolve(document, schema)["properties"]["error"]["enum"]
+
+
+def _bounds(schema: dict[str, Any]) -> tuple[float, float]:
+    inner = next(s for s in schema["anyOf"] if s["type"] != "null")
+    return inner["minimum"], inner["maximum"]
