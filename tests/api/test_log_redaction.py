@@ -50,7 +50,8 @@ def server_env(tmp_path: Path) -> dict[str, str]:
 @contextmanager
 def _serving(command: list[str], env: dict[str, str], cwd: Path) -> Iterator[tuple[str, Path]]:
     """Run the server until the block ends; yield its URL and the file that gets its stdout and stderr."""
-    port = free_socket().getsockname()[1]
+    with free_socket() as sock:
+        port = sock.getsockname()[1]
     log = cwd / f"server-{port}.log"
     with log.open("w") as out:
         process = subprocess.Popen([*command, str(port)], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)

@@ -372,11 +372,15 @@ def test_user_code_server_loads_the_definitions_module(
     assert option_value(argv, "-h", "--host") == "0.0.0.0"
 
 
-def test_api_command_imports_the_fastapi_app(services: dict[str, Any]) -> None:
+def test_api_command_imports_the_fastapi_app(services: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
     argv = command_argv(services[API])
     assert argv[0] == "uvicorn"
     target = next(part for part in argv[1:] if ":" in part and not part.startswith("-"))
     module_name, attribute = target.split(":")
+    # With the service's own environment: the app refuses to start in production without its secret.
+    _isolate_env(monkeypatch, tmp_path, {key: value for key, value in service_env(services[API]).items()
+                                         if key.startswith("HEIMDEX_")})
     app = getattr(importlib.import_module(module_name), attribute)
     assert callable(app), f"{target} is not an ASGI app"
     assert option_value(argv, "--host") == "0.0.0.0"
