@@ -5,6 +5,8 @@
     <derived>/<org_id>/sidecars/<asset_id>.vna.json      the scene sidecar
     <derived>/<org_id>/thumbnails/<asset_id>/NNNN.jpg    thumbnails
     <derived>/schemas/sidecar.schema.json                the sidecar's JSON Schema
+
+A write that finds no space left raises DiskFullError, and leaves what was there before.
 """
 
 import errno
