@@ -7,6 +7,7 @@
     <derived>/schemas/sidecar.schema.json                the sidecar's JSON Schema
 
 The layout's own top-level folders sit beside the org folders, so no org may take their names.
+A write that finds no space left raises DiskFullError, and leaves what was there before.
 """
 
 import errno
