@@ -11,11 +11,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from heimdex_pipeline.sidecar import ThumbnailEntry
-from heimdex_pipeline.storage import ORG_ID_PATTERN
+from heimdex_pipeline.storage import ORG_ID_PATTERN, RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, check_org_id
 
 UPLOAD_ID_PATTERN = re.compile(r"^up_[0-9a-f]{32}$")
-# Names that are folders of the derived tree beside the orgs' folders, never an org.
-RESERVED_ORG_IDS = ("uploads", "schemas")
 MAX_SOURCE_URI_LENGTH = 4096
 # A local file URI (empty host or `localhost`), absolute path of URI characters, no query or fragment;
 # it must also lie in the org's uploads (for commit, in the upload's folder): 422 `invalid_source_uri`.
@@ -28,16 +26,11 @@ _NAME_BAD = r"/\\\u0000-\u001f\u007f"
 SOURCE_NAME_PATTERN = f"^[^-.{_NAME_BAD}{_SPACES}]([^{_NAME_BAD}]*[^{_NAME_BAD}{_SPACES}])?$"
 
 
-def _not_reserved(org_id: str) -> str:
-    if org_id in RESERVED_ORG_IDS:
-        raise ValueError(f"{org_id!r} is a reserved name")
-    return org_id
-
-
 OrgId = Annotated[str, Field(
-    pattern=ORG_ID_PATTERN.pattern, json_schema_extra={"not": {"enum": list(RESERVED_ORG_IDS)}},
+    pattern=ORG_ID_PATTERN.pattern, json_schema_extra={"not": {"pattern": RESERVED_ORG_ID_PATTERN.pattern}},
     description="The org the request acts for; must be the token's (403 `org_mismatch`). "
-                f"Not {' or '.join(RESERVED_ORG_IDS)}."), AfterValidator(_not_reserved)]
+                f"Not a name of the storage layout ({', '.join(sorted(RESERVED_ORG_IDS))}, in any case)."),
+    AfterValidator(check_org_id)]
 SourceUri = Annotated[str, Field(
     max_length=MAX_SOURCE_URI_LENGTH, json_schema_extra={"format": "uri", "pattern": SOURCE_URI_PATTERN},
     description="`file://` URI of a file inside `<derived>/uploads/<org_id>/` (symlinks followed); "

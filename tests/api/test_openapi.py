@@ -25,6 +25,7 @@ from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
 from heimdex_api.schemas import SOURCE_NAME_PATTERN, UPLOAD_ID_PATTERN
 from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
+from heimdex_pipeline.storage import RESERVED_ORG_ID_PATTERN
 from tests.api.support import SECRET, bearer, make_token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +127,7 @@ def test_constraints_the_code_enforces_are_in_the_schema(make_client: Callable[.
     source_uri = schemas["SourceRequest"]["properties"]["source_uri"]
     assert (source_uri["format"], source_uri["maxLength"]) == ("uri", 4096)
     assert source_uri["pattern"].startswith("^file://")
-    assert schemas["SourceRequest"]["properties"]["org_id"]["not"] == {"enum": ["uploads", "schemas"]}
+    assert schemas["SourceRequest"]["properties"]["org_id"]["not"] == {"pattern": RESERVED_ORG_ID_PATTERN.pattern}
     assert schemas["CommitRequest"]["properties"]["upload_id"]["pattern"] == UPLOAD_ID_PATTERN.pattern
     policy = schemas["ThumbnailPolicyIn"]["properties"]
     assert [_bounds(policy[name]) for name in ("interval_s", "max_count", "max_height")] == \
