@@ -33,7 +33,7 @@ class PipelineSettings(BaseSettings):
     max_frame_pixels: int = Field(default=8192 * 4320, ge=1, description="largest frame (width x height) decoded")
     max_duration_s: float = Field(default=12 * 3600.0, gt=0, description="longest video accepted")
     media_timeout_s: float = Field(
-        default=120.0, gt=0, description="wall-clock limit of an ffprobe run, and the fixed part of a decoding deadline")
+        default=120.0, gt=0, description="wall-clock limit of an ffprobe run; the fixed part of a decoding deadline")
     media_timeout_ratio: float = Field(
         default=2.0, gt=0,
         description="decoding seconds allowed per second of video, per 1920x1080 of frame (at least one)")

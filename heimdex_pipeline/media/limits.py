@@ -38,7 +38,7 @@ class MediaLimits:
                     raise MediaLimitError(
                         f"{name} has {stream['width']}x{stream['height']} frames, more than the limit of "
                         f"{self.max_frame_pixels} pixels")
-        if probe["duration_s"] > self.max_duration_s:
+        if not probe["duration_s"] <= self.max_duration_s:  # NaN too
             raise MediaLimitError(f"{name} lasts {probe['duration_s']:.0f} s, more than the limit of "
                                   f"{self.max_duration_s:.0f} s")
 

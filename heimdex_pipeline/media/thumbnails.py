@@ -42,8 +42,9 @@ class ThumbnailPolicy:
     max_height: int = 360
 
     def __post_init__(self) -> None:
-        if not 0 <= self.interval_s < math.inf or not 1 <= self.max_count <= 50 or self.max_height < 64:
-            raise ValueError("policy needs a finite interval_s >= 0, max_count in 1..50 and max_height >= 64")
+        # Written so that NaN fails too.
+        if not self.interval_s >= 0 or not 1 <= self.max_count <= 50 or self.max_height < 64:
+            raise ValueError("policy needs interval_s >= 0, max_count in 1..50 and max_height >= 64")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def _interval_slots(duration_s: float, interval_s: float, max_count: int) -> lis
     """
     if duration_s <= 0:
         return []
-    interval_s = max(interval_s, duration_s / _MAX_WINDOWS)
+    # Past the duration, any interval is one window, the whole video.
+    interval_s = min(max(interval_s, duration_s / _MAX_WINDOWS), duration_s)
     # Window k starts at k * interval_s; a last window shorter than half an interval is a
     # sliver at the very end and is skipped.
     windows = 1 + max(0, math.floor(duration_s / interval_s - 0.5))
