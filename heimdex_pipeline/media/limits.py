@@ -5,7 +5,9 @@ are given the frame limit themselves (libavcodec's `max_pixels`), so a container
 understates the frame size does not help. Every ffprobe and ffmpeg run and every PyAV pass
 has a wall-clock deadline: a fixed part, plus a part that grows with the duration and frame
 size the probe announces, so a two-hour 4K file gets hours while a file whose header
-understates what it holds runs out of time early.
+understates what it holds runs out of time early. What an honest file may cost is bounded
+by the duration and frame limits; the deadline bounds a lying file and a tool that hangs.
+A file past its deadline is not retried: a crafted file would time out again.
 """
 
 import time
