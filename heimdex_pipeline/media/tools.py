@@ -119,7 +119,7 @@ def run_tool(tool: str, args: Sequence[str], path: Path, deadline: Deadline) -> 
     return stdout
 
 
-def scrub(message: str, path: Path) -> str:
+def _scrub(message: str, path: Path) -> str:
     """A tool's message with every absolute path cut down to its file name."""
     for spelling in sorted({input_url(path), str(path.absolute()), str(path.resolve())}, key=len, reverse=True):
         message = message.replace(spelling, path.name)
@@ -136,7 +136,7 @@ def _oversized(path: Path, message: str) -> MediaLimitError | None:
 
 def failure(tool: str, path: Path, returncode: int | None, stderr: bytes) -> MediaError:
     """The error for a failed ffmpeg/ffprobe run: transient when killed or the file vanished."""
-    text = scrub(stderr.decode("utf-8", "replace"), path)
+    text = _scrub(stderr.decode("utf-8", "replace"), path)
     message = text.strip().splitlines()
     tail = " | ".join(message[-3:]) if message else "no output"
     if returncode is not None and returncode < 0:
