@@ -93,3 +93,15 @@ def test_unreadable_files_are_named_without_their_path(client: TestClient, auth:
     response = commit(client, auth, org, upload_id, target)
     _assert_refused(response, "unreadable_media")
     assert "notes.mp4" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("kind", ["hls-named-mp4", "dash-named-mp4"])
+def test_the_legacy_probe_does_not_follow_a_playlist(make_client: Callable[..., TestClient], settings: ApiSettings,
+                                                     auth: dict[str, str], other_org_file: Path, tmp_path: Path,
+                                                     kind: str) -> None:
+    # /metadata probes a temporary copy: a playlist there could name any file on the server.
+    client = make_client(settings.model_copy(update={"enable_legacy": True}))
+    content = crafted(kind, other_org_file, tmp_path)
+    response = client.post("/metadata", headers=auth, files={"file": (KINDS[kind], content, "video/mp4")})
+    assert response.status_code == 422 and "duration_s" not in response.text, response.text
+    assert tempfile.gettempdir() not in response.text, response.text
