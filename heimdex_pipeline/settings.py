@@ -29,6 +29,16 @@ class PipelineSettings(BaseSettings):
     thumbnail_max_count: int = Field(default=20, ge=1, le=50)
     thumbnail_max_height: int = Field(default=360, ge=64)
 
+    # What one file may cost: the media layer refuses anything beyond these (heimdex_pipeline.media.limits).
+    max_frame_pixels: int = Field(default=8192 * 4320, ge=1, description="largest frame (width x height) decoded")
+    max_duration_s: float = Field(default=12 * 3600.0, gt=0, description="longest video accepted")
+    media_timeout_s: float = Field(
+        default=120.0, gt=0, description="wall-clock limit of an ffprobe run; the fixed part of a decoding deadline")
+    # Measured worst case: 2.9 s per second of grainy 1080p H.264 with the machine at load 12 on 2 cores.
+    media_timeout_ratio: float = Field(
+        default=4.0, gt=0,
+        description="decoding seconds allowed per second of video, per 1920x1080 of frame (at least one)")
+
     weak_threshold_bytes: int = Field(default=1_000_000_000, ge=0)
     sensor_interval_s: int = Field(default=30, ge=1)
     sensor_max_new_files_per_tick: int = Field(default=200, ge=1)

@@ -6,8 +6,14 @@ from typing import Any
 
 from heimdex_api.core.errors import NotFound, Unavailable, Unprocessable
 from heimdex_pipeline.catalog.repository import SourceFile
-from heimdex_pipeline.media.errors import TransientMediaError, UnreadableMediaError
+from heimdex_pipeline.media.errors import (
+    MediaLimitError,
+    TransientMediaError,
+    UnreadableMediaError,
+    UnsupportedFormatError,
+)
 from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for, hash_file
+from heimdex_pipeline.media.limits import MediaLimits
 from heimdex_pipeline.media.probe import probe_video
 
 
@@ -21,13 +27,14 @@ class IdentifiedSource:
     asset_id: str
 
 
-def _client_message(exc: Exception, path: Path) -> str:
-    """A media error's message with the file named by its name alone: no server path in an answer."""
-    return str(exc).replace(str(path), path.name)
+def identify(org_id: str, path: Path, weak_threshold_bytes: int, expected_size: int | None = None,
+             limits: MediaLimits | None = None) -> IdentifiedSource:
+    """Probe and hash `path`: 404 when it is missing, 422 when it is empty, unreadable or of another size.
 
-
-def identify(org_id: str, path: Path, weak_threshold_bytes: int, expected_size: int | None = None) -> IdentifiedSource:
-    """Probe and hash `path`: 404 when it is missing, 422 when it is empty, unreadable or of another size."""
+    422 `unsupported_format` for a playlist, manifest or anything else that is no video
+    container, `media_limit_exceeded` beyond `limits` (frame size, duration, probe time; by
+    default the settings'), `unreadable_media` otherwise.
+    """
     if not path.is_file():
         raise NotFound("nothing is at source_uri", code="source_not_found")
     size = path.stat().st_size
@@ -37,11 +44,15 @@ def identify(org_id: str, path: Path, weak_threshold_bytes: int, expected_size: 
         raise Unprocessable({"message": "the file's size differs from content_length",
                              "content_length": expected_size, "size_bytes": size}, code="content_length_mismatch")
     try:
-        probe = probe_video(path)
+        probe = probe_video(path, limits)
+    except UnsupportedFormatError as exc:
+        raise Unprocessable(str(exc), code="unsupported_format") from None
+    except MediaLimitError as exc:
+        raise Unprocessable(str(exc), code="media_limit_exceeded") from None
     except UnreadableMediaError as exc:
-        raise Unprocessable(_client_message(exc, path), code="unreadable_media") from None
+        raise Unprocessable(str(exc), code="unreadable_media") from None
     except TransientMediaError as exc:
-        raise Unavailable(_client_message(exc, path), code="media_unavailable") from None
+        raise Unavailable(str(exc), code="media_unavailable") from None
     content = hash_file(path, weak_threshold_bytes)
     stat = path.stat()
     if stat.st_size != content.size_bytes:

@@ -69,11 +69,15 @@ def _detector_version() -> str:
 
 @contextmanager
 def media_errors(log: BoundLogger, step: str) -> Iterator[None]:
-    """Turn unreadable input into a Failure that skips retries; let transient errors retry."""
+    """Turn unreadable input into a Failure that skips retries; let transient errors retry.
+
+    Unreadable covers a format that is no video container, a file beyond the media limits
+    and a tool past its deadline: the same file would fail the same way again.
+    """
     try:
         yield
     except UnreadableMediaError as exc:
-        log.error(f"{step}.unreadable", error=str(exc))
+        log.error(f"{step}.unreadable", error=str(exc), kind=type(exc).__name__)
         raise Failure(description=str(exc), allow_retries=False) from exc
     except TransientMediaError as exc:
         log.warning(f"{step}.transient", error=str(exc))
@@ -82,7 +86,7 @@ def media_errors(log: BoundLogger, step: str) -> Iterator[None]:
 
 def _read_upstream(path: Path, what: str) -> dict:
     if not path.is_file():
-        raise Failure(description=f"no {what} at {path}: materialise it first", allow_retries=False)
+        raise Failure(description=f"no {what} ({path.name}): materialise it first", allow_retries=False)
     return read_json(path)
 
 

@@ -4,6 +4,10 @@ The decoder skips the in-loop deblocking filter (a fifth of H.264's decoding wor
 detector looks at 256-pixel frames where it cannot be seen) and can skip whole frames:
 `reference_only` leaves out the frames no other frame is predicted from, which the
 decoder then never has to reconstruct.
+
+Files are opened as ffprobe and ffmpeg open them (`heimdex_pipeline.media.tools`): only
+video containers, only local files, frames above the size limit refused by the decoder;
+every packet is read before the stream's deadline or not at all.
 """
 
 from bisect import bisect_left, bisect_right, insort
@@ -19,7 +23,9 @@ import cv2
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from heimdex_pipeline.media.errors import TransientMediaError, UnreadableMediaError
+from heimdex_pipeline.media.errors import MediaLimitError, TransientMediaError, UnreadableMediaError
+from heimdex_pipeline.media.limits import Deadline, MediaLimits
+from heimdex_pipeline.media.tools import FORMAT_OPTIONS, decoder_options, input_url, unsupported
 
 # PySceneDetect's SceneManager downscales to at least this width before detecting.
 DETECTION_WIDTH = 256
@@ -58,36 +64,44 @@ class Timeline:
 
 @dataclass(frozen=True)
 class VideoStream:
-    """A video stream to decode: the file, and the stream's index in it (None: the first video stream)."""
+    """A video stream to decode: the file, the stream's index in it (None: the first video
+    stream), the limits it is read under and the deadline every decoder of it must meet."""
 
     path: Path
-    index: int | None = None
+    index: int | None
+    limits: MediaLimits
+    deadline: Deadline
 
     def open(self) -> "VideoDecoder":
         """A decoder of this stream, to use as a context manager."""
-        return VideoDecoder(self.path, self.index)
+        return VideoDecoder(self)
 
 
 class VideoDecoder:
     """One video stream of a file, decoded to small BGR frames; use as a context manager."""
 
-    def __init__(self, path: Path, stream_index: int | None = None) -> None:
-        self.path = path
+    def __init__(self, video: VideoStream) -> None:
+        self.path, stream_index, self._deadline = video.path, video.index, video.deadline
+        self._deadline.check(f"decoding {self.path.name}")
+        self._limits = video.limits
         try:
-            self._container = av.open(str(path))
+            # The open timeout bounds opening and finding the streams; reads are checked per packet.
+            self._container = av.open(input_url(self.path), container_options=FORMAT_OPTIONS,
+                                      options=decoder_options(video.limits),
+                                      timeout=(max(0.001, self._deadline.remaining()), None))
         except av.FFmpegError as error:  # a missing file too: PyAV's FileNotFoundError is one
-            raise self._error(error) from error
+            raise self._error(error, opening=True) from error
         streams = [stream for stream in self._container.streams.video
                    if stream_index is None or stream.index == stream_index]
         if not streams:
             self._container.close()
-            raise UnreadableMediaError(f"{path.name} has no video stream" + (
+            raise UnreadableMediaError(f"{self.path.name} has no video stream" + (
                 f" at index {stream_index}" if stream_index is not None else ""))
         self._stream = streams[0]
         context = self._stream.codec_context
         # Frame threads are what makes H.264 decoding scale with the cores.
         context.thread_type = "AUTO"
-        context.options = {"skip_loop_filter": "all"}
+        context.options = {"skip_loop_filter": "all", **decoder_options(video.limits)}
         self.time_base = Fraction(self._stream.time_base or Fraction(1, 90_000))
         self.width, self.height = detection_size(context.width, context.height)
         # Kept, so that its swscale context is made once, not for every frame.
@@ -153,7 +167,9 @@ class VideoDecoder:
 
     def _packets(self) -> Iterator[av.Packet]:
         try:
-            yield from self._container.demux(self._stream)
+            for packet in self._container.demux(self._stream):
+                self._deadline.check(f"decoding {self.path.name}")
+                yield packet
         except av.FFmpegError as error:
             raise self._error(error) from error
 
@@ -177,8 +193,19 @@ class VideoDecoder:
                                       interpolation=Interpolation.FAST_BILINEAR, threads=1)
         return cv2.cvtColor(small.to_ndarray(), cv2.COLOR_RGB2BGR)
 
-    def _error(self, error: av.FFmpegError) -> Exception:
-        """Transient when the file is gone (an upload mid-rename), else the input is unreadable."""
+    def _error(self, error: av.FFmpegError, opening: bool = False) -> Exception:
+        """Transient when the file is gone (an upload mid-rename), else the input is unreadable.
+
+        libavformat refuses a format outside the whitelist, and libavcodec a frame above
+        `max_pixels`, with EINVAL (ArgumentError); the message names no path.
+        """
+        name = self.path.name
         if not self.path.is_file():
-            return TransientMediaError(f"source file is missing: {self.path}")
-        return UnreadableMediaError(f"cannot decode {self.path.name}: {error}")
+            return TransientMediaError(f"source file is missing: {name}")
+        self._deadline.check(f"decoding {name}")  # the open timeout interrupted it
+        if isinstance(error, av.ArgumentError):
+            if opening:
+                return unsupported(self.path)
+            return MediaLimitError(f"cannot decode {name}: a frame is invalid or above the limit of "
+                                   f"{self._limits.max_frame_pixels} pixels")
+        return UnreadableMediaError(f"cannot decode {name}: {error.strerror}")

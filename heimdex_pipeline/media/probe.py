@@ -1,13 +1,13 @@
-"""Probe metadata: ffprobe (through ffmpeg-python) normalised to the fields Heimdex uses."""
+"""Probe metadata: ffprobe normalised to the fields Heimdex uses, checked against the limits."""
 
+import json
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import ffmpeg
-
 from heimdex_pipeline.media.errors import UnreadableMediaError
-from heimdex_pipeline.media.tools import FFPROBE, failure, require_file
+from heimdex_pipeline.media.limits import Deadline, MediaLimits, current_limits
+from heimdex_pipeline.media.tools import FFPROBE, input_args, input_url, require_file, run_tool
 
 
 def _fraction(value: str | None) -> Fraction | None:
@@ -101,15 +101,23 @@ def normalize_probe(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def probe_video(path: Path) -> dict[str, Any]:
-    """The normalised probe document of a video file.
+def run_ffprobe(cmd: str, path: Path, options: list[str], limits: MediaLimits, deadline: Deadline) -> dict[str, Any]:
+    """ffprobe's JSON answer with `options` (what to show), the input opened as every input is."""
+    args = [cmd, "-hide_banner", "-loglevel", "error", *options, "-of", "json", *input_args(limits), input_url(path)]
+    return json.loads(run_tool("ffprobe", args, path, deadline))
 
-    Raises UnreadableMediaError for anything that is not a readable video, and
-    TransientMediaError when the file is missing or ffprobe was cut off.
+
+def probe_video(path: Path, limits: MediaLimits | None = None) -> dict[str, Any]:
+    """The normalised probe document of a video file, within `limits` (by default the settings').
+
+    Raises UnsupportedFormatError for a playlist, manifest or other non-container input,
+    MediaLimitError for frames or a duration beyond the limits (MediaTimeoutError when ffprobe
+    runs out of time), UnreadableMediaError for anything else that is not a readable video,
+    and TransientMediaError when the file is missing or ffprobe was cut off.
     """
+    limits = limits or current_limits()
     require_file(path)
-    try:
-        raw = ffmpeg.probe(str(path), cmd=FFPROBE)
-    except ffmpeg.Error as exc:
-        raise failure("ffprobe", path, None, exc.stderr or b"") from exc
-    return normalize_probe(raw)
+    raw = run_ffprobe(FFPROBE, path, ["-show_format", "-show_streams"], limits, limits.probe_deadline())
+    probe = normalize_probe(raw)
+    limits.check(probe, path.name)
+    return probe

@@ -36,6 +36,7 @@ from scenedetect.detectors import ContentDetector
 
 from heimdex_pipeline.media.decoding import DETECTION_WIDTH, Timeline, VideoStream
 from heimdex_pipeline.media.errors import UnreadableMediaError
+from heimdex_pipeline.media.limits import MediaLimits, current_limits
 from heimdex_pipeline.media.tools import require_file
 
 # A gap between two decoded reference frames is looked at again when its score reaches this
@@ -265,13 +266,17 @@ def _expected_frames(probe: dict[str, Any]) -> float:
 
 
 def detect_scenes(path: Path, probe: dict[str, Any], params: DetectorParams = DetectorParams(), *,
-                  every_frame: bool = False) -> SceneDetection:
+                  every_frame: bool = False, limits: MediaLimits | None = None) -> SceneDetection:
     """Detect the scenes of a video; one scene covering it all when there is no cut.
 
     `every_frame` decodes and scores every frame in one pass: the same cuts, more slowly.
+    The video must be within `limits` (by default the settings'), and every pass over it
+    ends by its decoding deadline (MediaTimeoutError).
     """
+    limits = limits or current_limits()
     require_file(path)
-    video = VideoStream(path, probe.get("video_stream_index"))
+    limits.check(probe, path.name)
+    video = VideoStream(path, probe.get("video_stream_index"), limits, limits.decoding_deadline(probe))
     scores, first_pass_frames = None, 0
     if not every_frame:
         scores, first_pass_frames = _score_reference_frames(video, params.threshold, _expected_frames(probe))

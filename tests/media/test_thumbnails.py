@@ -1,5 +1,7 @@
 """Thumbnail planning by policy, and extraction by seeking."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -32,7 +34,8 @@ def test_many_scenes_are_spread_down_to_max_count() -> None:
     assert len(slots) == 6 and slots[0].target_s < 10 and slots[-1].target_s > 50
 
 
-@pytest.mark.parametrize("policy", [dict(interval_s=-1), dict(max_count=0), dict(max_count=51), dict(max_height=63)])
+@pytest.mark.parametrize("policy", [dict(interval_s=-1), dict(interval_s=float("nan")), dict(max_count=0),
+                                    dict(max_count=51), dict(max_height=63)])
 def test_policy_bounds_of_the_contract(policy: dict) -> None:
     with pytest.raises(ValueError):
         ThumbnailPolicy(**policy)
@@ -57,3 +60,38 @@ def test_rotated_and_anamorphic_thumbnails_have_display_shape(media_dir: Path, t
         slots = plan_thumbnails([], probe["duration_s"], ThumbnailPolicy(interval_s=5, max_count=2))
         (first, *_) = extract_thumbnails(path, probe, slots, tmp_path / name, 360)
         assert cv2.imread(str(first.path)).shape[:2] == shape
+
+
+def _plan_in_a_child(duration_s: float, interval_s: float, max_count: int) -> tuple[int, float]:
+    """Plan in a fresh interpreter held to 1 GiB of memory and 60 s: the slot count and the seconds it took."""
+    code = ("import resource, time\n"
+            "resource.setrlimit(resource.RLIMIT_DATA, (2**30, 2**30))\n"
+            "from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, plan_thumbnails\n"
+            "started = time.perf_counter()\n"
+            f"slots = plan_thumbnails([], {duration_s!r}, ThumbnailPolicy(interval_s={interval_s!r}, "
+            f"max_count={max_count}))\n"
+            "print(len(slots), time.perf_counter() - started)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-500:]
+    count, seconds = done.stdout.split()
+    return int(count), float(seconds)
+
+
+@pytest.mark.parametrize("interval_s", [1e-7, 5e-324])
+def test_tiny_intervals_plan_instantly_from_max_count(interval_s: float) -> None:
+    # 1e-7 took 2.2 GB; 5e-324 (duration / interval is inf) never finished.
+    count, seconds = _plan_in_a_child(7200.0, interval_s, 50)
+    assert count == 50 and seconds < 0.5
+    slots = plan_thumbnails([], 10.0, ThumbnailPolicy(interval_s=interval_s, max_count=5))
+    assert [round(s.target_s) for s in slots] == [1, 3, 5, 7, 9]
+    assert all(s.window_start_s <= s.target_s <= s.window_end_s for s in slots)
+
+
+def test_interval_edges_are_those_of_the_windows() -> None:
+    # The last window shorter than half an interval is skipped; a shorter video has one window.
+    assert [s.target_s for s in plan_thumbnails([], 10.4, ThumbnailPolicy(interval_s=1, max_count=50))][-1] == 9.5
+    assert [s.target_s for s in plan_thumbnails([], 10.6, ThumbnailPolicy(interval_s=1, max_count=50))][-1] == 10.3
+    for interval_s in (60.0, float("inf")):
+        (only,) = plan_thumbnails([], 3.0, ThumbnailPolicy(interval_s=interval_s))
+        assert (only.window_start_s, only.target_s, only.window_end_s) == (0.0, 1.5, 3.0)
+    assert plan_thumbnails([], 0.0, ThumbnailPolicy(interval_s=1)) == []
