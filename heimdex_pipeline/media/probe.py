@@ -103,6 +103,8 @@ def normalize_probe(raw: dict[str, Any]) -> dict[str, Any]:
 
 def run_ffprobe(cmd: str, path: Path, options: list[str], limits: MediaLimits, deadline: Deadline) -> dict[str, Any]:
     """ffprobe's JSON answer with `options` (what to show), the input opened as every input is."""
+    # Not `ffmpeg.probe`: it leaves an ffprobe that outlives its timeout running, and a hostile
+    # file can keep one busy for good; `run_tool` kills it at the deadline.
     args = [cmd, "-hide_banner", "-loglevel", "error", *options, "-of", "json", *input_args(limits), input_url(path)]
     return json.loads(run_tool("ffprobe", args, path, deadline))
 
