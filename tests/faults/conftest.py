@@ -5,65 +5,20 @@ test_run_script_signals): `dagster_site`, `start_daemon`, `long_video`.
 """
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
-from dagster import DagsterInstance
 
 from heimdex_pipeline.catalog.db import migrate
 from heimdex_pipeline.media.tools import FFMPEG
 from tests.dagster_home import WORKSPACE_YAML, instance_yaml, start_process
+from tests.faults.dagster_site import DagsterSite
 from tests.faults.process_tree import kill_session
 
 BIN = Path(sys.executable).parent
-T = TypeVar("T")
-
-
-@dataclass
-class DagsterSite:
-    """A DAGSTER_HOME holding the repository's dagster.yaml (SQLite storage), a derived root with its
-    bucket, a migrated SQLite catalog, and the environment the Dagster processes of a test run with."""
-
-    home: Path
-    derived: Path
-    catalog_url: str
-    env: dict[str, str]
-
-    @property
-    def workspace(self) -> Path:
-        return self.home / "workspace.yaml"
-
-    def instance(self) -> DagsterInstance:
-        """The site's instance, as the test's own process opens it (the caller disposes of it)."""
-        return DagsterInstance.from_config(str(self.home))
-
-    def drop(self, source: Path, org_id: str, name: str) -> Path:
-        """Copy `source` whole into the bucket, as `<uploads>/<org_id>/<name>`."""
-        target = self.derived / "uploads" / org_id / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        return target
-
-    def logs(self) -> str:
-        """The end of each process log of the site, for a failure's message."""
-        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
-                         for log in sorted(self.home.glob("*.log")))
-
-    def wait_until(self, condition: Callable[[], T], timeout_s: float, what: str) -> T:
-        """Poll `condition` until it answers something true; fail with the logs after `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if found := condition():
-                return found
-            time.sleep(0.1)
-        pytest.fail(f"no {what} within {timeout_s:.0f} s\n{self.logs()}")
 
 
 @pytest.fixture

@@ -11,11 +11,10 @@ import os
 import signal
 import time
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.events.log import EventLogEntry
+from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
 from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
-from tests.faults.conftest import DagsterSite
+from tests.faults.dagster_site import DagsterSite, first_event
 from tests.faults.process_tree import descendants, session
 
 # The issue's target: the retry starts at most this long after the crash is noticed.
@@ -23,13 +22,6 @@ RETRY_START_BUDGET_S = 60
 # A loaded machine may be late by this much on top of the configured intervals.
 MARGIN_S = 10
 FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
-
-
-def _event(instance: DagsterInstance, run_id: str, event_type: DagsterEventType,
-           step_key: str | None = None) -> EventLogEntry | None:
-    """The first event of `event_type` (of `step_key`, if given) in the run's log."""
-    return next((entry for entry in instance.all_logs(run_id, of_type=event_type)
-                 if step_key is None or entry.step_key == step_key), None)
 
 
 def test_killed_run_worker_is_noticed_and_its_retry_starts_within_a_minute(
@@ -43,10 +35,10 @@ def test_killed_run_worker_is_noticed_and_its_retry_starts_within_a_minute(
 
         def scene_step_running():
             runs = instance.get_runs(RunsFilter(tags={"dagster/partition": asset_id}))
-            return runs and _event(instance, runs[0].run_id, DagsterEventType.STEP_START, "scene_sidecar") and runs[0]
+            return runs and first_event(instance, runs[0].run_id, DagsterEventType.STEP_START, "scene_sidecar") and runs[0]
 
         first = dagster_site.wait_until(scene_step_running, 300, "scene step of the sensor's run")
-        worker_pid = _event(instance, first.run_id, DagsterEventType.RUN_START).dagster_event.pid
+        worker_pid = first_event(instance, first.run_id, DagsterEventType.RUN_START).dagster_event.pid
         assert worker_pid in {proc.pid for proc in session(daemon.pid)}, "the run worker is not the daemon's"
         doomed = [worker_pid, *(proc.pid for proc in descendants(worker_pid))]
         for pid in doomed:
@@ -56,21 +48,21 @@ def test_killed_run_worker_is_noticed_and_its_retry_starts_within_a_minute(
         dagster_site.wait_until(lambda: instance.get_run_by_id(first.run_id).status in FINISHED, poll_interval_s + 60,
                                 "end of the killed run")
         assert instance.get_run_by_id(first.run_id).status == DagsterRunStatus.FAILURE
-        assert _event(instance, first.run_id, DagsterEventType.STEP_SUCCESS, "scene_sidecar") is None, \
+        assert first_event(instance, first.run_id, DagsterEventType.STEP_SUCCESS, "scene_sidecar") is None, \
             "the worker was killed after the scene step, not during it"
-        noticed_at = _event(instance, first.run_id, DagsterEventType.RUN_FAILURE).timestamp
+        noticed_at = first_event(instance, first.run_id, DagsterEventType.RUN_FAILURE).timestamp
 
         def retry_started():
             retries = instance.get_runs(RunsFilter(tags={"dagster/parent_run_id": first.run_id}))
-            return retries and _event(instance, retries[0].run_id, DagsterEventType.RUN_START) and retries[0]
+            return retries and first_event(instance, retries[0].run_id, DagsterEventType.RUN_START) and retries[0]
 
         retry = dagster_site.wait_until(retry_started, RETRY_START_BUDGET_S + 60, "start of the retry run")
-        retry_started_at = _event(instance, retry.run_id, DagsterEventType.RUN_START).timestamp
+        retry_started_at = first_event(instance, retry.run_id, DagsterEventType.RUN_START).timestamp
         dagster_site.wait_until(lambda: instance.get_run_by_id(retry.run_id).status in FINISHED, 240,
                                 "end of the retry run")
         retry = instance.get_run_by_id(retry.run_id)
-        scene_started_at = _event(instance, retry.run_id, DagsterEventType.STEP_START, "scene_sidecar").timestamp
-        succeeded_at = _event(instance, retry.run_id, DagsterEventType.RUN_SUCCESS).timestamp
+        scene_started_at = first_event(instance, retry.run_id, DagsterEventType.STEP_START, "scene_sidecar").timestamp
+        succeeded_at = first_event(instance, retry.run_id, DagsterEventType.RUN_SUCCESS).timestamp
 
         print(f"\nfault 1 figures (s): noticed {noticed_at - killed_at:.1f} after the kill; retry started "
               f"{retry_started_at - noticed_at:.1f} after that, its scene step {scene_started_at - noticed_at:.1f}; "
@@ -80,6 +72,6 @@ def test_killed_run_worker_is_noticed_and_its_retry_starts_within_a_minute(
         assert retry.status == DagsterRunStatus.SUCCESS
         # One retry, which redid the scene step and the thumbnails from the failure on.
         assert len(instance.get_runs(RunsFilter(tags={"dagster/partition": asset_id}))) == 2
-        assert _event(instance, retry.run_id, DagsterEventType.STEP_SUCCESS, "thumbnails") is not None
+        assert first_event(instance, retry.run_id, DagsterEventType.STEP_SUCCESS, "thumbnails") is not None
     assert (dagster_site.derived / org_id / "sidecars" / f"{asset_id}.vna.json").is_file()
     assert list((dagster_site.derived / org_id / "thumbnails" / asset_id).glob("*.jpg"))
