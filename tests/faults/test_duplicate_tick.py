@@ -38,7 +38,8 @@ def _next_tick_due(state: InstigatorState) -> None:
     time.sleep(state.instigator_data.min_interval + 0.2)
 
 
-def test_duplicated_tick_starts_no_second_run(dagster_site: DagsterSite, clips, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_duplicated_tick_starts_no_second_run(dagster_site: DagsterSite, clips,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     # The code server that evaluates the sensor reads Heimdex's settings from its environment.
     for name in ("HEIMDEX_DERIVED_ROOT", "HEIMDEX_DATABASE_URL", "HEIMDEX_SENSOR_INTERVAL_S", "DAGSTER_HOME"):
         monkeypatch.setenv(name, dagster_site.env[name])

@@ -35,7 +35,8 @@ def test_killed_run_worker_is_noticed_and_its_retry_starts_within_a_minute(
 
         def scene_step_running():
             runs = instance.get_runs(RunsFilter(tags={"dagster/partition": asset_id}))
-            return runs and first_event(instance, runs[0].run_id, DagsterEventType.STEP_START, "scene_sidecar") and runs[0]
+            started = runs and first_event(instance, runs[0].run_id, DagsterEventType.STEP_START, "scene_sidecar")
+            return started and runs[0]
 
         first = dagster_site.wait_until(scene_step_running, 300, "scene step of the sensor's run")
         worker_pid = first_event(instance, first.run_id, DagsterEventType.RUN_START).dagster_event.pid
