@@ -27,7 +27,7 @@ from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
 from tests.faults.dagster_site import DagsterSite, sensor_state
 
-CHUNK_BYTES = 4096
+CHUNK_BYTES = 1024  # 2.4 MB at this pace takes 10 min: the copy outlasts any wait below
 CHUNK_EVERY_S = 0.25
 DOWN_S = 3.0
 FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
