@@ -13,9 +13,48 @@ mkdir -p "$DAGSTER_HOME" "$HEIMDEX_DERIVED_ROOT/uploads"
 
 uv run alembic upgrade head
 
-uv run uvicorn heimdex_api.main:app --host 127.0.0.1 --port "${HEIMDEX_API_PORT:-8000}" &
-api_pid=$!
-trap 'kill "$api_pid" 2>/dev/null || true' EXIT INT TERM
+# Stopping: SIGINT to each service's process group (what Ctrl-C in a terminal sends; each process
+# shuts down cleanly on it, and a run worker marks its run failed), then SIGKILL to whatever is
+# left after STOP_GRACE_S, so that everything is gone within seconds
+# (tests/faults/test_run_script_signals.py).
+STOP_GRACE_S=10
+services=()
+any_alive() {
+  local group
+  for group in "${services[@]}"; do
+    if kill -0 -- "-$group" 2>/dev/null; then return 0; fi
+  done
+  return 1
+}
+stop_services() {
+  trap '' INT TERM
+  local group deadline=$((SECONDS + STOP_GRACE_S))
+  for group in "${services[@]}"; do kill -INT -- "-$group" 2>/dev/null || true; done
+  while ((SECONDS < deadline)); do
+    any_alive || return 0
+    sleep 0.2
+  done
+  for group in "${services[@]}"; do kill -KILL -- "-$group" 2>/dev/null || true; done
+}
+# Ctrl-C or SIGTERM stops everything, and so does either service ending on its own.
+trap 'stop_services; exit 130' INT
+trap 'stop_services; exit 143' TERM
 
+# Each service is a job in a process group of its own (job control is on while they start), and
+# every process it starts stays in that group: uv, uvicorn, and `dagster dev` with its webserver,
+# daemon, code servers and run workers.
+# `env --default-signal=INT`: started in the background by another script, this script and its
+# children inherit SIGINT ignored, and Dagster then ignores SIGTERM as well; the services must
+# get SIGINT back to shut down cleanly.
+set -m
+env --default-signal=INT uv run uvicorn heimdex_api.main:app --host 127.0.0.1 --port "${HEIMDEX_API_PORT:-8000}" &
+services+=("$!")
 # `dagster dev` runs the webserver and the daemon (sensor, run queue, backfills) together.
-uv run dagster dev -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}" -w workspace.yaml
+env --default-signal=INT uv run dagster dev -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}" -w workspace.yaml &
+services+=("$!")
+set +m
+
+status=0
+wait -n || status=$?
+stop_services
+exit "$status"

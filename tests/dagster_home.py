@@ -1,11 +1,23 @@
-"""The repository's `dagster.yaml`, as tests give it to the Dagster processes they start."""
+"""The repository's `dagster.yaml`, as tests give it to the Dagster processes they start, and the
+helpers that start and stop those processes."""
 
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The repository's code location, loadable from any DAGSTER_HOME (workspace.yaml's paths are relative).
+WORKSPACE_YAML = f"""\
+load_from:
+  - python_module:
+      module_name: heimdex_pipeline.definitions
+      location_name: heimdex
+      working_directory: {REPO_ROOT}
+"""
 
 
 def instance_yaml(storage: dict[str, Any] | None = None) -> str:
@@ -14,3 +26,28 @@ def instance_yaml(storage: dict[str, Any] | None = None) -> str:
     if storage:
         config["storage"] = storage
     return yaml.safe_dump(config)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_process(command: list[str], env: dict[str, str], log_path: Path,
+                  new_session: bool = False) -> subprocess.Popen:
+    """Start `command` in the repository with its output in `log_path`; `new_session` makes it lead a
+    session of its own, so that every process it starts can be found (and stopped) by session id."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=new_session)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()

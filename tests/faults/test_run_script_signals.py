@@ -1,0 +1,91 @@
+"""Fault 8: SIGTERM or Ctrl-C (SIGINT) to `./scripts/run.sh`: every process it started exits within 15 s.
+
+The real script runs on a temporary DAGSTER_HOME, derived root and free ports, in a session of its
+own. Once the API and the web UI answer, the signal is sent two ways:
+
+- Ctrl-C: SIGINT to the script's process group, as a terminal sends it to its foreground job;
+- SIGTERM to the script alone, as `kill` or a supervisor sends it, to a script started the way
+  another script's `./scripts/run.sh &` starts it (SIGINT ignored), while a run worker executes an
+  ingest: the run must end marked as failed, not stay `STARTED` for ever.
+
+Every process of the session must be gone within 15 s: uv, uvicorn, `dagster dev`, its webserver,
+daemon, code servers and run workers.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+from dagster import DagsterEventType, DagsterRunStatus
+
+from tests.dagster_home import REPO_ROOT, free_port, start_process
+from tests.faults.dagster_site import DagsterSite, first_event
+from tests.faults.process_tree import kill_session, session
+
+STOP_BUDGET_S = 15
+# What `dagster dev` and the script start, by a piece of their command lines.
+SERVICES = {"uvicorn": "uvicorn heimdex_api.main:app", "dagster dev": "dagster dev",
+            "webserver": "dagster_webserver", "daemon": "dagster._daemon run", "code server": "dagster api grpc"}
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
+def test_run_script_stops_every_process_it_started(how: str, dagster_site: DagsterSite, long_video) -> None:
+    api_port, dagster_port = free_port(), free_port()
+    env = {**dagster_site.env, "HEIMDEX_API_PORT": str(api_port), "DAGSTER_PORT": str(dagster_port),
+           "HEIMDEX_ENV": "development", "HEIMDEX_JWT_SECRET": "s" * 64}
+    # The script writes the instance config itself, as it does on a first run.
+    (dagster_site.home / "dagster.yaml").unlink()
+    run_sh = str(REPO_ROOT / "scripts" / "run.sh")
+    # `trap "" INT` then exec: the script starts with SIGINT ignored, as after a non-interactive `&`.
+    command = ["bash", run_sh] if how == "Ctrl-C" else ["bash", "-c", 'trap "" INT; exec bash "$0"', run_sh]
+    script = start_process(command, env, dagster_site.home / "run.log", new_session=True)
+    try:
+        dagster_site.wait_until(
+            lambda: script.poll() is None and _answers(f"http://127.0.0.1:{api_port}/v1/health")
+            and _answers(f"http://127.0.0.1:{dagster_port}/server_info"), 240, "answer from both ports")
+        assert script.poll() is None, dagster_site.logs()
+        run_id, worker = None, None
+        if how == "SIGTERM":
+            dagster_site.drop(long_video, "org-signals", "long.mp4")
+            with dagster_site.instance() as instance:
+                def run_started():
+                    started = [run for run in instance.get_runs() if run.status == DagsterRunStatus.STARTED]
+                    return started and first_event(instance, started[0].run_id, DagsterEventType.RUN_START)
+
+                start = dagster_site.wait_until(run_started, 240, "run started by the script's daemon")
+                run_id, worker = start.run_id, start.dagster_event.pid
+        before = session(script.pid)
+        commands = " | ".join(proc.cmdline for proc in before)
+        assert all(piece in commands for piece in SERVICES.values()), commands
+        assert worker is None or worker in {proc.pid for proc in before}
+
+        if how == "Ctrl-C":
+            os.killpg(script.pid, signal.SIGINT)
+        else:
+            os.kill(script.pid, signal.SIGTERM)
+        sent_at = time.monotonic()
+        while session(script.pid) and time.monotonic() - sent_at < STOP_BUDGET_S:
+            time.sleep(0.2)
+        left = session(script.pid)
+        print(f"\nfault 8 figures: {how}: {len(before)} processes gone in {time.monotonic() - sent_at:.1f} s")
+        assert not left, "still running after 15 s:\n" + "\n".join(f"{p.pid} {p.cmdline[:150]}" for p in left)
+        assert script.wait(timeout=5) in (128 + signal.SIGINT, 128 + signal.SIGTERM)
+        if run_id:
+            with dagster_site.instance() as instance:
+                assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE
+    finally:
+        kill_session(script.pid, grace_s=0)
+        try:
+            script.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
