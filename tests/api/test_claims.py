@@ -18,14 +18,6 @@ from heimdex_pipeline.catalog.models import Upload
 from tests.api.support import commit, place
 
 
-@pytest.fixture
-def asset(client: TestClient, auth: dict[str, str], org: str, clip: Path) -> tuple[str, Path]:
-    upload_id, path = place(client, auth, org, clip)
-    response = commit(client, auth, org, upload_id, path)
-    assert response.status_code == 200, response.text
-    return response.json()["asset_id"], path
-
-
 def _sidecar_runs(instance: DagsterInstance, org_id: str) -> int:
     return len(instance.get_run_records(RunsFilter(tags={"heimdex/org_id": org_id, "heimdex/job_type": "sidecar"})))
 

@@ -12,11 +12,17 @@ from tests.api.support import bearer, commit, make_token, place
 UNKNOWN = "v_" + "5" * 32
 
 
-def test_unknown_and_foreign_assets_answer_alike(client: TestClient, clip: Path, testvideo: Path) -> None:
+def _victims_asset(client: TestClient, clip: Path) -> tuple[str, Path, str, dict[str, str]]:
+    """Another org's committed clip (its asset id and path), and an intruding org with its token."""
     victim, intruder = f"org-a{uuid4().hex[:8]}", f"org-b{uuid4().hex[:8]}"
-    victim_auth, intruder_auth = bearer(make_token(victim)), bearer(make_token(intruder))
+    victim_auth = bearer(make_token(victim))
     upload_id, path = place(client, victim_auth, victim, clip)
-    foreign = commit(client, victim_auth, victim, upload_id, path).json()["asset_id"]
+    return commit(client, victim_auth, victim, upload_id, path).json()["asset_id"], path, intruder, \
+        bearer(make_token(intruder))
+
+
+def test_unknown_and_foreign_assets_answer_alike(client: TestClient, clip: Path) -> None:
+    foreign, path, intruder, intruder_auth = _victims_asset(client, clip)
     # The intruder holds the same file in its own uploads (its own asset id differs: ids are per org).
     _, own_copy = place(client, intruder_auth, intruder, clip)
     for kind in ("sidecar", "thumbnails"):
@@ -30,10 +36,7 @@ def test_unknown_and_foreign_assets_answer_alike(client: TestClient, clip: Path,
 
 def test_unknown_and_foreign_assets_take_the_same_work(client: TestClient, clip: Path, testvideo: Path) -> None:
     # Answering a foreign asset before reading the caller's file would make it measurably faster.
-    victim, intruder = f"org-a{uuid4().hex[:8]}", f"org-b{uuid4().hex[:8]}"
-    victim_auth, intruder_auth = bearer(make_token(victim)), bearer(make_token(intruder))
-    upload_id, path = place(client, victim_auth, victim, clip)
-    foreign = commit(client, victim_auth, victim, upload_id, path).json()["asset_id"]
+    foreign, _, intruder, intruder_auth = _victims_asset(client, clip)
     _, big = place(client, intruder_auth, intruder, testvideo)
     seconds: dict[str, list[float]] = {foreign: [], UNKNOWN: []}
     for _ in range(5):

@@ -4,7 +4,6 @@ the upload sensor; Dagster's storage and the catalog are on SQLite, then on Post
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
+from tests.api.server import free_port
 from tests.api.support import SECRET, bearer, commit, make_token, place
 from tests.dagster_home import REPO_ROOT, instance_yaml
 
@@ -34,12 +34,6 @@ load_from:
       location_name: heimdex
       working_directory: {REPO_ROOT}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
@@ -64,7 +58,7 @@ def webserver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     derived = tmp_path_factory.mktemp("queued_derived")
     (home / "dagster.yaml").write_text(instance_yaml({"postgres": {"postgres_url": storage_url}} if storage_url else None))
     (home / "workspace.yaml").write_text(WORKSPACE_YAML)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "HEIMDEX_DERIVED_ROOT": str(derived),
            "HEIMDEX_DATABASE_URL": database_url, "HEIMDEX_SENSOR_INTERVAL_S": "2"}
     bin_dir = Path(sys.executable).parent
@@ -160,7 +154,7 @@ def test_seed_guide_flow_queued(queued_client: TestClient, webserver: dict[str, 
 def test_unreachable_webserver_undoes_the_commit(make_client, webserver: dict[str, Any], clip: Path) -> None:
     settings = ApiSettings(derived_root=webserver["derived"], database_url=webserver["database_url"], jwt_secret=SECRET,
                            env="development", job_queue_backend="dagster",
-                           dagster_webserver_url=f"http://127.0.0.1:{_free_port()}", migrate_on_start=False)
+                           dagster_webserver_url=f"http://127.0.0.1:{free_port()}", migrate_on_start=False)
     client, org = make_client(settings, webserver["instance"]), f"org-{uuid4().hex[:10]}"
     auth = bearer(make_token(org))
     upload_id, path = place(client, auth, org, clip)

@@ -23,9 +23,9 @@ router = APIRouter(prefix="/v1/assets", tags=["assets"])
 IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-def _submit(job_type: str, asset_id: str, body: SourceRequest, endpoint: str, key: str | None,
-            principal: Principal, settings: SettingsDep, layout: LayoutDep, instance: InstanceDep,
-            launcher: LauncherDep) -> dict[str, Any]:
+async def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Request, key: str | None,
+                  principal: Principal, settings: SettingsDep, layout: LayoutDep, instance: InstanceDep,
+                  launcher: LauncherDep) -> dict[str, Any]:
     principal.require(WRITE)
     principal.require_org(body.org_id)
 
@@ -34,9 +34,11 @@ def _submit(job_type: str, asset_id: str, body: SourceRequest, endpoint: str, ke
         return assets.start_job(settings, instance, launcher, job)
 
     if key is None:
-        return start()
-    return idempotency.once(settings, body.org_id, idempotency.check_key(key), endpoint, body.model_dump(mode="json"),
-                            start)
+        return await run_job_request(request, start)
+    # The key before the media: a replay answers from the stored response without reading the file.
+    once = partial(idempotency.once, settings, body.org_id, idempotency.check_key(key), f"POST {request.url.path}",
+                   body.model_dump(mode="json"), start)
+    return await run_job_request(request, once)
 
 
 @router.post("/{asset_id}/sidecar", status_code=202, response_model=JobAccepted)
@@ -44,9 +46,8 @@ async def sidecar_job(asset_id: str, body: SourceRequest, request: Request, prin
                       settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
                       idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
     """Probe the video and (re)write its scene sidecar."""
-    return await run_job_request(request, partial(
-        _submit, "sidecar", asset_id, body, f"POST {request.url.path}", idempotency_key, principal, settings,
-        layout, instance, launcher))
+    return await _submit("sidecar", asset_id, body, request, idempotency_key, principal, settings, layout, instance,
+                         launcher)
 
 
 @router.post("/{asset_id}/thumbnails", status_code=202, response_model=JobAccepted)
@@ -54,9 +55,8 @@ async def thumbnails_job(asset_id: str, body: ThumbnailsRequest, request: Reques
                          settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
                          idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
     """(Re)extract the video's thumbnails with the given policy."""
-    return await run_job_request(request, partial(
-        _submit, "thumbnails", asset_id, body, f"POST {request.url.path}", idempotency_key, principal, settings,
-        layout, instance, launcher))
+    return await _submit("thumbnails", asset_id, body, request, idempotency_key, principal, settings, layout,
+                         instance, launcher)
 
 
 @router.get("/{asset_id}", response_model=AssetResponse)
