@@ -117,6 +117,7 @@ def test_job_requests_waiting_for_a_run_leave_threads_to_other_requests(sqlite_s
 
     pool = ThreadPoolExecutor(48)
     try:
+        started_all = time.monotonic()
         jobs = [pool.submit(job, i) for i in range(48)]
         time.sleep(2)  # let them all arrive and wait
         reads = []
@@ -129,10 +130,12 @@ def test_job_requests_waiting_for_a_run_leave_threads_to_other_requests(sqlite_s
             reads.append(time.monotonic() - started)
             time.sleep(0.2)
         answers = [j.result() for j in jobs]
+        run_s = time.monotonic() - started_all
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     assert {a.status_code for a in answers} == {202} and len({a.json()["job_id"] for a in answers}) == 1
-    assert reads and max(reads) < 5, reads
+    # Without threads of their own, the waiting requests hold every thread: one read lasts the whole run.
+    assert len(reads) >= 3 and max(reads) < run_s / 2, (reads, run_s)
 
 
 def test_racing_commits_of_one_upload_make_one_winner_and_one_run(server: str, database_url: str, clip: Path) -> None:
