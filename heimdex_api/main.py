@@ -8,6 +8,7 @@ from typing import Any
 from dagster import DagsterInstance
 from fastapi import FastAPI
 
+from heimdex_api.api.job_threads import install_job_threads
 from heimdex_api.api.routes import assets, health, ingest, jobs, legacy
 from heimdex_api.core.config import ApiSettings, get_api_settings
 from heimdex_api.core.errors import install_error_handlers
@@ -67,6 +68,7 @@ def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | 
                   description="Ingest videos: probe metadata, scene sidecars and thumbnails, run by Dagster.")
     app.state.settings = settings
     app.state.runtime = Runtime(settings, instance, launcher)
+    install_job_threads(app)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
                        legacy_limit=settings.max_legacy_upload_bytes)

@@ -43,6 +43,10 @@ class PipelineSettings(BaseSettings):
     sensor_interval_s: int = Field(default=30, ge=1)
     sensor_max_new_files_per_tick: int = Field(default=200, ge=1)
     sensor_hash_budget_s: float = Field(default=20.0, gt=0, description="hashing time per sensor tick")
+    sensor_lost_run_grace_s: float = Field(
+        default=900.0, ge=0,
+        description="Age after which an API video whose run was never launched is ingested by the sensor; "
+                    "longer than any commit takes, so that a commit in flight is never raced.")
 
     @property
     def uploads_root(self) -> Path:

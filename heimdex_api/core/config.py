@@ -57,6 +57,10 @@ class ApiSettings(PipelineSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest JSON request body.")
     idempotency_wait_s: float = Field(default=120.0, gt=0,
                                       description="How long a request waits for a concurrent one with its key.")
+    claim_lease_s: float = Field(
+        default=900.0, gt=0,
+        description="How long an idempotency key or an upload stays claimed by a request that never answered "
+                    "(it crashed) before another request may take it over; longer than any request takes.")
 
     @property
     def development(self) -> bool:

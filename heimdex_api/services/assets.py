@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import NotFound, Unprocessable
 from heimdex_api.schemas import SourceRequest, ThumbnailsRequest
-from heimdex_api.services.media import identify
-from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, ensure_partition, latest_run_status
+from heimdex_api.services.media import IdentifiedSource, identify
+from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, latest_run_status, start_run
 from heimdex_api.services.sources import resolve_source_uri
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Video
@@ -39,25 +39,38 @@ def thumbnail_config(body: ThumbnailsRequest) -> dict[str, Any]:
     return {"ops": {"thumbnails": {"config": policy}}} if policy else {}
 
 
+def _identify(settings: ApiSettings, layout: DerivedLayout, body: SourceRequest) -> IdentifiedSource:
+    path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id)
+    threshold = settings.weak_threshold_bytes if body.weak_threshold_bytes is None else body.weak_threshold_bytes
+    return identify(body.org_id, path, threshold)
+
+
 def prepare_job(settings: ApiSettings, layout: DerivedLayout, asset_id: str, body: SourceRequest,
                 job_type: str) -> JobRequest:
     """Check that `source_uri` is the asset's content in the org's uploads, and say which run to start.
 
-    An asset not catalogued yet is registered by the start of its job (as a commit would);
-    one of another org answers 404 like a missing one.
+    An asset not catalogued yet whose content `source_uri` holds is registered by the start of
+    its job (as a commit would). Any other id the org does not hold, unknown or another org's,
+    answers the same 404 after the same work, whatever `source_uri` is, so that the answer and
+    its time tell nothing about other orgs' files.
     """
     if not ASSET_ID_PATTERN.match(asset_id):
         raise NotFound("no such asset", code="asset_not_found")
     with session_scope(settings.catalog_url) as session:
         video = get_video(session, asset_id)
-    if video is not None and video.org_id != body.org_id:
-        raise NotFound("no such asset", code="asset_not_found")
-    path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id)
-    threshold = settings.weak_threshold_bytes if body.weak_threshold_bytes is None else body.weak_threshold_bytes
-    source = identify(body.org_id, path, threshold)
-    if source.asset_id != asset_id:
-        raise Unprocessable({"message": "source_uri holds other content than this asset",
-                             "asset_id": source.asset_id}, code="source_mismatch")
+    if video is not None and video.org_id == body.org_id:
+        source = _identify(settings, layout, body)
+        if source.asset_id != asset_id:
+            raise Unprocessable({"message": "source_uri holds other content than this asset",
+                                 "asset_id": source.asset_id}, code="source_mismatch")
+    else:
+        try:
+            source = _identify(settings, layout, body)
+        except (NotFound, Unprocessable):
+            source = None
+        # An asset id names one org's content: another org's video can never match the caller's file.
+        if source is None or source.asset_id != asset_id or video is not None:
+            raise NotFound("no such asset", code="asset_not_found")
     with session_scope(settings.catalog_url) as session:
         register_source(session, source.file, asset_id, source.content, origin="api")
     job_name, run_config = JOB_NAMES[job_type], {}
@@ -70,10 +83,10 @@ def prepare_job(settings: ApiSettings, layout: DerivedLayout, asset_id: str, bod
                       run_config=run_config)
 
 
-def start_job(instance: DagsterInstance, launcher: JobLauncher, request: JobRequest) -> dict[str, Any]:
+def start_job(settings: ApiSettings, instance: DagsterInstance, launcher: JobLauncher,
+              request: JobRequest) -> dict[str, Any]:
     """Start the run and answer the contract's 202 body."""
-    ensure_partition(instance, request.asset_id)
-    job_id = launcher.launch(request)
+    job_id = start_run(settings, instance, launcher, request)
     get_logger("api", org_id=request.org_id, asset_id=request.asset_id, job_id=job_id).info(
         "job.run_started", job_type=request.job_type, job_name=request.job_name)
     return {"job_id": job_id, "location": f"/v1/jobs/{job_id}"}

@@ -4,14 +4,18 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
+from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, Unprocessable
 from heimdex_api.models import IdempotencyKey
 from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.models import utcnow
 
 MAX_KEY_LENGTH = 255
 _POLL_S = 0.1
@@ -31,49 +35,67 @@ def request_fingerprint(endpoint: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(f"{endpoint}\n{canonical}".encode()).hexdigest()
 
 
-def _claim(url: str, org_id: str, key: str, endpoint: str, fingerprint: str) -> IdempotencyKey | None:
-    """Insert the key's placeholder row and answer None, or answer the row already there."""
+def _claim(url: str, org_id: str, key: str, endpoint: str, fingerprint: str,
+           lease_s: float) -> tuple[str | None, IdempotencyKey | None]:
+    """Claim the key: answer our claim token, or the row of the request that holds or answered it.
+
+    A claim left unanswered longer than the lease (its request died) is taken over by one
+    atomic UPDATE, so that of two requests arriving after a crash only one takes it.
+    """
+    token, now = uuid4().hex, utcnow()
+    claim = {"endpoint": endpoint, "fingerprint": fingerprint, "claim_token": token, "created_at": now}
     with session_scope(url) as session:
         row = session.get(IdempotencyKey, (org_id, key))
+        if row is not None and row.response is None:
+            taken = session.execute(update(IdempotencyKey).where(
+                IdempotencyKey.org_id == org_id, IdempotencyKey.key == key, IdempotencyKey.response.is_(None),
+                IdempotencyKey.created_at < now - timedelta(seconds=lease_s),
+            ).values(**claim).execution_options(synchronize_session=False)).rowcount
+            if taken == 1:
+                return token, None
         if row is not None:
-            return row
+            return None, row
     try:
         with session_scope(url) as session:
-            session.add(IdempotencyKey(org_id=org_id, key=key, endpoint=endpoint, fingerprint=fingerprint))
-        return None
+            session.add(IdempotencyKey(org_id=org_id, key=key, **claim))
+        return token, None
     except IntegrityError:
         # Another request inserted it between our read and our insert: read it next time round.
-        with session_scope(url) as session:
-            return session.get(IdempotencyKey, (org_id, key))
+        return None, None
 
 
-def once(url: str, org_id: str, key: str, endpoint: str, body: dict[str, Any],
-         start: Callable[[], dict[str, Any]], wait_s: float) -> dict[str, Any]:
+def once(settings: ApiSettings, org_id: str, key: str, endpoint: str, body: dict[str, Any],
+         start: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Answer `start()`'s response the first time the key is used, and that same response after.
 
-    The same key with another endpoint or body is a 409 `idempotency_conflict`. A request that
-    finds the key claimed but unanswered waits for the first one (up to `wait_s`).
+    The key is looked at before anything else, so a replay answers without reading the media
+    again, and the same key with another endpoint or body is a 409 `idempotency_conflict`
+    whatever that body holds. A request that finds the key claimed but unanswered waits for the
+    first one (up to `HEIMDEX_IDEMPOTENCY_WAIT_S`), or takes the claim over once its lease is out.
     """
-    fingerprint = request_fingerprint(endpoint, body)
-    deadline = time.monotonic() + wait_s
-    while (row := _claim(url, org_id, key, endpoint, fingerprint)) is not None:
-        if row.fingerprint != fingerprint:
-            raise Conflict("this Idempotency-Key was used for another request", code="idempotency_conflict")
-        if row.response is not None:
-            return row.response
+    url, fingerprint = settings.catalog_url, request_fingerprint(endpoint, body)
+    deadline = time.monotonic() + settings.idempotency_wait_s
+    while True:
+        token, row = _claim(url, org_id, key, endpoint, fingerprint, settings.claim_lease_s)
+        if token is not None:
+            break
+        if row is not None:
+            if row.fingerprint != fingerprint:
+                raise Conflict("this Idempotency-Key was used for another request", code="idempotency_conflict")
+            if row.response is not None:
+                return row.response
         if time.monotonic() > deadline:
             raise Conflict("a request with this Idempotency-Key is still running", code="idempotency_in_progress")
-        time.sleep(_POLL_S)
+        if row is not None:
+            time.sleep(_POLL_S)
+    ours = (IdempotencyKey.org_id == org_id, IdempotencyKey.key == key, IdempotencyKey.claim_token == token)
     try:
         response = start()
     except BaseException:
         # Nothing was started: free the key so that a retry may start it.
         with session_scope(url) as session:
-            session.execute(delete(IdempotencyKey).where(IdempotencyKey.org_id == org_id, IdempotencyKey.key == key))
+            session.execute(delete(IdempotencyKey).where(*ours))
         raise
     with session_scope(url) as session:
-        session.execute(update(IdempotencyKey)
-                        .where(IdempotencyKey.org_id == org_id, IdempotencyKey.key == key)
-                        .values(job_id=response.get("job_id"), response=response))
+        session.execute(update(IdempotencyKey).where(*ours).values(job_id=response.get("job_id"), response=response))
     return response
-

@@ -1,10 +1,11 @@
 """Starting and reading Dagster runs: a job id is a run id, and its state lives in Dagster only.
 
-Two launchers, chosen by `HEIMDEX_JOB_QUEUE_BACKEND`: `immediate` executes the run in the
-request (still a real run of the instance, visible in the UI); `dagster` submits it to the
-webserver, whose run coordinator queues it for the daemon.
+Two launchers, chosen by `HEIMDEX_JOB_QUEUE_BACKEND`: `immediate` executes the run before the
+request answers (still a real run of the instance, visible in the UI); `dagster` submits it to
+the webserver, whose run coordinator queues it for the daemon.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,13 +17,12 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, Definit
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import NotFound, Unavailable
 from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.repository import mark_run_launched
 from heimdex_pipeline.definitions import defs
 from heimdex_pipeline.resources import CatalogResource, DerivedStorage
 from heimdex_pipeline.storage import DerivedLayout, read_json
-
-ORG_TAG = "heimdex/org_id"
-TYPE_TAG = "heimdex/job_type"
-PARTITION_TAG = "dagster/partition"
+from heimdex_pipeline.tags import ORG_TAG, PARTITION_TAG, TYPE_TAG, run_tags
 
 JOB_NAMES = {"ingest": "ingest_video", "sidecar": "sidecar_job", "thumbnails": "thumbnails_job"}
 
@@ -50,7 +50,7 @@ class JobRequest:
 
     @property
     def tags(self) -> dict[str, str]:
-        return {ORG_TAG: self.org_id, TYPE_TAG: self.job_type, "heimdex/origin": "api"}
+        return run_tags(self.org_id, self.job_type, origin="api")
 
 
 class JobLauncher(Protocol):
@@ -73,13 +73,23 @@ def pipeline_definitions(settings: ApiSettings) -> Definitions:
 
 
 class ImmediateLauncher:
-    """Executes the run inside the request, on the given instance."""
+    """Executes each run on the given instance before answering, one run at a time.
+
+    Every run goes through one thread: Dagster's in-process execution reconfigures logging
+    (`logging.config.dictConfig` under logging's global lock) while another run's log handler
+    holds its own lock and SQLite's event-log lock, so two runs in two request threads can
+    deadlock the process for good.
+    """
 
     def __init__(self, definitions: Definitions, instance: DagsterInstance) -> None:
         self._definitions = definitions
         self._instance = instance
+        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heimdex-run")
 
     def launch(self, request: JobRequest) -> str:
+        return self._runner.submit(self._execute, request).result()
+
+    def _execute(self, request: JobRequest) -> str:
         job = self._definitions.resolve_job_def(request.job_name)
         # A failed run is an answer (the job says `failed`), not an error of the request.
         result = job.execute_in_process(instance=self._instance, partition_key=request.asset_id,
@@ -123,6 +133,15 @@ def ensure_partition(instance: DagsterInstance, asset_id: str) -> None:
     name = videos_partitions.name
     if not instance.has_dynamic_partition(name, asset_id):
         instance.add_dynamic_partitions(name, [asset_id])
+
+
+def start_run(settings: ApiSettings, instance: DagsterInstance, launcher: JobLauncher, request: JobRequest) -> str:
+    """Add the video's partition, launch the run, and record on the video that its run was launched."""
+    ensure_partition(instance, request.asset_id)
+    job_id = launcher.launch(request)
+    with session_scope(settings.catalog_url) as session:
+        mark_run_launched(session, request.asset_id)
+    return job_id
 
 
 def remove_partition(instance: DagsterInstance, asset_id: str) -> None:

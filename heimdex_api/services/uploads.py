@@ -1,18 +1,18 @@
 """The ingest endpoints: reserve an upload, commit it (identify, register, run), probe a file."""
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 from dagster import DagsterInstance
-from sqlalchemy import delete, update
+from sqlalchemy import and_, delete, or_, update
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
 from heimdex_api.schemas import UPLOAD_ID_PATTERN, CommitRequest, InitRequest, SourceRequest
 from heimdex_api.services.media import IdentifiedSource, identify
-from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, ensure_partition, remove_partition
+from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, remove_partition, start_run
 from heimdex_api.services.sources import check_source_name, resolve_source_uri
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
@@ -44,16 +44,45 @@ def _asset_status(layout: DerivedLayout, org_id: str, asset_id: str) -> str:
     return "ready" if layout.sidecar(org_id, asset_id).is_file() else "queued"
 
 
-def _register(settings: ApiSettings, upload_id: str, source: IdentifiedSource) -> bool:
-    """In one transaction: catalogue the file and mark the upload committed; answer whether the video is new."""
+def _claim(settings: ApiSettings, upload: Upload) -> datetime:
+    """Take the upload for this commit (pending, or held by a commit that died longer than the lease ago).
+
+    One atomic UPDATE decides between racing commits: the others answer 409 before touching the file.
+    """
+    now = datetime.now(UTC)
+    with session_scope(settings.catalog_url) as session:
+        claimed = session.execute(
+            update(Upload).where(Upload.upload_id == upload.upload_id, or_(
+                Upload.status == "pending",
+                and_(Upload.status == "committing",
+                     Upload.committed_at < now - timedelta(seconds=settings.claim_lease_s))))
+            .values(status="committing", committed_at=now)
+        ).rowcount
+    if claimed != 1:
+        raise Conflict({"message": "the upload is already committed", "asset_id": upload.asset_id},
+                       code="upload_already_committed")
+    return now
+
+
+def _release(settings: ApiSettings, upload_id: str, claimed_at: datetime) -> None:
+    """Give the upload back (pending) after a commit that failed before registering it, unless another took it."""
+    with session_scope(settings.catalog_url) as session:
+        session.execute(update(Upload).where(Upload.upload_id == upload_id, Upload.status == "committing",
+                                             Upload.committed_at == claimed_at)
+                        .values(status="pending", committed_at=None))
+
+
+def _register(settings: ApiSettings, upload_id: str, claimed_at: datetime, source: IdentifiedSource) -> bool:
+    """In one transaction: catalogue the file and mark the claimed upload committed; answer whether the video is new."""
     with session_scope(settings.catalog_url) as session:
         _, created = register_source(session, source.file, source.asset_id, source.content, origin="api")
         committed = session.execute(
-            update(Upload).where(Upload.upload_id == upload_id, Upload.status == "pending")
+            update(Upload).where(Upload.upload_id == upload_id, Upload.status == "committing",
+                                 Upload.committed_at == claimed_at)
             .values(status="committed", asset_id=source.asset_id, committed_at=datetime.now(UTC))
         ).rowcount
         if committed != 1:
-            # A concurrent commit of the same upload won; raising rolls our writes back.
+            # Our claim outlived its lease and another commit took the upload: raising rolls our writes back.
             raise Conflict("the upload is already committed", code="upload_already_committed")
     return created
 
@@ -69,26 +98,28 @@ def _unregister(settings: ApiSettings, upload_id: str, source: IdentifiedSource)
 
 def commit_upload(settings: ApiSettings, layout: DerivedLayout, instance: DagsterInstance, launcher: JobLauncher,
                   body: CommitRequest) -> dict[str, Any]:
-    """Check the uploaded file, identify it, register it and start its ingest unless the content is known."""
+    """Claim the upload, identify its file, register it and start its ingest unless the content is known."""
     log = get_logger("api", org_id=body.org_id, upload_id=body.upload_id)
     with session_scope(settings.catalog_url) as session:
         upload = session.get(Upload, body.upload_id) if UPLOAD_ID_PATTERN.match(body.upload_id) else None
     if upload is None or upload.org_id != body.org_id:
         raise NotFound("no such upload", code="upload_not_found")
-    if upload.status != "pending":
-        raise Conflict({"message": "the upload is already committed", "asset_id": upload.asset_id},
-                       code="upload_already_committed")
-    path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id / upload.upload_id)
-    threshold = settings.weak_threshold_bytes if body.weak_threshold_bytes is None else body.weak_threshold_bytes
-    source = identify(body.org_id, path, threshold, expected_size=upload.content_length)
+    claimed_at = _claim(settings, upload)
+    try:
+        path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id / upload.upload_id)
+        threshold = settings.weak_threshold_bytes if body.weak_threshold_bytes is None else body.weak_threshold_bytes
+        source = identify(body.org_id, path, threshold, expected_size=upload.content_length)
+        created = _register(settings, upload.upload_id, claimed_at, source)
+    except BaseException:
+        _release(settings, upload.upload_id, claimed_at)
+        raise
     log = log.bind(asset_id=source.asset_id)
-    created = _register(settings, upload.upload_id, source)
     log.info("ingest.commit", created=created, hash_quality=source.content.quality)
     answer = {"asset_id": source.asset_id, "source_uri": path.as_uri(), "job_id": None}
     if created:
         try:
-            ensure_partition(instance, source.asset_id)
-            answer["job_id"] = launcher.launch(JobRequest("ingest", source.asset_id, body.org_id, JOB_NAMES["ingest"]))
+            answer["job_id"] = start_run(settings, instance, launcher,
+                                         JobRequest("ingest", source.asset_id, body.org_id, JOB_NAMES["ingest"]))
         except BaseException:
             _unregister(settings, upload.upload_id, source)
             remove_partition(instance, source.asset_id)

@@ -40,6 +40,9 @@ class Video(Base):
     hash_quality: Mapped[str] = mapped_column(String(8))
     origin: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set once a run of the video was launched: an API video still without it long after its
+    # creation lost its run to a crash, and the sensor asks for it again.
+    run_launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Source(Base):
@@ -67,7 +70,9 @@ class Upload(Base):
     content_length: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str | None] = mapped_column(String(255))
     directory: Mapped[str] = mapped_column(Text)
+    # pending -> committing (one commit holds it) -> committed
     status: Mapped[str] = mapped_column(String(16), default="pending")
     asset_id: Mapped[str | None] = mapped_column(ForeignKey("videos.asset_id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the commit claimed the upload, then when it committed it.
     committed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,13 +1,15 @@
 """Reads and writes of the catalog, shared by the sensor, the assets and the API."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from heimdex_pipeline.catalog.models import Source, Upload, Video
+from heimdex_pipeline.catalog.models import Source, Upload, Video, utcnow
 from heimdex_pipeline.media.fingerprint import ContentHash
 
 
@@ -26,33 +28,51 @@ def get_video(session: Session, asset_id: str) -> Video | None:
     return session.get(Video, asset_id)
 
 
+def _insert(session: Session, model: type) -> Insert:
+    """An INSERT that can say `ON CONFLICT` on the session's database (SQLite or PostgreSQL)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
+
+
 def register_source(session: Session, source: SourceFile, asset_id: str, content: ContentHash,
                     origin: str) -> tuple[Video, bool]:
     """Record that `source` holds the video `asset_id`; return the video and whether it is new.
 
     The first file seen with some content becomes the video's source; later copies only
-    get a `sources` row, so the sensor knows them without hashing them again.
+    get a `sources` row, so the sensor knows them without hashing them again. Both writes are
+    upserts in the caller's transaction, so concurrent writers of the same content or the same
+    file neither fail nor split the transaction (no savepoint, which pysqlite would commit).
     """
-    created = False
-    video = session.get(Video, asset_id)
-    if video is None:
-        video = Video(asset_id=asset_id, org_id=source.org_id, source_path=str(source.path),
-                      source_name=source.path.name, size_bytes=content.size_bytes, hash=content.value,
-                      hash_quality=content.quality, origin=origin)
-        try:
-            # A savepoint: a concurrent writer of the same content makes this a no-op, not an error.
-            with session.begin_nested():
-                session.add(video)
-            created = True
-        except IntegrityError:
-            video = session.get(Video, asset_id)
-            assert video is not None
-    elif not Path(video.source_path).is_file():
+    created = session.execute(
+        _insert(session, Video).values(
+            asset_id=asset_id, org_id=source.org_id, source_path=str(source.path), source_name=source.path.name,
+            size_bytes=content.size_bytes, hash=content.value, hash_quality=content.quality, origin=origin,
+            created_at=utcnow(),
+        ).on_conflict_do_nothing(index_elements=[Video.asset_id]).returning(Video.asset_id)
+    ).first() is not None
+    video = session.get(Video, asset_id, populate_existing=True)
+    assert video is not None
+    if not created and not Path(video.source_path).is_file():
         # The first copy is gone; point the video at the one that is here now.
         video.source_path, video.source_name = str(source.path), source.path.name
-    session.merge(Source(path=str(source.path), org_id=source.org_id, size_bytes=source.size_bytes,
-                         mtime_ns=source.mtime_ns, asset_id=asset_id))
+    row: dict[str, Any] = {"org_id": source.org_id, "size_bytes": source.size_bytes, "mtime_ns": source.mtime_ns,
+                           "asset_id": asset_id, "seen_at": utcnow()}
+    session.execute(_insert(session, Source).values(path=str(source.path), **row)
+                    .on_conflict_do_update(index_elements=[Source.path], set_=row))
     return video, created
+
+
+def mark_run_launched(session: Session, asset_id: str) -> None:
+    """Record that a run of the video was launched (the first time only)."""
+    session.execute(update(Video).where(Video.asset_id == asset_id, Video.run_launched_at.is_(None))
+                    .values(run_launched_at=utcnow()))
+
+
+def unlaunched_videos(session: Session, created_before: datetime) -> dict[str, str]:
+    """API videos catalogued before `created_before` whose run was never launched: asset id to org id."""
+    rows = session.execute(select(Video.asset_id, Video.org_id).where(
+        Video.origin == "api", Video.run_launched_at.is_(None), Video.created_at < created_before))
+    return {asset_id: org_id for asset_id, org_id in rows}
 
 
 def known_sources(session: Session) -> dict[str, tuple[int, int]]:
@@ -61,11 +81,12 @@ def known_sources(session: Session) -> dict[str, tuple[int, int]]:
     return {path: (size, mtime) for path, size, mtime in rows}
 
 
-def video_ids(session: Session, origin: str) -> set[str]:
-    """The asset ids of the videos first catalogued by `origin` ("sensor" or "api")."""
-    return set(session.scalars(select(Video.asset_id).where(Video.origin == origin)))
+def video_orgs(session: Session, origin: str) -> dict[str, str]:
+    """The videos first catalogued by `origin` ("sensor" or "api"): asset id to org id."""
+    rows = session.execute(select(Video.asset_id, Video.org_id).where(Video.origin == origin))
+    return {asset_id: org_id for asset_id, org_id in rows}
 
 
 def reserved_upload_dirs(session: Session) -> set[str]:
     """Folders of uploads initiated through the API and not committed yet: the API owns them."""
-    return set(session.scalars(select(Upload.directory).where(Upload.status == "pending")))
+    return set(session.scalars(select(Upload.directory).where(Upload.status.in_(("pending", "committing")))))

@@ -2,17 +2,27 @@
 
 import json
 import time
+from datetime import timedelta
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import DefaultSensorStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.bucket import observation, review_bucket, scan_bucket
-from heimdex_pipeline.catalog.repository import known_sources, register_source, reserved_upload_dirs, video_ids
+from heimdex_pipeline.catalog.models import utcnow
+from heimdex_pipeline.catalog.repository import (
+    known_sources,
+    mark_run_launched,
+    register_source,
+    reserved_upload_dirs,
+    unlaunched_videos,
+    video_orgs,
+)
 from heimdex_pipeline.jobs import ingest_video_job
 from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
 from heimdex_pipeline.resources import CatalogResource, DerivedStorage
 from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.tags import PARTITION_TAG, run_tags
 
 _settings = get_settings()
 
@@ -32,7 +42,7 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource, de
     with catalog.session() as session:
         review = review_bucket(scan_bucket(derived.layout.uploads), known_sources(session),
                                reserved_upload_dirs(session), previous, _settings.sensor_max_new_files_per_tick)
-    new_partitions: list[str] = []
+    new_partitions: dict[str, str] = {}  # asset id to org id
     # Hashing is the tick's only heavy work: past the budget, files wait for the next tick
     # (at least one is taken per tick, so a huge file still gets its turn).
     deadline = time.monotonic() + _settings.sensor_hash_budget_s
@@ -49,27 +59,49 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource, de
         if asset_id in new_partitions:
             continue
         if created or not context.instance.has_dynamic_partition(videos_partitions.name, asset_id):
-            new_partitions.append(asset_id)
+            new_partitions[asset_id] = source.org_id
             log.info("sensor.ingest", asset_id=asset_id, org_id=source.org_id, path=str(source.path))
         else:
             log.info("sensor.known_content", asset_id=asset_id, org_id=source.org_id, path=str(source.path))
     # A video this sensor catalogued without its partition lost its run request (the tick died
     # between the catalog write and its result): ask again; the run key keeps it to one run.
     with catalog.session() as session:
-        lost = video_ids(session, origin="sensor") - set(new_partitions)
-    lost -= set(context.instance.get_dynamic_partitions(videos_partitions.name))
-    for asset_id in sorted(lost):
-        new_partitions.append(asset_id)
+        lost = video_orgs(session, origin="sensor")
+    known = set(new_partitions) | set(context.instance.get_dynamic_partitions(videos_partitions.name))
+    for asset_id in sorted(lost.keys() - known):
+        new_partitions[asset_id] = lost[asset_id]
         log.info("sensor.lost_run_requested_again", asset_id=asset_id)
+    new_partitions.update(_lost_api_runs(context, catalog))
     cursor = json.dumps({"unsettled": sorted(review.unsettled)})
     if not new_partitions and not review.unsettled and not previous:
         return SkipReason("no new file in the upload bucket")
     return SensorResult(
         run_requests=[
             # The run key is the content id: Dagster never starts a second run for it from this sensor.
-            RunRequest(run_key=asset_id, partition_key=asset_id, tags={"heimdex/origin": "sensor"})
-            for asset_id in new_partitions
+            RunRequest(run_key=asset_id, partition_key=asset_id, tags=run_tags(org_id, "ingest", origin="sensor"))
+            for asset_id, org_id in new_partitions.items()
         ],
-        dynamic_partitions_requests=[videos_partitions.build_add_request(new_partitions)] if new_partitions else [],
+        dynamic_partitions_requests=(
+            [videos_partitions.build_add_request(list(new_partitions))] if new_partitions else []),
         cursor=cursor,
     )
+
+
+def _lost_api_runs(context: SensorEvaluationContext, catalog: CatalogResource) -> dict[str, str]:
+    """API videos whose run was never launched (the API died between its catalog write and the launch).
+
+    Only videos older than the grace period count, so that a commit in flight is never raced;
+    one that has a run after all (its launch was recorded too late) is only marked.
+    """
+    log = get_logger("sensor")
+    with catalog.session() as session:
+        candidates = unlaunched_videos(session, utcnow() - timedelta(seconds=_settings.sensor_lost_run_grace_s))
+    lost: dict[str, str] = {}
+    for asset_id, org_id in sorted(candidates.items()):
+        if context.instance.get_run_records(RunsFilter(tags={PARTITION_TAG: asset_id}), limit=1):
+            with catalog.session() as session:
+                mark_run_launched(session, asset_id)
+            continue
+        lost[asset_id] = org_id
+        log.warning("sensor.lost_api_run_requested", asset_id=asset_id, org_id=org_id)
+    return lost

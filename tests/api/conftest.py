@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
 from heimdex_pipeline.catalog.db import migrate
-from tests.api.support import SECRET, Snapshot, bearer, make_token
+from tests.api.support import SECRET, Snapshot, bearer, commit, make_token, place
 
 
 @pytest.fixture(scope="session")
@@ -94,3 +94,12 @@ def testvideo(media_dir: Path) -> Path:
 @pytest.fixture
 def snapshot(settings: ApiSettings, dagster_instance: DagsterInstance, org: str) -> Callable[[], Snapshot]:
     return lambda: Snapshot(settings, dagster_instance, org)
+
+
+@pytest.fixture
+def asset(client: TestClient, auth: dict[str, str], org: str, clip: Path) -> tuple[str, Path]:
+    """A committed (and, in immediate mode, ingested) clip: its asset id and source path."""
+    upload_id, path = place(client, auth, org, clip)
+    response = commit(client, auth, org, upload_id, path)
+    assert response.status_code == 200, response.text
+    return response.json()["asset_id"], path

@@ -1,13 +1,23 @@
-"""Real HTTP for the API tests: an app served by uvicorn on 127.0.0.1, and a listener that counts connections."""
+"""Real HTTP for the API tests on 127.0.0.1: an app served by uvicorn in a thread or in a process of its own,
+and a listener that counts connections."""
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
+
+from tests.api.support import SECRET
+from tests.dagster_home import REPO_ROOT, free_port, instance_yaml
 
 
 def free_socket() -> socket.socket:
@@ -35,6 +45,50 @@ def serve(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+@contextmanager
+def api_server(home: Path, derived: Path, database_url: str, **settings: str) -> Iterator[str]:
+    """Start `uvicorn heimdex_api.main:app` over a fresh DAGSTER_HOME; yield its base URL.
+
+    At the end the process gets SIGABRT first when it did not stop on SIGTERM, so that
+    faulthandler writes every thread's stack to `home/api.log` (what a deadlock looks like).
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(instance_yaml())
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "HEIMDEX_DERIVED_ROOT": str(derived),
+           "HEIMDEX_DATABASE_URL": database_url, "HEIMDEX_JWT_SECRET": SECRET, "HEIMDEX_ENV": "development",
+           **{f"HEIMDEX_{name.upper()}": value for name, value in settings.items()}}
+    log = (home / "api.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "uvicorn", "heimdex_api.main:app",
+                                "--host", "127.0.0.1", "--port", str(port)],
+                               env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start: {(home / 'api.log').read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
 
 
 class Listener:

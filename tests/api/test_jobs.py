@@ -13,15 +13,6 @@ from heimdex_api.services.pipeline import pipeline_definitions
 from tests.api.support import bearer, commit, make_token, place
 
 
-@pytest.fixture
-def asset(client: TestClient, auth: dict[str, str], org: str, clip: Path) -> tuple[str, Path]:
-    """A committed (and, in immediate mode, ingested) clip: its asset id and source path."""
-    upload_id, path = place(client, auth, org, clip)
-    response = commit(client, auth, org, upload_id, path)
-    assert response.status_code == 200, response.text
-    return response.json()["asset_id"], path
-
-
 def _runs(instance: DagsterInstance, org_id: str, job_type: str) -> int:
     return len(instance.get_run_records(RunsFilter(tags={"heimdex/org_id": org_id, "heimdex/job_type": job_type})))
 

@@ -26,6 +26,14 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
+def _columns(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database with no table yet."""
@@ -37,6 +45,10 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_upgrade_and_downgrade(empty_database: str) -> None:
     _alembic(empty_database, "upgrade", "head")
     assert {"videos", "sources", "uploads", "idempotency_keys"} <= _tables(empty_database)
+    assert "run_launched_at" in _columns(empty_database, "videos")
+    _alembic(empty_database, "downgrade", "-1")
+    assert "run_launched_at" not in _columns(empty_database, "videos")
+    assert "claim_token" not in _columns(empty_database, "idempotency_keys")
     _alembic(empty_database, "downgrade", "-1")
     tables = _tables(empty_database)
     assert "idempotency_keys" not in tables and "uploads" in tables

@@ -3,10 +3,13 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, materialize
 
+from heimdex_pipeline.assets import probe_metadata
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.sensors import upload_sensor
@@ -174,3 +177,79 @@ def test_ten_thousand_files_stay_cheap(clips, derived_root, instance, resources,
     assert len(json.loads(bucket.cursor)["unsettled"]) == 1 and _requested(first) == []
     assert len(_requested(bucket.tick())) == 1
     assert json.loads(bucket.cursor) == {"unsettled": []}
+
+
+def test_sensor_runs_carry_their_org(clips, derived_root, instance, resources) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    bucket.drop(clips((2.0, 2.0))[0], "org-demo/a.mp4")
+    bucket.tick()
+    (request,) = bucket.tick().run_requests
+    assert request.tags == {"heimdex/org_id": "org-demo", "heimdex/job_type": "ingest", "heimdex/origin": "sensor"}
+
+
+# A commit that dies (os._exit, as a killed process would) after writing the catalog, before launching its run.
+_CRASHING_COMMIT = """
+import os, sys
+from pathlib import Path
+from dagster import DagsterInstance
+from heimdex_api.core.config import ApiSettings
+from heimdex_api.schemas import CommitRequest
+from heimdex_api.services.uploads import commit_upload
+from heimdex_pipeline.storage import DerivedLayout
+
+class DiesBeforeLaunching:
+    def launch(self, request):
+        os._exit(17)
+
+derived, url, upload_id, path = sys.argv[1:]
+settings = ApiSettings(derived_root=Path(derived), database_url=url, migrate_on_start=False)
+commit_upload(settings, DerivedLayout(Path(derived)), DagsterInstance.ephemeral(), DiesBeforeLaunching(),
+              CommitRequest(org_id="org-demo", upload_id=upload_id, source_uri=Path(path).as_uri()))
+"""
+
+
+def _crashed_commit(derived_root: Path, catalog_url: str, clip: Path) -> str:
+    """An API upload committed by a process that died before launching the run; answer the upload id."""
+    upload_id = "up_" + "1" * 32
+    target = derived_root / "uploads" / "org-demo" / upload_id / "movie.mp4"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(clip, target)
+    with session_scope(catalog_url) as session:
+        session.add(Upload(upload_id=upload_id, org_id="org-demo", source_name="movie.mp4",
+                           content_length=target.stat().st_size, directory=str(target.parent)))
+    died = subprocess.run([sys.executable, "-c", _CRASHING_COMMIT, str(derived_root), catalog_url, upload_id,
+                           str(target)], cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)
+    assert died.returncode == 17, died.stderr
+    return upload_id
+
+
+def test_an_api_commit_that_died_before_its_run_is_run_by_the_sensor(clips, derived_root, instance, resources,
+                                                                     catalog_url, monkeypatch) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    upload_id = _crashed_commit(derived_root, catalog_url, clips((2.0, 2.0))[0])
+    with session_scope(catalog_url) as session:
+        upload = session.get(Upload, upload_id)
+        assert upload.status == "committed" and session.get(Video, upload.asset_id).run_launched_at is None
+    # Within the grace period the commit may still be launching its run: the sensor leaves it alone.
+    assert bucket.settle() == []
+    monkeypatch.setattr(uploads_sensor._settings, "sensor_lost_run_grace_s", 0)
+    result = bucket.tick()
+    (request,) = result.run_requests
+    assert (request.partition_key, request.run_key) == (upload.asset_id, upload.asset_id)
+    assert request.tags["heimdex/org_id"] == "org-demo" and request.tags["heimdex/job_type"] == "ingest"
+    assert instance.has_dynamic_partition("videos", upload.asset_id)
+
+
+def test_a_launched_api_run_is_not_requested_again(clips, derived_root, instance, resources, catalog_url,
+                                                   monkeypatch) -> None:
+    monkeypatch.setattr(uploads_sensor._settings, "sensor_lost_run_grace_s", 0)
+    bucket = Bucket(derived_root, instance, resources)
+    upload_id = _crashed_commit(derived_root, catalog_url, clips((2.0, 2.0))[0])
+    with session_scope(catalog_url) as session:
+        asset_id = session.get(Upload, upload_id).asset_id
+    # The run exists (its launch was recorded too late): the sensor only records it.
+    instance.add_dynamic_partitions("videos", [asset_id])
+    assert materialize([probe_metadata], partition_key=asset_id, instance=instance, resources=resources).success
+    assert _requested(bucket.tick()) == []
+    with session_scope(catalog_url) as session:
+        assert session.get(Video, asset_id).run_launched_at is not None

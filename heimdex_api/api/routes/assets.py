@@ -13,6 +13,7 @@ from heimdex_api.api.deps import (
     SessionDep,
     SettingsDep,
 )
+from heimdex_api.api.job_threads import run_job_request
 from heimdex_api.api.params import AssetIdPath, IdempotencyKeyHeader
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.security import READ, WRITE, Principal
@@ -23,39 +24,42 @@ from heimdex_pipeline.sidecar import Sidecar
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
 
-def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Request, key: str | None,
-            principal: Principal, settings: SettingsDep, layout: LayoutDep, instance: InstanceDep,
-            launcher: LauncherDep) -> dict[str, Any]:
+async def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Request, key: str | None,
+                  principal: Principal, settings: SettingsDep, layout: LayoutDep, instance: InstanceDep,
+                  launcher: LauncherDep) -> dict[str, Any]:
     principal.require(WRITE)
     principal.require_org(body.org_id)
-    if key is not None:
-        idempotency.check_key(key)
-    job = assets.prepare_job(settings, layout, asset_id, body, job_type)
-    start = partial(assets.start_job, instance, launcher, job)
+
+    def start() -> dict[str, Any]:
+        job = assets.prepare_job(settings, layout, asset_id, body, job_type)
+        return assets.start_job(settings, instance, launcher, job)
+
     if key is None:
-        return start()
-    return idempotency.once(settings.catalog_url, body.org_id, key, f"POST {request.url.path}",
-                            body.model_dump(mode="json"), start, settings.idempotency_wait_s)
+        return await run_job_request(request, start)
+    # The key before the media: a replay answers from the stored response without reading the file.
+    once = partial(idempotency.once, settings, body.org_id, idempotency.check_key(key), f"POST {request.url.path}",
+                   body.model_dump(mode="json"), start)
+    return await run_job_request(request, once)
 
 
 @router.post("/{asset_id}/sidecar", status_code=202, response_model=JobAccepted,
              responses=error_responses("sidecar_job"))
-def sidecar_job(asset_id: AssetIdPath, body: SourceRequest, request: Request, principal: PrincipalDep,
-                settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
-                idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
+async def sidecar_job(asset_id: AssetIdPath, body: SourceRequest, request: Request, principal: PrincipalDep,
+                      settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
+                      idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
     """Probe the video and (re)write its scene sidecar."""
-    return _submit("sidecar", asset_id, body, request, idempotency_key, principal, settings, layout, instance,
-                   launcher)
+    return await _submit("sidecar", asset_id, body, request, idempotency_key, principal, settings, layout, instance,
+                         launcher)
 
 
 @router.post("/{asset_id}/thumbnails", status_code=202, response_model=JobAccepted,
              responses=error_responses("thumbnails_job"))
-def thumbnails_job(asset_id: AssetIdPath, body: ThumbnailsRequest, request: Request, principal: PrincipalDep,
-                   settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
-                   idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
+async def thumbnails_job(asset_id: AssetIdPath, body: ThumbnailsRequest, request: Request, principal: PrincipalDep,
+                         settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
+                         idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
     """(Re)extract the video's thumbnails with the given policy."""
-    return _submit("thumbnails", asset_id, body, request, idempotency_key, principal, settings, layout, instance,
-                   launcher)
+    return await _submit("thumbnails", asset_id, body, request, idempotency_key, principal, settings, layout,
+                         instance, launcher)
 
 
 @router.get("/{asset_id}", response_model=AssetResponse, responses=error_responses("read_asset"))

@@ -1,10 +1,12 @@
 """`/v1/ingest`: reserve an upload, commit it, and probe a file without changing anything."""
 
+from functools import partial
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from heimdex_api.api.deps import InstanceDep, LauncherDep, LayoutDep, PrincipalDep, SettingsDep
+from heimdex_api.api.job_threads import run_job_request
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.security import READ, WRITE
 from heimdex_api.schemas import (
@@ -29,12 +31,12 @@ def init(body: InitRequest, principal: PrincipalDep, settings: SettingsDep, layo
 
 
 @router.post("/commit", response_model=CommitResponse, responses=error_responses("commit"))
-def commit(body: CommitRequest, principal: PrincipalDep, settings: SettingsDep, layout: LayoutDep,
-           instance: InstanceDep, launcher: LauncherDep) -> dict[str, Any]:
+async def commit(body: CommitRequest, request: Request, principal: PrincipalDep, settings: SettingsDep,
+                 layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep) -> dict[str, Any]:
     """Identify the uploaded file and start its ingest (unless its content is already known)."""
     principal.require(WRITE)
     principal.require_org(body.org_id)
-    return uploads.commit_upload(settings, layout, instance, launcher, body)
+    return await run_job_request(request, partial(uploads.commit_upload, settings, layout, instance, launcher, body))
 
 
 @router.post("/probe", response_model=ProbeResponse, responses=error_responses("probe"))
