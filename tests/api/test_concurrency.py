@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
-from tests.api.server import api_server
+from tests.api.live import api_server
 from tests.api.support import bearer, make_token, uri_path
 
 
