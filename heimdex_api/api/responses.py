@@ -52,7 +52,8 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     # Dagster's run storage lives in the same database as the catalog in production.
     "read_job": {404: ("job_not_found",), 503: _DATABASE},
     "metadata": {400: _BAD_BODY, 413: _BODY_TOO_LARGE,
-                 422: ("empty_source", "unreadable_media", "unsupported_format", "media_limit_exceeded")},
+                 422: ("empty_source", "unreadable_media", "unsupported_format", "media_limit_exceeded"),
+                 503: ("media_unavailable",)},
 }
 ROUTE_ERRORS["thumbnails_job"] = ROUTE_ERRORS["sidecar_job"]
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import NotFound, Unprocessable
 from heimdex_api.schemas import SourceRequest, ThumbnailsRequest
-from heimdex_api.services.media import IdentifiedSource, identify
+from heimdex_api.services.media import IdentifiedSource, identify_request
 from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, latest_run_status, start_run
 from heimdex_api.services.sources import resolve_source_uri
 from heimdex_pipeline.catalog.db import session_scope
@@ -41,8 +41,7 @@ def thumbnail_config(body: ThumbnailsRequest) -> dict[str, Any]:
 
 def _identify(settings: ApiSettings, layout: DerivedLayout, body: SourceRequest) -> IdentifiedSource:
     path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id)
-    threshold = settings.weak_threshold_bytes if body.weak_threshold_bytes is None else body.weak_threshold_bytes
-    return identify(body.org_id, path, threshold)
+    return identify_request(settings, body.org_id, path, body.weak_threshold_bytes)
 
 
 def prepare_job(settings: ApiSettings, layout: DerivedLayout, asset_id: str, body: SourceRequest,

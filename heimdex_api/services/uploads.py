@@ -11,7 +11,7 @@ from sqlalchemy import and_, delete, or_, update
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
 from heimdex_api.schemas import UPLOAD_ID_PATTERN, CommitRequest, InitRequest, SourceRequest
-from heimdex_api.services.media import IdentifiedSource, identify
+from heimdex_api.services.media import IdentifiedSource, identify_request
 from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, remove_partition, start_run
 from heimdex_api.services.sources import check_source_name, resolve_source_uri
 from heimdex_pipeline.catalog.db import session_scope
@@ -107,8 +107,8 @@ def commit_upload(settings: ApiSettings, layout: DerivedLayout, instance: Dagste
     claimed_at = _claim(settings, upload)
     try:
         path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id / upload.upload_id)
-        threshold = settings.weak_threshold_bytes if body.weak_threshold_bytes is None else body.weak_threshold_bytes
-        source = identify(body.org_id, path, threshold, expected_size=upload.content_length)
+        source = identify_request(settings, body.org_id, path, body.weak_threshold_bytes,
+                                  expected_size=upload.content_length)
         created = _register(settings, upload.upload_id, claimed_at, source)
     except BaseException:
         _release(settings, upload.upload_id, claimed_at)
@@ -131,7 +131,6 @@ def commit_upload(settings: ApiSettings, layout: DerivedLayout, instance: Dagste
 def probe_source(settings: ApiSettings, layout: DerivedLayout, body: SourceRequest) -> dict[str, Any]:
     """The probe document of a file in the org's uploads, with its hash and asset id; changes nothing."""
     path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id)
-    threshold = settings.weak_threshold_bytes if body.weak_threshold_bytes is None else body.weak_threshold_bytes
-    source = identify(body.org_id, path, threshold)
+    source = identify_request(settings, body.org_id, path, body.weak_threshold_bytes)
     return {**source.probe, "asset_id": source.asset_id, "hash": source.content.value,
             "hash_quality": source.content.quality, "size_bytes": source.content.size_bytes}

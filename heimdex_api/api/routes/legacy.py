@@ -7,19 +7,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
 
-from heimdex_api.api.deps import PrincipalDep
+from heimdex_api.api.deps import PrincipalDep, SettingsDep
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.errors import Unprocessable
 from heimdex_api.core.security import READ
 from heimdex_api.schemas import MetadataResponse
-from heimdex_pipeline.media.errors import MediaError
-from heimdex_pipeline.media.probe import probe_video
+from heimdex_api.services.media import probe_for_client
+from heimdex_pipeline.media.limits import limits_from
 
 router = APIRouter(tags=["legacy"])
 
 
 @router.post("/metadata", response_model=MetadataResponse, responses=error_responses("metadata"))
-def metadata(file: Annotated[UploadFile, File()], principal: PrincipalDep) -> dict[str, Any]:
+def metadata(file: Annotated[UploadFile, File()], principal: PrincipalDep, settings: SettingsDep) -> dict[str, Any]:
     """The probe document of the uploaded file, with its `filename`; the file is not kept."""
     principal.require(READ)
     with tempfile.TemporaryDirectory(prefix="heimdex-legacy-") as folder:
@@ -28,9 +28,6 @@ def metadata(file: Annotated[UploadFile, File()], principal: PrincipalDep) -> di
             shutil.copyfileobj(file.file, out)
         if path.stat().st_size == 0:
             raise Unprocessable("the uploaded file is empty", code="empty_source")
-        try:
-            probe = probe_video(path)
-        except MediaError as exc:
-            message = str(exc).replace(str(path), file.filename or "upload")
-            raise Unprocessable(message, code="unreadable_media") from None
+        # Errors name the temporary file by its name, "upload", never by the client's name or a path.
+        probe = probe_for_client(path, limits_from(settings))
     return {**probe, "filename": file.filename}
