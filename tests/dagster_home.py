@@ -3,9 +3,11 @@ helpers that start and stop those processes."""
 
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,3 +53,17 @@ def stop_process(process: subprocess.Popen) -> None:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, timeout_s: float) -> None:
+    """Poll `url` until it answers 200; fail with the end of the process's log if it dies or takes too long."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer: {log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.3)

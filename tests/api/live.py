@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
 
 from tests.api.support import SECRET
-from tests.dagster_home import REPO_ROOT, free_port, instance_yaml
+from tests.dagster_home import REPO_ROOT, free_port, instance_yaml, wait_until_serving
 
 
 def free_socket() -> socket.socket:
@@ -66,16 +65,7 @@ def api_server(home: Path, derived: Path, database_url: str, **settings: str) ->
                                env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the API did not start: {(home / 'api.log').read_text()[-3000:]}")
-            time.sleep(0.3)
+        wait_until_serving(f"{url}/v1/health", process, home / "api.log", 60)
         yield url
     finally:
         process.terminate()

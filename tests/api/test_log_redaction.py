@@ -4,7 +4,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,8 +13,8 @@ import httpx
 import pytest
 
 from heimdex_pipeline.logs import REDACTED
-from tests.api.live import free_socket
 from tests.api.support import bearer, make_token
+from tests.dagster_home import free_port, wait_until_serving
 
 SECRET = secrets.token_urlsafe(48)
 SIGNATURE, CREDENTIAL, SIG = (secrets.token_hex(16) for _ in range(3))
@@ -50,20 +49,12 @@ def server_env(tmp_path: Path) -> dict[str, str]:
 @contextmanager
 def _serving(command: list[str], env: dict[str, str], cwd: Path) -> Iterator[tuple[str, Path]]:
     """Run the server until the block ends; yield its URL and the file that gets its stdout and stderr."""
-    with free_socket() as sock:
-        port = sock.getsockname()[1]
+    port = free_port()
     log = cwd / f"server-{port}.log"
     with log.open("w") as out:
         process = subprocess.Popen([*command, str(port)], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_serving(f"http://127.0.0.1:{port}/v1/health", process, log, 90)
         yield f"http://127.0.0.1:{port}", log
     finally:
         process.terminate()

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import httpx
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from fastapi.testclient import TestClient
@@ -19,7 +18,7 @@ from fastapi.testclient import TestClient
 from heimdex_api.core.config import ApiSettings
 from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
 from tests.api.support import SECRET, bearer, commit, make_token, place
-from tests.dagster_home import WORKSPACE_YAML, free_port, instance_yaml, start_process, stop_process
+from tests.dagster_home import WORKSPACE_YAML, free_port, instance_yaml, start_process, stop_process, wait_until_serving
 
 FINAL = {"succeeded", "failed", "canceled"}
 
@@ -42,16 +41,7 @@ def webserver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     daemon = start_process([str(bin_dir / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")], env,
                            home / "daemon.log")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if webserver.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"dagster-webserver did not start: {(home / 'webserver.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_until_serving(f"http://127.0.0.1:{port}/server_info", webserver, home / "webserver.log", 120)
         instance = DagsterInstance.from_config(str(home))
         yield {"url": f"http://127.0.0.1:{port}", "home": home, "derived": derived, "database_url": database_url,
                "instance": instance}
