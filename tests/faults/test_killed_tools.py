@@ -37,9 +37,10 @@ def _running(pid: str) -> bool:
 
 
 def runs_with_argument(name: str, argument: Path) -> Callable[[str], bool]:
-    """A process called `name` with `argument` on its command line (ffmpeg given our source)."""
+    """A process called `name` given `argument` as a path or a `file:` URL (ffmpeg given our source)."""
+    wanted = os.fsencode(argument)
     return lambda pid: (_comm(pid) == name
-                        and os.fsencode(argument) in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"))
+                        and any(arg.endswith(wanted) for arg in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")))
 
 
 def python_with_open(path: Path) -> Callable[[str], bool]:
