@@ -26,7 +26,7 @@ from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
 from heimdex_pipeline.catalog.db import migrate
 from tests.api.support import SECRET, bearer, make_token, uri_path
-from tests.api.test_queued import _free_port, _start, _stop
+from tests.dagster_home import free_port, start_process, stop_process, wait_until_serving
 from tests.dagster_home import instance_yaml
 from tests.faults.support_io import PrivateCluster, private_cluster
 
@@ -35,20 +35,6 @@ OUTAGE_S = 4.0
 FINAL = {"succeeded", "failed", "canceled"}
 # Starting a run in `dagster` mode also asks the webserver, whose own storage may be the one away.
 COMMIT_CODES = ("database_unavailable", "dagster_unavailable")
-
-
-def _wait_http(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            break
-        time.sleep(0.3)
-    pytest.fail(f"{url} did not answer: {log.read_text()[-3000:]}")
 
 
 def _check_unavailable(answer: httpx.Response, codes: tuple[str, ...] = ("database_unavailable",)) -> None:
@@ -61,7 +47,7 @@ def _check_unavailable(answer: httpx.Response, codes: tuple[str, ...] = ("databa
 
 def test_catalog_down_answers_503_database_unavailable(tmp_path: Path) -> None:
     """Fast, no processes: a catalog URL where no server listens answers 503 on every database route."""
-    settings = ApiSettings(derived_root=tmp_path / "derived", database_url=f"postgresql://postgres@127.0.0.1:{_free_port()}/x",
+    settings = ApiSettings(derived_root=tmp_path / "derived", database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x",
                            jwt_secret=SECRET, env="development", migrate_on_start=False)
     org = f"org-{uuid4().hex[:10]}"
     auth = bearer(make_token(org))
@@ -97,27 +83,27 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The API (a real uvicorn, runs executed in the process: the default `immediate` mode) with
     Dagster's storage and the catalog on a private cluster."""
-    with private_cluster(_free_port()) as cluster:
+    with private_cluster(free_port()) as cluster:
         storage_url = cluster.create_database("dagster")
         catalog_url = cluster.create_database("heimdex")
         migrate(catalog_url)
         home = tmp_path_factory.mktemp("pg_fault_home")
         (home / "dagster.yaml").write_text(instance_yaml({"postgres": {"postgres_url": storage_url}}))
-        port, log = _free_port(), home / "api.log"
+        port, log = free_port(), home / "api.log"
         env = {**os.environ, "DAGSTER_HOME": str(home), "HEIMDEX_DERIVED_ROOT": str(tmp_path_factory.mktemp("derived")),
                "HEIMDEX_DATABASE_URL": catalog_url, "HEIMDEX_JOB_QUEUE_BACKEND": "immediate",
                # The production backoff (2 s, 6 s, 14 s): a step must outlast the outage by retrying.
                "HEIMDEX_RETRY_DELAY_S": "2", "HEIMDEX_RETRY_MAX_RETRIES": "3",
                "HEIMDEX_JWT_SECRET": SECRET, "HEIMDEX_ENV": "development", "HEIMDEX_MIGRATE_ON_START": "false"}
-        process = _start([sys.executable, "-m", "uvicorn", "heimdex_api.main:app", "--host", "127.0.0.1",
+        process = start_process([sys.executable, "-m", "uvicorn", "heimdex_api.main:app", "--host", "127.0.0.1",
                           "--port", str(port)], env, log)
         instance = DagsterInstance.from_config(str(home))
         try:
-            _wait_http(f"http://127.0.0.1:{port}/v1/health", process, log)
+            wait_until_serving(f"http://127.0.0.1:{port}/v1/health", process, log, 120)
             yield Stack(cluster, f"http://127.0.0.1:{port}", instance, log, process)
         finally:
             instance.dispose()
-            _stop(process)
+            stop_process(process)
 
 
 @dataclass
