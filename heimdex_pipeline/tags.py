@@ -4,6 +4,11 @@ ORG_TAG = "heimdex/org_id"
 TYPE_TAG = "heimdex/job_type"
 ORIGIN_TAG = "heimdex/origin"
 PARTITION_TAG = "dagster/partition"
+# Dagster's own tags of a run retried as a new run (as its run retries set them), so that the web
+# UI shows the retry in the first run's lineage.
+PARENT_RUN_TAG = "dagster/parent_run_id"
+ROOT_RUN_TAG = "dagster/root_run_id"
+RETRY_NUMBER_TAG = "dagster/retry_number"
 
 
 def run_tags(org_id: str, job_type: str, origin: str) -> dict[str, str]:

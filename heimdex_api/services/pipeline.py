@@ -5,6 +5,8 @@ request answers (still a real run of the instance, visible in the UI); `dagster`
 the webserver, whose run coordinator queues it for the daemon.
 """
 
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,7 +14,16 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, Definitions, RunRecord, RunsFilter
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    Definitions,
+    ExecuteInProcessResult,
+    RunRecord,
+    RunsFilter,
+)
+from dagster_shared.error import SerializableErrorInfo
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import NotFound, Unavailable
@@ -22,7 +33,15 @@ from heimdex_pipeline.catalog.repository import mark_run_launched
 from heimdex_pipeline.definitions import defs
 from heimdex_pipeline.resources import CatalogResource, DerivedStorage
 from heimdex_pipeline.storage import DerivedLayout, read_json
-from heimdex_pipeline.tags import ORG_TAG, PARTITION_TAG, TYPE_TAG, run_tags
+from heimdex_pipeline.tags import (
+    ORG_TAG,
+    PARENT_RUN_TAG,
+    PARTITION_TAG,
+    RETRY_NUMBER_TAG,
+    ROOT_RUN_TAG,
+    TYPE_TAG,
+    run_tags,
+)
 
 JOB_NAMES = {"ingest": "ingest_video", "sidecar": "sidecar_job", "thumbnails": "thumbnails_job"}
 
@@ -91,10 +110,41 @@ class ImmediateLauncher:
 
     def _execute(self, request: JobRequest) -> str:
         job = self._definitions.resolve_job_def(request.job_name)
-        # A failed run is an answer (the job says `failed`), not an error of the request.
-        result = job.execute_in_process(instance=self._instance, partition_key=request.asset_id,
-                                        run_config=request.run_config, tags=request.tags, raise_on_error=False)
+        tags, root = request.tags, None
+        retries = self._instance.run_retries_max_retries if self._instance.run_retries_enabled else 0
+        for retry in range(retries + 1):
+            # A failed run is an answer (the job says `failed`), not an error of the request.
+            result = job.execute_in_process(instance=self._instance, partition_key=request.asset_id,
+                                            run_config=request.run_config, tags=tags, raise_on_error=False)
+            if result.success or not _lost_the_database(result):
+                break
+            # The run's own event writes lost the database (a restart cuts the statement in
+            # flight, which Dagster's storage does not retry): a new run, as the daemon's run
+            # retries start one for a crashed worker, which an in-process run has no daemon for.
+            root = root or result.run_id
+            tags = {**request.tags, PARENT_RUN_TAG: result.run_id, ROOT_RUN_TAG: root,
+                    RETRY_NUMBER_TAG: str(retry + 1)}
+            time.sleep(_RUN_RETRY_DELAY_S)
         return result.run_id
+
+
+# Driver errors that say the database went away; a video's own failures never raise them.
+_DATABASE_LOST = {"OperationalError", "InterfaceError"}
+_RUN_RETRY_DELAY_S = 2.0
+
+
+def _causes(error: SerializableErrorInfo | None) -> Iterator[SerializableErrorInfo]:
+    while error is not None:
+        yield error
+        error = error.cause or error.context
+
+
+def _lost_the_database(result: ExecuteInProcessResult) -> bool:
+    """Whether the run failed because its storage lost the database, in a step or in the run itself."""
+    failures = [event.step_failure_data.error for event in result.get_step_failure_events()]
+    failures += [event.event_specific_data.error for event in result.all_events
+                 if event.event_type == DagsterEventType.RUN_FAILURE and event.event_specific_data is not None]
+    return any(cause.cls_name in _DATABASE_LOST for error in failures for cause in _causes(error))
 
 
 class DagsterLauncher:
