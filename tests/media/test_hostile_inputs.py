@@ -135,8 +135,13 @@ def test_huge_frames_are_refused_from_the_probe(huge: Path, tmp_path: Path) -> N
 
 
 def _peak_rss_mb(code: str) -> tuple[float, str]:
-    """Run `code` in a fresh interpreter; its peak resident memory in MB, and what it printed."""
-    script = f"import resource\n{code}\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    """Run `code` in a fresh interpreter; its peak resident memory in MB, and what it printed.
+
+    The peak is VmHWM, the high-water mark of the interpreter's own memory: `ru_maxrss` would also
+    hold the pytest process's pages from before the exec (Linux keeps it across execve).
+    """
+    script = (f"{code}\nimport re\nwith open('/proc/self/status') as status:\n"
+              "    print(int(re.search(r'VmHWM:\\s+(\\d+) kB', status.read()).group(1)) / 1024)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
     *printed, peak = done.stdout.strip().splitlines()
     return float(peak), "\n".join(printed)

@@ -202,7 +202,7 @@ class DiesBeforeLaunching:
         os._exit(17)
 
 derived, url, upload_id, path = sys.argv[1:]
-settings = ApiSettings(derived_root=Path(derived), database_url=url, migrate_on_start=False)
+settings = ApiSettings(derived_root=Path(derived), database_url=url, migrate_on_start=False, env="development")
 commit_upload(settings, DerivedLayout(Path(derived)), DagsterInstance.ephemeral(), DiesBeforeLaunching(),
               CommitRequest(org_id="org-demo", upload_id=upload_id, source_uri=Path(path).as_uri()))
 """
