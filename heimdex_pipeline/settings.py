@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +14,13 @@ class PipelineSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HEIMDEX_", env_file=".env", extra="ignore")
 
     derived_root: Path = Path("./derived")
+    # Where media and everything derived from it is kept (heimdex_pipeline.storage).
+    storage: Literal["local", "s3"] = Field(
+        default="local", description="local: under derived_root on disk; s3: in the S3-compatible bucket s3_bucket.")
+    s3_bucket: str | None = Field(default=None, description="The bucket of the s3 storage.")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="The S3 endpoint (MinIO, Ceph, R2...); unset for AWS. Credentials come from the AWS chain.")
+    s3_prefix: str = Field(default="", description="A key prefix inside the bucket, for a bucket shared with others.")
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the metadata catalog; SQLite under the derived root when unset.",

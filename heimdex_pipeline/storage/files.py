@@ -13,7 +13,6 @@ A write that finds no space left raises DiskFullError, and leaves what was there
 import errno
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,30 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ORG_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-UPLOADS, SCHEMAS = "uploads", "schemas"
-# Every name the layout uses at the top level, refused as org ids in any case, as a case-folding
-# filesystem (macOS, a Windows bind mount) would confuse them.
-RESERVED_ORG_IDS = frozenset({UPLOADS, SCHEMAS})
-# The reserved names as a plain regex (no flags, no lookaround), so that a JSON Schema can say
-# `"not": {"pattern": ...}` with the very rule the code applies.
-RESERVED_ORG_ID_PATTERN = re.compile("^(?:%s)$" % "|".join(
-    "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in name)
-    for name in sorted(RESERVED_ORG_IDS)))
-
-
-def is_org_id(value: str) -> bool:
-    """Whether `value` may name an org: it matches ORG_ID_PATTERN and not RESERVED_ORG_ID_PATTERN."""
-    return bool(ORG_ID_PATTERN.match(value)) and not RESERVED_ORG_ID_PATTERN.match(value)
-
-
-def check_org_id(value: str) -> str:
-    """`value` if it may name an org; ValueError otherwise (usable as a pydantic validator)."""
-    if not is_org_id(value):
-        reason = "is reserved by the storage layout" if ORG_ID_PATTERN.match(value) else "does not match ORG_ID_PATTERN"
-        raise ValueError(f"org_id {value!r} {reason}")
-    return value
-
+from heimdex_pipeline.storage.errors import DiskFullError
+from heimdex_pipeline.storage.layout import SCHEMAS, UPLOADS, check_org_id
 
 @dataclass(frozen=True)
 class DerivedLayout:
@@ -83,10 +60,6 @@ class DerivedLayout:
         return path.relative_to(self.org_dir(org_id)).as_posix()
 
 
-class DiskFullError(OSError):
-    """The derived filesystem has no space (or quota) left: retried, since freeing space lets it pass."""
-
-
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -106,7 +79,7 @@ def disk_full_reported(what: str) -> Iterator[None]:
         raise
     except Exception as exc:
         if _disk_full(exc):
-            raise DiskFullError(errno.ENOSPC, f"the derived filesystem is full: no space left to write {what}") from exc
+            raise DiskFullError(what) from exc
         raise
 
 
