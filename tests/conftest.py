@@ -22,6 +22,7 @@ from heimdex_pipeline.catalog.repository import SourceFile, register_source  # n
 from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file  # noqa: E402
 from heimdex_pipeline.resources import CatalogResource, DerivedStorage  # noqa: E402
 from heimdex_pipeline.media.synthetic import make_clip  # noqa: E402
+from tests.s3_server import S3Endpoint, s3_endpoint  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MEDIA_DIR = Path(os.environ.get("HEIMDEX_MEDIA_DIR", REPO_ROOT.parent / "shared" / "media" / "pyscenedetect"))
@@ -143,3 +144,10 @@ def upload(derived_root: Path, catalog_url: str, instance: DagsterInstance) -> C
         return asset_id
 
     return place
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Endpoint]:
+    """moto's S3 server on 127.0.0.1 for the whole session (each test takes its own bucket)."""
+    with s3_endpoint() as endpoint:
+        yield endpoint

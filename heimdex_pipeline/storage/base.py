@@ -35,6 +35,10 @@ class ObjectStore(ABC):
     mix), listed in key order, and handed to media tools and clients by URL."""
 
     backend: ClassVar[str]
+    # Whether an object is whole as soon as it is listed (S3: a PUT or multipart upload shows
+    # only once complete). On disk a file is listed while it is being copied, so the sensor
+    # waits for it to settle.
+    objects_appear_whole: ClassVar[bool]
 
     # -- naming --------------------------------------------------------------------------------
     @abstractmethod
