@@ -126,3 +126,11 @@ def test_dead_endpoint_fails_in_seconds() -> None:
         assert raised.value.code == "storage_unavailable"
         assert time.monotonic() - started < 5
         assert f"127.0.0.1:{port}" in str(raised.value)
+
+
+def test_media_input_copy_is_removed_even_on_error(store: S3Store) -> None:
+    store.write_bytes("uploads/o/clip.mp4", b"not really a video")
+    with pytest.raises(RuntimeError), store.media_input("uploads/o/clip.mp4") as source:
+        assert source.name == "clip.mp4" and source.read_bytes() == b"not really a video"
+        raise RuntimeError("ffmpeg failed")
+    assert not source.exists() and not source.parent.exists()
