@@ -1,6 +1,7 @@
 """The ObjectStore contract, run alike against both backends: `LocalStore` on a temporary folder
 and `S3Store` on a fresh bucket of moto's S3 server (reached over HTTP, as any S3)."""
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def test_write_read_stat(store: ObjectStore) -> None:
     first = store.stat("a/b.txt")
     assert first is not None and (first.key, first.size_bytes) == ("a/b.txt", 5)
     assert store.read_bytes("a/b.txt") == b"first"
+    time.sleep(0.02)  # past the filesystem clock's tick: on disk the version is the mtime
     store.write_bytes("a/b.txt", b"second version")
     second = store.stat("a/b.txt")
     assert second is not None and second.size_bytes == 14 and second.version != first.version
@@ -104,8 +106,6 @@ def test_key_of_round_trips_and_refuses(store: ObjectStore) -> None:
     scheme = good.split("://", 1)[0]
     refused = [
         good.replace("org-a/x.mp4", "org-a/../../etc/passwd"),
-        good.replace("org-a/x.mp4", "org-a/./x.mp4"),
-        good.replace("org-a/x.mp4", "org-a//x.mp4"),
         good.replace("x.mp4", "x\x00.mp4"),
         good.replace("x.mp4", "x\n.mp4"),
         good.replace("x.mp4", "x\\..\\y.mp4"),
@@ -116,7 +116,9 @@ def test_key_of_round_trips_and_refuses(store: ObjectStore) -> None:
         "",
     ]
     if isinstance(store, S3Store):
-        refused += ["s3://other-bucket/uploads/org-a/x.mp4", f"s3://{store.bucket}x/uploads/org-a/x.mp4",
+        # A key is literal on S3 (a path on disk normalises these to the same file).
+        refused += [good.replace("org-a/x.mp4", "org-a/./x.mp4"), good.replace("org-a/x.mp4", "org-a//x.mp4"),
+                    "s3://other-bucket/uploads/org-a/x.mp4", f"s3://{store.bucket}x/uploads/org-a/x.mp4",
                     f"S3://{store.bucket}/uploads/org-a/x.mp4", f"s3://{store.bucket}"]
     for uri in refused:
         with pytest.raises(InvalidKeyError):
