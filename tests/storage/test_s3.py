@@ -1,6 +1,9 @@
 """What only `S3Store` does: presigned URLs, the bucket's prefix, odd keys others put in the
 bucket, and the errors of a missing bucket, wrong credentials and a dead endpoint."""
 
+import contextlib
+import socket
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -134,3 +137,61 @@ def test_media_input_copy_is_removed_even_on_error(store: S3Store) -> None:
         assert source.name == "clip.mp4" and source.read_bytes() == b"not really a video"
         raise RuntimeError("ffmpeg failed")
     assert not source.exists() and not source.parent.exists()
+
+
+class CuttingProxy:
+    """A TCP proxy to the S3 endpoint that cuts each of the first `cuts` connections once it has
+    passed `after` bytes of the answer: a read reset mid-body."""
+
+    def __init__(self, target_port: int, after: int, cuts: int) -> None:
+        self.target_port, self.after, self.cuts = target_port, after, cuts
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            cut = self.cuts > 0
+            self.cuts -= 1
+            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, self.after if cut else None),
+                             daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket, limit: int | None) -> None:
+        passed = 0
+        try:
+            while data := source.recv(65536):
+                if limit is not None and passed + len(data) > limit:
+                    target.sendall(data[:limit - passed])
+                    break
+                target.sendall(data)
+                passed += len(data)
+        except OSError:
+            pass
+        for end in (source, target):
+            # shutdown, not only close: a recv blocked on the socket in the other thread would
+            # keep it open, and the client would wait for its read timeout instead of a reset.
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_iter_bytes_goes_on_after_a_cut(s3: S3Endpoint, store: S3Store) -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    store.write_bytes("uploads/o/big.bin", data)
+    proxy = CuttingProxy(int(s3.url.rsplit(":", 1)[1]), after=300_000, cuts=2)
+    try:
+        through = S3Store(store.bucket, endpoint_url=f"http://127.0.0.1:{proxy.port}")
+        assert b"".join(through.iter_bytes("uploads/o/big.bin", chunk_size=65536)) == data
+        assert b"".join(through.iter_bytes("uploads/o/big.bin", 1000, 500_000)) == data[1000:501_000]
+    finally:
+        proxy.close()
