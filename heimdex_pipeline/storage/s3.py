@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
@@ -130,8 +131,6 @@ class S3Store(ObjectStore):
             with self._errors(f"stat {key}", key):
                 head = self.client.head_object(Bucket=self.bucket, Key=full)
         except ObjectNotFoundError:
-            # HEAD answers a bare 404 for a missing bucket too: tell the two apart.
-            self.check()
             return None
         return StoredObject(key, head["ContentLength"], head["ETag"].strip('"'))
 
@@ -302,6 +301,12 @@ class S3Store(ObjectStore):
             yield
         except ClientError as error:
             self._client_error(error, doing, key, bucket_request)
+        except S3UploadFailedError as error:
+            # boto3's managed upload raises this while handling the store's answer (its context).
+            if isinstance(error.__context__, ClientError):
+                self._client_error(error.__context__, doing, key, bucket_request)
+            raise StorageUnavailableError(f"cannot {doing} in S3 {self._where}: the upload failed",
+                                          "storage_unavailable") from None
         except (NoCredentialsError, PartialCredentialsError):
             raise StorageUnavailableError(
                 f"cannot {doing} in S3 {self._where}: no AWS credentials found (AWS_ACCESS_KEY_ID or the AWS "
@@ -323,6 +328,9 @@ class S3Store(ObjectStore):
                 f"{failed}: access denied ({code or status}): check the AWS credentials and the bucket's policy",
                 "storage_access_denied") from None
         if key is not None and (code in _MISSING_CODES or status == 404):
+            if code != "NoSuchKey":
+                # A HEAD (stat, a managed download) answers a bare 404 for a missing bucket too.
+                self.check()
             raise ObjectNotFoundError(f"no object at {key}") from None
         if code in _UNAVAILABLE_CODES or status >= 500:
             raise StorageUnavailableError(f"{failed}: the store answered {code or status}", "storage_unavailable") from None

@@ -5,6 +5,7 @@ import contextlib
 import socket
 import threading
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -86,10 +87,18 @@ def test_presigned_get_and_put(store: S3Store) -> None:
             store.presigned_get("org/sidecars/a.vna.json", expires)
 
 
-def test_missing_bucket(s3: S3Endpoint) -> None:
+def test_missing_bucket(s3: S3Endpoint, tmp_path: Path) -> None:
     store = S3Store("heimdex-no-such-bucket", endpoint_url=s3.url)
+    (tmp_path / "clip.mp4").write_bytes(b"x" * 100)
+
+    def media_input() -> None:
+        with store.media_input("uploads/o/clip.mp4"):
+            pass
+
     for operation in (store.check, lambda: list(store.list("uploads/")), lambda: store.stat("a/b"),
-                      lambda: store.read_bytes("a/b"), lambda: store.write_bytes("a/b", b"x")):
+                      lambda: store.read_bytes("a/b"), lambda: store.write_bytes("a/b", b"x"),
+                      lambda: store.write_file("a/b", tmp_path / "clip.mp4"), media_input,
+                      lambda: next(store.iter_bytes("a/b"))):
         with pytest.raises(StorageUnavailableError) as raised:
             operation()
         assert raised.value.code == "storage_bucket_missing"
