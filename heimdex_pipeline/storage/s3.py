@@ -10,6 +10,7 @@ Errors come out as the storage errors: `ObjectNotFoundError` for a missing objec
 (endpoint down, timeout, 5xx), `storage_bucket_missing`, `storage_access_denied`.
 """
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -51,6 +52,8 @@ CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=30, retries={"max_attempt
                        signature_version="s3v4", max_pool_connections=max(10, PUBLISH_THREADS * 2))
 # Managed transfers: multipart above 64 MiB, in 16 MiB parts, 4 at a time.
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=64 * 2**20, multipart_chunksize=16 * 2**20, max_concurrency=4)
+# The local scratch folders (staged files, media copies): `<tmp>/heimdex-s3-<kind>-<pid>-*`.
+SCRATCH_PREFIX = "heimdex-s3-"
 # A read cut off mid-stream goes on where it stopped, this many times, from the same version.
 STREAM_RESUMES = 3
 
@@ -214,7 +217,7 @@ class S3Store(ObjectStore):
     def scratch_dir(self, prefix: str) -> AbstractContextManager[Path]:
         """A local temporary folder (the staged files go up to the bucket at `publish_dir`)."""
         check_key(prefix.rstrip("/"))
-        return _temporary_dir("heimdex-s3-stage-")
+        return _temporary_dir("stage")
 
     def publish_dir(self, staged: Path, prefix: str, index_key: str, index: Any) -> None:
         """Upload the staged files under `prefix`, then write the index, then delete the objects
@@ -252,7 +255,8 @@ class S3Store(ObjectStore):
     # -- handing out ---------------------------------------------------------------------------
     def media_input(self, key: str) -> AbstractContextManager[Path | str]:
         """A scratch copy of the object, downloaded by boto3's managed (parallel, ranged)
-        transfer into a local temporary folder and removed on exit, whatever happens.
+        transfer into a local temporary folder and removed on exit, whatever happens (and by
+        the next scratch folder made, if its process was killed outright).
 
         Measured against ffmpeg and PyAV reading a presigned URL (`docs/benchmarks.md`,
         "Media from S3"): the scene step decodes the file twice over (a reference-frame pass
@@ -263,7 +267,7 @@ class S3Store(ObjectStore):
     @contextmanager
     def _scratch_copy(self, key: str) -> Iterator[Path]:
         full = self.full_key(key)
-        with _temporary_dir("heimdex-s3-media-") as folder:
+        with _temporary_dir("media") as folder:
             # The object's own name, so the media layer's messages name the upload.
             path = folder / key.rsplit("/", 1)[-1]
             with self._errors(f"download {key}", key):
@@ -350,10 +354,31 @@ def _content_type(path: Path) -> str | None:
 
 
 @contextmanager
-def _temporary_dir(prefix: str) -> Iterator[Path]:
-    """A fresh folder in the system's temporary directory, removed on exit even on an exception."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
+def _temporary_dir(kind: str) -> Iterator[Path]:
+    """A fresh folder `heimdex-s3-<kind>-<pid>-*` in the system's temporary directory, removed on
+    exit even on an exception; the folders left by processes that died without exiting
+    (SIGKILL, OOM) are removed first."""
+    _remove_leftovers()
+    folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{kind}-{os.getpid()}-"))
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_leftovers() -> None:
+    """Remove the scratch folders whose process no longer runs (its pid is in the name)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*-*"):
+        pid = folder.name[len(SCRATCH_PREFIX):].split("-")[1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True

@@ -2,7 +2,11 @@
 bucket, and the errors of a missing bucket, wrong credentials and a dead endpoint."""
 
 import contextlib
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -15,7 +19,7 @@ from moto.server import ThreadedMotoServer
 
 from heimdex_pipeline.settings import PipelineSettings
 from heimdex_pipeline.storage import StorageUnavailableError, store_from_settings
-from heimdex_pipeline.storage.s3 import S3Store
+from heimdex_pipeline.storage.s3 import SCRATCH_PREFIX, S3Store
 from tests.dagster_home import free_port
 from tests.s3_server import S3Endpoint
 
@@ -204,3 +208,18 @@ def test_iter_bytes_goes_on_after_a_cut(s3: S3Endpoint, store: S3Store) -> None:
         assert b"".join(through.iter_bytes("uploads/o/big.bin", 1000, 500_000)) == data[1000:501_000]
     finally:
         proxy.close()
+
+
+def test_scratch_copies_of_killed_processes_are_removed(store: S3Store) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid no longer runs
+    dead = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}media-{gone.pid}-"))
+    (dead / "clip.mp4").write_bytes(b"left by a killed run")
+    alive = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}media-{os.getpid()}-"))
+    store.write_bytes("uploads/o/clip.mp4", b"video")
+    try:
+        with store.media_input("uploads/o/clip.mp4"):
+            pass
+        assert not dead.exists() and alive.exists()
+    finally:
+        shutil.rmtree(alive)
