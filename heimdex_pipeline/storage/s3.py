@@ -105,6 +105,9 @@ class S3Store(ObjectStore):
         self._where = f"bucket {bucket!r}" + (f" at {_redacted(self.endpoint_url)}" if self.endpoint_url else "")
         self._log = get_logger("storage", backend=self.backend, bucket=bucket)
 
+    def __repr__(self) -> str:
+        return f"S3Store({self.bucket!r}, prefix={self.prefix!r}, {self._where})"
+
     @classmethod
     def from_settings(cls, settings: "PipelineSettings") -> "S3Store":
         """The store of `HEIMDEX_S3_BUCKET`, `HEIMDEX_S3_ENDPOINT_URL` and `HEIMDEX_S3_PREFIX`."""
