@@ -68,7 +68,7 @@ _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 def _redacted(url: str) -> str:
     """An endpoint URL without any user:password part, fit for a message."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.hostname or "")) if "@" in parts.netloc else url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 class S3Store(ObjectStore):
@@ -106,7 +106,7 @@ class S3Store(ObjectStore):
         self._log = get_logger("storage", backend=self.backend, bucket=bucket)
 
     def __repr__(self) -> str:
-        return f"S3Store({self.bucket!r}, prefix={self.prefix!r}, {self._where})"
+        return f"S3Store({self._where}, prefix {self.prefix!r})"
 
     @classmethod
     def from_settings(cls, settings: "PipelineSettings") -> "S3Store":

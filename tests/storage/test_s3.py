@@ -223,3 +223,11 @@ def test_scratch_copies_of_killed_processes_are_removed(store: S3Store) -> None:
         assert not dead.exists() and alive.exists()
     finally:
         shutil.rmtree(alive)
+
+
+def test_messages_name_no_secret() -> None:
+    store = S3Store("heimdex-gone", endpoint_url=f"http://user:hunter2@127.0.0.1:{free_port()}")
+    with pytest.raises(StorageUnavailableError) as raised:
+        store.check()
+    assert "hunter2" not in str(raised.value) and "hunter2" not in repr(store)
+    assert "127.0.0.1:" in str(raised.value)
