@@ -139,10 +139,18 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
                           {"Retry-After": str(RETRY_AFTER_S)})
 
 
+# What a client is told per storage code: the store's own message names the internal endpoint
+# and bucket, which stay in the server's log.
+_STORAGE_DETAILS = {
+    "storage_unavailable": "the object store does not answer; retry later",
+    "storage_bucket_missing": "the configured bucket does not exist; an operator must create it",
+    "storage_access_denied": "the object store refuses the server's credentials; an operator must fix them",
+}
+
+
 async def _storage_error(request: Request, exc: StorageUnavailableError) -> JSONResponse:
-    # The store's message says what failed (no bucket, access denied, no answer), never a secret.
     get_logger("api").warning("api.storage_unavailable", path=request.url.path, code=exc.code, error=str(exc))
-    return error_response(503, exc.code, f"the storage cannot be used: {exc}; retry later",
+    return error_response(503, exc.code, _STORAGE_DETAILS.get(exc.code, _STORAGE_DETAILS["storage_unavailable"]),
                           {"Retry-After": str(RETRY_AFTER_S)})
 
 
