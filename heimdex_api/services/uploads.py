@@ -12,6 +12,7 @@ from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
 from heimdex_api.schemas import UPLOAD_ID_PATTERN, CommitRequest, InitRequest, SourceRequest
 from heimdex_api.services.media import IdentifiedSource, identify_request
+from heimdex_api.services import tus
 from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, remove_partition, start_run
 from heimdex_api.services.sources import check_source_name, resolve_source_uri
 from heimdex_pipeline.catalog.db import session_scope
@@ -20,8 +21,9 @@ from heimdex_pipeline.catalog.repository import register_source
 from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.storage import DerivedLayout
 
-def init_upload(settings: ApiSettings, layout: DerivedLayout, body: InitRequest) -> dict[str, Any]:
-    """Reserve `<uploads>/<org>/<upload_id>/` (the sensor leaves it alone while pending) and record it."""
+def init_upload(settings: ApiSettings, layout: DerivedLayout, body: InitRequest, base_url: str) -> dict[str, Any]:
+    """Reserve `<uploads>/<org>/<upload_id>/` (the sensor leaves it alone while pending), record it, and sign
+    its upload URLs (`base_url`: the request's, unless HEIMDEX_PUBLIC_URL says otherwise)."""
     name = check_source_name(body.source_name)
     if body.content_length > settings.max_upload_bytes:
         raise PayloadTooLarge(f"content_length exceeds {settings.max_upload_bytes} bytes", code="upload_too_large")
@@ -37,7 +39,14 @@ def init_upload(settings: ApiSettings, layout: DerivedLayout, body: InitRequest)
         shutil.rmtree(directory, ignore_errors=True)
         raise
     get_logger("api", org_id=body.org_id, upload_id=upload_id).info("ingest.init", content_length=body.content_length)
-    return {"upload_id": upload_id, "presigned": {"asset_uri": (directory / name).as_uri()}}
+    urls = tus.sign_upload(settings, base_url, body.org_id, upload_id)
+    return {"upload_id": upload_id, "presigned": {
+        "asset_uri": (directory / name).as_uri(),
+        "upload_url": urls.upload_url,
+        "upload_headers": {"Content-Type": body.content_type} if body.content_type else {},
+        "resumable_url": urls.resumable_url,
+        "expires_at": datetime.fromtimestamp(urls.expires, UTC).isoformat().replace("+00:00", "Z"),
+    }}
 
 
 def _asset_status(layout: DerivedLayout, org_id: str, asset_id: str) -> str:
@@ -96,6 +105,17 @@ def _unregister(settings: ApiSettings, upload_id: str, source: IdentifiedSource)
         session.execute(delete(Video).where(Video.asset_id == source.asset_id))
 
 
+def _check_complete(settings: ApiSettings, upload: Upload) -> None:
+    """409 `upload_incomplete` when bytes were sent to the upload's URLs but not all of them."""
+    receiver = tus.upload_receiver(settings, upload)
+    if not receiver.is_complete():
+        offset = receiver.offset()
+        if offset:
+            raise Conflict({"message": f"the upload holds {offset} of its {upload.content_length} bytes: finish "
+                                       "it (PUT again, or resume at the tus URL), then commit", "offset": offset},
+                           code="upload_incomplete")
+
+
 def commit_upload(settings: ApiSettings, layout: DerivedLayout, instance: DagsterInstance, launcher: JobLauncher,
                   body: CommitRequest) -> dict[str, Any]:
     """Claim the upload, identify its file, register it and start its ingest unless the content is known."""
@@ -106,6 +126,7 @@ def commit_upload(settings: ApiSettings, layout: DerivedLayout, instance: Dagste
         raise NotFound("no such upload", code="upload_not_found")
     claimed_at = _claim(settings, upload)
     try:
+        _check_complete(settings, upload)
         path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id / upload.upload_id)
         source = identify_request(settings, body.org_id, path, body.weak_threshold_bytes,
                                   expected_size=upload.content_length)

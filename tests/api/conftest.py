@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import uuid4
 
+import httpx
 import pytest
 from dagster import DagsterInstance, instance_for_test
 from fastapi.testclient import TestClient
@@ -11,7 +12,9 @@ from fastapi.testclient import TestClient
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
 from heimdex_pipeline.catalog.db import migrate
+from tests.api.live import serve
 from tests.api.support import SECRET, Snapshot, bearer, commit, make_token, place
+from tests.api.uploads import LiveApi
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +106,13 @@ def asset(client: TestClient, auth: dict[str, str], org: str, clip: Path) -> tup
     response = commit(client, auth, org, upload_id, path)
     assert response.status_code == 200, response.text
     return response.json()["asset_id"], path
+
+
+@pytest.fixture
+def live(tmp_path, sqlite_url: str, dagster_instance: DagsterInstance, org: str) -> Iterator[LiveApi]:
+    """The API on local storage over real HTTP (immediate mode, SQLite catalog)."""
+    settings = ApiSettings(derived_root=tmp_path / "derived", database_url=sqlite_url, jwt_secret=SECRET,
+                           env="development", job_queue_backend="immediate", migrate_on_start=False,
+                           url_signing_key="u" * 32)
+    with serve(create_app(settings, instance=dagster_instance)) as url, httpx.Client(timeout=60) as http:
+        yield LiveApi(url, settings, dagster_instance, org, http)
