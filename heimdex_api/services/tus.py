@@ -156,6 +156,43 @@ def _write_block(append: Append, block: bytes, checksum: Any) -> None:
     append.write(block)
 
 
+class _BlockWriter:
+    """Gathers a request's chunks into blocks and writes each in a worker thread while the next arrives.
+
+    One block is written at a time, in order; receiving the next one meanwhile keeps the client
+    sending (the server reads only a little ahead of the app) and both cores busy.
+    """
+
+    def __init__(self, append: Append, checksum: Any) -> None:
+        self.append, self.checksum = append, checksum
+        self.block = bytearray()
+        self.received = 0
+        self.pending: asyncio.Future[None] | None = None
+
+    async def add(self, chunk: bytes) -> None:
+        self.block += chunk
+        self.received += len(chunk)
+        if len(self.block) >= BLOCK_BYTES:
+            await self._start()
+
+    async def _start(self) -> None:
+        await self.settle()
+        data, self.block = bytes(self.block), bytearray()
+        self.pending = asyncio.get_running_loop().run_in_executor(None, _write_block, self.append, data,
+                                                                  self.checksum)
+
+    async def settle(self) -> None:
+        """Wait for the block being written (its error, if any, is raised)."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            await pending
+
+    async def flush(self) -> None:
+        """Write what is left, and wait until every byte received is written."""
+        await self._start()
+        await self.settle()
+
+
 async def receive(settings: ApiSettings, upload: Upload, stream: AsyncIterator[bytes], *, offset: int,
                   restart: bool, checksum: tuple[Any, bytes] | None = None) -> int:
     """Append the request's bytes to the upload at `offset` (`restart`: the whole file from 0); the new offset.
@@ -177,29 +214,28 @@ async def receive(settings: ApiSettings, upload: Upload, stream: AsyncIterator[b
             raise Conflict({"message": f"the upload's bytes end at {exc.offset}, not at {offset}",
                             "offset": exc.offset}, code="upload_offset_mismatch") from None
         hasher = checksum[0] if checksum else None
-        block = bytearray()
+        writer = _BlockWriter(append, hasher)
         try:
             async for chunk in stream:
-                if append.offset + len(block) + len(chunk) > upload.content_length:
+                if append.start + writer.received + len(chunk) > upload.content_length:
                     raise PayloadTooLarge(f"more bytes than the upload's length, {upload.content_length}",
                                           code="upload_length_exceeded")
-                block += chunk
-                if len(block) >= BLOCK_BYTES:
-                    data, block = bytes(block), bytearray()
-                    await anyio.to_thread.run_sync(_write_block, append, data, hasher)
-            await anyio.to_thread.run_sync(_write_block, append, bytes(block), hasher)
+                await writer.add(chunk)
+            await writer.flush()
         except ClientDisconnect:
             # tus keeps what arrived, so the client resumes from there (HEAD); a PUT cut short
             # leaves an incomplete upload, which commit refuses (409 upload_incomplete). Bytes
             # under a checksum cannot be verified without the rest: they are dropped.
             if checksum is not None:
+                await writer.settle()
                 await anyio.to_thread.run_sync(append.drop)
                 return append.start
-            await anyio.to_thread.run_sync(_write_block, append, bytes(block), hasher)
+            await writer.flush()
             kept = await anyio.to_thread.run_sync(append.save)
             log.warning("upload.cut_short", offset=kept, length=upload.content_length)
             return kept
         except BaseException:
+            await writer.settle()
             await anyio.to_thread.run_sync(append.drop)
             raise
         if checksum is not None and hasher.digest() != checksum[1]:
