@@ -241,6 +241,14 @@ async def receive(settings: ApiSettings, upload: Upload, stream: AsyncIterator[b
         if checksum is not None and hasher.digest() != checksum[1]:
             await anyio.to_thread.run_sync(append.drop)
             raise ChecksumMismatch("the bytes do not match Upload-Checksum; nothing of them was kept")
+        if append.offset == upload.content_length:
+            # A commit that took the upload meanwhile is reading its file: this one must not replace it.
+            try:
+                await anyio.to_thread.run_sync(lambda: load_upload(settings, upload.org_id, upload.upload_id,
+                                                                   writable=True))
+            except ApiError:
+                await anyio.to_thread.run_sync(append.drop)
+                raise
         kept = await anyio.to_thread.run_sync(append.save)
     log.info("upload.received", offset=kept, length=upload.content_length, complete=kept == upload.content_length)
     return kept
