@@ -206,6 +206,7 @@ async def receive(settings: ApiSettings, upload: Upload, stream: AsyncIterator[b
     if lock.locked():
         raise Conflict("another request is writing this upload; ask HEAD for its offset", code="upload_busy")
     log = get_logger("api", org_id=upload.org_id, upload_id=upload.upload_id)
+    started = time.monotonic()
     async with lock:
         receiver = upload_receiver(settings, upload)
         try:
@@ -250,5 +251,6 @@ async def receive(settings: ApiSettings, upload: Upload, stream: AsyncIterator[b
                 await anyio.to_thread.run_sync(append.drop)
                 raise
         kept = await anyio.to_thread.run_sync(append.save)
-    log.info("upload.received", offset=kept, length=upload.content_length, complete=kept == upload.content_length)
+    log.info("upload.received", offset=kept, length=upload.content_length, complete=kept == upload.content_length,
+             received=kept - offset if not restart else kept, elapsed_s=round(time.monotonic() - started, 3))
     return kept
