@@ -150,7 +150,7 @@ def declared_length(header: str | None) -> int | None:
     return int(header)
 
 
-def _write_block(append: Append, block: bytes, checksum: Any) -> None:
+def _write_block(append: Append, block: bytes | bytearray, checksum: Any) -> None:
     if checksum is not None:
         checksum.update(block)
     append.write(block)
@@ -177,7 +177,7 @@ class _BlockWriter:
 
     async def _start(self) -> None:
         await self.settle()
-        data, self.block = bytes(self.block), bytearray()
+        data, self.block = self.block, bytearray()  # handed over whole, not copied
         self.pending = asyncio.get_running_loop().run_in_executor(None, _write_block, self.append, data,
                                                                   self.checksum)
 

@@ -47,7 +47,7 @@ class Append(ABC):
         """Where the upload's bytes would end if this append were saved."""
         return self.start + self.written
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         """Append `data` (the caller never writes past the upload's length)."""
         if self.offset + len(data) > self.length:
             raise ValueError("write past the upload's length")
@@ -55,7 +55,7 @@ class Append(ABC):
         self.written += len(data)
 
     @abstractmethod
-    def _write(self, data: bytes) -> None: ...
+    def _write(self, data: bytes | bytearray) -> None: ...
 
     @abstractmethod
     def save(self) -> int:
@@ -146,7 +146,7 @@ class LocalAppend(Append):
         super().__init__(start, receiver.length)
         self.receiver, self.file = receiver, file
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | bytearray) -> None:
         view = memoryview(data)
         while view:
             view = view[self.file.write(view):]
@@ -278,7 +278,7 @@ class S3Append(Append):
                                     PartNumber=number, Body=data)["ETag"]
         self.parts.append({"PartNumber": number, "ETag": etag, "size": len(data)})
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | bytearray) -> None:
         self.buffer += data
         size = self.receiver.part_bytes
         while len(self.buffer) >= size and sum(p["size"] for p in self.parts) + size < self.length:
