@@ -31,8 +31,8 @@ from heimdex_api.core.signing import UrlSigner
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Upload
 from heimdex_pipeline.logs import get_logger
-from heimdex_pipeline.storage.layout import upload_prefix
-from heimdex_pipeline.storage.receive import Append, LocalReceiver, OffsetMismatchError, UploadReceiver
+from heimdex_pipeline.storage import ObjectStore
+from heimdex_pipeline.storage.receive import Append, OffsetMismatchError, UploadReceiver
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "checksum,expiration,termination"
@@ -68,12 +68,12 @@ _locks: "WeakValueDictionary[str, asyncio.Lock]" = WeakValueDictionary()
 
 def upload_key(upload: Upload) -> str:
     """The key of the upload's file: `uploads/<org>/<upload_id>/<source_name>`."""
-    return f"{upload_prefix(upload.org_id, upload.upload_id)}{upload.source_name}"
+    return f"{upload.prefix}{upload.source_name}"
 
 
-def upload_receiver(settings: ApiSettings, upload: Upload) -> UploadReceiver:
-    """The receiver of the upload's bytes on the configured store."""
-    return LocalReceiver(settings.derived_root.resolve(), upload_key(upload), upload.content_length)
+def upload_receiver(store: ObjectStore, upload: Upload) -> UploadReceiver:
+    """The receiver of the upload's bytes on the store."""
+    return store.receiver(upload_key(upload), upload.content_length)
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ class _BlockWriter:
         await self.settle()
 
 
-async def receive(settings: ApiSettings, upload: Upload, stream: AsyncIterator[bytes], *, offset: int,
+async def receive(settings: ApiSettings, store: ObjectStore, upload: Upload, stream: AsyncIterator[bytes], *, offset: int,
                   restart: bool, checksum: tuple[Any, bytes] | None = None) -> int:
     """Append the request's bytes to the upload at `offset` (`restart`: the whole file from 0); the new offset.
 
@@ -208,7 +208,7 @@ async def receive(settings: ApiSettings, upload: Upload, stream: AsyncIterator[b
     log = get_logger("api", org_id=upload.org_id, upload_id=upload.upload_id)
     started = time.monotonic()
     async with lock:
-        receiver = upload_receiver(settings, upload)
+        receiver = upload_receiver(store, upload)
         try:
             append = await anyio.to_thread.run_sync(receiver.append, offset, restart)
         except OffsetMismatchError as exc:

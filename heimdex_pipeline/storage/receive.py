@@ -139,6 +139,10 @@ class LocalReceiver(UploadReceiver):
     def terminate(self) -> None:
         self.partial.unlink(missing_ok=True)
         self.target.unlink(missing_ok=True)
+        try:
+            self.target.parent.rmdir()  # the upload's folder, once nothing else is in it
+        except OSError:
+            pass
 
 
 class LocalAppend(Append):

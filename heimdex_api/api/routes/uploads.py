@@ -11,14 +11,13 @@ a changed byte answers 403. The tus routes are left out of the OpenAPI document:
 protocol of headers and bodiless answers (and a 460) that tus clients speak, not a JSON API.
 """
 
-import shutil
 from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Header, Request, Response
 from sqlalchemy import delete
 
-from heimdex_api.api.deps import SettingsDep
+from heimdex_api.api.deps import SettingsDep, StoreDep
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.errors import ApiError, Conflict, PayloadTooLarge
 from heimdex_api.schemas import UploadReceived
@@ -26,6 +25,7 @@ from heimdex_api.services import tus
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Upload
 from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.storage import ObjectStore
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
@@ -37,7 +37,7 @@ _BINARY_BODY = {"requestBody": {"required": True, "content": {
 
 @router.put("/{org_id}/{upload_id}", response_model=UploadReceived, openapi_extra=_BINARY_BODY,
             responses=error_responses("upload_put", authenticated=False))
-async def put_upload(org_id: str, upload_id: str, request: Request, settings: SettingsDep,
+async def put_upload(org_id: str, upload_id: str, request: Request, settings: SettingsDep, store: StoreDep,
                      expires: str | None = None, sig: str | None = None,
                      content_length: Annotated[str | None, Header(include_in_schema=False)] = None) -> dict[str, Any]:
     """Store the whole file: the body is the file's bytes, `content_length` of them (init's `upload_url`).
@@ -55,7 +55,7 @@ async def put_upload(org_id: str, upload_id: str, request: Request, settings: Se
     if declared is not None and declared < upload.content_length:
         raise tus.BadRequest(f"Content-Length {declared} is not the upload's content_length {upload.content_length}",
                              code="content_length_mismatch")
-    kept = await tus.receive(settings, upload, request.stream(), offset=0, restart=True)
+    kept = await tus.receive(settings, store, upload, request.stream(), offset=0, restart=True)
     if kept != upload.content_length:
         raise tus.BadRequest({"message": "the body ended before content_length bytes: the upload is incomplete",
                               "offset": kept}, code="upload_incomplete")
@@ -83,13 +83,13 @@ def tus_options(settings: SettingsDep) -> Response:
 
 
 @router.head("/{org_id}/{upload_id}/tus", include_in_schema=False)
-async def tus_head(org_id: str, upload_id: str, settings: SettingsDep, expires: str | None = None,
+async def tus_head(org_id: str, upload_id: str, settings: SettingsDep, store: StoreDep, expires: str | None = None,
                    sig: str | None = None, tus_resumable: Annotated[str | None, Header()] = None) -> Response:
     """The upload's offset and length (tus core), and when its URL expires (expiration)."""
     try:
         until = _tus_request(settings, org_id, upload_id, expires, sig, tus_resumable)
         upload = await anyio.to_thread.run_sync(lambda: tus.load_upload(settings, org_id, upload_id, writable=False))
-        offset = await anyio.to_thread.run_sync(tus.upload_receiver(settings, upload).offset)
+        offset = await anyio.to_thread.run_sync(tus.upload_receiver(store, upload).offset)
     except ApiError as exc:
         raise _tus_headers(exc) from None
     return Response(status_code=200, headers={
@@ -98,7 +98,7 @@ async def tus_head(org_id: str, upload_id: str, settings: SettingsDep, expires: 
 
 
 @router.patch("/{org_id}/{upload_id}/tus", status_code=204, include_in_schema=False)
-async def tus_patch(org_id: str, upload_id: str, request: Request, settings: SettingsDep,
+async def tus_patch(org_id: str, upload_id: str, request: Request, settings: SettingsDep, store: StoreDep,
                     expires: str | None = None, sig: str | None = None,
                     tus_resumable: Annotated[str | None, Header()] = None,
                     upload_offset: Annotated[str | None, Header()] = None,
@@ -117,32 +117,33 @@ async def tus_patch(org_id: str, upload_id: str, request: Request, settings: Set
         if declared is not None and offset + declared > upload.content_length:
             raise PayloadTooLarge(f"the body would end past the upload's length, {upload.content_length}",
                                       code="upload_length_exceeded")
-        kept = await tus.receive(settings, upload, request.stream(), offset=offset, restart=False, checksum=checksum)
+        kept = await tus.receive(settings, store, upload, request.stream(), offset=offset, restart=False, checksum=checksum)
     except ApiError as exc:
         raise _tus_headers(exc) from None
     return Response(status_code=204, headers={"Tus-Resumable": tus.TUS_VERSION, "Upload-Offset": str(kept),
                                               "Upload-Expires": tus.http_date(until)})
 
 
-def _terminate(settings: Any, upload: Upload) -> None:
+def _terminate(settings: Any, store: ObjectStore, upload: Upload) -> None:
+    """Forget the upload: its row (unless a commit took it), its bytes, whatever is under its prefix."""
     with session_scope(settings.catalog_url) as session:
         gone = session.execute(delete(Upload).where(Upload.upload_id == upload.upload_id,
                                                     Upload.status == "pending")).rowcount
     if gone != 1:
         raise Conflict("the upload is already committed", code="upload_already_committed")
-    receiver = tus.upload_receiver(settings, upload)
-    receiver.terminate()
-    shutil.rmtree(settings.derived_root.resolve() / receiver.folder, ignore_errors=True)
+    for stored in list(store.list(upload.prefix)):
+        store.delete(stored.key)
+    tus.upload_receiver(store, upload).terminate()
 
 
 @router.delete("/{org_id}/{upload_id}/tus", status_code=204, include_in_schema=False)
-async def tus_delete(org_id: str, upload_id: str, settings: SettingsDep, expires: str | None = None,
+async def tus_delete(org_id: str, upload_id: str, settings: SettingsDep, store: StoreDep, expires: str | None = None,
                      sig: str | None = None, tus_resumable: Annotated[str | None, Header()] = None) -> Response:
     """Forget the upload and its bytes (tus termination): commit then answers 404."""
     try:
         _tus_request(settings, org_id, upload_id, expires, sig, tus_resumable)
         upload = await anyio.to_thread.run_sync(lambda: tus.load_upload(settings, org_id, upload_id, writable=True))
-        await anyio.to_thread.run_sync(_terminate, settings, upload)
+        await anyio.to_thread.run_sync(_terminate, settings, store, upload)
     except ApiError as exc:
         raise _tus_headers(exc) from None
     get_logger("api", org_id=org_id, upload_id=upload_id).info("upload.terminated")
