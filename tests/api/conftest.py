@@ -1,6 +1,7 @@
 """Fixtures of the API tests: a real Dagster instance, SQLite and PostgreSQL catalogs, clients, tokens, clips."""
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
@@ -109,10 +110,29 @@ def asset(client: TestClient, auth: dict[str, str], org: str, clip: Path) -> tup
 
 
 @pytest.fixture
-def live(tmp_path, sqlite_url: str, dagster_instance: DagsterInstance, org: str) -> Iterator[LiveApi]:
+def local_live(tmp_path: Path, sqlite_url: str, dagster_instance: DagsterInstance, org: str) -> Iterator[LiveApi]:
     """The API on local storage over real HTTP (immediate mode, SQLite catalog)."""
-    settings = ApiSettings(derived_root=tmp_path / "derived", database_url=sqlite_url, jwt_secret=SECRET,
+    with _live_api(tmp_path, sqlite_url, dagster_instance, org) as live:
+        yield live
+
+
+@pytest.fixture(params=["local", "s3"])
+def live(request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: str, dagster_instance: DagsterInstance,
+         org: str) -> Iterator[LiveApi]:
+    """The API over real HTTP on each storage backend: local, and a fresh bucket of moto's S3 server."""
+    storage: dict[str, str] = {}
+    if request.param == "s3":
+        s3 = request.getfixturevalue("s3")
+        storage = {"storage": "s3", "s3_bucket": s3.new_bucket(), "s3_endpoint_url": s3.url}
+    with _live_api(tmp_path, sqlite_url, dagster_instance, org, **storage) as live:
+        yield live
+
+
+@contextmanager
+def _live_api(tmp_path: Path, database_url: str, instance: DagsterInstance, org: str,
+              **storage: str) -> Iterator[LiveApi]:
+    settings = ApiSettings(derived_root=tmp_path / "derived", database_url=database_url, jwt_secret=SECRET,
                            env="development", job_queue_backend="immediate", migrate_on_start=False,
-                           url_signing_key="u" * 32)
-    with serve(create_app(settings, instance=dagster_instance)) as url, httpx.Client(timeout=60) as http:
-        yield LiveApi(url, settings, dagster_instance, org, http)
+                           url_signing_key="u" * 32, **storage)
+    with serve(create_app(settings, instance=instance)) as url, httpx.Client(timeout=60) as http:
+        yield LiveApi(url, settings, instance, org, http)

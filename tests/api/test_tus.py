@@ -8,7 +8,6 @@ from pathlib import Path
 
 from tusclient.uploader import Uploader
 
-from tests.api.support import uri_path
 from tests.api.uploads import LiveApi
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -29,13 +28,13 @@ def test_a_stock_client_resumes_an_interrupted_upload(live: LiveApi, clip: Path)
     first = Uploader(str(clip), url=url, chunk_size=chunk, upload_checksum=True)
     first.upload_chunk()  # one chunk, then the client "dies"
     assert _offset(live, url) == chunk
-    assert not uri_path(answer["presigned"]["asset_uri"]).exists()
+    assert live.read(answer) is None
 
     resumed = Uploader(str(clip), url=url, chunk_size=chunk)  # a new client asks HEAD where to go on
     assert resumed.offset == chunk
     resumed.upload()
     assert _offset(live, url) == size
-    assert uri_path(answer["presigned"]["asset_uri"]).read_bytes() == clip.read_bytes()
+    assert live.read(answer) == clip.read_bytes()
     committed = live.commit(answer)
     assert committed.status_code == 200, committed.text
     assert live.job(committed.json()["job_id"])["status"] == "succeeded"
@@ -100,7 +99,8 @@ def test_bad_patches_are_refused_and_keep_nothing(live: LiveApi) -> None:
     sha256 = base64.b64encode(hashlib.sha256(data[1500:]).digest()).decode()
     last = patch(data[1500:], offset=1500, **{"Upload-Checksum": f"sha256 {sha256}"})
     assert (last.status_code, last.headers["Upload-Offset"]) == (204, str(len(data)))
-    assert uri_path(answer["presigned"]["asset_uri"]).read_bytes() == data
+    assert live.read(answer) == data
+    assert live.names(answer) == ["blob.bin"], "no hidden state left"
 
 
 def test_an_incomplete_upload_is_not_committed_and_terminated_is_gone(live: LiveApi, clip: Path) -> None:
@@ -112,14 +112,15 @@ def test_an_incomplete_upload_is_not_committed_and_terminated_is_gone(live: Live
     refused = live.commit(answer)
     assert (refused.status_code, refused.json()["error"]) == (409, "upload_incomplete")
     snapshot.assert_unchanged()
-    folder = uri_path(answer["presigned"]["asset_uri"]).parent
-    assert [p.name for p in folder.iterdir()] == [".clip.mp4.part"], "the sensor skips hidden names"
+    assert live.names(answer) and all(name.startswith(".") for name in live.names(answer)), \
+        "only hidden names, which the sensor skips"
 
     deleted = live.http.delete(url, headers=TUS)
     assert deleted.status_code == 204
-    assert not folder.exists()
+    assert live.names(answer) == []
     assert live.http.head(url, headers=TUS).status_code == 404
     gone = live.http.patch(url, content=data[100:], headers={**OCTETS, "Upload-Offset": "100"})
     assert (gone.status_code, gone.json()["error"]) == (404, "upload_not_found")
     assert live.commit(answer).json()["error"] == "upload_not_found"
-    assert live.http.put(answer["presigned"]["upload_url"], content=data).status_code == 404
+    if live.settings.storage == "local":  # S3's presigned PUT is the bucket's: it knows nothing of termination
+        assert live.http.put(answer["presigned"]["upload_url"], content=data).status_code == 404

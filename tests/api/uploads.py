@@ -4,12 +4,14 @@ import socket
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from dagster import DagsterInstance
 
 from heimdex_api.core.config import ApiSettings
+from heimdex_pipeline.storage import ObjectStore, store_from_settings
+from heimdex_pipeline.storage.local import LocalStore
 from tests.api.support import Snapshot, bearer, make_token
 
 
@@ -46,6 +48,30 @@ class LiveApi:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.settings, self.instance, self.org)
+
+    @property
+    def store(self) -> ObjectStore:
+        return store_from_settings(self.settings)
+
+    def key(self, answer: dict[str, Any]) -> str:
+        """The key of the upload's file (its name is the end of asset_uri)."""
+        return f"uploads/{self.org}/{answer['upload_id']}/{unquote(answer['presigned']['asset_uri'].rsplit('/', 1)[1])}"
+
+    def names(self, answer: dict[str, Any]) -> list[str]:
+        """Every name under the upload's prefix, hidden ones included."""
+        prefix = f"uploads/{self.org}/{answer['upload_id']}/"
+        store = self.store
+        if isinstance(store, LocalStore):
+            folder = store.path(prefix.rstrip("/"))
+            return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+        full = store.full_key(f"{prefix}x")[:-1]  # full_key takes keys, not prefixes
+        listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix=full)
+        return sorted(o["Key"].removeprefix(full) for o in listed.get("Contents", []))
+
+    def read(self, answer: dict[str, Any]) -> bytes | None:
+        """The upload's file, or None when there is none."""
+        key = self.key(answer)
+        return self.store.read_bytes(key) if self.store.stat(key) else None
 
 
 def cut_short_put(url: str, data: bytes, sent: int) -> None:
