@@ -19,7 +19,7 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.catalog.repository import register_source
 from heimdex_pipeline.logs import get_logger
-from heimdex_pipeline.storage import ObjectStore
+from heimdex_pipeline.storage import InvalidKeyError, ObjectStore
 from heimdex_pipeline.storage.layout import org_uploads_prefix, upload_prefix
 
 
@@ -111,7 +111,10 @@ def _unregister(settings: ApiSettings, upload_id: str, source: IdentifiedSource)
 
 def _check_complete(store: ObjectStore, upload: Upload) -> None:
     """409 `upload_incomplete` when bytes were sent to the upload's URLs but not all of them."""
-    receiver = tus.upload_receiver(store, upload)
+    try:
+        receiver = tus.upload_receiver(store, upload)
+    except InvalidKeyError:
+        return  # a folder tampered with on disk: reading the source answers for it (422 invalid_source_uri)
     if not receiver.is_complete():
         offset = receiver.offset()
         if offset:

@@ -308,7 +308,10 @@ class LocalStore(ObjectStore):
 
     # -- receiving -----------------------------------------------------------------------------
     def receiver(self, key: str, length: int) -> LocalReceiver:
-        self.path(key)  # checked: inside the root
+        # The folder must lie inside the root; the file itself is replaced by a rename, never followed.
+        folder = check_key(key).rpartition("/")[0]
+        if folder:
+            self.path(folder)
         return LocalReceiver(self.root, key, length)
 
     # -- health --------------------------------------------------------------------------------
