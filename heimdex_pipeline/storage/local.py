@@ -260,7 +260,15 @@ class LocalStore(ObjectStore):
 
     def prepare_prefix(self, prefix: str) -> None:
         """Make the folder of `prefix`, where a client copies its file."""
-        self.path(prefix.rstrip("/")).mkdir(parents=True, exist_ok=True)
+        folder = self.path(prefix.rstrip("/"))
+        try:
+            with disk_full_reported(folder.name):
+                folder.mkdir(parents=True, exist_ok=True)
+        except DiskFullError:
+            raise
+        except OSError as exc:
+            # The root is no folder we can write to (a file, a read-only mount): the storage's state, not the request's.
+            raise StorageUnavailableError("the storage root is not a writable folder") from exc
 
     @contextmanager
     def scratch_dir(self, prefix: str) -> Iterator[Path]:

@@ -253,3 +253,21 @@ def test_a_launched_api_run_is_not_requested_again(clips, derived_root, instance
     assert _requested(bucket.tick()) == []
     with session_scope(catalog_url) as session:
         assert session.get(Video, asset_id).run_launched_at is not None
+
+
+def test_a_video_whose_first_copy_is_gone_moves_to_the_new_one(clips, derived_root, instance, resources,
+                                                               catalog_url) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    first = bucket.drop(path, "org-demo/a.mp4")
+    (asset_id,) = bucket.settle()
+    bucket.drop(path, "org-demo/copy/b.mp4")
+    assert bucket.settle() == []
+    with session_scope(catalog_url) as session:
+        assert session.get(Video, asset_id).source_key == "uploads/org-demo/a.mp4"  # still there: kept
+    first.unlink()
+    bucket.drop(path, "org-demo/later/c.mp4")
+    assert bucket.settle() == []  # the same content: no second run
+    with session_scope(catalog_url) as session:
+        video = session.get(Video, asset_id)
+        assert (video.source_key, video.source_name) == ("uploads/org-demo/later/c.mp4", "c.mp4")
