@@ -11,6 +11,7 @@ Errors come out as the storage errors: `ObjectNotFoundError` for a missing objec
 """
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
@@ -66,10 +66,13 @@ _UNAVAILABLE_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
-def _redacted(url: str) -> str:
-    """An endpoint URL without any user:password part, fit for a message."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+# The user:password part of a URL, as botocore's messages may quote the endpoint.
+_USERINFO = re.compile(r"//[^/@\s]*@")
+
+
+def _redacted(text: str) -> str:
+    """`text` with the user:password part of every URL in it removed, fit for a message."""
+    return _USERINFO.sub("//", text)
 
 
 class S3Store(ObjectStore):
@@ -325,8 +328,8 @@ class S3Store(ObjectStore):
                 f"credential chain)", "storage_access_denied") from None
         except BotoCoreError as error:
             # Connection refused or reset, timeouts, a cut-off body: the endpoint is not usable now.
-            raise StorageUnavailableError(
-                f"cannot {doing} in S3 {self._where}: {type(error).__name__}: {error}", "storage_unavailable") from None
+            reason = f"{type(error).__name__}: {_redacted(str(error))}"
+            raise StorageUnavailableError(f"cannot {doing} in S3 {self._where}: {reason}", "storage_unavailable") from None
 
     def _client_error(self, error: ClientError, doing: str, key: str | None, bucket_request: bool) -> NoReturn:
         details = error.response.get("Error", {})
