@@ -12,10 +12,12 @@ at the target key: the partial state lives under hidden names (a segment startin
 which the sensor skips. The calls block (disk, network): the API runs them in worker threads.
 """
 
+import functools
 import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +184,18 @@ class LocalAppend(Append):
 # -- S3 -------------------------------------------------------------------------------------------
 
 
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an S3 method inside its receiver's `guard`, which turns the client's errors into storage errors."""
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        receiver = getattr(self, "receiver", self)
+        with receiver.guard(f"receive the upload {receiver.key}"):
+            return method(self, *args, **kwargs)
+
+    return call
+
+
 class S3Receiver(UploadReceiver):
     """An S3 multipart upload into `key`, its progress in the hidden `<folder>/.tus/state.json`.
 
@@ -195,9 +209,11 @@ class S3Receiver(UploadReceiver):
     """
 
     def __init__(self, client: Any, bucket: str, full_key: Callable[[str], str], key: str, length: int,
-                 part_bytes: int = S3_PART_BYTES) -> None:
+                 part_bytes: int = S3_PART_BYTES,
+                 guard: Callable[[str], AbstractContextManager[Any]] = lambda doing: nullcontext()) -> None:
         super().__init__(key, length)
-        self.client, self.bucket, self.full_key = client, bucket, full_key
+        # `guard(doing)`: the store's translation of boto3's errors (StorageUnavailableError: 503).
+        self.client, self.bucket, self.full_key, self.guard = client, bucket, full_key, guard
         # Enough parts for the whole length, each at least S3's minimum.
         self.part_bytes = max(part_bytes, S3_MIN_PART_BYTES, -(-length // S3_MAX_PARTS))
         self.state_key = full_key(f"{self.folder}.tus/state.json")
@@ -224,9 +240,11 @@ class S3Receiver(UploadReceiver):
         self.client.put_object(Bucket=self.bucket, Key=self.state_key, Body=json.dumps(state).encode(),
                                ContentType="application/json")
 
+    @_guarded
     def is_complete(self) -> bool:
         return self._exists(self.full_key(self.key))
 
+    @_guarded
     def offset(self) -> int:
         state = self.state()
         kept = sum(part["size"] for part in state["parts"]) + state["tail"]
@@ -234,6 +252,7 @@ class S3Receiver(UploadReceiver):
             return self.length
         return kept
 
+    @_guarded
     def append(self, offset: int, restart: bool = False) -> "S3Append":
         if restart:
             self._forget()
@@ -259,6 +278,7 @@ class S3Receiver(UploadReceiver):
         self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": self.tail_key},
                                                                            {"Key": self.state_key}]})
 
+    @_guarded
     def terminate(self) -> None:
         self._forget()
         self.client.delete_object(Bucket=self.bucket, Key=self.full_key(self.key))
@@ -282,6 +302,7 @@ class S3Append(Append):
                                     PartNumber=number, Body=data)["ETag"]
         self.parts.append({"PartNumber": number, "ETag": etag, "size": len(data)})
 
+    @_guarded
     def _write(self, data: bytes | bytearray) -> None:
         self.buffer += data
         size = self.receiver.part_bytes
@@ -290,6 +311,7 @@ class S3Append(Append):
             self._upload_part(bytes(self.buffer[:size]))
             del self.buffer[:size]
 
+    @_guarded
     def save(self) -> int:
         r = self.receiver
         if self.offset == self.length:
@@ -309,6 +331,7 @@ class S3Append(Append):
         r._save_state({"multipart": self.multipart, "parts": self.parts, "tail": len(self.buffer)})
         return self.offset
 
+    @_guarded
     def drop(self) -> None:
         # Nothing was recorded: the parts uploaded meanwhile are not in the state, and the next
         # append uploads its own under the same numbers.

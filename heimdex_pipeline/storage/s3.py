@@ -306,7 +306,7 @@ class S3Store(ObjectStore):
 
     # -- receiving -----------------------------------------------------------------------------
     def receiver(self, key: str, length: int) -> S3Receiver:
-        return S3Receiver(self.client, self.bucket, self.full_key, check_key(key), length)
+        return S3Receiver(self.client, self.bucket, self.full_key, check_key(key), length, guard=self._errors)
 
     # -- errors --------------------------------------------------------------------------------
     @contextmanager

@@ -1,6 +1,7 @@
 """UploadReceiver on disk and on S3 (moto's server): appends across requests, drops, completion, termination."""
 
 import os
+from uuid import uuid4
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from heimdex_pipeline.storage.receive import (
     S3Receiver,
     UploadReceiver,
 )
+from heimdex_pipeline.storage.errors import StorageUnavailableError
+from heimdex_pipeline.storage.s3 import S3Store
 from tests.s3_server import S3Endpoint
 
 KEY = "uploads/org-a/up_0123/clip.mp4"
@@ -91,3 +94,10 @@ def test_a_small_file_and_termination(make_receiver, request: pytest.FixtureRequ
     empty.terminate()
     empty.append(0).save()
     assert empty.is_complete() and request.node.read() == b""
+
+
+def test_s3_errors_are_storage_errors(s3: S3Endpoint) -> None:
+    store = S3Store(bucket=f"heimdex-missing-{uuid4().hex[:8]}", endpoint_url=s3.url)
+    with pytest.raises(StorageUnavailableError) as missing:
+        store.receiver(KEY, 10).offset()
+    assert missing.value.code == "storage_bucket_missing"
