@@ -31,8 +31,11 @@ _DESCRIPTIONS = {
     403: "The token lacks the scope, or names another org than the request.",
     404: "Nothing there; another org's object answers the same.",
     409: "The request conflicts with an earlier one.",
+    412: "A tus request of another protocol version than Tus-Resumable 1.0.0.",
     413: "The body, or the declared upload, is larger than the limit.",
+    415: "A tus PATCH without Content-Type application/offset+octet-stream.",
     422: "The request can never succeed as it is: `validation_error` (schema) or a business code.",
+    460: "tus checksum extension: the bytes do not match Upload-Checksum; nothing of them was kept.",
     503: "A service the request needs (Dagster, the catalog database, the storage, the media tools) is "
          "unavailable; retry.",
 }
@@ -43,7 +46,7 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "init": {400: _BAD_BODY, 403: _ORG, 413: (*_BODY_TOO_LARGE, "upload_too_large"),
              422: ("invalid_source_name",), 503: (*_DATABASE, *_STORAGE)},
     "commit": {400: _BAD_BODY, 403: _ORG, 404: ("upload_not_found", "source_not_found"),
-               409: ("upload_already_committed",), 413: _BODY_TOO_LARGE,
+               409: ("upload_already_committed", "upload_incomplete"), 413: _BODY_TOO_LARGE,
                422: (*_SOURCE, "content_length_mismatch"), 503: _JOB_503},
     "probe": {400: _BAD_BODY, 403: _ORG, 404: ("source_not_found",), 413: _BODY_TOO_LARGE, 422: _SOURCE,
               503: ("media_unavailable", *_STORAGE)},
@@ -59,6 +62,18 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
                  503: ("media_unavailable",)},
 }
 ROUTE_ERRORS["thumbnails_job"] = ROUTE_ERRORS["sidecar_job"]
+# The routes of an upload's signed URLs (api/routes/uploads.py): no bearer token, the URL is the credential.
+_SIGNED_URL = ("url_signature_invalid", "url_expired")
+_UPLOAD_WRITE = ("upload_already_committed", "upload_busy")
+ROUTE_ERRORS["upload_put"] = {
+    400: ("invalid_upload_header", "content_length_mismatch", "upload_incomplete"), 403: _SIGNED_URL,
+    404: ("upload_not_found",), 409: _UPLOAD_WRITE, 413: ("upload_length_exceeded",), 503: (*_DATABASE, *_STORAGE)}
+# tus at the resumable URL: documented here, not in the OpenAPI document (a protocol of headers).
+ROUTE_ERRORS["upload_tus"] = {
+    400: ("invalid_upload_header", "checksum_algorithm_unsupported"), 403: _SIGNED_URL,
+    404: ("upload_not_found",), 409: (*_UPLOAD_WRITE, "upload_offset_mismatch"), 412: ("tus_version_unsupported",),
+    413: ("upload_length_exceeded",), 415: ("unsupported_media_type",), 460: ("checksum_mismatch",),
+    503: (*_DATABASE, *_STORAGE)}
 
 
 def error_model(name: str, codes: tuple[str, ...]) -> type[BaseModel]:
@@ -73,17 +88,17 @@ def error_model(name: str, codes: tuple[str, ...]) -> type[BaseModel]:
     )
 
 
-def route_errors(route: str, *, validates: bool = True) -> dict[int, tuple[str, ...]]:
+def route_errors(route: str, *, validates: bool = True, authenticated: bool = True) -> dict[int, tuple[str, ...]]:
     """The codes `route` can answer by status: its row plus the authentication and validation ones."""
     row = ROUTE_ERRORS.get(route, {})
-    codes = {**row, 401: UNAUTHORIZED, 403: ("missing_scope", *row.get(403, ()))}
+    codes = {**row, 401: UNAUTHORIZED, 403: ("missing_scope", *row.get(403, ()))} if authenticated else dict(row)
     if validates:
         codes[422] = ("validation_error", *row.get(422, ()))
     return dict(sorted(codes.items()))
 
 
-def error_responses(route: str, *, validates: bool = True) -> dict[int | str, dict[str, Any]]:
-    """FastAPI's `responses=` for an authenticated route (`validates`: it has parameters or a body)."""
+def error_responses(route: str, *, validates: bool = True, authenticated: bool = True) -> dict[int | str, dict[str, Any]]:
+    """FastAPI's `responses=` for a route (`validates`: it has parameters or a body; `authenticated`: a bearer token)."""
     camel = "".join(part.title() for part in route.split("_"))
     return {status: {"model": error_model(f"{camel}Error{status}", codes), "description": _DESCRIPTIONS[status]}
-            for status, codes in route_errors(route, validates=validates).items()}
+            for status, codes in route_errors(route, validates=validates, authenticated=authenticated).items()}
