@@ -7,7 +7,6 @@ import os
 os.environ.setdefault("HEIMDEX_RETRY_DELAY_S", "0.2")
 os.environ.setdefault("HEIMDEX_RETRY_MAX_RETRIES", "3")
 
-import shutil  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
@@ -17,11 +16,10 @@ import psycopg  # noqa: E402
 import pytest  # noqa: E402
 from dagster import DagsterInstance, instance_for_test  # noqa: E402
 
-from heimdex_pipeline.catalog.db import make_engine, migrate, session_scope  # noqa: E402
-from heimdex_pipeline.catalog.repository import SourceObject, register_source  # noqa: E402
-from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file  # noqa: E402
+from heimdex_pipeline.catalog.db import make_engine, migrate  # noqa: E402
 from heimdex_pipeline.resources import CatalogResource, MediaStorage  # noqa: E402
 from heimdex_pipeline.media.synthetic import make_clip  # noqa: E402
+from tests.catalogue import catalogue_upload  # noqa: E402
 from tests.s3_server import S3Endpoint, s3_endpoint  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -134,22 +132,11 @@ def resources(storage: MediaStorage, catalog_url: str) -> dict:
 
 
 @pytest.fixture
-def upload(derived_root: Path, storage: MediaStorage, catalog_url: str,
-           instance: DagsterInstance) -> Callable[..., str]:
+def upload(storage: MediaStorage, catalog_url: str, instance: DagsterInstance) -> Callable[..., str]:
     """Copy a video into the bucket, catalogue it and add its partition, as an ingest does; return its asset id."""
 
     def place(source: Path, org_id: str = "org-demo", name: str | None = None) -> str:
-        key = f"uploads/{org_id}/manual/{name or source.name}"
-        target = derived_root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        content = hash_file(target, 1_000_000_000)
-        asset_id = asset_id_for(org_id, content)
-        stored = storage.store.stat(key)
-        with session_scope(catalog_url) as session:
-            register_source(session, storage.store, SourceObject.of(org_id, stored), asset_id, content, "test")
-        instance.add_dynamic_partitions("videos", [asset_id])
-        return asset_id
+        return catalogue_upload(storage.store, catalog_url, instance, source, org_id, name)
 
     return place
 

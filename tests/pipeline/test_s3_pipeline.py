@@ -3,7 +3,6 @@ everything the assets write, and the sensor watches the bucket's `uploads/`."""
 
 import json
 import tempfile
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,11 @@ from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_cont
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source
-from heimdex_pipeline.catalog.repository import SourceObject, register_source
-from heimdex_pipeline.media.fingerprint import asset_id_for, hash_content
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.sensors import upload_sensor
 from heimdex_pipeline.storage.layout import SIDECAR_SCHEMA_KEY, probe_key, sidecar_key, thumbnails_prefix
 from heimdex_pipeline.storage.s3 import S3Store
+from tests.catalogue import catalogue_upload
 from tests.s3_server import S3Endpoint
 
 ASSETS = [probe_metadata, scene_sidecar, thumbnails]
@@ -46,14 +44,7 @@ def test_ingest_job_reads_and_writes_the_bucket(clips, s3_storage: MediaStorage,
     store = s3_storage.store
     assert isinstance(store, S3Store)
     path, cuts = clips((2.0, 2.0, 2.5))
-    key = f"uploads/{ORG}/manual/clip.mp4"
-    store.write_file(key, path, "video/mp4")
-    stored = store.stat(key)
-    content = hash_content(stored.size_bytes, partial(store.iter_bytes, key), 1_000_000_000)
-    asset_id = asset_id_for(ORG, content)
-    with session_scope(catalog_url) as session:
-        register_source(session, store, SourceObject.of(ORG, stored), asset_id, content, "test")
-    instance.add_dynamic_partitions("videos", [asset_id])
+    asset_id = catalogue_upload(store, catalog_url, instance, path, ORG)
     before = _scratch_copies()
 
     assert materialize(ASSETS, partition_key=asset_id, instance=instance, resources=s3_resources).success
