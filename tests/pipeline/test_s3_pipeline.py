@@ -14,9 +14,11 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source
 from heimdex_pipeline.catalog.repository import SourceObject, register_source
 from heimdex_pipeline.media.fingerprint import asset_id_for, hash_content
+from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.sensors import upload_sensor
 from heimdex_pipeline.storage.layout import SIDECAR_SCHEMA_KEY, probe_key, sidecar_key, thumbnails_prefix
+from heimdex_pipeline.storage import s3 as s3_module
 from heimdex_pipeline.storage.s3 import S3Store
 from tests.s3_server import S3Endpoint
 
@@ -76,6 +78,28 @@ def test_ingest_job_reads_and_writes_the_bucket(clips, s3_storage: MediaStorage,
     sidecar = store.read_json(sidecar_key(ORG, asset_id))
     assert len(sidecar["thumbnails"]) == 2
     assert len(list(store.list(thumbnails_prefix(ORG, asset_id)))) == 2
+
+
+def test_the_probe_asset_reads_the_object_by_url(clips, s3_storage: MediaStorage, s3_resources: dict,
+                                                 catalog_url: str, instance: DagsterInstance,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`probe_metadata` reads the headers by a presigned URL: no scratch copy of the video is made."""
+    store = s3_storage.store
+    path, _ = clips((2.0, 2.0))
+    key = f"uploads/{ORG}/probed.mp4"
+    store.write_file(key, path, "video/mp4")
+    stored = store.stat(key)
+    content = hash_content(stored.size_bytes, partial(store.iter_bytes, key), 1_000_000_000)
+    asset_id = asset_id_for(ORG, content)
+    with session_scope(catalog_url) as session:
+        register_source(session, store, SourceObject.of(ORG, stored), asset_id, content, "test")
+    instance.add_dynamic_partitions("videos", [asset_id])
+
+    def no_copy(kind: str) -> None:
+        raise AssertionError(f"a scratch folder ({kind}) was made: the object was copied")
+    monkeypatch.setattr(s3_module, "_temporary_dir", no_copy)
+    assert materialize([probe_metadata], partition_key=asset_id, instance=instance, resources=s3_resources).success
+    assert store.read_json(probe_key(ORG, asset_id)) == probe_video(path)
 
 
 def _tick(instance: DagsterInstance, resources: dict, cursor: str | None) -> SensorResult | SkipReason:
