@@ -57,7 +57,8 @@ def identify(store: ObjectStore, org_id: str, key: str, weak_threshold_bytes: in
     422 `unsupported_format` for a playlist, manifest or anything else that is no video
     container, `media_limit_exceeded` beyond `limits` (frame size, duration, probe time; by
     default the settings'), `unreadable_media` otherwise. The hash streams the object's bytes
-    (only the three samples of a weak one), never a whole copy.
+    (only the three samples of a weak one) and the probe reads the object by its
+    URL on S3 (`ObjectStore.probe_input`): neither makes a whole copy.
     """
     found = store.stat(key)
     if found is None:
@@ -68,7 +69,8 @@ def identify(store: ObjectStore, org_id: str, key: str, weak_threshold_bytes: in
         raise Unprocessable({"message": "the file's size differs from content_length",
                              "content_length": expected_size, "size_bytes": found.size_bytes},
                             code="content_length_mismatch")
-    with store.media_input(key) as source:
+    # ffprobe reads the headers only: by the object's URL where the store has one, not a whole copy.
+    with store.probe_input(key) as source:
         probe = probe_for_client(source, limits)
     try:
         content = hash_content(found.size_bytes, partial(store.iter_bytes, key), weak_threshold_bytes)

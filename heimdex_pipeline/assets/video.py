@@ -110,7 +110,7 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, sto
     """ffprobe's view of the video, normalised: duration, size, frame rate, codec, rotation, streams."""
     video, log = _start(context, catalog, "probe")
     store = storage.store
-    with media_errors(log, "probe"), store.media_input(video.source_key) as source:
+    with media_errors(log, "probe"), store.probe_input(video.source_key) as source:
         probe = probe_video(source)
     key = probe_key(video.org_id, video.asset_id)
     store.write_json(key, probe)

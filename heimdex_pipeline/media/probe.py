@@ -1,4 +1,8 @@
-"""Probe metadata: ffprobe normalised to the fields Heimdex uses, checked against the limits."""
+"""Probe metadata: ffprobe normalised to the fields Heimdex uses, checked against the limits.
+
+ffprobe reads a local file, or an object of the store by the URL the store made for it
+(`ObjectStore.probe_input`): it reads the headers only, by range requests, not the whole object.
+"""
 
 import json
 from fractions import Fraction
@@ -7,7 +11,16 @@ from typing import Any
 
 from heimdex_pipeline.media.errors import UnreadableMediaError
 from heimdex_pipeline.media.limits import Deadline, MediaLimits, current_limits
-from heimdex_pipeline.media.tools import FFPROBE, input_args, input_url, require_file, run_tool
+from heimdex_pipeline.media.tools import (
+    FFPROBE,
+    Source,
+    as_source,
+    input_args,
+    input_url,
+    require_file,
+    run_tool,
+    source_name,
+)
 
 
 def _fraction(value: str | None) -> Fraction | None:
@@ -101,25 +114,28 @@ def normalize_probe(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_ffprobe(cmd: str, path: Path, options: list[str], limits: MediaLimits, deadline: Deadline) -> dict[str, Any]:
+def run_ffprobe(cmd: str, path: Source, options: list[str], limits: MediaLimits, deadline: Deadline) -> dict[str, Any]:
     """ffprobe's JSON answer with `options` (what to show), the input opened as every input is."""
     # Not `ffmpeg.probe`: it leaves an ffprobe that outlives its timeout running, and a hostile
     # file can keep one busy for good; `run_tool` kills it at the deadline.
-    args = [cmd, "-hide_banner", "-loglevel", "error", *options, "-of", "json", *input_args(limits), input_url(path)]
+    args = [cmd, "-hide_banner", "-loglevel", "error", *options, "-of", "json", *input_args(limits, path), input_url(path)]
     return json.loads(run_tool("ffprobe", args, path, deadline))
 
 
 def probe_video(path: Path | str, limits: MediaLimits | None = None) -> dict[str, Any]:
-    """The normalised probe document of a video file, within `limits` (by default the settings').
+    """The normalised probe document of a video file, or of an object by its store's URL
+    (`ObjectStore.probe_input`), within `limits` (by default the settings').
 
     Raises UnsupportedFormatError for a playlist, manifest or other non-container input,
     MediaLimitError for frames or a duration beyond the limits (MediaTimeoutError when ffprobe
     runs out of time), UnreadableMediaError for anything else that is not a readable video,
-    and TransientMediaError when the file is missing or ffprobe was cut off.
+    and TransientMediaError when the file is missing, the store behind a URL failed or
+    ffprobe was cut off.
     """
     limits = limits or current_limits()
+    path = as_source(path)
     require_file(path)
     raw = run_ffprobe(FFPROBE, path, ["-show_format", "-show_streams"], limits, limits.probe_deadline())
     probe = normalize_probe(raw)
-    limits.check(probe, path.name)
+    limits.check(probe, source_name(path))
     return probe

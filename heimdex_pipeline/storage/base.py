@@ -115,6 +115,12 @@ class ObjectStore(ABC):
         """What ffprobe, ffmpeg and PyAV open to read the object: a local path, or a URL of the
         store; valid until the context exits."""
 
+    def probe_input(self, key: str) -> AbstractContextManager[Path | str]:
+        """What ffprobe opens to read the object's headers: the object's own URL where the store
+        has one (read by range requests, never whole), else what `media_input` gives; valid until
+        the context exits."""
+        return self.media_input(key)
+
     @abstractmethod
     def presigned_get(self, key: str, expires_s: int) -> str | None:
         """A URL that fetches the object without other credentials, or None when the store has no

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -55,6 +55,8 @@ CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=30, retries={"max_attempt
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=64 * 2**20, multipart_chunksize=16 * 2**20, max_concurrency=4)
 # The local scratch folders (staged files, media copies): `<tmp>/heimdex-s3-<kind>-<pid>-*`.
 SCRATCH_PREFIX = "heimdex-s3-"
+# How long the presigned GET a probe reads lasts: more than the probe's deadline (120 s by default).
+PROBE_URL_S = 5 * 60
 # A read cut off mid-stream goes on where it stopped, this many times, from the same version.
 STREAM_RESUMES = 3
 
@@ -270,6 +272,11 @@ class S3Store(ObjectStore):
         and a second look that seeks), which costs HTTP round trips a local copy does not.
         """
         return self._scratch_copy(key)
+
+    def probe_input(self, key: str) -> AbstractContextManager[Path | str]:
+        """A presigned GET of the object, valid for PROBE_URL_S: ffprobe reads the headers by range
+        requests where a scratch copy would download the whole object. Nothing to clean up."""
+        return nullcontext(self.presigned_get(key, PROBE_URL_S))
 
     @contextmanager
     def _scratch_copy(self, key: str) -> Iterator[Path]:

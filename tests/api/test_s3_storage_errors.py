@@ -1,12 +1,16 @@
 """On S3, a bucket that does not exist, wrong credentials and an object of the bucket: what the API answers."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from moto.core.authorization import enable_iam_authentication
 
 from heimdex_api.core.config import ApiSettings
+from heimdex_api.services.media import identify_request
+from heimdex_pipeline.media.probe import probe_video
+from heimdex_pipeline.storage import s3 as s3_module
 from heimdex_pipeline.storage.s3 import S3Store
 from tests.api.support import bearer, make_token
 from tests.s3_server import S3Endpoint
@@ -17,6 +21,10 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 def _on_s3(settings: ApiSettings, s3: S3Endpoint, bucket: str) -> ApiSettings:
     return settings.model_copy(update={"storage": "s3", "s3_bucket": bucket, "s3_endpoint_url": s3.url})
+
+
+def _no_copy(kind: str) -> Iterator[Path]:
+    raise AssertionError(f"a scratch folder ({kind}) was made: the object was copied")
 
 
 def _probe(client: TestClient, auth: dict[str, str], org: str, bucket: str) -> dict:
@@ -49,7 +57,10 @@ def test_wrong_credentials_answer_503(make_client: Callable[..., TestClient], se
 
 
 def test_probe_reads_an_object_of_the_bucket(make_client: Callable[..., TestClient], settings: ApiSettings,
-                                             s3: S3Endpoint, auth: dict[str, str], org: str, clip) -> None:
+                                             s3: S3Endpoint, auth: dict[str, str], org: str, clip,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # ffprobe reads the object by a presigned URL and the hash streams it: no scratch copy is made.
+    monkeypatch.setattr(s3_module, "_temporary_dir", _no_copy)
     bucket = s3.new_bucket()
     S3Store(bucket, endpoint_url=s3.url).write_file(f"uploads/{org}/clip.mp4", clip, "video/mp4")
     client = make_client(_on_s3(settings, s3, bucket))
@@ -61,3 +72,14 @@ def test_probe_reads_an_object_of_the_bucket(make_client: Callable[..., TestClie
                 f"s3://{bucket}/uploads/{org}/a\x01.mp4", f"https://{bucket}.s3.amazonaws.com/uploads/{org}/clip.mp4"):
         refused = client.post("/v1/ingest/probe", headers=auth, json={"org_id": org, "source_uri": uri})
         assert (refused.status_code, refused.json()["error"]) == (422, "invalid_source_uri"), refused.text
+
+
+def test_identify_copies_nothing(settings: ApiSettings, s3: S3Endpoint, clip: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """What commit, probe and the job routes run on a client's object: probe and hash, no local copy."""
+    monkeypatch.setattr(s3_module, "_temporary_dir", _no_copy)
+    store = S3Store(s3.new_bucket(), endpoint_url=s3.url)
+    store.write_file("uploads/org-a/u1/clip.mp4", clip, "video/mp4")
+    found = identify_request(settings, store, "org-a", "uploads/org-a/u1/clip.mp4", 1024,
+                             expected_size=clip.stat().st_size)
+    assert found.probe == probe_video(clip) and found.content.quality == "weak"

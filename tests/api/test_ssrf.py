@@ -2,15 +2,17 @@
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from heimdex_api.core.config import ApiSettings
+from heimdex_pipeline.storage.s3 import S3Store
 from tests.api.live import Listener
 from tests.api.support import init_upload, uri_path
-
+from tests.s3_server import S3Endpoint
 
 
 def _uris(port: int, folder: Path) -> dict[str, str]:
@@ -89,4 +91,29 @@ def test_a_playlist_naming_a_url_is_not_followed(client: TestClient, auth: dict[
     for response in _post_everywhere(client, auth, org, upload_id, asset[0], (folder / name).as_uri()):
         assert response.status_code == 422, response.text
     time.sleep(0.5)
+    assert listener.connections == 0
+
+
+def test_on_s3_no_url_a_client_gives_is_fetched(make_client: Callable[..., TestClient], settings: ApiSettings,
+                                                s3: S3Endpoint, auth: dict[str, str], org: str,
+                                                listener: Listener, tmp_path: Path) -> None:
+    """On S3 the probe opens HTTP, but only the store's own presigned URLs: a client's http(s) URL is
+    refused before anything is fetched, and a playlist in the bucket naming one is not followed."""
+    bucket = s3.new_bucket()
+    client = make_client(settings.model_copy(update={"storage": "s3", "s3_bucket": bucket, "s3_endpoint_url": s3.url}))
+    upload_id = init_upload(client, auth, org, "clip.mp4", 100)["upload_id"]
+    for case, uri in _uris(listener.port, tmp_path).items():
+        body = {"org_id": org, "source_uri": uri}
+        for response in (client.post("/v1/ingest/probe", headers=auth, json=body),
+                         client.post("/v1/ingest/commit", headers=auth, json={**body, "upload_id": upload_id})):
+            assert (response.status_code, response.json()["error"]) == (422, "invalid_source_uri"), (case, uri)
+    segment = f"http://127.0.0.1:{listener.port}/segment.ts"
+    store = S3Store(bucket, endpoint_url=s3.url)
+    for name in ("index.m3u8", "clip.mp4"):
+        store.write_bytes(f"uploads/{org}/{name}",
+                          f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{segment}\n#EXT-X-ENDLIST\n".encode())
+        response = client.post("/v1/ingest/probe", headers=auth,
+                               json={"org_id": org, "source_uri": store.uri(f"uploads/{org}/{name}")})
+        assert (response.status_code, response.json()["error"]) == (422, "unsupported_format"), response.text
+    time.sleep(0.5)  # a connection in flight would be accepted by now
     assert listener.connections == 0

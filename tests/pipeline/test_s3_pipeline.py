@@ -11,9 +11,11 @@ from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_cont
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source
+from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.sensors import upload_sensor
 from heimdex_pipeline.storage.layout import SIDECAR_SCHEMA_KEY, probe_key, sidecar_key, thumbnails_prefix
+from heimdex_pipeline.storage import s3 as s3_module
 from heimdex_pipeline.storage.s3 import S3Store
 from tests.catalogue import catalogue_upload
 from tests.s3_server import S3Endpoint
@@ -67,6 +69,21 @@ def test_ingest_job_reads_and_writes_the_bucket(clips, s3_storage: MediaStorage,
     sidecar = store.read_json(sidecar_key(ORG, asset_id))
     assert len(sidecar["thumbnails"]) == 2
     assert len(list(store.list(thumbnails_prefix(ORG, asset_id)))) == 2
+
+
+def test_the_probe_asset_reads_the_object_by_url(clips, s3_storage: MediaStorage, s3_resources: dict,
+                                                 catalog_url: str, instance: DagsterInstance,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`probe_metadata` reads the headers by a presigned URL: no scratch copy of the video is made."""
+    store = s3_storage.store
+    path, _ = clips((2.0, 2.0))
+    asset_id = catalogue_upload(store, catalog_url, instance, path, ORG, "probed.mp4")
+
+    def no_copy(kind: str) -> None:
+        raise AssertionError(f"a scratch folder ({kind}) was made: the object was copied")
+    monkeypatch.setattr(s3_module, "_temporary_dir", no_copy)
+    assert materialize([probe_metadata], partition_key=asset_id, instance=instance, resources=s3_resources).success
+    assert store.read_json(probe_key(ORG, asset_id)) == probe_video(path)
 
 
 def _tick(instance: DagsterInstance, resources: dict, cursor: str | None) -> SensorResult | SkipReason:
