@@ -22,6 +22,8 @@ _IDEMPOTENCY = ("idempotency_conflict", "idempotency_in_progress")
 _SOURCE = ("invalid_source_uri", "empty_source", "unreadable_media", "unsupported_format", "media_limit_exceeded",
            "source_changed")
 _JOB_503 = ("dagster_unavailable", "media_unavailable", *_DATABASE)
+# What a storage backend that cannot be used answers (heimdex_pipeline.storage.StorageUnavailableError).
+_STORAGE = ("storage_unavailable", "storage_bucket_missing", "storage_access_denied")
 
 _DESCRIPTIONS = {
     400: "The body cannot be decoded at all.",
@@ -31,7 +33,8 @@ _DESCRIPTIONS = {
     409: "The request conflicts with an earlier one.",
     413: "The body, or the declared upload, is larger than the limit.",
     422: "The request can never succeed as it is: `validation_error` (schema) or a business code.",
-    503: "A service the request needs (Dagster, the catalog database, the media tools) is unavailable; retry.",
+    503: "A service the request needs (Dagster, the catalog database, the media tools, the storage) is "
+         "unavailable; retry.",
 }
 
 # Per route: the codes it can answer, by status, beyond the 401/403/422 every such route has.
@@ -47,15 +50,18 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "sidecar_job": {400: _BAD_BODY, 403: _ORG, 404: ("asset_not_found", "source_not_found"), 409: _IDEMPOTENCY,
                     413: _BODY_TOO_LARGE, 422: (*_SOURCE, "source_mismatch", "invalid_idempotency_key"),
                     503: _JOB_503},
-    "read_asset": {404: ("asset_not_found",), 503: _DATABASE},
-    "read_sidecar": {404: ("asset_not_found", "sidecar_not_found"), 503: _DATABASE},
+    # Their answers carry `url` fields (services/urls.py) and read the sidecar from the store.
+    "read_asset": {404: ("asset_not_found",), 503: (*_DATABASE, *_STORAGE)},
+    "read_sidecar": {404: ("asset_not_found", "sidecar_not_found"), 503: (*_DATABASE, *_STORAGE)},
     # Dagster's run storage lives in the same database as the catalog in production.
-    "read_job": {404: ("job_not_found",), 503: _DATABASE},
+    "read_job": {404: ("job_not_found",), 503: (*_DATABASE, *_STORAGE)},
     "metadata": {400: _BAD_BODY, 413: _BODY_TOO_LARGE,
                  422: ("empty_source", "unreadable_media", "unsupported_format", "media_limit_exceeded"),
                  503: ("media_unavailable",)},
 }
 ROUTE_ERRORS["thumbnails_job"] = ROUTE_ERRORS["sidecar_job"]
+# A download URL the API signed (services/urls.py, api/routes/files.py): no bearer token, the URL is the credential.
+ROUTE_ERRORS["download_file"] = {403: ("url_signature_invalid", "url_expired"), 404: ("file_not_found",)}
 
 
 def error_model(name: str, codes: tuple[str, ...]) -> type[BaseModel]:
@@ -70,17 +76,17 @@ def error_model(name: str, codes: tuple[str, ...]) -> type[BaseModel]:
     )
 
 
-def route_errors(route: str, *, validates: bool = True) -> dict[int, tuple[str, ...]]:
+def route_errors(route: str, *, validates: bool = True, authenticated: bool = True) -> dict[int, tuple[str, ...]]:
     """The codes `route` can answer by status: its row plus the authentication and validation ones."""
     row = ROUTE_ERRORS.get(route, {})
-    codes = {**row, 401: UNAUTHORIZED, 403: ("missing_scope", *row.get(403, ()))}
+    codes = {**row, 401: UNAUTHORIZED, 403: ("missing_scope", *row.get(403, ()))} if authenticated else dict(row)
     if validates:
         codes[422] = ("validation_error", *row.get(422, ()))
     return dict(sorted(codes.items()))
 
 
-def error_responses(route: str, *, validates: bool = True) -> dict[int | str, dict[str, Any]]:
-    """FastAPI's `responses=` for an authenticated route (`validates`: it has parameters or a body)."""
+def error_responses(route: str, *, validates: bool = True, authenticated: bool = True) -> dict[int | str, dict[str, Any]]:
+    """FastAPI's `responses=` for a route (`validates`: it has parameters or a body; `authenticated`: a bearer token)."""
     camel = "".join(part.title() for part in route.split("_"))
     return {status: {"model": error_model(f"{camel}Error{status}", codes), "description": _DESCRIPTIONS[status]}
-            for status, codes in route_errors(route, validates=validates).items()}
+            for status, codes in route_errors(route, validates=validates, authenticated=authenticated).items()}
