@@ -16,10 +16,11 @@ from heimdex_api.core.limits import BodyLimitMiddleware
 from heimdex_api.services.pipeline import JobLauncher, make_launcher
 from heimdex_pipeline.catalog.db import migrate
 from heimdex_pipeline.logs import configure_logging
+from heimdex_pipeline.storage import ObjectStore, store_from_settings
 
 
 class Runtime:
-    """The Dagster instance and launcher, made on first use so that the app starts without them."""
+    """The Dagster instance, launcher and object store, made on first use so that the app starts without them."""
 
     def __init__(self, settings: ApiSettings, instance: DagsterInstance | None,
                  launcher: JobLauncher | None) -> None:
@@ -28,6 +29,11 @@ class Runtime:
             self.instance = instance
         if launcher is not None:
             self.launcher = launcher
+
+    @cached_property
+    def store(self) -> ObjectStore:
+        """The storage the settings configure, one for the app's every request."""
+        return store_from_settings(self._settings)
 
     @cached_property
     def instance(self) -> DagsterInstance:
@@ -61,7 +67,7 @@ def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
-            migrate(settings.catalog_url)
+            migrate(settings.catalog_url, derived_root=settings.derived_root)
         yield
 
     app = FastAPI(title="Heimdex API", version="1.0.0", lifespan=lifespan,

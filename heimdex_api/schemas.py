@@ -185,7 +185,8 @@ class EnvCheckResponse(BaseModel):
     pyscenedetect: bool
     database: bool
     dagster_instance: bool
-    derived_writable: bool
+    derived_writable: bool = Field(description="The storage is usable (kept under its first name: the derived root).")
+    storage: bool = Field(description="The storage (HEIMDEX_STORAGE: the derived root or the bucket) is usable.")
 
 
 class StreamSummary(BaseModel):

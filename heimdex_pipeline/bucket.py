@@ -1,85 +1,79 @@
-"""The upload bucket: which files are there, and which of them are new, settled and unknown.
+"""The upload bucket: which objects are there, and which of them are new, settled and unknown.
 
-A file is taken once its size and modification time are the same on two consecutive
-looks, so a copy still being written is left alone until it is complete.
+On a store whose objects may be listed while still being written (a folder on disk), an object
+is taken once its size and version are the same on two consecutive looks, so a copy still in
+progress is left alone until it is complete. A bucket shows only whole objects: taken at once.
 """
 
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from heimdex_pipeline.catalog.repository import SourceFile
-from heimdex_pipeline.storage import is_org_id
+from heimdex_pipeline.catalog.repository import SourceObject
+from heimdex_pipeline.storage import ObjectStore
+from heimdex_pipeline.storage.layout import UPLOADS, key_problem, upload_org
 
 # Names that download tools and copy programs use while a file is still being written.
 PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", ".filepart")
 
 
-def _is_candidate(name: str) -> bool:
-    return not name.startswith(".") and not name.lower().endswith(PARTIAL_SUFFIXES)
+def _is_candidate(key: str) -> bool:
+    """Whether a key may be ingested: a valid key, no segment hidden or partial."""
+    return key_problem(key) is None and not any(
+        segment.startswith(".") or segment.lower().endswith(PARTIAL_SUFFIXES) for segment in key.split("/"))
 
 
-def _walk(directory: str) -> Iterator[os.DirEntry[str]]:
-    try:
-        entries = list(os.scandir(directory))
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return
-    for entry in entries:
-        if not _is_candidate(entry.name):
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(entry.path)
-        elif entry.is_file(follow_symlinks=False):
-            yield entry
+def scan_bucket(store: ObjectStore) -> Iterator[SourceObject]:
+    """Every candidate object under `uploads/<org_id>/` of a valid org, in key order, as the store lists them."""
+    for stored in store.list(f"{UPLOADS}/"):
+        org_id = upload_org(stored.key)
+        if org_id is not None and _is_candidate(stored.key):
+            yield SourceObject.of(org_id, stored)
 
 
-def scan_bucket(uploads_root: Path) -> Iterator[SourceFile]:
-    """Every regular file under `<uploads>/<org_id>/`, symlinks and hidden or partial files left out."""
-    try:
-        orgs = [e for e in os.scandir(uploads_root) if e.is_dir(follow_symlinks=False) and is_org_id(e.name)]
-    except FileNotFoundError:
-        return
-    for org in orgs:
-        for entry in _walk(org.path):
-            try:
-                stat = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            yield SourceFile(org_id=org.name, path=Path(entry.path), size_bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
+def observation(source: SourceObject) -> str:
+    """A short digest of an object's key, size and version: equal on two looks means it is settled."""
+    seen = f"{source.key}\x00{source.size_bytes}\x00{source.version}".encode()
+    return hashlib.blake2b(seen, digest_size=8).hexdigest()
 
 
-def observation(source: SourceFile) -> str:
-    """A short digest of a file's path, size and mtime: equal on two looks means it is settled."""
-    key = f"{source.path}\x00{source.size_bytes}\x00{source.mtime_ns}".encode()
-    return hashlib.blake2b(key, digest_size=8).hexdigest()
+def _upload_prefix_of(key: str) -> str:
+    """The prefix an API upload holding `key` would have reserved: `uploads/<org>/<upload_id>/`."""
+    return "/".join(key.split("/")[:3]) + "/"
 
 
 @dataclass
 class BucketReview:
-    """What one look at the bucket found: files ready to identify, and files to look at again."""
+    """What one look at the bucket found: objects ready to identify, and objects to look at again."""
 
-    settled: list[SourceFile] = field(default_factory=list)
+    settled: list[SourceObject] = field(default_factory=list)
     unsettled: list[str] = field(default_factory=list)
+    # Whether an object must be seen twice unchanged before it is taken (ObjectStore.objects_appear_whole).
+    settle: bool = True
+
+    def defer(self, source: SourceObject) -> None:
+        """Leave an object for the next look; it is remembered only where it must settle."""
+        if self.settle:
+            self.unsettled.append(observation(source))
 
 
-def review_bucket(files: Iterator[SourceFile], known: dict[str, tuple[int, int]], reserved_dirs: set[str],
-                  previous: set[str], limit: int) -> BucketReview:
-    """Sort the bucket's files: skip known and API-reserved ones, take at most `limit` settled ones.
+def review_bucket(objects: Iterator[SourceObject], known: dict[str, tuple[int, str]], reserved_prefixes: set[str],
+                  previous: set[str], limit: int, settle: bool = True) -> BucketReview:
+    """Sort the bucket's objects: skip empty, known and API-reserved ones, take at most `limit` settled ones.
 
-    `previous` holds the observations of the last look; a file whose observation is in it has
-    not changed since, and is settled. Everything else new is remembered for the next look.
+    With `settle`, `previous` holds the observations of the last look; an object whose observation
+    is in it has not changed since, and is settled. Everything else new is remembered for the next
+    look. Without it, every new object is settled at once, and only the digests of objects still
+    changing are ever kept: none.
     """
-    review = BucketReview()
-    for source in files:
-        if source.size_bytes == 0 or known.get(str(source.path)) == (source.size_bytes, source.mtime_ns):
+    review = BucketReview(settle=settle)
+    for source in objects:
+        if source.size_bytes == 0 or known.get(source.key) == (source.size_bytes, source.version):
             continue
-        if str(source.path.parent) in reserved_dirs:
+        if _upload_prefix_of(source.key) in reserved_prefixes:
             continue
-        seen = observation(source)
-        if seen in previous and len(review.settled) < limit:
+        if len(review.settled) < limit and (not settle or observation(source) in previous):
             review.settled.append(source)
         else:
-            review.unsettled.append(seen)
+            review.defer(source)
     return review

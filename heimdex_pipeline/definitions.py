@@ -4,7 +4,7 @@ from dagster import Definitions
 
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.jobs import ingest_video_job, sidecar_job, thumbnails_job
-from heimdex_pipeline.resources import CatalogResource, DerivedStorage
+from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.sensors import upload_sensor
 from heimdex_pipeline.settings import get_settings
 
@@ -16,6 +16,6 @@ defs = Definitions(
     sensors=[upload_sensor],
     resources={
         "catalog": CatalogResource(database_url=_settings.catalog_url),
-        "derived": DerivedStorage(root=str(_settings.derived_root.resolve())),
+        "storage": MediaStorage.from_settings(_settings),
     },
 )

@@ -61,11 +61,6 @@ class PipelineSettings(BaseSettings):
                     "longer than any commit takes, so that a commit in flight is never raced.")
 
     @property
-    def uploads_root(self) -> Path:
-        """The upload bucket the sensor watches: `<derived>/uploads/<org_id>/...`."""
-        return self.derived_root / "uploads"
-
-    @property
     def catalog_url(self) -> str:
         """The catalog's database URL, defaulting to SQLite beside the derived files."""
         if self.database_url:

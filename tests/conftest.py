@@ -18,9 +18,9 @@ import pytest  # noqa: E402
 from dagster import DagsterInstance, instance_for_test  # noqa: E402
 
 from heimdex_pipeline.catalog.db import make_engine, migrate, session_scope  # noqa: E402
-from heimdex_pipeline.catalog.repository import SourceFile, register_source  # noqa: E402
+from heimdex_pipeline.catalog.repository import SourceObject, register_source  # noqa: E402
 from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file  # noqa: E402
-from heimdex_pipeline.resources import CatalogResource, DerivedStorage  # noqa: E402
+from heimdex_pipeline.resources import CatalogResource, MediaStorage  # noqa: E402
 from heimdex_pipeline.media.synthetic import make_clip  # noqa: E402
 from tests.s3_server import S3Endpoint, s3_endpoint  # noqa: E402
 
@@ -122,24 +122,32 @@ def instance(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
 
 
 @pytest.fixture
-def resources(derived_root: Path, catalog_url: str) -> dict:
-    """The definitions' resources, pointed at this test's catalog and derived root."""
-    return {"catalog": CatalogResource(database_url=catalog_url), "derived": DerivedStorage(root=str(derived_root))}
+def storage(derived_root: Path) -> MediaStorage:
+    """The local storage of this test's derived root, as the definitions' `storage` resource."""
+    return MediaStorage(backend="local", root=str(derived_root))
 
 
 @pytest.fixture
-def upload(derived_root: Path, catalog_url: str, instance: DagsterInstance) -> Callable[..., str]:
+def resources(storage: MediaStorage, catalog_url: str) -> dict:
+    """The definitions' resources, pointed at this test's catalog and derived root."""
+    return {"catalog": CatalogResource(database_url=catalog_url), "storage": storage}
+
+
+@pytest.fixture
+def upload(derived_root: Path, storage: MediaStorage, catalog_url: str,
+           instance: DagsterInstance) -> Callable[..., str]:
     """Copy a video into the bucket, catalogue it and add its partition, as an ingest does; return its asset id."""
 
     def place(source: Path, org_id: str = "org-demo", name: str | None = None) -> str:
-        target = derived_root / "uploads" / org_id / "manual" / (name or source.name)
+        key = f"uploads/{org_id}/manual/{name or source.name}"
+        target = derived_root / key
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         content = hash_file(target, 1_000_000_000)
         asset_id = asset_id_for(org_id, content)
-        stat = target.stat()
+        stored = storage.store.stat(key)
         with session_scope(catalog_url) as session:
-            register_source(session, SourceFile(org_id, target, stat.st_size, stat.st_mtime_ns), asset_id, content, "test")
+            register_source(session, storage.store, SourceObject.of(org_id, stored), asset_id, content, "test")
         instance.add_dynamic_partitions("videos", [asset_id])
         return asset_id
 

@@ -13,7 +13,7 @@ from heimdex_api.core.errors import Unauthorized
 from heimdex_api.core.security import Principal, decode_token
 from heimdex_api.services.pipeline import JobLauncher
 from heimdex_pipeline.catalog.db import session_scope
-from heimdex_pipeline.storage import DerivedLayout
+from heimdex_pipeline.storage import ObjectStore
 
 
 def get_settings(request: Request) -> ApiSettings:
@@ -28,8 +28,8 @@ def get_db(settings: SettingsDep) -> Iterator[Session]:
         yield session
 
 
-def get_layout(settings: SettingsDep) -> DerivedLayout:
-    return DerivedLayout(settings.derived_root.resolve())
+def get_store(request: Request) -> ObjectStore:
+    return request.app.state.runtime.store
 
 
 def get_instance(request: Request) -> DagsterInstance:
@@ -52,7 +52,7 @@ def get_principal(settings: SettingsDep,
 
 
 SessionDep = Annotated[Session, Depends(get_db)]
-LayoutDep = Annotated[DerivedLayout, Depends(get_layout)]
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
 InstanceDep = Annotated[DagsterInstance, Depends(get_instance)]
 LauncherDep = Annotated[JobLauncher, Depends(get_launcher)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -17,13 +17,13 @@ _BODY_TOO_LARGE = ("payload_too_large",)
 # FastAPI answers 400 for a body it cannot decode at all (not UTF-8, a broken multipart).
 _BAD_BODY = ("invalid_body",)
 _DATABASE = ("database_unavailable",)
+# What a storage that cannot be used answers (StorageUnavailableError's codes), on every route that touches it.
+_STORAGE = ("storage_unavailable", "storage_bucket_missing", "storage_access_denied")
 _IDEMPOTENCY = ("idempotency_conflict", "idempotency_in_progress")
 # What reading a client's file can answer (services/media.py, services/sources.py).
 _SOURCE = ("invalid_source_uri", "empty_source", "unreadable_media", "unsupported_format", "media_limit_exceeded",
            "source_changed")
-_JOB_503 = ("dagster_unavailable", "media_unavailable", *_DATABASE)
-# What a storage backend that cannot be used answers (heimdex_pipeline.storage.StorageUnavailableError).
-_STORAGE = ("storage_unavailable", "storage_bucket_missing", "storage_access_denied")
+_JOB_503 = ("dagster_unavailable", "media_unavailable", *_DATABASE, *_STORAGE)
 
 _DESCRIPTIONS = {
     400: "The body cannot be decoded at all.",
@@ -33,7 +33,7 @@ _DESCRIPTIONS = {
     409: "The request conflicts with an earlier one.",
     413: "The body, or the declared upload, is larger than the limit.",
     422: "The request can never succeed as it is: `validation_error` (schema) or a business code.",
-    503: "A service the request needs (Dagster, the catalog database, the media tools, the storage) is "
+    503: "A service the request needs (Dagster, the catalog database, the storage, the media tools) is "
          "unavailable; retry.",
 }
 
@@ -41,16 +41,15 @@ _DESCRIPTIONS = {
 ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "env_check": {503: _DATABASE},
     "init": {400: _BAD_BODY, 403: _ORG, 413: (*_BODY_TOO_LARGE, "upload_too_large"),
-             422: ("invalid_source_name",), 503: _DATABASE},
+             422: ("invalid_source_name",), 503: (*_DATABASE, *_STORAGE)},
     "commit": {400: _BAD_BODY, 403: _ORG, 404: ("upload_not_found", "source_not_found"),
                409: ("upload_already_committed",), 413: _BODY_TOO_LARGE,
                422: (*_SOURCE, "content_length_mismatch"), 503: _JOB_503},
     "probe": {400: _BAD_BODY, 403: _ORG, 404: ("source_not_found",), 413: _BODY_TOO_LARGE, 422: _SOURCE,
-              503: ("media_unavailable",)},
+              503: ("media_unavailable", *_STORAGE)},
     "sidecar_job": {400: _BAD_BODY, 403: _ORG, 404: ("asset_not_found", "source_not_found"), 409: _IDEMPOTENCY,
                     413: _BODY_TOO_LARGE, 422: (*_SOURCE, "source_mismatch", "invalid_idempotency_key"),
                     503: _JOB_503},
-    # Their answers carry `url` fields (services/urls.py) and read the sidecar from the store.
     "read_asset": {404: ("asset_not_found",), 503: (*_DATABASE, *_STORAGE)},
     "read_sidecar": {404: ("asset_not_found", "sidecar_not_found"), 503: (*_DATABASE, *_STORAGE)},
     # Dagster's run storage lives in the same database as the catalog in production.

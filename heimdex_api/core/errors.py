@@ -11,7 +11,9 @@
 
 Database errors are not raised as ApiError: a lost PostgreSQL connection surfaces as SQLAlchemy's
 or dagster-postgres's exception anywhere, and `_database_error` answers it 503
-`database_unavailable` with `Retry-After`.
+`database_unavailable` with `Retry-After`. Likewise a storage that cannot be used raises
+StorageUnavailableError wherever it is touched: `_storage_error` answers 503 with its code
+(`storage_unavailable`, `storage_bucket_missing`, `storage_access_denied`) and `Retry-After`.
 """
 
 from collections.abc import Iterable, Iterator
@@ -27,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from heimdex_pipeline.catalog.db import is_unavailable
 from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.storage import StorageUnavailableError
 
 
 class ApiError(Exception):
@@ -136,6 +139,13 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
                           {"Retry-After": str(RETRY_AFTER_S)})
 
 
+async def _storage_error(request: Request, exc: StorageUnavailableError) -> JSONResponse:
+    # The store's message says what failed (no bucket, access denied, no answer), never a secret.
+    get_logger("api").warning("api.storage_unavailable", path=request.url.path, code=exc.code, error=str(exc))
+    return error_response(503, exc.code, f"the storage cannot be used: {exc}; retry later",
+                          {"Retry-After": str(RETRY_AFTER_S)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error of the app answer in the `{"error", "detail"}` shape."""
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
@@ -143,4 +153,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(DagsterPostgresException, _database_error)
+    app.add_exception_handler(StorageUnavailableError, _storage_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unhandled)

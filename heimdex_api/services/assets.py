@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 from dagster import DagsterInstance
@@ -13,13 +12,14 @@ from heimdex_api.core.errors import NotFound, Unprocessable
 from heimdex_api.schemas import SourceRequest, ThumbnailsRequest
 from heimdex_api.services.media import IdentifiedSource, identify_request
 from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, latest_run_status, start_run
-from heimdex_api.services.sources import resolve_source_uri
+from heimdex_api.services.sources import source_key
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.catalog.repository import get_video, register_source
 from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
-from heimdex_pipeline.storage import DerivedLayout
+from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
+from heimdex_pipeline.storage.layout import org_uploads_prefix, sidecar_key, sidecar_storage_key
 
 # What an asset without a sidecar says, by the state of its newest run.
 _PENDING_STATUS = {"running": "processing", "failed": "failed", "canceled": "failed"}
@@ -33,18 +33,23 @@ def find_video(session: Session, asset_id: str, org_id: str) -> Video:
     return video
 
 
+def asset_status(store: ObjectStore, org_id: str, asset_id: str) -> str:
+    """`ready` once the video's sidecar exists, else `queued`."""
+    return "ready" if store.stat(sidecar_key(org_id, asset_id)) is not None else "queued"
+
+
 def thumbnail_config(body: ThumbnailsRequest) -> dict[str, Any]:
     """The run config of the `thumbnails` asset for the request's policy (unset fields keep defaults)."""
     policy = body.policy.model_dump(exclude_none=True) if body.policy else {}
     return {"ops": {"thumbnails": {"config": policy}}} if policy else {}
 
 
-def _identify(settings: ApiSettings, layout: DerivedLayout, body: SourceRequest) -> IdentifiedSource:
-    path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id)
-    return identify_request(settings, body.org_id, path, body.weak_threshold_bytes)
+def _identify(settings: ApiSettings, store: ObjectStore, body: SourceRequest) -> IdentifiedSource:
+    key = source_key(store, body.source_uri, org_uploads_prefix(body.org_id))
+    return identify_request(settings, store, body.org_id, key, body.weak_threshold_bytes)
 
 
-def prepare_job(settings: ApiSettings, layout: DerivedLayout, asset_id: str, body: SourceRequest,
+def prepare_job(settings: ApiSettings, store: ObjectStore, asset_id: str, body: SourceRequest,
                 job_type: str) -> JobRequest:
     """Check that `source_uri` is the asset's content in the org's uploads, and say which run to start.
 
@@ -58,24 +63,24 @@ def prepare_job(settings: ApiSettings, layout: DerivedLayout, asset_id: str, bod
     with session_scope(settings.catalog_url) as session:
         video = get_video(session, asset_id)
     if video is not None and video.org_id == body.org_id:
-        source = _identify(settings, layout, body)
+        source = _identify(settings, store, body)
         if source.asset_id != asset_id:
             raise Unprocessable({"message": "source_uri holds other content than this asset",
                                  "asset_id": source.asset_id}, code="source_mismatch")
     else:
         try:
-            source = _identify(settings, layout, body)
+            source = _identify(settings, store, body)
         except (NotFound, Unprocessable):
             source = None
         # An asset id names one org's content: another org's video can never match the caller's file.
         if source is None or source.asset_id != asset_id or video is not None:
             raise NotFound("no such asset", code="asset_not_found")
     with session_scope(settings.catalog_url) as session:
-        register_source(session, source.file, asset_id, source.content, origin="api")
+        register_source(session, store, source.file, asset_id, source.content, origin="api")
     job_name, run_config = JOB_NAMES[job_type], {}
     if isinstance(body, ThumbnailsRequest):
         run_config = thumbnail_config(body)
-        if not layout.sidecar(body.org_id, asset_id).is_file():
+        if asset_status(store, body.org_id, asset_id) != "ready":
             # The thumbnails need the scenes: without a sidecar, run the whole ingest with this policy.
             job_name = JOB_NAMES["ingest"]
     return JobRequest(job_type=job_type, asset_id=asset_id, org_id=body.org_id, job_name=job_name,
@@ -91,34 +96,34 @@ def start_job(settings: ApiSettings, instance: DagsterInstance, launcher: JobLau
     return {"job_id": job_id, "location": f"/v1/jobs/{job_id}"}
 
 
-def _sidecar_bytes(layout: DerivedLayout, video: Video) -> bytes | None:
+def _sidecar_bytes(store: ObjectStore, video: Video) -> bytes | None:
     try:
-        return layout.sidecar(video.org_id, video.asset_id).read_bytes()
-    except FileNotFoundError:
+        return store.read_bytes(sidecar_key(video.org_id, video.asset_id))
+    except ObjectNotFoundError:
         return None
 
 
-def asset_view(instance: DagsterInstance, layout: DerivedLayout, video: Video) -> dict[str, Any]:
+def asset_view(instance: DagsterInstance, store: ObjectStore, video: Video) -> dict[str, Any]:
     """The contract's asset answer: `ready` once the sidecar exists, else the state of its newest run."""
-    raw = _sidecar_bytes(layout, video)
+    raw = _sidecar_bytes(store, video)
     sidecar, thumbnails = None, []
     if raw is not None:
         document = json.loads(raw)
-        sidecar = {"schema_version": document["schema_version"], "storage_key": layout.sidecar_key(video.asset_id),
+        sidecar = {"schema_version": document["schema_version"], "storage_key": sidecar_storage_key(video.asset_id),
                    "etag": hashlib.sha256(raw).hexdigest()}
         thumbnails = document.get("thumbnails", [])
         status = "ready"
     else:
         run_status = latest_run_status(instance, video.asset_id)
         status = _PENDING_STATUS.get(run_status or "", "queued")
-    return {"asset_id": video.asset_id, "org_id": video.org_id, "source_uri": Path(video.source_path).as_uri(),
+    return {"asset_id": video.asset_id, "org_id": video.org_id, "source_uri": store.uri(video.source_key),
             "size_bytes": video.size_bytes, "hash": video.hash, "hash_quality": video.hash_quality,
             "status": status, "sidecar": sidecar, "thumbnails": thumbnails}
 
 
-def sidecar_document(layout: DerivedLayout, video: Video) -> dict[str, Any]:
+def sidecar_document(store: ObjectStore, video: Video) -> dict[str, Any]:
     """The sidecar itself; 404 until the pipeline wrote it."""
-    raw = _sidecar_bytes(layout, video)
+    raw = _sidecar_bytes(store, video)
     if raw is None:
         raise NotFound("the sidecar does not exist yet", code="sidecar_not_found")
     return json.loads(raw)

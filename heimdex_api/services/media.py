@@ -1,38 +1,40 @@
-"""Reading a client's source file: probe it and hash it, answering 4xx for bad input."""
+"""Reading a client's source object: probe it and hash it, answering 4xx for bad input."""
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import NotFound, Unavailable, Unprocessable
-from heimdex_pipeline.catalog.repository import SourceFile
+from heimdex_pipeline.catalog.repository import SourceObject
 from heimdex_pipeline.media.errors import (
     MediaLimitError,
     TransientMediaError,
     UnreadableMediaError,
     UnsupportedFormatError,
 )
-from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for, hash_file
+from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for, hash_content
 from heimdex_pipeline.media.limits import MediaLimits, limits_from
 from heimdex_pipeline.media.probe import probe_video
+from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
 
 
 @dataclass(frozen=True)
 class IdentifiedSource:
     """A readable video of an org, hashed: its probe, content hash and asset id."""
 
-    file: SourceFile
+    file: SourceObject
     probe: dict[str, Any]
     content: ContentHash
     asset_id: str
 
 
-def probe_for_client(path: Path, limits: MediaLimits | None = None) -> dict[str, Any]:
+def probe_for_client(source: Path | str, limits: MediaLimits | None = None) -> dict[str, Any]:
     """`probe_video`, its errors answered as 422 `unsupported_format`, `media_limit_exceeded` or
     `unreadable_media`, or 503 `media_unavailable` when the failure may pass."""
     try:
-        return probe_video(path, limits)
+        return probe_video(source, limits)
     except UnsupportedFormatError as exc:
         raise Unprocessable(str(exc), code="unsupported_format") from None
     except MediaLimitError as exc:
@@ -43,33 +45,44 @@ def probe_for_client(path: Path, limits: MediaLimits | None = None) -> dict[str,
         raise Unavailable(str(exc), code="media_unavailable") from None
 
 
-def identify(org_id: str, path: Path, weak_threshold_bytes: int, expected_size: int | None = None,
+def _missing() -> NotFound:
+    return NotFound("nothing is at source_uri", code="source_not_found")
+
+
+def identify(store: ObjectStore, org_id: str, key: str, weak_threshold_bytes: int, expected_size: int | None = None,
              limits: MediaLimits | None = None) -> IdentifiedSource:
-    """Probe and hash `path`: 404 when it is missing, 422 when it is empty, unreadable or of another size.
+    """Probe and hash the object at `key`: 404 when it is missing, 422 when it is empty, unreadable or of
+    another size.
 
     422 `unsupported_format` for a playlist, manifest or anything else that is no video
     container, `media_limit_exceeded` beyond `limits` (frame size, duration, probe time; by
-    default the settings'), `unreadable_media` otherwise.
+    default the settings'), `unreadable_media` otherwise. The hash streams the object's bytes
+    (only the three samples of a weak one), never a whole copy.
     """
-    if not path.is_file():
-        raise NotFound("nothing is at source_uri", code="source_not_found")
-    size = path.stat().st_size
-    if size == 0:
+    found = store.stat(key)
+    if found is None:
+        raise _missing()
+    if found.size_bytes == 0:
         raise Unprocessable("the source file is empty", code="empty_source")
-    if expected_size is not None and size != expected_size:
+    if expected_size is not None and found.size_bytes != expected_size:
         raise Unprocessable({"message": "the file's size differs from content_length",
-                             "content_length": expected_size, "size_bytes": size}, code="content_length_mismatch")
-    probe = probe_for_client(path, limits)
-    content = hash_file(path, weak_threshold_bytes)
-    stat = path.stat()
-    if stat.st_size != content.size_bytes:
+                             "content_length": expected_size, "size_bytes": found.size_bytes},
+                            code="content_length_mismatch")
+    with store.media_input(key) as source:
+        probe = probe_for_client(source, limits)
+    try:
+        content = hash_content(found.size_bytes, partial(store.iter_bytes, key), weak_threshold_bytes)
+    except ObjectNotFoundError:
+        raise _missing() from None
+    after = store.stat(key)
+    if after is None or (after.size_bytes, after.version) != (content.size_bytes, found.version):
         raise Unprocessable("the source file changed while it was read", code="source_changed")
-    file = SourceFile(org_id=org_id, path=path, size_bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
-    return IdentifiedSource(file=file, probe=probe, content=content, asset_id=asset_id_for(org_id, content))
+    return IdentifiedSource(file=SourceObject.of(org_id, after), probe=probe, content=content,
+                            asset_id=asset_id_for(org_id, content))
 
 
-def identify_request(settings: ApiSettings, org_id: str, path: Path, weak_threshold_bytes: int | None,
-                     expected_size: int | None = None) -> IdentifiedSource:
+def identify_request(settings: ApiSettings, store: ObjectStore, org_id: str, key: str,
+                     weak_threshold_bytes: int | None, expected_size: int | None = None) -> IdentifiedSource:
     """`identify` under the settings' media limits, with the request's weak threshold or the settings'."""
     threshold = settings.weak_threshold_bytes if weak_threshold_bytes is None else weak_threshold_bytes
-    return identify(org_id, path, threshold, expected_size, limits_from(settings))
+    return identify(store, org_id, key, threshold, expected_size, limits_from(settings))

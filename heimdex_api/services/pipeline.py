@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -31,8 +30,9 @@ from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.repository import mark_run_launched
 from heimdex_pipeline.definitions import defs
-from heimdex_pipeline.resources import CatalogResource, DerivedStorage
-from heimdex_pipeline.storage import DerivedLayout, read_json
+from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
+from heimdex_pipeline.storage.layout import sidecar_key
 from heimdex_pipeline.tags import (
     ORG_TAG,
     PARENT_RUN_TAG,
@@ -79,14 +79,14 @@ class JobLauncher(Protocol):
 
 
 def pipeline_definitions(settings: ApiSettings) -> Definitions:
-    """The pipeline's assets and jobs, bound to the API's catalog and derived root."""
+    """The pipeline's assets and jobs, bound to the API's catalog and storage."""
     return Definitions(
         assets=defs.assets,
         jobs=defs.jobs,
         resources={
             **(defs.resources or {}),
             "catalog": CatalogResource(database_url=settings.catalog_url),
-            "derived": DerivedStorage(root=str(settings.derived_root.resolve())),
+            "storage": MediaStorage.from_settings(settings),
         },
     )
 
@@ -224,16 +224,19 @@ def find_run(instance: DagsterInstance, run_id: str, org_id: str) -> RunRecord:
     return record
 
 
-def job_view(instance: DagsterInstance, record: RunRecord, layout: DerivedLayout) -> dict[str, Any]:
+def job_view(instance: DagsterInstance, record: RunRecord, store: ObjectStore) -> dict[str, Any]:
     """The contract's job answer for a run."""
     run = record.dagster_run
     status = _STATUS.get(run.status, "queued")
     org_id, asset_id = run.tags[ORG_TAG], run.tags.get(PARTITION_TAG)
     result = None
     if status == "succeeded" and asset_id:
-        sidecar = layout.sidecar(org_id, asset_id)
-        thumbnails = read_json(sidecar).get("thumbnails", []) if sidecar.is_file() else []
-        result = {"sidecar_uri": Path(sidecar).resolve().as_uri(), "thumbnails": thumbnails}
+        key = sidecar_key(org_id, asset_id)
+        try:
+            thumbnails = store.read_json(key).get("thumbnails", [])
+        except ObjectNotFoundError:
+            thumbnails = []
+        result = {"sidecar_uri": store.uri(key), "thumbnails": thumbnails}
     return {
         "job_id": run.run_id,
         "type": run.tags.get(TYPE_TAG),

@@ -1,10 +1,7 @@
 """Checks of client-given names and URIs, so that nothing outside an org's uploads is touched."""
 
-import os
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
-
 from heimdex_api.core.errors import Unprocessable
+from heimdex_pipeline.storage import InvalidKeyError, ObjectStore
 
 MAX_NAME_BYTES = 255
 
@@ -25,28 +22,19 @@ def check_source_name(name: str) -> str:
     return name
 
 
-def resolve_source_uri(uri: str, root: Path) -> Path:
-    """The real path a `file://` URI names, which must lie strictly inside `root`; 422 otherwise.
+def source_key(store: ObjectStore, uri: str, prefix: str) -> str:
+    """The key a client's `source_uri` names, which must lie under `prefix`; 422 `invalid_source_uri` otherwise.
 
-    The URI is percent-decoded, then resolved with symlinks followed, so `..`, `%2e%2e`, other
-    hosts, other schemes (`http:`, `concat:`, `data:`...) and links pointing out are all refused.
-    Only a local path ever leaves this function: no client-given URL is fetched (no SSRF).
+    `store.key_of` refuses any URI that is not one of the store's own (another scheme, host or
+    bucket, `..`, odd bytes, a link pointing out), so only a key ever leaves this function: no
+    client-given URL is fetched (no SSRF).
     """
-    parts = urlsplit(uri)
-    if parts.scheme != "file":
-        raise Unprocessable("source_uri must be a file:// URI", code="invalid_source_uri")
-    if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
-        raise Unprocessable("source_uri must name a local file, without host, query or fragment",
-                            code="invalid_source_uri")
-    path = unquote(parts.path)
-    if "\x00" in path or not path.startswith("/") or ".." in Path(path).parts:
-        raise Unprocessable("source_uri must be an absolute path without '..'", code="invalid_source_uri")
-    real, real_root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
-    if real == real_root or not real.is_relative_to(real_root):
-        # Named without the server's paths: an error never tells where the derived root is.
+    try:
+        key = store.key_of(uri)
+    except InvalidKeyError as exc:
+        raise Unprocessable(str(exc), code="invalid_source_uri") from None
+    if not key.startswith(prefix):
+        # Named without the server's paths: an error never tells where the storage is.
         raise Unprocessable("source_uri must name a file inside the org's uploads (for a commit, inside the "
                             "upload's own folder, where init's asset_uri points)", code="invalid_source_uri")
-    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for part in real.parts):
-        raise Unprocessable(f"source_uri has a path segment longer than {MAX_NAME_BYTES} bytes",
-                            code="invalid_source_uri")
-    return real
+    return key

@@ -1,6 +1,5 @@
 """The ingest endpoints: reserve an upload, commit it (identify, register, run), probe a file."""
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -11,37 +10,38 @@ from sqlalchemy import and_, delete, or_, update
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
 from heimdex_api.schemas import UPLOAD_ID_PATTERN, CommitRequest, InitRequest, SourceRequest
+from heimdex_api.services.assets import asset_status
 from heimdex_api.services.media import IdentifiedSource, identify_request
 from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, remove_partition, start_run
-from heimdex_api.services.sources import check_source_name, resolve_source_uri
+from heimdex_api.services.sources import check_source_name, source_key
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.catalog.repository import register_source
 from heimdex_pipeline.logs import get_logger
-from heimdex_pipeline.storage import DerivedLayout
+from heimdex_pipeline.storage import ObjectStore
+from heimdex_pipeline.storage.layout import org_uploads_prefix, upload_prefix
 
-def init_upload(settings: ApiSettings, layout: DerivedLayout, body: InitRequest) -> dict[str, Any]:
-    """Reserve `<uploads>/<org>/<upload_id>/` (the sensor leaves it alone while pending) and record it."""
+
+def init_upload(settings: ApiSettings, store: ObjectStore, body: InitRequest) -> dict[str, Any]:
+    """Reserve `uploads/<org>/<upload_id>/` (the sensor leaves it alone while pending) and record it."""
     name = check_source_name(body.source_name)
     if body.content_length > settings.max_upload_bytes:
         raise PayloadTooLarge(f"content_length exceeds {settings.max_upload_bytes} bytes", code="upload_too_large")
     upload_id = f"up_{uuid4().hex}"
-    directory = layout.uploads / body.org_id / upload_id
-    directory.mkdir(parents=True)
+    prefix = upload_prefix(body.org_id, upload_id)
+    # Recorded first: the sensor leaves the prefix alone from the moment anything can be placed there.
+    with session_scope(settings.catalog_url) as session:
+        session.add(Upload(upload_id=upload_id, org_id=body.org_id, source_name=name,
+                           content_length=body.content_length, content_type=body.content_type,
+                           prefix=prefix, status="pending"))
     try:
-        with session_scope(settings.catalog_url) as session:
-            session.add(Upload(upload_id=upload_id, org_id=body.org_id, source_name=name,
-                               content_length=body.content_length, content_type=body.content_type,
-                               directory=str(directory), status="pending"))
+        store.prepare_prefix(prefix)
     except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
+        with session_scope(settings.catalog_url) as session:
+            session.execute(delete(Upload).where(Upload.upload_id == upload_id))
         raise
     get_logger("api", org_id=body.org_id, upload_id=upload_id).info("ingest.init", content_length=body.content_length)
-    return {"upload_id": upload_id, "presigned": {"asset_uri": (directory / name).as_uri()}}
-
-
-def _asset_status(layout: DerivedLayout, org_id: str, asset_id: str) -> str:
-    return "ready" if layout.sidecar(org_id, asset_id).is_file() else "queued"
+    return {"upload_id": upload_id, "presigned": {"asset_uri": store.uri(prefix + name)}}
 
 
 def _claim(settings: ApiSettings, upload: Upload) -> datetime:
@@ -72,10 +72,11 @@ def _release(settings: ApiSettings, upload_id: str, claimed_at: datetime) -> Non
                         .values(status="pending", committed_at=None))
 
 
-def _register(settings: ApiSettings, upload_id: str, claimed_at: datetime, source: IdentifiedSource) -> bool:
+def _register(settings: ApiSettings, store: ObjectStore, upload_id: str, claimed_at: datetime,
+              source: IdentifiedSource) -> bool:
     """In one transaction: catalogue the file and mark the claimed upload committed; answer whether the video is new."""
     with session_scope(settings.catalog_url) as session:
-        _, created = register_source(session, source.file, source.asset_id, source.content, origin="api")
+        _, created = register_source(session, store, source.file, source.asset_id, source.content, origin="api")
         committed = session.execute(
             update(Upload).where(Upload.upload_id == upload_id, Upload.status == "committing",
                                  Upload.committed_at == claimed_at)
@@ -92,11 +93,11 @@ def _unregister(settings: ApiSettings, upload_id: str, source: IdentifiedSource)
     with session_scope(settings.catalog_url) as session:
         session.execute(update(Upload).where(Upload.upload_id == upload_id)
                         .values(status="pending", asset_id=None, committed_at=None))
-        session.execute(delete(Source).where(Source.path == str(source.file.path)))
+        session.execute(delete(Source).where(Source.key == source.file.key))
         session.execute(delete(Video).where(Video.asset_id == source.asset_id))
 
 
-def commit_upload(settings: ApiSettings, layout: DerivedLayout, instance: DagsterInstance, launcher: JobLauncher,
+def commit_upload(settings: ApiSettings, store: ObjectStore, instance: DagsterInstance, launcher: JobLauncher,
                   body: CommitRequest) -> dict[str, Any]:
     """Claim the upload, identify its file, register it and start its ingest unless the content is known."""
     log = get_logger("api", org_id=body.org_id, upload_id=body.upload_id)
@@ -106,16 +107,16 @@ def commit_upload(settings: ApiSettings, layout: DerivedLayout, instance: Dagste
         raise NotFound("no such upload", code="upload_not_found")
     claimed_at = _claim(settings, upload)
     try:
-        path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id / upload.upload_id)
-        source = identify_request(settings, body.org_id, path, body.weak_threshold_bytes,
+        key = source_key(store, body.source_uri, upload.prefix)
+        source = identify_request(settings, store, body.org_id, key, body.weak_threshold_bytes,
                                   expected_size=upload.content_length)
-        created = _register(settings, upload.upload_id, claimed_at, source)
+        created = _register(settings, store, upload.upload_id, claimed_at, source)
     except BaseException:
         _release(settings, upload.upload_id, claimed_at)
         raise
     log = log.bind(asset_id=source.asset_id)
     log.info("ingest.commit", created=created, hash_quality=source.content.quality)
-    answer = {"asset_id": source.asset_id, "source_uri": path.as_uri(), "job_id": None}
+    answer = {"asset_id": source.asset_id, "source_uri": store.uri(key), "job_id": None}
     if created:
         try:
             answer["job_id"] = start_run(settings, instance, launcher,
@@ -125,12 +126,12 @@ def commit_upload(settings: ApiSettings, layout: DerivedLayout, instance: Dagste
             remove_partition(instance, source.asset_id)
             raise
         log.info("ingest.run_started", job_id=answer["job_id"])
-    return {**answer, "status": _asset_status(layout, body.org_id, source.asset_id)}
+    return {**answer, "status": asset_status(store, body.org_id, source.asset_id)}
 
 
-def probe_source(settings: ApiSettings, layout: DerivedLayout, body: SourceRequest) -> dict[str, Any]:
+def probe_source(settings: ApiSettings, store: ObjectStore, body: SourceRequest) -> dict[str, Any]:
     """The probe document of a file in the org's uploads, with its hash and asset id; changes nothing."""
-    path = resolve_source_uri(body.source_uri, layout.uploads / body.org_id)
-    source = identify_request(settings, body.org_id, path, body.weak_threshold_bytes)
+    key = source_key(store, body.source_uri, org_uploads_prefix(body.org_id))
+    source = identify_request(settings, store, body.org_id, key, body.weak_threshold_bytes)
     return {**source.probe, "asset_id": source.asset_id, "hash": source.content.value,
             "hash_quality": source.content.quality, "size_bytes": source.content.size_bytes}

@@ -1,7 +1,6 @@
 """The three assets of a video partition: probe metadata, scene sidecar, thumbnails."""
 
 import base64
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,15 +27,16 @@ from heimdex_pipeline.media.errors import TransientMediaError, UnreadableMediaEr
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.scenes import DetectorParams, Scene, detect_scenes
 from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
-from heimdex_pipeline.resources import CatalogResource, DerivedStorage
+from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.settings import get_settings
 from heimdex_pipeline.sidecar import Sidecar, SidecarSource, ThumbnailEntry, sidecar_json_schema
-from heimdex_pipeline.storage import (
-    disk_full_reported,
-    read_json,
-    staging_dir,
-    swap_dir_with_json,
-    write_json_atomic,
+from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore, disk_full_reported
+from heimdex_pipeline.storage.layout import (
+    SIDECAR_SCHEMA_KEY,
+    probe_key,
+    sidecar_key,
+    storage_key_of,
+    thumbnails_prefix,
 )
 
 _settings = get_settings()
@@ -84,10 +84,12 @@ def media_errors(log: BoundLogger, step: str) -> Iterator[None]:
         raise
 
 
-def _read_upstream(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise Failure(description=f"no {what} ({path.name}): materialise it first", allow_retries=False)
-    return read_json(path)
+def _read_upstream(store: ObjectStore, key: str, what: str) -> dict:
+    try:
+        return store.read_json(key)
+    except ObjectNotFoundError:
+        raise Failure(description=f"no {what} ({key.rpartition('/')[2]}): materialise it first",
+                      allow_retries=False) from None
 
 
 def _start(context: AssetExecutionContext, catalog: CatalogResource, step: str) -> tuple[Video, BoundLogger]:
@@ -104,24 +106,25 @@ def _start(context: AssetExecutionContext, catalog: CatalogResource, step: str) 
     group_name="video",
     kinds={"ffmpeg", "json"},
 )
-def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, derived: DerivedStorage) -> MaterializeResult:
+def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage) -> MaterializeResult:
     """ffprobe's view of the video, normalised: duration, size, frame rate, codec, rotation, streams."""
     video, log = _start(context, catalog, "probe")
-    with media_errors(log, "probe"):
-        probe = probe_video(Path(video.source_path))
-    path = derived.layout.probe(video.org_id, video.asset_id)
-    write_json_atomic(path, probe)
+    store = storage.store
+    with media_errors(log, "probe"), store.media_input(video.source_key) as source:
+        probe = probe_video(source)
+    key = probe_key(video.org_id, video.asset_id)
+    store.write_json(key, probe)
     log.info("probe.done", duration_s=probe["duration_s"], codec=probe["codec"])
     return MaterializeResult(metadata={
         "org_id": video.org_id,
-        "source": MetadataValue.path(video.source_path),
+        "source": MetadataValue.path(store.uri(video.source_key)),
         "duration_s": MetadataValue.float(probe["duration_s"]),
         "resolution": f"{probe['width']}x{probe['height']}",
         "display_resolution": f"{probe['display_width']}x{probe['display_height']}",
         "fps": MetadataValue.float(probe["fps"] or 0.0),
         "codec": probe["codec"] or "unknown",
         "rotation": probe["rotation"],
-        "probe_path": MetadataValue.path(str(path)),
+        "probe_uri": MetadataValue.path(store.uri(key)),
     })
 
 
@@ -134,30 +137,32 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, der
     group_name="video",
     kinds={"pyscenedetect", "json"},
 )
-def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, derived: DerivedStorage) -> MaterializeResult:
+def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage) -> MaterializeResult:
     """The scene sidecar (`<asset_id>.vna.json`): source, probe and PySceneDetect's scenes."""
     video, log = _start(context, catalog, "scenes")
-    layout = derived.layout
-    probe = _read_upstream(layout.probe(video.org_id, video.asset_id), "probe metadata")
-    with media_errors(log, "scenes"):
-        detection = detect_scenes(Path(video.source_path), probe, DETECTOR)
+    store = storage.store
+    probe = _read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
+    with media_errors(log, "scenes"), store.media_input(video.source_key) as source:
+        detection = detect_scenes(source, probe, DETECTOR)
     sidecar = Sidecar(
         asset_id=video.asset_id,
         org_id=video.org_id,
-        source=SidecarSource(uri=Path(video.source_path).resolve().as_uri(), filename=video.source_name,
+        source=SidecarSource(uri=store.uri(video.source_key), filename=video.source_name,
                              size_bytes=video.size_bytes, hash=video.hash, hash_quality=video.hash_quality),
         probe=probe,
         scenes=[vars(scene) for scene in detection.scenes],
         detector=detection.detector,
     )
-    path = layout.sidecar(video.org_id, video.asset_id)
-    if path.is_file():
+    key = sidecar_key(video.org_id, video.asset_id)
+    try:
         # Thumbnails follow the scenes: while the cuts are unchanged the existing ones still hold.
-        previous = Sidecar.model_validate(read_json(path))
-        if previous.scenes == sidecar.scenes:
-            sidecar.thumbnails = previous.thumbnails
-    write_json_atomic(layout.sidecar_schema, sidecar_json_schema())
-    write_json_atomic(path, sidecar.model_dump(mode="json"))
+        previous = Sidecar.model_validate(store.read_json(key))
+    except ObjectNotFoundError:
+        previous = None
+    if previous is not None and previous.scenes == sidecar.scenes:
+        sidecar.thumbnails = previous.thumbnails
+    store.write_json(SIDECAR_SCHEMA_KEY, sidecar_json_schema())
+    store.write_json(key, sidecar.model_dump(mode="json"))
     log.info("scenes.done", scene_count=len(detection.scenes), frames=detection.frame_count,
              frames_decoded=detection.frames_decoded)
     return MaterializeResult(metadata={
@@ -169,7 +174,7 @@ def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, deri
         "frames": detection.frame_count,
         "frames_decoded": detection.frames_decoded,
         "detector": MetadataValue.json(detection.detector),
-        "sidecar_path": MetadataValue.path(str(path)),
+        "sidecar_uri": MetadataValue.path(store.uri(key)),
     })
 
 
@@ -206,37 +211,37 @@ def _preview_markdown(paths: list[Path]) -> str:
     kinds={"ffmpeg", "jpeg"},
 )
 def thumbnails(context: AssetExecutionContext, config: ThumbnailConfig, catalog: CatalogResource,
-               derived: DerivedStorage) -> MaterializeResult:
+               storage: MediaStorage) -> MaterializeResult:
     """JPEG thumbnails, one representative frame per scene by default, listed in the sidecar."""
     video, log = _start(context, catalog, "thumbnails")
-    layout = derived.layout
-    sidecar_path = layout.sidecar(video.org_id, video.asset_id)
-    sidecar = Sidecar.model_validate(_read_upstream(sidecar_path, "scene sidecar"))
-    probe = _read_upstream(layout.probe(video.org_id, video.asset_id), "probe metadata")
+    store = storage.store
+    index_key = sidecar_key(video.org_id, video.asset_id)
+    sidecar = Sidecar.model_validate(_read_upstream(store, index_key, "scene sidecar"))
+    probe = _read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
     policy = ThumbnailPolicy(interval_s=config.interval_s, max_count=config.max_count, max_height=config.max_height)
     slots = plan_thumbnails([Scene(**scene.model_dump()) for scene in sidecar.scenes], probe["duration_s"], policy)
-    final = layout.thumbnails(video.org_id, video.asset_id)
-    # Extract into a hidden folder and swap it in whole with the sidecar that lists it: a failed
+    prefix = thumbnails_prefix(video.org_id, video.asset_id)
+    # Extract into a scratch folder and publish it whole with the sidecar that lists it: a failed
     # attempt (a full disk included) leaves the old set and the old sidecar intact.
-    staged = staging_dir(final)
-    try:
-        with media_errors(log, "thumbnails"), disk_full_reported("thumbnails"):
-            extracted = extract_thumbnails(Path(video.source_path), probe, slots, staged, policy.max_height)
-        paths = [final / thumb.path.name for thumb in extracted]
+    with store.scratch_dir(prefix) as staged:
+        with media_errors(log, "thumbnails"), disk_full_reported("thumbnails"), \
+                store.media_input(video.source_key) as source:
+            extracted = extract_thumbnails(source, probe, slots, staged, policy.max_height)
+        keys = [prefix + thumb.path.name for thumb in extracted]
         sidecar.thumbnails = [
-            ThumbnailEntry(idx=t.idx, storage_key=layout.storage_key(video.org_id, path), width=t.width,
+            ThumbnailEntry(idx=t.idx, storage_key=storage_key_of(video.org_id, key), width=t.width,
                            height=t.height, ts_ms=t.ts_ms)
-            for t, path in zip(extracted, paths, strict=True)
+            for t, key in zip(extracted, keys, strict=True)
         ]
-        swap_dir_with_json(staged, final, sidecar_path, sidecar.model_dump(mode="json"))
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-    log.info("thumbnails.done", count=len(paths))
+        # The preview is made from the staged files: once published they may be out of reach (a bucket).
+        preview = _preview_markdown([thumb.path for thumb in extracted])
+        store.publish_dir(staged, prefix, index_key, sidecar.model_dump(mode="json"))
+    log.info("thumbnails.done", count=len(keys))
     return MaterializeResult(metadata={
         "org_id": video.org_id,
-        "count": len(paths),
+        "count": len(keys),
         "policy": MetadataValue.json(config.model_dump()),
-        "folder": MetadataValue.path(str(final)),
-        "files": MetadataValue.json([str(p) for p in paths]),
-        "preview": MetadataValue.md(_preview_markdown(paths)),
+        "folder": MetadataValue.path(store.uri(prefix.rstrip("/"))),
+        "files": MetadataValue.json([store.uri(key) for key in keys]),
+        "preview": MetadataValue.md(preview),
     })

@@ -101,6 +101,12 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the catalog's schema to `revision` (what `alembic upgrade head` does)."""
-    command.upgrade(alembic_config(url), revision)
+def migrate(url: str, revision: str = "head", derived_root: Path | None = None) -> None:
+    """Bring the catalog's schema to `revision` (what `alembic upgrade head` does).
+
+    `derived_root` is the root rows holding paths are converted against (0004); the settings' by default.
+    """
+    config = alembic_config(url)
+    if derived_root is not None:
+        config.attributes["derived_root"] = derived_root
+    command.upgrade(config, revision)

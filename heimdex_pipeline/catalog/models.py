@@ -33,7 +33,8 @@ class Video(Base):
 
     asset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(64), index=True)
-    source_path: Mapped[str] = mapped_column(Text)
+    # The key of the object the pipeline reads (heimdex_pipeline.storage.layout).
+    source_key: Mapped[str] = mapped_column(Text)
     source_name: Mapped[str] = mapped_column(String(255))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(128))
@@ -46,14 +47,15 @@ class Video(Base):
 
 
 class Source(Base):
-    """A file in the upload bucket whose content was identified, as it was when hashed."""
+    """An object in the upload bucket whose content was identified, as it was when hashed."""
 
     __tablename__ = "sources"
 
-    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
     org_id: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # The store's version of the object: modification time in nanoseconds on disk, ETag on S3.
+    version: Mapped[str] = mapped_column(String(128))
     asset_id: Mapped[str] = mapped_column(ForeignKey("videos.asset_id", ondelete="CASCADE"), index=True)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -69,7 +71,8 @@ class Upload(Base):
     source_name: Mapped[str] = mapped_column(String(255))
     content_length: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str | None] = mapped_column(String(255))
-    directory: Mapped[str] = mapped_column(Text)
+    # The key prefix the upload reserves: `uploads/<org_id>/<upload_id>/`.
+    prefix: Mapped[str] = mapped_column(Text)
     # pending -> committing (one commit holds it) -> committed
     status: Mapped[str] = mapped_column(String(16), default="pending")
     asset_id: Mapped[str | None] = mapped_column(ForeignKey("videos.asset_id", ondelete="SET NULL"))

@@ -1,8 +1,8 @@
 """Reads and writes of the catalog, shared by the sensor, the assets and the API."""
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Insert, select, update
@@ -11,16 +11,33 @@ from sqlalchemy.orm import Session
 
 from heimdex_pipeline.catalog.models import Source, Upload, Video, utcnow
 from heimdex_pipeline.media.fingerprint import ContentHash
+from heimdex_pipeline.storage import InvalidKeyError, ObjectStore, StoredObject
 
 
 @dataclass(frozen=True)
-class SourceFile:
-    """A file in the bucket as seen on disk: whose it is, where, how big, when last written."""
+class SourceObject:
+    """An object of the upload bucket as listed: whose it is, its key, size and version."""
 
     org_id: str
-    path: Path
+    key: str
     size_bytes: int
-    mtime_ns: int
+    version: str
+
+    @classmethod
+    def of(cls, org_id: str, stored: StoredObject) -> "SourceObject":
+        return cls(org_id, stored.key, stored.size_bytes, stored.version)
+
+    @property
+    def name(self) -> str:
+        """The object's file name: the last segment of its key."""
+        return self.key.rpartition("/")[2]
+
+
+def _present(store: ObjectStore, key: str) -> bool:
+    try:
+        return store.stat(key) is not None
+    except InvalidKeyError:
+        return False
 
 
 def get_video(session: Session, asset_id: str) -> Video | None:
@@ -34,31 +51,32 @@ def _insert(session: Session, model: type) -> Insert:
     return dialect.insert(model)
 
 
-def register_source(session: Session, source: SourceFile, asset_id: str, content: ContentHash,
-                    origin: str) -> tuple[Video, bool]:
+def register_source(session: Session, store: ObjectStore, source: SourceObject, asset_id: str,
+                    content: ContentHash, origin: str) -> tuple[Video, bool]:
     """Record that `source` holds the video `asset_id`; return the video and whether it is new.
 
-    The first file seen with some content becomes the video's source; later copies only
-    get a `sources` row, so the sensor knows them without hashing them again. Both writes are
+    The first object seen with some content becomes the video's source; later copies only
+    get a `sources` row, so the sensor knows them without hashing them again; when the first
+    copy is gone from `store`, the video moves to the new one. Both writes are
     upserts in the caller's transaction, so concurrent writers of the same content or the same
     file neither fail nor split the transaction (no savepoint, which pysqlite would commit).
     """
     created = session.execute(
         _insert(session, Video).values(
-            asset_id=asset_id, org_id=source.org_id, source_path=str(source.path), source_name=source.path.name,
+            asset_id=asset_id, org_id=source.org_id, source_key=source.key, source_name=source.name,
             size_bytes=content.size_bytes, hash=content.value, hash_quality=content.quality, origin=origin,
             created_at=utcnow(),
         ).on_conflict_do_nothing(index_elements=[Video.asset_id]).returning(Video.asset_id)
     ).first() is not None
     video = session.get(Video, asset_id, populate_existing=True)
     assert video is not None
-    if not created and not Path(video.source_path).is_file():
+    if not created and video.source_key != source.key and not _present(store, video.source_key):
         # The first copy is gone; point the video at the one that is here now.
-        video.source_path, video.source_name = str(source.path), source.path.name
-    row: dict[str, Any] = {"org_id": source.org_id, "size_bytes": source.size_bytes, "mtime_ns": source.mtime_ns,
+        video.source_key, video.source_name = source.key, source.name
+    row: dict[str, Any] = {"org_id": source.org_id, "size_bytes": source.size_bytes, "version": source.version,
                            "asset_id": asset_id, "seen_at": utcnow()}
-    session.execute(_insert(session, Source).values(path=str(source.path), **row)
-                    .on_conflict_do_update(index_elements=[Source.path], set_=row))
+    session.execute(_insert(session, Source).values(key=source.key, **row)
+                    .on_conflict_do_update(index_elements=[Source.key], set_=row))
     return video, created
 
 
@@ -75,10 +93,13 @@ def unlaunched_videos(session: Session, created_before: datetime) -> dict[str, s
     return {asset_id: org_id for asset_id, org_id in rows}
 
 
-def known_sources(session: Session) -> dict[str, tuple[int, int]]:
-    """Every identified bucket file: path to (size, mtime) when it was hashed."""
-    rows = session.execute(select(Source.path, Source.size_bytes, Source.mtime_ns))
-    return {path: (size, mtime) for path, size, mtime in rows}
+def known_sources(session: Session, keys: Collection[str] | None = None) -> dict[str, tuple[int, str]]:
+    """Every identified bucket object (or those of `keys`): key to (size, version) when it was hashed."""
+    query = select(Source.key, Source.size_bytes, Source.version)
+    if keys is not None:
+        query = query.where(Source.key.in_(keys))
+    rows = session.execute(query)
+    return {key: (size, version) for key, size, version in rows}
 
 
 def video_orgs(session: Session, origin: str) -> dict[str, str]:
@@ -87,6 +108,6 @@ def video_orgs(session: Session, origin: str) -> dict[str, str]:
     return {asset_id: org_id for asset_id, org_id in rows}
 
 
-def reserved_upload_dirs(session: Session) -> set[str]:
-    """Folders of uploads initiated through the API and not committed yet: the API owns them."""
-    return set(session.scalars(select(Upload.directory).where(Upload.status.in_(("pending", "committing")))))
+def reserved_upload_prefixes(session: Session) -> set[str]:
+    """Key prefixes of uploads initiated through the API and not committed yet: the API owns them."""
+    return set(session.scalars(select(Upload.prefix).where(Upload.status.in_(("pending", "committing")))))

@@ -8,6 +8,7 @@ files that agree on size and samples would share it.
 
 import hashlib
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,10 @@ from typing import Literal
 SAMPLE_BYTES = 4 * 1024 * 1024
 _CHUNK = 1024 * 1024
 ASSET_ID_PATTERN = re.compile(r"^v_[0-9a-f]{32}$")
+
+# Reads a range of the content: `read(start, length)` yields its bytes in chunks, up to the
+# end when `length` is None (`ObjectStore.iter_bytes` of one key is one).
+ByteReader = Callable[[int, int | None], Iterable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -26,20 +31,41 @@ class ContentHash:
     size_bytes: int
 
 
-def hash_file(path: Path, weak_threshold_bytes: int) -> ContentHash:
-    """The strong or weak hash of a file, as the contract defines them."""
-    size = path.stat().st_size
+def hash_content(size: int, read: ByteReader, weak_threshold_bytes: int) -> ContentHash:
+    """The strong or weak hash of content of `size` bytes, as the contract defines them.
+
+    A strong hash reads every byte once, streamed, and counts them: its `size_bytes` is what was
+    read, so content that grew or shrank meanwhile shows. A weak one reads only its three samples.
+    """
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        if size <= weak_threshold_bytes:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-            return ContentHash(f"sha256:{digest.hexdigest()}", "strong", size)
-        digest.update(str(size).encode())
-        for offset in (0, max(0, size // 2 - SAMPLE_BYTES // 2), max(0, size - SAMPLE_BYTES)):
-            handle.seek(offset)
-            digest.update(handle.read(SAMPLE_BYTES))
+    if size <= weak_threshold_bytes:
+        read_bytes = 0
+        for chunk in read(0, None):
+            digest.update(chunk)
+            read_bytes += len(chunk)
+        return ContentHash(f"sha256:{digest.hexdigest()}", "strong", read_bytes)
+    digest.update(str(size).encode())
+    for offset in (0, max(0, size // 2 - SAMPLE_BYTES // 2), max(0, size - SAMPLE_BYTES)):
+        for chunk in read(offset, SAMPLE_BYTES):
+            digest.update(chunk)
     return ContentHash(f"weak-sha256:{digest.hexdigest()}", "weak", size)
+
+
+def hash_file(path: Path, weak_threshold_bytes: int) -> ContentHash:
+    """The strong or weak hash of a local file."""
+
+    def read(start: int, length: int | None) -> Iterator[bytes]:
+        with path.open("rb") as handle:
+            handle.seek(start)
+            left = length
+            while left is None or left > 0:
+                chunk = handle.read(_CHUNK if left is None else min(_CHUNK, left))
+                if not chunk:
+                    return
+                left = None if left is None else left - len(chunk)
+                yield chunk
+
+    return hash_content(path.stat().st_size, read, weak_threshold_bytes)
 
 
 def asset_id_for(org_id: str, content: ContentHash) -> str:

@@ -109,7 +109,7 @@ def run_ffprobe(cmd: str, path: Path, options: list[str], limits: MediaLimits, d
     return json.loads(run_tool("ffprobe", args, path, deadline))
 
 
-def probe_video(path: Path, limits: MediaLimits | None = None) -> dict[str, Any]:
+def probe_video(path: Path | str, limits: MediaLimits | None = None) -> dict[str, Any]:
     """The normalised probe document of a video file, within `limits` (by default the settings').
 
     Raises UnsupportedFormatError for a playlist, manifest or other non-container input,

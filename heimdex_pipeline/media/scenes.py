@@ -265,7 +265,7 @@ def _expected_frames(probe: dict[str, Any]) -> float:
     return probe.get("frame_count") or probe["duration_s"] * (probe.get("fps") or 25)
 
 
-def detect_scenes(path: Path, probe: dict[str, Any], params: DetectorParams = DetectorParams(), *,
+def detect_scenes(path: Path | str, probe: dict[str, Any], params: DetectorParams = DetectorParams(), *,
                   every_frame: bool = False, limits: MediaLimits | None = None) -> SceneDetection:
     """Detect the scenes of a video; one scene covering it all when there is no cut.
 

@@ -174,7 +174,7 @@ def _extract_one(path: Path, out: Path, seek_s: float, on_keyframe: bool, size: 
         raise failure("ffmpeg", path, 0, b"no thumbnail written")
 
 
-def extract_thumbnails(path: Path, probe: dict[str, Any], slots: list[ThumbnailSlot], out_dir: Path,
+def extract_thumbnails(path: Path | str, probe: dict[str, Any], slots: list[ThumbnailSlot], out_dir: Path,
                        max_height: int, limits: MediaLimits | None = None) -> list[Thumbnail]:
     """Write one JPEG per slot into `out_dir` as `NNNN.jpg`, a few ffmpeg processes at a time.
 

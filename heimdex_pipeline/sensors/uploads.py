@@ -3,25 +3,27 @@
 import json
 import time
 from datetime import timedelta
+from functools import partial
 
 from dagster import DefaultSensorStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from heimdex_pipeline.assets.partitions import videos_partitions
-from heimdex_pipeline.bucket import observation, review_bucket, scan_bucket
+from heimdex_pipeline.bucket import review_bucket, scan_bucket
 from heimdex_pipeline.catalog.models import utcnow
 from heimdex_pipeline.catalog.repository import (
     known_sources,
     mark_run_launched,
     register_source,
-    reserved_upload_dirs,
+    reserved_upload_prefixes,
     unlaunched_videos,
     video_orgs,
 )
 from heimdex_pipeline.jobs import ingest_video_job
 from heimdex_pipeline.logs import get_logger
-from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
-from heimdex_pipeline.resources import CatalogResource, DerivedStorage
+from heimdex_pipeline.media.fingerprint import asset_id_for, hash_content
+from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.storage import ObjectNotFoundError
 from heimdex_pipeline.tags import PARTITION_TAG, run_tags
 
 _settings = get_settings()
@@ -31,38 +33,51 @@ _settings = get_settings()
     job=ingest_video_job,
     minimum_interval_seconds=_settings.sensor_interval_s,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Ingests each settled new file under <derived>/uploads/<org_id>/.",
+    description="Ingests each settled new object under uploads/<org_id>/ of the storage.",
 )
-def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource, derived: DerivedStorage) -> SensorResult | SkipReason:
+def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource,
+                  storage: MediaStorage) -> SensorResult | SkipReason:
     """Add a partition and request an ingest run for each new content in the upload bucket."""
     log = get_logger("sensor")
-    # The cursor keeps only short digests of files not settled yet, so it stays small
-    # however many files the bucket holds; ingested files are known from the catalog.
+    store = storage.store
+    # The cursor keeps only short digests of objects not settled yet, so it stays small
+    # however many objects the bucket holds; ingested objects are known from the catalog.
     previous = set(json.loads(context.cursor)["unsettled"]) if context.cursor else set()
     with catalog.session() as session:
-        review = review_bucket(scan_bucket(derived.layout.uploads), known_sources(session),
-                               reserved_upload_dirs(session), previous, _settings.sensor_max_new_files_per_tick)
+        known, reserved = known_sources(session), reserved_upload_prefixes(session)
+    limit = _settings.sensor_max_new_files_per_tick
+    review = review_bucket(scan_bucket(store), known, reserved, previous, limit, settle=not store.objects_appear_whole)
+    # An API upload may have been reserved, or committed, while the bucket was listed: what is to
+    # be taken is checked again against the catalog as it is now.
+    with catalog.session() as session:
+        known = known_sources(session, [source.key for source in review.settled])
+        reserved = reserved_upload_prefixes(session)
+    review.settled = review_bucket(iter(review.settled), known, reserved, set(), limit, settle=False).settled
     new_partitions: dict[str, str] = {}  # asset id to org id
     # Hashing is the tick's only heavy work: past the budget, files wait for the next tick
     # (at least one is taken per tick, so a huge file still gets its turn).
     deadline = time.monotonic() + _settings.sensor_hash_budget_s
     for taken, source in enumerate(review.settled):
         if taken and time.monotonic() > deadline:
-            review.unsettled.append(observation(source))
+            review.defer(source)
             continue
-        content = hash_file(source.path, _settings.weak_threshold_bytes)
+        try:
+            content = hash_content(source.size_bytes, partial(store.iter_bytes, source.key),
+                                   _settings.weak_threshold_bytes)
+        except ObjectNotFoundError:
+            continue  # removed since it was listed
         if content.size_bytes != source.size_bytes:
             continue  # written to while we hashed it: look again next tick
         asset_id = asset_id_for(source.org_id, content)
         with catalog.session() as session:
-            _, created = register_source(session, source, asset_id, content, origin="sensor")
+            _, created = register_source(session, store, source, asset_id, content, origin="sensor")
         if asset_id in new_partitions:
             continue
         if created or not context.instance.has_dynamic_partition(videos_partitions.name, asset_id):
             new_partitions[asset_id] = source.org_id
-            log.info("sensor.ingest", asset_id=asset_id, org_id=source.org_id, path=str(source.path))
+            log.info("sensor.ingest", asset_id=asset_id, org_id=source.org_id, key=source.key)
         else:
-            log.info("sensor.known_content", asset_id=asset_id, org_id=source.org_id, path=str(source.path))
+            log.info("sensor.known_content", asset_id=asset_id, org_id=source.org_id, key=source.key)
     # A video this sensor catalogued without its partition lost its run request (the tick died
     # between the catalog write and its result): ask again; the run key keeps it to one run.
     with catalog.session() as session:

@@ -92,6 +92,10 @@ class ObjectStore(ABC):
     def delete(self, key: str) -> None:
         """Remove the object at `key` (nothing happens when there is none)."""
 
+    def prepare_prefix(self, prefix: str) -> None:
+        """Make `prefix` ready for objects placed there by other means than this store: on disk, the
+        folder a client copies its file into. Nothing to do on a bucket."""
+
     @abstractmethod
     def scratch_dir(self, prefix: str) -> AbstractContextManager[Path]:
         """A fresh local folder to fill for `publish_dir(prefix)`, removed on exit whatever happens."""

@@ -6,7 +6,7 @@ from dagster import DagsterInstance, DagsterRunStatus, SensorResult, build_senso
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_pipeline.resources import CatalogResource, DerivedStorage
+from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.sensors import upload_sensor
 from tests.api.support import commit, place, uri_path
 
@@ -94,7 +94,7 @@ def test_the_sensor_does_not_ingest_committed_or_pending_uploads(client: TestCli
     assert commit(client, auth, org, committed_id, committed_path).status_code == 200
     place(client, auth, org, clip, name="pending.mp4")  # placed, not committed yet: the API owns it
     resources = {"catalog": CatalogResource(database_url=settings.catalog_url),
-                 "derived": DerivedStorage(root=str(settings.derived_root.resolve()))}
+                 "storage": MediaStorage.from_settings(settings)}
     cursor = None
     for _ in range(2):  # two looks: a file is taken once it is settled
         result = upload_sensor(build_sensor_context(instance=dagster_instance, cursor=cursor, resources=resources))

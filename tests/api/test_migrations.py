@@ -6,16 +6,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from heimdex_pipeline.catalog.db import make_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _alembic(url: str, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "alembic", *args], cwd=REPO_ROOT, check=True, capture_output=True,
-                   env={**os.environ, "HEIMDEX_DATABASE_URL": url})
+def _alembic(url: str, *args: str, derived_root: Path | None = None,
+             check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HEIMDEX_DATABASE_URL": url}
+    if derived_root is not None:
+        env["HEIMDEX_DERIVED_ROOT"] = str(derived_root)
+    return subprocess.run([sys.executable, "-m", "alembic", *args], cwd=REPO_ROOT, check=check,
+                          capture_output=True, text=True, env=env)
 
 
 def _tables(url: str) -> set[str]:
@@ -46,6 +50,10 @@ def test_upgrade_and_downgrade(empty_database: str) -> None:
     _alembic(empty_database, "upgrade", "head")
     assert {"videos", "sources", "uploads", "idempotency_keys"} <= _tables(empty_database)
     assert "run_launched_at" in _columns(empty_database, "videos")
+    assert {"key", "version"} <= _columns(empty_database, "sources")
+    _alembic(empty_database, "downgrade", "-1")
+    assert {"source_path", "run_launched_at"} <= _columns(empty_database, "videos")
+    assert "prefix" not in _columns(empty_database, "uploads")
     _alembic(empty_database, "downgrade", "-1")
     assert "run_launched_at" not in _columns(empty_database, "videos")
     assert "claim_token" not in _columns(empty_database, "idempotency_keys")
@@ -54,3 +62,58 @@ def test_upgrade_and_downgrade(empty_database: str) -> None:
     assert "idempotency_keys" not in tables and "uploads" in tables
     _alembic(empty_database, "upgrade", "head")
     assert "idempotency_keys" in _tables(empty_database)
+
+
+def _rows(url: str, query: str) -> list[tuple]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(query))]
+    finally:
+        engine.dispose()
+
+
+def _execute(url: str, *statements: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def test_0004_turns_paths_under_the_derived_root_into_keys_and_back(empty_database: str, tmp_path: Path) -> None:
+    root = (tmp_path / "derived").resolve()
+    _alembic(empty_database, "upgrade", "0003")
+    now = "'2026-11-29 12:00:00+00:00'"
+    _execute(
+        empty_database,
+        "INSERT INTO videos (asset_id, org_id, source_path, source_name, size_bytes, hash, hash_quality, origin, "
+        f"created_at) VALUES ('v_1', 'org-a', '{root}/uploads/org-a/cam/clip 1.mp4', 'clip 1.mp4', 10, 'sha256:0', "
+        f"'strong', 'sensor', {now})",
+        "INSERT INTO sources (path, org_id, size_bytes, mtime_ns, asset_id, seen_at) VALUES "
+        f"('{root}/uploads/org-a/cam/clip 1.mp4', 'org-a', 10, 1732900000123456789, 'v_1', {now}), "
+        f"('{root}/uploads/org-a/copy.mp4', 'org-a', 10, 1732900000000000001, 'v_1', {now})",
+        "INSERT INTO uploads (upload_id, org_id, source_name, content_length, directory, status, asset_id, created_at) "
+        f"VALUES ('up_1', 'org-a', 'a.mp4', 10, '{root}/uploads/org-a/up_1', 'committed', 'v_1', {now})",
+    )
+    _alembic(empty_database, "upgrade", "head", derived_root=tmp_path / "derived")
+    assert _rows(empty_database, "SELECT asset_id, source_key FROM videos") == [("v_1", "uploads/org-a/cam/clip 1.mp4")]
+    assert sorted(_rows(empty_database, "SELECT key, version, asset_id FROM sources")) == [
+        ("uploads/org-a/cam/clip 1.mp4", "1732900000123456789", "v_1"),
+        ("uploads/org-a/copy.mp4", "1732900000000000001", "v_1")]
+    assert _rows(empty_database, "SELECT prefix, asset_id FROM uploads") == [("uploads/org-a/up_1/", "v_1")]
+
+    _alembic(empty_database, "downgrade", "-1", derived_root=tmp_path / "derived")
+    assert _rows(empty_database, "SELECT source_path FROM videos") == [(f"{root}/uploads/org-a/cam/clip 1.mp4",)]
+    assert sorted(_rows(empty_database, "SELECT path, mtime_ns FROM sources")) == [
+        (f"{root}/uploads/org-a/cam/clip 1.mp4", 1732900000123456789),
+        (f"{root}/uploads/org-a/copy.mp4", 1732900000000000001)]
+    assert _rows(empty_database, "SELECT directory FROM uploads") == [(f"{root}/uploads/org-a/up_1",)]
+
+    # A catalog made under another root names no object of this one: the upgrade stops and changes nothing.
+    refused = _alembic(empty_database, "upgrade", "head", derived_root=tmp_path / "elsewhere", check=False)
+    assert refused.returncode != 0 and "outside the derived root" in refused.stderr
+    assert "source_path" in _columns(empty_database, "videos")
+    assert _rows(empty_database, "SELECT directory FROM uploads") == [(f"{root}/uploads/org-a/up_1",)]

@@ -105,7 +105,9 @@ def test_codes_are_listed_per_route(make_client: Callable[..., TestClient], sett
     assert _codes(document, commit, "409") == ["upload_already_committed"]
     assert {"unsupported_format", "media_limit_exceeded", "validation_error"} <= set(_codes(document, commit, "422"))
     assert _codes(document, job, "409") == ["idempotency_conflict", "idempotency_in_progress"]
-    assert set(_codes(document, job, "503")) == {"dagster_unavailable", "media_unavailable", "database_unavailable"}
+    assert set(_codes(document, job, "503")) == {"dagster_unavailable", "media_unavailable", "database_unavailable",
+                                                 "storage_unavailable", "storage_bucket_missing",
+                                                 "storage_access_denied"}
     assert _codes(document, paths["/v1/ingest/init"]["post"], "413") == ["payload_too_large", "upload_too_large"]
     assert _codes(document, paths["/v1/jobs/{job_id}"]["get"], "404") == ["job_not_found"]
 

@@ -10,25 +10,33 @@ import pytest
 from fastapi.testclient import TestClient
 
 from heimdex_pipeline.bucket import scan_bucket
-from heimdex_pipeline.storage import RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, DerivedLayout, is_org_id
+from heimdex_pipeline.storage import RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, LocalStore, is_org_id
+from heimdex_pipeline.storage.layout import (
+    SIDECAR_SCHEMA_KEY,
+    org_uploads_prefix,
+    probe_key,
+    sidecar_key,
+    thumbnails_prefix,
+)
 from tests.api.support import bearer, make_token
 
 RESERVED = ["uploads", "schemas", "Uploads", "SCHEMAS"]
 
 
-def test_every_top_level_name_of_the_layout_is_reserved(tmp_path: Path) -> None:
-    layout = DerivedLayout(tmp_path)
-    top_level = {path.relative_to(tmp_path).parts[0] for path in (layout.uploads, layout.sidecar_schema)}
+def test_every_top_level_name_of_the_layout_is_reserved() -> None:
+    top_level = {key.split("/")[0] for key in (org_uploads_prefix("org-a"), SIDECAR_SCHEMA_KEY)}
     assert top_level <= RESERVED_ORG_IDS
-    org_paths = (layout.probe("org-a", "v_1"), layout.sidecar("org-a", "v_1"), layout.thumbnails("org-a", "v_1"))
-    assert {path.relative_to(tmp_path).parts[0] for path in org_paths} == {"org-a"}
+    org_keys = (probe_key("org-a", "v_1"), sidecar_key("org-a", "v_1"), thumbnails_prefix("org-a", "v_1"))
+    assert {key.split("/")[0] for key in org_keys} == {"org-a"}
 
 
 @pytest.mark.parametrize("name", RESERVED)
-def test_the_layout_refuses_a_reserved_org_folder(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("key_of", [org_uploads_prefix, lambda org: probe_key(org, "v_1"),
+                                    lambda org: sidecar_key(org, "v_1"), lambda org: thumbnails_prefix(org, "v_1")])
+def test_the_layout_refuses_a_reserved_org_folder(name: str, key_of) -> None:
     assert not is_org_id(name)
     with pytest.raises(ValueError, match="reserved"):
-        DerivedLayout(tmp_path).org_dir(name)
+        key_of(name)
 
 
 @pytest.mark.parametrize("name", RESERVED)
@@ -57,11 +65,11 @@ def test_a_body_naming_a_reserved_org_answers_422(client: TestClient, auth: dict
 
 
 def test_the_sensor_takes_no_reserved_folder_for_an_org(tmp_path: Path) -> None:
-    uploads = DerivedLayout(tmp_path).uploads
+    uploads = tmp_path / "uploads"
     for org in ("org-a", "uploads", "Schemas"):
         (uploads / org).mkdir(parents=True)
         (uploads / org / "clip.mp4").write_bytes(b"x")
-    assert {source.org_id for source in scan_bucket(uploads)} == {"org-a"}
+    assert {source.org_id for source in scan_bucket(LocalStore(tmp_path))} == {"org-a"}
 
 
 def test_the_reserved_names_rule_is_a_plain_regex_a_json_schema_can_carry() -> None:

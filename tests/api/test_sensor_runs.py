@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.services.pipeline import pipeline_definitions
-from heimdex_pipeline.resources import CatalogResource, DerivedStorage
+from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.sensors import upload_sensor
 from tests.api.support import bearer, make_token
 
@@ -19,7 +19,7 @@ def test_a_sensor_started_run_is_its_orgs_job(client: TestClient, auth: dict[str
     target.parent.mkdir(parents=True)
     shutil.copyfile(clip, target)
     resources = {"catalog": CatalogResource(database_url=settings.catalog_url),
-                 "derived": DerivedStorage(root=str(settings.derived_root.resolve()))}
+                 "storage": MediaStorage.from_settings(settings)}
     cursor, requests = None, []
     for _ in range(2):  # seen, then settled
         result = upload_sensor(build_sensor_context(instance=dagster_instance, cursor=cursor, resources=resources))

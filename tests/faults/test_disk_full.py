@@ -13,7 +13,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, materialize
 
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
-from heimdex_pipeline.storage import swap_dir
+from heimdex_pipeline.storage.local import swap_dir
 from tests.faults.support_io import error_text, small_tmpfs
 
 ASSETS = [probe_metadata, scene_sidecar, thumbnails]

@@ -96,7 +96,7 @@ def test_content_ingested_by_the_api_is_not_run_again(clips, derived_root, insta
     reserved = bucket.drop(path, "org-demo/up_123/movie.mp4")
     with session_scope(catalog_url) as session:
         session.add(Upload(upload_id="up_123", org_id="org-demo", source_name="movie.mp4",
-                           content_length=reserved.stat().st_size, directory=str(reserved.parent)))
+                           content_length=reserved.stat().st_size, prefix="uploads/org-demo/up_123/"))
     assert bucket.settle() == []
 
 
@@ -163,11 +163,11 @@ def test_ten_thousand_files_stay_cheap(clips, derived_root, instance, resources,
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(i.to_bytes(4, "big"))
         stat = target.stat()
-        rows.append(Source(path=str(target), org_id="org-big", size_bytes=stat.st_size, mtime_ns=stat.st_mtime_ns,
-                           asset_id="v_" + "0" * 32))
+        rows.append(Source(key=target.relative_to(derived_root).as_posix(), org_id="org-big", size_bytes=stat.st_size,
+                           version=str(stat.st_mtime_ns), asset_id="v_" + "0" * 32))
     # Ten thousand files the catalog already knows.
     with session_scope(catalog_url) as session:
-        session.add(Video(asset_id="v_" + "0" * 32, org_id="org-big", source_path=rows[0].path, source_name="x",
+        session.add(Video(asset_id="v_" + "0" * 32, org_id="org-big", source_key=rows[0].key, source_name="x",
                           size_bytes=4, hash="sha256:0", hash_quality="strong", origin="test"))
         session.flush()
         session.add_all(rows)
@@ -195,7 +195,7 @@ from dagster import DagsterInstance
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.schemas import CommitRequest
 from heimdex_api.services.uploads import commit_upload
-from heimdex_pipeline.storage import DerivedLayout
+from heimdex_pipeline.storage import LocalStore
 
 class DiesBeforeLaunching:
     def launch(self, request):
@@ -203,7 +203,7 @@ class DiesBeforeLaunching:
 
 derived, url, upload_id, path = sys.argv[1:]
 settings = ApiSettings(derived_root=Path(derived), database_url=url, migrate_on_start=False, env="development")
-commit_upload(settings, DerivedLayout(Path(derived)), DagsterInstance.ephemeral(), DiesBeforeLaunching(),
+commit_upload(settings, LocalStore(Path(derived)), DagsterInstance.ephemeral(), DiesBeforeLaunching(),
               CommitRequest(org_id="org-demo", upload_id=upload_id, source_uri=Path(path).as_uri()))
 """
 
@@ -216,7 +216,7 @@ def _crashed_commit(derived_root: Path, catalog_url: str, clip: Path) -> str:
     shutil.copyfile(clip, target)
     with session_scope(catalog_url) as session:
         session.add(Upload(upload_id=upload_id, org_id="org-demo", source_name="movie.mp4",
-                           content_length=target.stat().st_size, directory=str(target.parent)))
+                           content_length=target.stat().st_size, prefix=f"uploads/org-demo/{upload_id}/"))
     died = subprocess.run([sys.executable, "-c", _CRASHING_COMMIT, str(derived_root), catalog_url, upload_id,
                            str(target)], cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)
     assert died.returncode == 17, died.stderr
@@ -253,3 +253,21 @@ def test_a_launched_api_run_is_not_requested_again(clips, derived_root, instance
     assert _requested(bucket.tick()) == []
     with session_scope(catalog_url) as session:
         assert session.get(Video, asset_id).run_launched_at is not None
+
+
+def test_a_video_whose_first_copy_is_gone_moves_to_the_new_one(clips, derived_root, instance, resources,
+                                                               catalog_url) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    first = bucket.drop(path, "org-demo/a.mp4")
+    (asset_id,) = bucket.settle()
+    bucket.drop(path, "org-demo/copy/b.mp4")
+    assert bucket.settle() == []
+    with session_scope(catalog_url) as session:
+        assert session.get(Video, asset_id).source_key == "uploads/org-demo/a.mp4"  # still there: kept
+    first.unlink()
+    bucket.drop(path, "org-demo/later/c.mp4")
+    assert bucket.settle() == []  # the same content: no second run
+    with session_scope(catalog_url) as session:
+        video = session.get(Video, asset_id)
+        assert (video.source_key, video.source_name) == ("uploads/org-demo/later/c.mp4", "c.mp4")

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 from heimdex_api.api.deps import (
     InstanceDep,
     LauncherDep,
-    LayoutDep,
     PrincipalDep,
     SessionDep,
     SettingsDep,
+    StoreDep,
 )
 from heimdex_api.api.job_threads import run_job_request
 from heimdex_api.api.params import AssetIdPath, IdempotencyKeyHeader
@@ -25,13 +25,13 @@ router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
 
 async def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Request, key: str | None,
-                  principal: Principal, settings: SettingsDep, layout: LayoutDep, instance: InstanceDep,
+                  principal: Principal, settings: SettingsDep, store: StoreDep, instance: InstanceDep,
                   launcher: LauncherDep) -> dict[str, Any]:
     principal.require(WRITE)
     principal.require_org(body.org_id)
 
     def start() -> dict[str, Any]:
-        job = assets.prepare_job(settings, layout, asset_id, body, job_type)
+        job = assets.prepare_job(settings, store, asset_id, body, job_type)
         return assets.start_job(settings, instance, launcher, job)
 
     if key is None:
@@ -45,36 +45,36 @@ async def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Re
 @router.post("/{asset_id}/sidecar", status_code=202, response_model=JobAccepted,
              responses=error_responses("sidecar_job"))
 async def sidecar_job(asset_id: AssetIdPath, body: SourceRequest, request: Request, principal: PrincipalDep,
-                      settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
+                      settings: SettingsDep, store: StoreDep, instance: InstanceDep, launcher: LauncherDep,
                       idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
     """Probe the video and (re)write its scene sidecar."""
-    return await _submit("sidecar", asset_id, body, request, idempotency_key, principal, settings, layout, instance,
+    return await _submit("sidecar", asset_id, body, request, idempotency_key, principal, settings, store, instance,
                          launcher)
 
 
 @router.post("/{asset_id}/thumbnails", status_code=202, response_model=JobAccepted,
              responses=error_responses("thumbnails_job"))
 async def thumbnails_job(asset_id: AssetIdPath, body: ThumbnailsRequest, request: Request, principal: PrincipalDep,
-                         settings: SettingsDep, layout: LayoutDep, instance: InstanceDep, launcher: LauncherDep,
+                         settings: SettingsDep, store: StoreDep, instance: InstanceDep, launcher: LauncherDep,
                          idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
     """(Re)extract the video's thumbnails with the given policy."""
-    return await _submit("thumbnails", asset_id, body, request, idempotency_key, principal, settings, layout,
+    return await _submit("thumbnails", asset_id, body, request, idempotency_key, principal, settings, store,
                          instance, launcher)
 
 
 @router.get("/{asset_id}", response_model=AssetResponse, responses=error_responses("read_asset"))
-def read_asset(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, layout: LayoutDep,
+def read_asset(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, store: StoreDep,
                instance: InstanceDep) -> dict[str, Any]:
     """The video, its status, sidecar reference and thumbnails."""
     principal.require(READ)
-    return assets.asset_view(instance, layout, assets.find_video(session, asset_id, principal.org_id))
+    return assets.asset_view(instance, store, assets.find_video(session, asset_id, principal.org_id))
 
 
 # The document is answered as the pipeline wrote it, so its model is documented, not re-validated.
 @router.get("/{asset_id}/sidecar", response_model=None,
             responses={200: {"model": Sidecar}, **error_responses("read_sidecar")})
 def read_sidecar(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep,
-                 layout: LayoutDep) -> dict[str, Any]:
+                 store: StoreDep) -> dict[str, Any]:
     """The scene sidecar document; 404 until it exists."""
     principal.require(READ)
-    return assets.sidecar_document(layout, assets.find_video(session, asset_id, principal.org_id))
+    return assets.sidecar_document(store, assets.find_video(session, asset_id, principal.org_id))

@@ -1,17 +1,17 @@
 """Liveness, and the admin's check of the tools the pipeline needs."""
 
 import importlib.util
-import os
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from heimdex_api.api.deps import InstanceDep, LayoutDep, PrincipalDep, SessionDep
+from heimdex_api.api.deps import InstanceDep, PrincipalDep, SessionDep, StoreDep
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.security import ADMIN
 from heimdex_api.schemas import EnvCheckResponse, HealthResponse
 from heimdex_pipeline.media.tools import FFMPEG, FFPROBE, tool_available
+from heimdex_pipeline.storage import StorageUnavailableError
 
 router = APIRouter(prefix="/v1", tags=["health"])
 
@@ -24,17 +24,22 @@ def health() -> dict[str, str]:
 
 @router.get("/admin/env-check", response_model=EnvCheckResponse,
             responses=error_responses("env_check", validates=False))
-def env_check(principal: PrincipalDep, session: SessionDep, layout: LayoutDep,
+def env_check(principal: PrincipalDep, session: SessionDep, store: StoreDep,
               instance: InstanceDep) -> dict[str, bool]:
-    """Whether ffmpeg, ffprobe, PySceneDetect, the catalog, Dagster and the derived root are usable."""
+    """Whether ffmpeg, ffprobe, PySceneDetect, the catalog, Dagster and the storage are usable."""
     principal.require(ADMIN)
     session.execute(text("SELECT 1"))
-    layout.root.mkdir(parents=True, exist_ok=True)
+    try:
+        store.check()
+        storage_usable = True
+    except StorageUnavailableError:
+        storage_usable = False
     return {
         "ffmpeg": tool_available(FFMPEG),
         "ffprobe": tool_available(FFPROBE),
         "pyscenedetect": importlib.util.find_spec("scenedetect") is not None,
         "database": True,
         "dagster_instance": instance.get_run_records(limit=1) is not None,
-        "derived_writable": os.access(layout.root, os.W_OK),
+        "derived_writable": storage_usable,
+        "storage": storage_usable,
     }
