@@ -4,12 +4,15 @@ from functools import lru_cache
 from typing import Literal
 
 import jwt
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from heimdex_pipeline.settings import PipelineSettings
 
 DEFAULT_JWT_SECRET = "change-me"
+DEFAULT_URL_SIGNING_KEY = "change-me"
+# The URL signer is HMAC-SHA256: RFC 2104 wants a key at least as long as the hash's output.
+MIN_URL_SIGNING_KEY_BYTES = 32
 
 
 def weak_secret_reason(secret: str, algorithm: str) -> str | None:
@@ -28,6 +31,16 @@ def weak_secret_reason(secret: str, algorithm: str) -> str | None:
     return f"HEIMDEX_JWT_SECRET is too short: {short}" if short else None
 
 
+def weak_signing_key_reason(key: str) -> str | None:
+    """Why `key` is too weak to sign the API's own URLs (uploads, downloads), or None when it is strong enough."""
+    if key == DEFAULT_URL_SIGNING_KEY:
+        return f"HEIMDEX_URL_SIGNING_KEY is the default {DEFAULT_URL_SIGNING_KEY!r}"
+    size = len(key.encode("utf-8"))
+    if size < MIN_URL_SIGNING_KEY_BYTES:
+        return f"HEIMDEX_URL_SIGNING_KEY is too short: {size} bytes, fewer than {MIN_URL_SIGNING_KEY_BYTES}"
+    return None
+
+
 class ApiSettings(PipelineSettings):
     """Everything the API reads from the environment; each field is `HEIMDEX_<NAME>`."""
 
@@ -43,6 +56,15 @@ class ApiSettings(PipelineSettings):
     jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     # Tokens without a `scopes` claim get these: the earlier service's tokens carried only org_id.
+    # Signs the upload (and download) URLs the API serves itself: whoever holds it can write any upload.
+    url_signing_key: SecretStr = SecretStr(DEFAULT_URL_SIGNING_KEY)
+    # A day: long enough for a large file over a slow link, with tus resuming inside it; after it
+    # the client calls init again (the URLs answer 403 `url_expired`).
+    upload_url_ttl_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600,
+                                  description="How long init's upload URLs stay valid (S3 allows at most 7 days).")
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="The API's absolute base URL as clients reach it (behind a proxy); else the request's own.")
     default_scopes: list[str] = Field(default_factory=lambda: ["assets:read", "assets:write"])
 
     job_queue_backend: Literal["immediate", "dagster"] = "immediate"
@@ -76,7 +98,16 @@ class ApiSettings(PipelineSettings):
             raise ValueError(f"{reason.rstrip('.')}. Production (the default HEIMDEX_ENV) needs a random secret "
                              "of at least 32 bytes for HS256, 48 for HS384, 64 for HS512: ./scripts/run.sh writes "
                              "one to .env; HEIMDEX_ENV=development accepts any secret")
+        reason = weak_signing_key_reason(self.url_signing_key.get_secret_value())
+        if reason and not self.development:
+            raise ValueError(f"{reason}. Production (the default HEIMDEX_ENV) needs a random key of at least "
+                             f"{MIN_URL_SIGNING_KEY_BYTES} bytes: ./scripts/run.sh writes one to .env; "
+                             "HEIMDEX_ENV=development accepts any key")
         return self
+
+    def base_url(self, request_base: str) -> str:
+        """The absolute base URL of the API's own links: HEIMDEX_PUBLIC_URL, else the request's, without a final '/'."""
+        return str(self.public_url or request_base).rstrip("/")
 
 
 @lru_cache
