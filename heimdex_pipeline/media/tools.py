@@ -44,7 +44,8 @@ CONTAINER_FORMATS = {
     "mxf": "MXF",
     "dv": "DV",
 }
-# Where inputs may be read from: local files. The object store's protocols join here.
+# Where inputs may be read from: local files only. An object in a bucket is handed to the tools as
+# a scratch copy (`S3Store.media_input`), so no network protocol is ever opened for an input.
 PROTOCOLS = ("file",)
 # What libavformat may read to find the streams: its own defaults (5 MB, 5 s of media), set
 # here so that neither a caller nor a later FFmpeg widens them.

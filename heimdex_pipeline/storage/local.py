@@ -139,6 +139,9 @@ class LocalStore(ObjectStore):
         refused. Only a key ever leaves this function: no URL is fetched (no SSRF). Messages never
         name the server's paths.
         """
+        if any(c < " " or c == "\x7f" for c in uri):
+            # urlsplit silently drops tabs and newlines: `x\n.mp4` would name `x.mp4`.
+            raise InvalidKeyError("source_uri holds a control character")
         parts = urlsplit(uri)
         if parts.scheme != "file":
             raise InvalidKeyError("source_uri must be a file:// URI")
