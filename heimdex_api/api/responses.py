@@ -60,7 +60,8 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
 }
 ROUTE_ERRORS["thumbnails_job"] = ROUTE_ERRORS["sidecar_job"]
 # A download URL the API signed (services/urls.py, api/routes/files.py): no bearer token, the URL is the credential.
-ROUTE_ERRORS["download_file"] = {403: ("url_signature_invalid", "url_expired"), 404: ("file_not_found",)}
+# `not_found`: a path no key can have (empty, a line break), which the router itself answers.
+ROUTE_ERRORS["download_file"] = {403: ("url_signature_invalid", "url_expired"), 404: ("file_not_found", "not_found")}
 
 
 def error_model(name: str, codes: tuple[str, ...]) -> type[BaseModel]:

@@ -40,7 +40,9 @@ class DownloadUrls:
         presigned = self.store.presigned_get(key, self.ttl_s)
         if presigned is not None:
             return presigned
-        query = urlencode(self.signer.sign(DOWNLOAD, org_id, key, int(time.time()) + self.ttl_s))
+        # Rounded up to the minute: answers read within a minute give the same URL, which a client may cache.
+        expires = -(-(int(time.time()) + self.ttl_s) // 60) * 60
+        query = urlencode(self.signer.sign(DOWNLOAD, org_id, key, expires))
         return f"{self.base_url}{FILES_PATH}/{quote(org_id)}/{quote(storage_key)}?{query}"
 
     def thumbnails(self, org_id: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
