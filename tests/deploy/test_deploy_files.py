@@ -732,11 +732,17 @@ def test_s3_settings_parse_for_the_store(
         services: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from heimdex_pipeline.settings import PipelineSettings
 
-    env = service_env(services[USER_CODE])
-    _isolate_env(monkeypatch, tmp_path, {key: value for key, value in env.items() if key.startswith("HEIMDEX_")})
+    from heimdex_pipeline.storage import store_from_settings
+
+    env = service_env(services[API])
+    _isolate_env(monkeypatch, tmp_path, {key: value for key, value in env.items()
+                                         if key.startswith(("HEIMDEX_", "AWS_"))})
     settings = PipelineSettings(_env_file=None)
     assert settings.storage == "s3"
     assert settings.s3_bucket and settings.s3_endpoint_url and settings.s3_public_endpoint_url
+    # Presigning makes no request: the URL a client gets names the published endpoint, not `minio`.
+    url = store_from_settings(settings).presigned_put("uploads/org/up_1/a.mp4", 60, "video/mp4", 1)
+    assert url.startswith(f"{settings.s3_public_endpoint_url}/{settings.s3_bucket}/uploads/org/up_1/a.mp4?"), url
 
 
 # ---------------------------------------------------------------------------------------------
