@@ -2,8 +2,8 @@
 # Runs Heimdex on this machine: the Dagster webserver and daemon on 127.0.0.1:3000 and the
 # REST API on 127.0.0.1:8000, on SQLite and the local ./derived folder unless told otherwise.
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-# The API runs as production unless HEIMDEX_ENV=development: its secret is made once, in .env.
-./scripts/jwt-secret.sh .env
+# The API runs as production unless HEIMDEX_ENV=development: its secrets are made once, in .env.
+./scripts/secrets.sh .env
 
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
 export HEIMDEX_DERIVED_ROOT="${HEIMDEX_DERIVED_ROOT:-$PWD/derived}"

@@ -79,6 +79,7 @@ def test_default_secret_is_refused_outside_development(monkeypatch: pytest.Monke
     with pytest.raises(ValidationError, match="HEIMDEX_JWT_SECRET"):
         ApiSettings()
     monkeypatch.setenv("HEIMDEX_JWT_SECRET", SECRET)
+    monkeypatch.setenv("HEIMDEX_URL_SIGNING_KEY", SECRET[::-1])
     assert ApiSettings().jwt_secret.get_secret_value() == SECRET
     monkeypatch.setenv("HEIMDEX_ENV", "development")
     monkeypatch.delenv("HEIMDEX_JWT_SECRET")

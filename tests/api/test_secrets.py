@@ -16,7 +16,8 @@ from heimdex_api.main import create_app
 from tests.api.support import SECRET, make_token
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET_SCRIPT = ROOT / "scripts" / "jwt-secret.sh"
+SECRET_SCRIPT = ROOT / "scripts" / "secrets.sh"
+SIGNING_KEY = "k" * 32
 
 # Each weak secret, by the algorithm it would sign: RFC 7518 §3.2 wants a key as long as the hash.
 RANDOM = secrets.token_hex(32)  # 64 distinct-looking bytes, cut to each length
@@ -62,6 +63,7 @@ def test_production_refuses_to_start_with_a_weak_secret(clean_env: dict[str, str
                                                         secret: str, algorithm: str) -> None:
     monkeypatch.setenv("HEIMDEX_JWT_SECRET", secret)
     monkeypatch.setenv("HEIMDEX_JWT_ALGORITHM", algorithm)
+    monkeypatch.setenv("HEIMDEX_URL_SIGNING_KEY", SIGNING_KEY)
     with pytest.raises(ValidationError, match="HEIMDEX_JWT_SECRET") as refused:
         create_app()
     # The message says what to do, and never shows the secret.
@@ -71,9 +73,9 @@ def test_production_refuses_to_start_with_a_weak_secret(clean_env: dict[str, str
 
 @pytest.mark.parametrize(("secret", "algorithm"), STRONG, ids=_ids(STRONG))
 def test_production_starts_with_a_strong_secret(clean_env: dict[str, str], secret: str, algorithm: str) -> None:
-    settings = ApiSettings(jwt_secret=secret, jwt_algorithm=algorithm)
+    settings = ApiSettings(jwt_secret=secret, jwt_algorithm=algorithm, url_signing_key=SIGNING_KEY)
     assert not settings.development
-    assert secret[:8] not in repr(settings)
+    assert secret[:8] not in repr(settings) and SIGNING_KEY not in repr(settings)
     create_app(settings)
 
 
@@ -109,11 +111,14 @@ def test_run_sh_secret_is_written_once_to_dotenv_and_read_by_the_api_and_the_cli
     first = dotenv.read_text()
     assert stat.S_IMODE(dotenv.stat().st_mode) == 0o600
     assert first.startswith("POSTGRES_PASSWORD=pw\nHEIMDEX_JWT_SECRET=")
+    assert "\nHEIMDEX_URL_SIGNING_KEY=" in first
     subprocess.run(["bash", str(SECRET_SCRIPT), ".env"], cwd=tmp_path, env=clean_env, check=True)
     assert dotenv.read_text() == first, "a second run keeps the secret"
 
     settings = ApiSettings()  # production, from ./.env
     assert not settings.development and len(settings.jwt_secret.get_secret_value()) >= 64
+    assert len(settings.url_signing_key.get_secret_value()) >= 64
+    assert settings.url_signing_key != settings.jwt_secret
     minted = _mint(tmp_path, clean_env, "--org", "org-demo", "--scope", "admin")
     assert minted.returncode == 0, minted.stderr
     principal = decode_token(minted.stdout.strip(), settings)
@@ -122,13 +127,33 @@ def test_run_sh_secret_is_written_once_to_dotenv_and_read_by_the_api_and_the_cli
 
 @pytest.mark.slow
 def test_run_sh_leaves_a_given_secret_alone(clean_env: dict[str, str], tmp_path: Path) -> None:
+    given = {**clean_env, "HEIMDEX_JWT_SECRET": SECRET, "HEIMDEX_URL_SIGNING_KEY": SIGNING_KEY}
+    subprocess.run(["bash", str(SECRET_SCRIPT), ".env"], cwd=tmp_path, env=given, check=True)
+    assert not (tmp_path / ".env").exists()
+    # Only the missing one is written.
     subprocess.run(["bash", str(SECRET_SCRIPT), ".env"], cwd=tmp_path, env={**clean_env, "HEIMDEX_JWT_SECRET": SECRET},
                    check=True)
-    assert not (tmp_path / ".env").exists()
+    assert [line.split("=")[0] for line in (tmp_path / ".env").read_text().splitlines()] == ["HEIMDEX_URL_SIGNING_KEY"]
+
+
+WEAK_KEYS = ["", "change-me", "k" * 31, "é" * 15]
+
+
+@pytest.mark.parametrize("key", WEAK_KEYS, ids=[f"{len(k.encode())}-bytes" for k in WEAK_KEYS])
+def test_production_refuses_a_weak_url_signing_key(clean_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                   key: str) -> None:
+    monkeypatch.setenv("HEIMDEX_JWT_SECRET", SECRET)
+    monkeypatch.setenv("HEIMDEX_URL_SIGNING_KEY", key)
+    with pytest.raises(ValidationError, match="HEIMDEX_URL_SIGNING_KEY") as refused:
+        create_app()
+    assert "at least 32 bytes" in str(refused.value)
+    assert key in ("", "change-me") or key[:8] not in str(refused.value)
+    monkeypatch.setenv("HEIMDEX_ENV", "development")
+    assert ApiSettings().development
 
 
 def test_run_sh_makes_the_secret_before_it_starts_anything() -> None:
     lines = (ROOT / "scripts" / "run.sh").read_text().splitlines()
-    secret = next(i for i, line in enumerate(lines) if "jwt-secret.sh" in line)
+    secret = next(i for i, line in enumerate(lines) if "secrets.sh" in line)
     assert secret < next(i for i, line in enumerate(lines) if "uvicorn" in line)
     assert ".env" in (ROOT / ".gitignore").read_text().split()
