@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from heimdex_pipeline.catalog.models import Source, Upload, Video, utcnow
 from heimdex_pipeline.media.fingerprint import ContentHash
-from heimdex_pipeline.storage import InvalidKeyError, ObjectStore, StoredObject
+from heimdex_pipeline.storage import ObjectStore, StoredObject
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,6 @@ class SourceObject:
     def name(self) -> str:
         """The object's file name: the last segment of its key."""
         return self.key.rpartition("/")[2]
-
-
-def _present(store: ObjectStore, key: str) -> bool:
-    try:
-        return store.stat(key) is not None
-    except InvalidKeyError:
-        return False
 
 
 def get_video(session: Session, asset_id: str) -> Video | None:
@@ -70,7 +63,7 @@ def register_source(session: Session, store: ObjectStore, source: SourceObject, 
     ).first() is not None
     video = session.get(Video, asset_id, populate_existing=True)
     assert video is not None
-    if not created and video.source_key != source.key and not _present(store, video.source_key):
+    if not created and video.source_key != source.key and store.stat(video.source_key) is None:
         # The first copy is gone; point the video at the one that is here now.
         video.source_key, video.source_name = source.key, source.name
     row: dict[str, Any] = {"org_id": source.org_id, "size_bytes": source.size_bytes, "version": source.version,
