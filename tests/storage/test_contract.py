@@ -115,6 +115,8 @@ def test_key_of_round_trips_and_refuses(store: ObjectStore) -> None:
         "uploads/org-a/x.mp4",
         "",
     ]
+    if good.startswith("file:///"):
+        refused += [good.replace("file:///", "file://evil.example/"), good + "?x=1", good + "#frag"]
     if isinstance(store, S3Store):
         # A key is literal on S3 (a path on disk normalises these to the same file).
         refused += [good.replace("org-a/x.mp4", "org-a/./x.mp4"), good.replace("org-a/x.mp4", "org-a//x.mp4"),
