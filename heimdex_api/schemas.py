@@ -66,13 +66,29 @@ class InitRequest(Request):
 
 
 class Presigned(BaseModel):
-    asset_uri: str
+    asset_uri: str = Field(description="Where the file goes: a `file://` URI (local storage: copying the file there "
+                                       "works too) or `s3://<bucket>/<key>`; commit's `source_uri`.")
     metadata_uri: str | None = None
+    upload_url: str = Field(description="One PUT of the file's bytes (exactly content_length of them, with "
+                                        "upload_headers) stores the upload; no bearer token: the URL is the "
+                                        "credential. S3: the bucket's presigned URL; local: the API's.")
+    upload_headers: dict[str, str] = Field(description="Headers the PUT to upload_url must carry.")
+    resumable_url: str = Field(description="A tus 1.0 upload resource for the same upload (Upload-Length = "
+                                           "content_length), with the checksum (sha1, sha256), expiration and "
+                                           "termination extensions: a tus client resumes an interrupted upload.")
+    expires_at: str = Field(description="ISO-8601: after it both URLs answer 403 `url_expired`; call init again.")
 
 
 class InitResponse(BaseModel):
     upload_id: str
     presigned: Presigned
+
+
+class UploadReceived(BaseModel):
+    """A PUT stored the whole file: commit it next."""
+
+    upload_id: str
+    size_bytes: int
 
 
 class CommitRequest(Request):

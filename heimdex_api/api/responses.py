@@ -31,8 +31,11 @@ _DESCRIPTIONS = {
     403: "The token lacks the scope, or names another org than the request.",
     404: "Nothing there; another org's object answers the same.",
     409: "The request conflicts with an earlier one.",
+    412: "A tus request of another protocol version than Tus-Resumable 1.0.0.",
     413: "The body, or the declared upload, is larger than the limit.",
+    415: "A tus PATCH without Content-Type application/offset+octet-stream.",
     422: "The request can never succeed as it is: `validation_error` (schema) or a business code.",
+    460: "tus checksum extension: the bytes do not match Upload-Checksum; nothing of them was kept.",
     503: "A service the request needs (Dagster, the catalog database, the storage, the media tools) is "
          "unavailable; retry.",
 }
@@ -43,7 +46,7 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "init": {400: _BAD_BODY, 403: _ORG, 413: (*_BODY_TOO_LARGE, "upload_too_large"),
              422: ("invalid_source_name",), 503: (*_DATABASE, *_STORAGE)},
     "commit": {400: _BAD_BODY, 403: _ORG, 404: ("upload_not_found", "source_not_found"),
-               409: ("upload_already_committed",), 413: _BODY_TOO_LARGE,
+               409: ("upload_already_committed", "upload_incomplete"), 413: _BODY_TOO_LARGE,
                422: (*_SOURCE, "content_length_mismatch"), 503: _JOB_503},
     "probe": {400: _BAD_BODY, 403: _ORG, 404: ("source_not_found",), 413: _BODY_TOO_LARGE, 422: _SOURCE,
               503: ("media_unavailable", *_STORAGE)},
@@ -59,9 +62,21 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
                  503: ("media_unavailable",)},
 }
 ROUTE_ERRORS["thumbnails_job"] = ROUTE_ERRORS["sidecar_job"]
+# The routes of an upload's signed URLs (api/routes/uploads.py): no bearer token, the URL is the credential.
+_SIGNED_URL = ("url_signature_invalid", "url_expired")
+_UPLOAD_WRITE = ("upload_already_committed", "upload_busy")
+ROUTE_ERRORS["upload_put"] = {
+    400: ("invalid_upload_header", "content_length_mismatch", "upload_incomplete"), 403: _SIGNED_URL,
+    404: ("upload_not_found",), 409: _UPLOAD_WRITE, 413: ("upload_length_exceeded",), 503: (*_DATABASE, *_STORAGE)}
+# tus at the resumable URL: documented here, not in the OpenAPI document (a protocol of headers).
+ROUTE_ERRORS["upload_tus"] = {
+    400: ("invalid_upload_header", "checksum_algorithm_unsupported"), 403: _SIGNED_URL,
+    404: ("upload_not_found",), 409: (*_UPLOAD_WRITE, "upload_offset_mismatch"), 412: ("tus_version_unsupported",),
+    413: ("upload_length_exceeded",), 415: ("unsupported_media_type",), 460: ("checksum_mismatch",),
+    503: (*_DATABASE, *_STORAGE)}
 # A download URL the API signed (services/urls.py, api/routes/files.py): no bearer token, the URL is the credential.
 # `not_found`: a path no key can have (empty, a line break), which the router itself answers.
-ROUTE_ERRORS["download_file"] = {403: ("url_signature_invalid", "url_expired"), 404: ("file_not_found", "not_found")}
+ROUTE_ERRORS["download_file"] = {403: _SIGNED_URL, 404: ("file_not_found", "not_found")}
 
 
 def error_model(name: str, codes: tuple[str, ...]) -> type[BaseModel]:

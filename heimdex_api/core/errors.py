@@ -37,6 +37,8 @@ class ApiError(Exception):
 
     status_code = 500
     code = "internal_error"
+    # Headers the answer carries besides the standard ones (the tus routes add theirs).
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: Any = None, code: str | None = None) -> None:
         super().__init__(detail)
@@ -89,11 +91,11 @@ RETRY_AFTER_S = 5
 
 
 async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-    headers = None
+    headers = dict(exc.headers or {})
     if exc.status_code == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
+        headers["WWW-Authenticate"] = "Bearer"
     elif exc.status_code == 503:
-        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        headers["Retry-After"] = str(RETRY_AFTER_S)
     return error_response(exc.status_code, exc.code, exc.detail, headers)
 
 

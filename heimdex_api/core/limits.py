@@ -5,15 +5,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from heimdex_api.core.errors import error_response
 
+# The upload routes take a file's bytes: each request is held to its upload's declared length instead.
+UPLOADS_PATH = "/v1/uploads/"
+
 
 class BodyLimitMiddleware:
-    """Refuse bodies above `limit` bytes (`legacy_limit` for `POST /metadata` uploads), declared or streamed."""
+    """Refuse bodies above `limit` bytes (`legacy_limit` for `POST /metadata` uploads), declared or streamed;
+    the upload routes (`/v1/uploads/`) are left to check against the upload's length."""
 
     def __init__(self, app: ASGIApp, limit: int, legacy_limit: int) -> None:
         self.app, self.limit, self.legacy_limit = app, limit, legacy_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(UPLOADS_PATH):
             await self.app(scope, receive, send)
             return
         limit = self.legacy_limit if scope["path"] == "/metadata" else self.limit

@@ -24,7 +24,8 @@ class UrlSigner:
 
     def _mac(self, purpose: Purpose, org_id: str, subject: str, expires: int) -> str:
         # NUL cannot occur in any of the four, so no two tuples give the same message.
-        message = "\x00".join((purpose, org_id, subject, str(expires))).encode("utf-8")
+        # surrogatepass: a path segment of a request may hold lone surrogates, which must fail the check, not crash it.
+        message = "\x00".join((purpose, org_id, subject, str(expires))).encode("utf-8", "surrogatepass")
         return hmac.new(self.key, message, hashlib.sha256).hexdigest()
 
     def sign(self, purpose: Purpose, org_id: str, subject: str, expires: int) -> dict[str, str]:
@@ -33,9 +34,10 @@ class UrlSigner:
 
     def verify(self, purpose: Purpose, org_id: str, subject: str, expires: str | None, sig: str | None) -> None:
         """403 unless `expires` and `sig` are what `sign` gave for these, and the expiry has not passed."""
-        if not expires or not sig or not expires.isdigit():
+        if not expires or not sig or not (expires.isascii() and expires.isdigit()):
             raise Forbidden("the URL is not signed", code="url_signature_invalid")
-        if not hmac.compare_digest(self._mac(purpose, org_id, subject, int(expires)), sig):
+        # compare_digest takes ASCII strings only; a signature is hex.
+        if not sig.isascii() or not hmac.compare_digest(self._mac(purpose, org_id, subject, int(expires)), sig):
             raise Forbidden("the URL's signature does not match it", code="url_signature_invalid")
         if int(expires) < time.time():
             raise Forbidden("the URL has expired: call init again for a new one", code="url_expired")

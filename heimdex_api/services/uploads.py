@@ -11,6 +11,7 @@ from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
 from heimdex_api.schemas import UPLOAD_ID_PATTERN, CommitRequest, InitRequest, SourceRequest
 from heimdex_api.services.assets import asset_status
+from heimdex_api.services import tus
 from heimdex_api.services.media import IdentifiedSource, identify_request
 from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, remove_partition, start_run
 from heimdex_api.services.sources import check_source_name, source_key
@@ -18,12 +19,13 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.catalog.repository import register_source
 from heimdex_pipeline.logs import get_logger
-from heimdex_pipeline.storage import ObjectStore
+from heimdex_pipeline.storage import InvalidKeyError, ObjectStore
 from heimdex_pipeline.storage.layout import org_uploads_prefix, upload_prefix
 
 
-def init_upload(settings: ApiSettings, store: ObjectStore, body: InitRequest) -> dict[str, Any]:
-    """Reserve `uploads/<org>/<upload_id>/` (the sensor leaves it alone while pending) and record it."""
+def init_upload(settings: ApiSettings, store: ObjectStore, body: InitRequest, base_url: str) -> dict[str, Any]:
+    """Reserve `uploads/<org>/<upload_id>/` (the sensor leaves it alone while pending), record it, and sign
+    its upload URLs (`base_url`: the request's, unless HEIMDEX_PUBLIC_URL says otherwise)."""
     name = check_source_name(body.source_name)
     if body.content_length > settings.max_upload_bytes:
         raise PayloadTooLarge(f"content_length exceeds {settings.max_upload_bytes} bytes", code="upload_too_large")
@@ -41,7 +43,17 @@ def init_upload(settings: ApiSettings, store: ObjectStore, body: InitRequest) ->
             session.execute(delete(Upload).where(Upload.upload_id == upload_id))
         raise
     get_logger("api", org_id=body.org_id, upload_id=upload_id).info("ingest.init", content_length=body.content_length)
-    return {"upload_id": upload_id, "presigned": {"asset_uri": store.uri(prefix + name)}}
+    key = prefix + name
+    urls = tus.sign_upload(settings, base_url, body.org_id, upload_id)
+    # S3: the bucket's own presigned PUT; local: the API's signed PUT (the store has no URLs of its own).
+    upload_url = store.presigned_put(key, settings.upload_url_ttl_s, body.content_type, body.content_length)
+    return {"upload_id": upload_id, "presigned": {
+        "asset_uri": store.uri(key),
+        "upload_url": upload_url or urls.upload_url,
+        "upload_headers": {"Content-Type": body.content_type} if body.content_type else {},
+        "resumable_url": urls.resumable_url,
+        "expires_at": datetime.fromtimestamp(urls.expires, UTC).isoformat().replace("+00:00", "Z"),
+    }}
 
 
 def _claim(settings: ApiSettings, upload: Upload) -> datetime:
@@ -97,6 +109,20 @@ def _unregister(settings: ApiSettings, upload_id: str, source: IdentifiedSource)
         session.execute(delete(Video).where(Video.asset_id == source.asset_id))
 
 
+def _check_complete(store: ObjectStore, upload: Upload) -> None:
+    """409 `upload_incomplete` when bytes were sent to the upload's URLs but not all of them."""
+    try:
+        receiver = tus.upload_receiver(store, upload)
+    except InvalidKeyError:
+        return  # a folder tampered with on disk: reading the source answers for it (422 invalid_source_uri)
+    if not receiver.is_complete():
+        offset = receiver.offset()
+        if offset:
+            raise Conflict({"message": f"the upload holds {offset} of its {upload.content_length} bytes: finish "
+                                       "it (PUT again, or resume at the tus URL), then commit", "offset": offset},
+                           code="upload_incomplete")
+
+
 def commit_upload(settings: ApiSettings, store: ObjectStore, instance: DagsterInstance, launcher: JobLauncher,
                   body: CommitRequest) -> dict[str, Any]:
     """Claim the upload, identify its file, register it and start its ingest unless the content is known."""
@@ -107,6 +133,7 @@ def commit_upload(settings: ApiSettings, store: ObjectStore, instance: DagsterIn
         raise NotFound("no such upload", code="upload_not_found")
     claimed_at = _claim(settings, upload)
     try:
+        _check_complete(store, upload)
         key = source_key(store, body.source_uri, upload.prefix)
         source = identify_request(settings, store, body.org_id, key, body.weak_threshold_bytes,
                                   expected_size=upload.content_length)

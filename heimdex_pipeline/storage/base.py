@@ -10,7 +10,10 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from heimdex_pipeline.storage.receive import UploadReceiver
 
 
 @dataclass(frozen=True)
@@ -128,3 +131,9 @@ class ObjectStore(ABC):
     def check(self) -> None:
         """Raise StorageUnavailableError when the store cannot be used (bucket missing, access
         denied, endpoint down)."""
+
+    # -- receiving -----------------------------------------------------------------------------
+    @abstractmethod
+    def receiver(self, key: str, length: int) -> "UploadReceiver":
+        """What receives an upload of `length` bytes for `key` over several requests (the API's PUT
+        and tus): partial bytes under hidden names, the object whole at `key` once they are all in."""

@@ -30,6 +30,7 @@ from heimdex_pipeline.storage.errors import (
     StorageUnavailableError,
 )
 from heimdex_pipeline.storage.layout import check_key
+from heimdex_pipeline.storage.receive import LocalReceiver
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # What opening or stat'ing a path answers when nothing is there to read (as `Path.is_file` reads them):
@@ -315,6 +316,14 @@ class LocalStore(ObjectStore):
     def presigned_put(self, key: str, expires_s: int, content_type: str | None,
                       content_length: int) -> str | None:
         return None
+
+    # -- receiving -----------------------------------------------------------------------------
+    def receiver(self, key: str, length: int) -> LocalReceiver:
+        # The folder must lie inside the root; the file itself is replaced by a rename, never followed.
+        folder = check_key(key).rpartition("/")[0]
+        if folder:
+            self.path(folder)
+        return LocalReceiver(self.root, key, length)
 
     # -- health --------------------------------------------------------------------------------
     def check(self) -> None:

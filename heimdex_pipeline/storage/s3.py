@@ -35,6 +35,7 @@ from heimdex_pipeline.storage.errors import (
     StorageUnavailableError,
 )
 from heimdex_pipeline.storage.layout import check_key, key_problem
+from heimdex_pipeline.storage.receive import S3Receiver
 
 if TYPE_CHECKING:
     from heimdex_pipeline.settings import PipelineSettings
@@ -310,6 +311,10 @@ class S3Store(ObjectStore):
     def check(self) -> None:
         with self._errors("reach the bucket", bucket_request=True):
             self.client.head_bucket(Bucket=self.bucket)
+
+    # -- receiving -----------------------------------------------------------------------------
+    def receiver(self, key: str, length: int) -> S3Receiver:
+        return S3Receiver(self.client, self.bucket, self.full_key, check_key(key), length, guard=self._errors)
 
     # -- errors --------------------------------------------------------------------------------
     @contextmanager

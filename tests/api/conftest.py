@@ -1,9 +1,11 @@
 """Fixtures of the API tests: a real Dagster instance, SQLite and PostgreSQL catalogs, clients, tokens, clips."""
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
+import httpx
 import pytest
 from dagster import DagsterInstance, instance_for_test
 from fastapi.testclient import TestClient
@@ -11,7 +13,9 @@ from fastapi.testclient import TestClient
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
 from heimdex_pipeline.catalog.db import migrate
+from tests.api.live import serve
 from tests.api.support import SECRET, Snapshot, bearer, commit, make_token, place
+from tests.api.uploads import LiveApi
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +107,32 @@ def asset(client: TestClient, auth: dict[str, str], org: str, clip: Path) -> tup
     response = commit(client, auth, org, upload_id, path)
     assert response.status_code == 200, response.text
     return response.json()["asset_id"], path
+
+
+@pytest.fixture
+def local_live(tmp_path: Path, sqlite_url: str, dagster_instance: DagsterInstance, org: str) -> Iterator[LiveApi]:
+    """The API on local storage over real HTTP (immediate mode, SQLite catalog)."""
+    with _live_api(tmp_path, sqlite_url, dagster_instance, org) as live:
+        yield live
+
+
+@pytest.fixture(params=["local", "s3"])
+def live(request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: str, dagster_instance: DagsterInstance,
+         org: str) -> Iterator[LiveApi]:
+    """The API over real HTTP on each storage backend: local, and a fresh bucket of moto's S3 server."""
+    storage: dict[str, str] = {}
+    if request.param == "s3":
+        s3 = request.getfixturevalue("s3")
+        storage = {"storage": "s3", "s3_bucket": s3.new_bucket(), "s3_endpoint_url": s3.url}
+    with _live_api(tmp_path, sqlite_url, dagster_instance, org, **storage) as live:
+        yield live
+
+
+@contextmanager
+def _live_api(tmp_path: Path, database_url: str, instance: DagsterInstance, org: str,
+              **storage: str) -> Iterator[LiveApi]:
+    settings = ApiSettings(derived_root=tmp_path / "derived", database_url=database_url, jwt_secret=SECRET,
+                           env="development", job_queue_backend="immediate", migrate_on_start=False,
+                           url_signing_key="u" * 32, **storage)
+    with serve(create_app(settings, instance=instance)) as url, httpx.Client(timeout=60) as http:
+        yield LiveApi(url, settings, instance, org, http)

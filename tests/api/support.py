@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from heimdex_api.core.config import ApiSettings
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
+from heimdex_pipeline.storage import store_from_settings
 
 SECRET = "test-secret-of-32-bytes-or-more-0123456789"
 
@@ -79,6 +80,10 @@ class Snapshot:
             }
         root = self.settings.derived_root
         files = sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+        if self.settings.storage == "s3":  # every object of the bucket, hidden ones and their prefix included
+            store = store_from_settings(self.settings)
+            files += sorted(o["Key"] for page in store.client.get_paginator("list_objects_v2").paginate(
+                Bucket=store.bucket) for o in page.get("Contents", []))
         return {**rows, "files": files, "partitions": sorted(self.instance.get_dynamic_partitions("videos")),
                 "runs": len(self.instance.get_run_records())}
 

@@ -102,7 +102,7 @@ def test_codes_are_listed_per_route(make_client: Callable[..., TestClient], sett
     document = _document(make_client, settings)
     paths = document["paths"]
     commit, job = paths["/v1/ingest/commit"]["post"], paths["/v1/assets/{asset_id}/sidecar"]["post"]
-    assert _codes(document, commit, "409") == ["upload_already_committed"]
+    assert _codes(document, commit, "409") == ["upload_already_committed", "upload_incomplete"]
     assert {"unsupported_format", "media_limit_exceeded", "validation_error"} <= set(_codes(document, commit, "422"))
     assert _codes(document, job, "409") == ["idempotency_conflict", "idempotency_in_progress"]
     assert set(_codes(document, job, "503")) == {"dagster_unavailable", "media_unavailable", "database_unavailable",

@@ -57,7 +57,6 @@ AWS_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_RE
 FAKE_DOTENV = {
     "MINIO_ROOT_USER": "test-minio",
     "MINIO_ROOT_PASSWORD": "test-minio-password",
-
     "POSTGRES_PASSWORD": "test-password",
     "HEIMDEX_JWT_SECRET": "t" * 64,
     "HEIMDEX_URL_SIGNING_KEY": "u" * 64,

@@ -23,11 +23,13 @@ router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
 
 
 @router.post("/init", status_code=201, response_model=InitResponse, responses=error_responses("init"))
-def init(body: InitRequest, principal: PrincipalDep, settings: SettingsDep, store: StoreDep) -> dict[str, Any]:
-    """Reserve a folder for one upload; place the file at `presigned.asset_uri`, then commit."""
+def init(body: InitRequest, request: Request, principal: PrincipalDep, settings: SettingsDep,
+         store: StoreDep) -> dict[str, Any]:
+    """Reserve one upload; send the file to `presigned.upload_url` (one PUT) or `presigned.resumable_url` (tus),
+    or place it at `presigned.asset_uri` (local storage), then commit."""
     principal.require(WRITE)
     principal.require_org(body.org_id)
-    return uploads.init_upload(settings, store, body)
+    return uploads.init_upload(settings, store, body, str(request.base_url))
 
 
 @router.post("/commit", response_model=CommitResponse, responses=error_responses("commit"))

@@ -1,0 +1,341 @@
+"""Receiving an upload's bytes in order, over several requests, into the object at its key.
+
+    UploadReceiver          one upload: its offset, an append from that offset, termination
+    ├── LocalReceiver       a hidden partial file beside the target, renamed into place when whole
+    └── S3Receiver          an S3 multipart upload into the target key, the tail below 5 MiB
+                            kept in a hidden object until the next bytes arrive (as tusd's s3store)
+
+An `Append` is one request's bytes: `write` them, then `save` (keep them: a request cut short
+keeps what arrived, and the upload becomes the object once the bytes reach its length) or
+`drop` (forget them: a checksum mismatch, more bytes than declared). Nothing incomplete is ever
+at the target key: the partial state lives under hidden names (a segment starting with '.'),
+which the sensor skips. The calls block (disk, network): the API runs them in worker threads.
+"""
+
+import functools
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from heimdex_pipeline.storage.errors import StorageError
+
+# S3's own limits: every part but the last at least 5 MiB, at most 10,000 parts.
+S3_MIN_PART_BYTES = 5 * 1024 * 1024
+S3_MAX_PARTS = 10_000
+# Parts of 8 MiB (more for files over 80 GB): few requests, and the memory of one part per append.
+S3_PART_BYTES = 8 * 1024 * 1024
+
+
+class OffsetMismatchError(StorageError):
+    """An append did not start where the upload's bytes end; `offset` is where they do."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(f"the upload's bytes end at offset {offset}")
+        self.offset = offset
+
+
+class Append(ABC):
+    """One request's bytes, appended at the upload's offset."""
+
+    def __init__(self, start: int, length: int) -> None:
+        self.start, self.length, self.written = start, length, 0
+
+    @property
+    def offset(self) -> int:
+        """Where the upload's bytes would end if this append were saved."""
+        return self.start + self.written
+
+    def write(self, data: bytes | bytearray) -> None:
+        """Append `data` (the caller never writes past the upload's length)."""
+        if self.offset + len(data) > self.length:
+            raise ValueError("write past the upload's length")
+        self._write(data)
+        self.written += len(data)
+
+    @abstractmethod
+    def _write(self, data: bytes | bytearray) -> None: ...
+
+    @abstractmethod
+    def save(self) -> int:
+        """Keep the bytes written (durably), completing the upload when they reach its length; the new offset."""
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Forget the bytes written by this append: the upload's offset is `start` again."""
+
+
+class UploadReceiver(ABC):
+    """One upload of `length` bytes into the object at `key`."""
+
+    def __init__(self, key: str, length: int) -> None:
+        self.key, self.length = key, length
+        folder, _, self.name = key.rpartition("/")
+        self.folder = f"{folder}/" if folder else ""
+
+    @abstractmethod
+    def offset(self) -> int:
+        """How many bytes are kept (the length once the object is whole)."""
+
+    @abstractmethod
+    def is_complete(self) -> bool:
+        """Whether the object is whole at its key."""
+
+    @abstractmethod
+    def append(self, offset: int, restart: bool = False) -> Append:
+        """Begin appending at `offset` (OffsetMismatchError unless the kept bytes end there);
+        `restart` drops whatever was kept and begins at 0 (a whole-file PUT)."""
+
+    @abstractmethod
+    def terminate(self) -> None:
+        """Forget the upload's bytes, partial and whole."""
+
+
+# -- local disk -----------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalReceiver(UploadReceiver):
+    """Bytes appended to `.<name>.part` beside the target, fsync'ed, renamed to `<name>` when whole."""
+
+    def __init__(self, root: Path, key: str, length: int) -> None:
+        super().__init__(key, length)
+        self.target = root / key
+        self.partial = self.target.with_name(f".{self.target.name}.part")
+
+    def is_complete(self) -> bool:
+        return self.target.is_file()
+
+    def offset(self) -> int:
+        if self.is_complete():
+            return self.length
+        try:
+            return self.partial.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def append(self, offset: int, restart: bool = False) -> "LocalAppend":
+        if restart:
+            offset = 0
+        elif self.is_complete() or offset != self.offset():
+            # A whole upload takes no more bytes, not even an empty append (which would leave a partial).
+            raise OffsetMismatchError(self.offset())
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        # "r+b" keeps the bytes before `offset`; O_CREAT without O_TRUNC for a first append.
+        fd = os.open(self.partial, os.O_RDWR | os.O_CREAT, 0o644)
+        file = os.fdopen(fd, "r+b", buffering=0)
+        file.truncate(offset)
+        file.seek(offset)
+        return LocalAppend(self, file, offset)
+
+    def terminate(self) -> None:
+        self.partial.unlink(missing_ok=True)
+        self.target.unlink(missing_ok=True)
+        try:
+            self.target.parent.rmdir()  # the upload's folder, once nothing else is in it
+        except OSError:
+            pass
+
+
+class LocalAppend(Append):
+    def __init__(self, receiver: LocalReceiver, file: Any, start: int) -> None:
+        super().__init__(start, receiver.length)
+        self.receiver, self.file = receiver, file
+
+    def _write(self, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self.file.write(view):]
+        # Start writing the block to disk now (DONTNEED on dirty pages begins their writeback without
+        # waiting for it), so that `save`'s fsync finds little left to do and the received bytes do
+        # not crowd the page cache.
+        os.posix_fadvise(self.file.fileno(), self.offset, len(data), os.POSIX_FADV_DONTNEED)
+
+    def save(self) -> int:
+        try:
+            os.fsync(self.file.fileno())
+        finally:
+            self.file.close()
+        if self.offset == self.length:
+            os.replace(self.receiver.partial, self.receiver.target)
+            _fsync_dir(self.receiver.target.parent)
+        return self.offset
+
+    def drop(self) -> None:
+        try:
+            self.file.truncate(self.start)
+            os.fsync(self.file.fileno())
+        finally:
+            self.file.close()
+        if self.start == 0:
+            self.receiver.partial.unlink(missing_ok=True)
+
+
+# -- S3 -------------------------------------------------------------------------------------------
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an S3 method inside its receiver's `guard`, which turns the client's errors into storage errors."""
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        receiver = getattr(self, "receiver", self)
+        with receiver.guard(f"receive the upload {receiver.key}"):
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+class S3Receiver(UploadReceiver):
+    """An S3 multipart upload into `key`, its progress in the hidden `<folder>/.tus/state.json`.
+
+    Parts are uploaded as the bytes arrive, in parts of `part_bytes` (the last one may be
+    smaller); what is left below a part when a request ends is kept in `<folder>/.tus/tail`
+    until the next request. The state object lists the parts and the tail's size, and is
+    written once an append is saved, so the parts of a dropped append (a bad checksum) or of a
+    request that died are not counted, and their numbers are used again. A file smaller than
+    one part is stored by one PUT. The multipart upload completes into `key` when the bytes
+    reach the length, so the object appears whole or not at all.
+    """
+
+    def __init__(self, client: Any, bucket: str, full_key: Callable[[str], str], key: str, length: int,
+                 part_bytes: int = S3_PART_BYTES,
+                 guard: Callable[[str], AbstractContextManager[Any]] = lambda doing: nullcontext()) -> None:
+        super().__init__(key, length)
+        # `guard(doing)`: the store's translation of boto3's errors (StorageUnavailableError: 503).
+        self.client, self.bucket, self.full_key, self.guard = client, bucket, full_key, guard
+        # Enough parts for the whole length, each at least S3's minimum.
+        self.part_bytes = max(part_bytes, S3_MIN_PART_BYTES, -(-length // S3_MAX_PARTS))
+        self.state_key = full_key(f"{self.folder}.tus/state.json")
+        self.tail_key = full_key(f"{self.folder}.tus/tail")
+
+    def _exists(self, full_key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=full_key)
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def state(self) -> dict[str, Any]:
+        """`{"multipart": id or None, "parts": [{"PartNumber", "ETag", "size"}], "tail": size}`."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.state_key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return {"multipart": None, "parts": [], "tail": 0}
+        return json.loads(body)
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.state_key, Body=json.dumps(state).encode(),
+                               ContentType="application/json")
+
+    @_guarded
+    def is_complete(self) -> bool:
+        return self._exists(self.full_key(self.key))
+
+    @_guarded
+    def offset(self) -> int:
+        state = self.state()
+        kept = sum(part["size"] for part in state["parts"]) + state["tail"]
+        if kept == 0 and self.is_complete():
+            return self.length
+        return kept
+
+    @_guarded
+    def append(self, offset: int, restart: bool = False) -> "S3Append":
+        if restart:
+            self._forget()
+            state = self.state()
+        else:
+            state = self.state()
+            kept = sum(part["size"] for part in state["parts"]) + state["tail"]
+            if offset != kept or (kept == 0 and self.length > 0 and self.is_complete()):
+                raise OffsetMismatchError(self.length if kept == 0 and self.is_complete() else kept)
+        tail = b""
+        if state["tail"]:
+            # The first `tail` bytes: a request that died after writing a longer tail but before
+            # saving the state wrote bytes that do not count.
+            tail = self.client.get_object(Bucket=self.bucket, Key=self.tail_key,
+                                          Range=f"bytes=0-{state['tail'] - 1}")["Body"].read()
+        return S3Append(self, state, tail)
+
+    def _forget(self) -> None:
+        state = self.state()
+        if state["multipart"]:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.full_key(self.key),
+                                               UploadId=state["multipart"])
+        self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": self.tail_key},
+                                                                           {"Key": self.state_key}]})
+
+    @_guarded
+    def terminate(self) -> None:
+        self._forget()
+        self.client.delete_object(Bucket=self.bucket, Key=self.full_key(self.key))
+
+
+class S3Append(Append):
+    def __init__(self, receiver: S3Receiver, state: dict[str, Any], tail: bytes) -> None:
+        kept = sum(part["size"] for part in state["parts"])
+        super().__init__(kept + len(tail), receiver.length)
+        self.receiver, self.state = receiver, state
+        self.parts: list[dict[str, Any]] = list(state["parts"])
+        self.multipart: str | None = state["multipart"]
+        self.buffer = bytearray(tail)
+
+    def _upload_part(self, data: bytes) -> None:
+        r = self.receiver
+        if self.multipart is None:
+            self.multipart = r.client.create_multipart_upload(Bucket=r.bucket, Key=r.full_key(r.key))["UploadId"]
+        number = len(self.parts) + 1
+        etag = r.client.upload_part(Bucket=r.bucket, Key=r.full_key(r.key), UploadId=self.multipart,
+                                    PartNumber=number, Body=data)["ETag"]
+        self.parts.append({"PartNumber": number, "ETag": etag, "size": len(data)})
+
+    @_guarded
+    def _write(self, data: bytes | bytearray) -> None:
+        self.buffer += data
+        size = self.receiver.part_bytes
+        while len(self.buffer) >= size and sum(p["size"] for p in self.parts) + size < self.length:
+            # A full part that is not the last (the last is uploaded by `save`).
+            self._upload_part(bytes(self.buffer[:size]))
+            del self.buffer[:size]
+
+    @_guarded
+    def save(self) -> int:
+        r = self.receiver
+        if self.offset == self.length:
+            if self.multipart is None:
+                r.client.put_object(Bucket=r.bucket, Key=r.full_key(r.key), Body=bytes(self.buffer))
+            else:
+                if self.buffer or not self.parts:
+                    self._upload_part(bytes(self.buffer))
+                r.client.complete_multipart_upload(
+                    Bucket=r.bucket, Key=r.full_key(r.key), UploadId=self.multipart,
+                    MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]}
+                                               for p in self.parts]})
+            r.client.delete_objects(Bucket=r.bucket, Delete={"Objects": [{"Key": r.tail_key}, {"Key": r.state_key}]})
+            return self.offset
+        if self.buffer:
+            r.client.put_object(Bucket=r.bucket, Key=r.tail_key, Body=bytes(self.buffer))
+        r._save_state({"multipart": self.multipart, "parts": self.parts, "tail": len(self.buffer)})
+        return self.offset
+
+    @_guarded
+    def drop(self) -> None:
+        # Nothing was recorded: the parts uploaded meanwhile are not in the state, and the next
+        # append uploads its own under the same numbers.
+        self.buffer.clear()
+        if self.multipart is not None and self.state["multipart"] is None:
+            r = self.receiver
+            r.client.abort_multipart_upload(Bucket=r.bucket, Key=r.full_key(r.key), UploadId=self.multipart)
