@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from heimdex_pipeline.sidecar import ThumbnailEntry
+from heimdex_pipeline.sidecar import Sidecar, ThumbnailEntry
 from heimdex_pipeline.storage import ORG_ID_PATTERN, RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, check_org_id
 
 UPLOAD_ID_PATTERN = re.compile(r"^up_[0-9a-f]{32}$")
@@ -135,9 +135,27 @@ class JobError(BaseModel):
     message: str
 
 
+DOWNLOAD_URL_DESCRIPTION = ("An absolute URL a plain GET fetches the bytes from, without the token, until it expires "
+                            "(HEIMDEX_DOWNLOAD_URL_TTL_S): the bucket's presigned GET on S3 storage, the API's signed "
+                            "`/v1/files/...` on local storage. Read the answer again for a fresh one.")
+
+
+class ThumbnailOut(ThumbnailEntry):
+    """A thumbnail entry of an answer: the stored entry with the URL of its bytes."""
+
+    url: str = Field(description=DOWNLOAD_URL_DESCRIPTION)
+
+
+class SidecarDocument(Sidecar):
+    """The stored sidecar document, answered with a `url` added to each thumbnail entry."""
+
+    thumbnails: list[ThumbnailOut] = Field(default_factory=list)
+
+
 class JobResult(BaseModel):
     sidecar_uri: str
-    thumbnails: list[ThumbnailEntry]
+    sidecar_url: str = Field(description=DOWNLOAD_URL_DESCRIPTION)
+    thumbnails: list[ThumbnailOut]
 
 
 class JobResponse(BaseModel):
@@ -155,6 +173,7 @@ class SidecarRef(BaseModel):
     schema_version: str
     storage_key: str
     etag: str
+    url: str = Field(description=DOWNLOAD_URL_DESCRIPTION)
 
 
 class AssetResponse(BaseModel):
@@ -166,7 +185,7 @@ class AssetResponse(BaseModel):
     hash_quality: str
     status: Literal["queued", "processing", "ready", "failed"]
     sidecar: SidecarRef | None
-    thumbnails: list[ThumbnailEntry]
+    thumbnails: list[ThumbnailOut]
 
 
 class HealthResponse(BaseModel):

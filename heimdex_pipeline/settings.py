@@ -20,6 +20,10 @@ class PipelineSettings(BaseSettings):
     s3_bucket: str | None = Field(default=None, description="The bucket of the s3 storage.")
     s3_endpoint_url: str | None = Field(
         default=None, description="The S3 endpoint (MinIO, Ceph, R2...); unset for AWS. Credentials come from the AWS chain.")
+    s3_public_endpoint_url: str | None = Field(
+        default=None,
+        description="The S3 endpoint as clients reach it, when it differs from s3_endpoint_url (MinIO inside a "
+                    "compose network): presigned URLs for clients are signed for this host; unset: s3_endpoint_url.")
     s3_prefix: str = Field(default="", description="A key prefix inside the bucket, for a bucket shared with others.")
     database_url: str | None = Field(
         default=None,

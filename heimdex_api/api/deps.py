@@ -12,6 +12,7 @@ from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Unauthorized
 from heimdex_api.core.security import Principal, decode_token
 from heimdex_api.services.pipeline import JobLauncher
+from heimdex_api.services.urls import DownloadUrls, url_signer
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.storage import ObjectStore
 
@@ -30,6 +31,13 @@ def get_db(settings: SettingsDep) -> Iterator[Session]:
 
 def get_store(request: Request) -> ObjectStore:
     return request.app.state.runtime.store
+
+
+def get_download_urls(request: Request, settings: SettingsDep,
+                      store: Annotated[ObjectStore, Depends(get_store)]) -> DownloadUrls:
+    """The `url` builder of this request's answers: absolute URLs on HEIMDEX_PUBLIC_URL, else the request's base."""
+    return DownloadUrls(store, url_signer(settings), settings.base_url(str(request.base_url)),
+                        settings.download_url_ttl_s)
 
 
 def get_instance(request: Request) -> DagsterInstance:
@@ -53,6 +61,7 @@ def get_principal(settings: SettingsDep,
 
 SessionDep = Annotated[Session, Depends(get_db)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
+DownloadUrlsDep = Annotated[DownloadUrls, Depends(get_download_urls)]
 InstanceDep = Annotated[DagsterInstance, Depends(get_instance)]
 LauncherDep = Annotated[JobLauncher, Depends(get_launcher)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

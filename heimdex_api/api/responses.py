@@ -74,6 +74,9 @@ ROUTE_ERRORS["upload_tus"] = {
     404: ("upload_not_found",), 409: (*_UPLOAD_WRITE, "upload_offset_mismatch"), 412: ("tus_version_unsupported",),
     413: ("upload_length_exceeded",), 415: ("unsupported_media_type",), 460: ("checksum_mismatch",),
     503: (*_DATABASE, *_STORAGE)}
+# A download URL the API signed (services/urls.py, api/routes/files.py): no bearer token, the URL is the credential.
+# `not_found`: a path no key can have (empty, a line break), which the router itself answers.
+ROUTE_ERRORS["download_file"] = {403: _SIGNED_URL, 404: ("file_not_found", "not_found")}
 
 
 def error_model(name: str, codes: tuple[str, ...]) -> type[BaseModel]:

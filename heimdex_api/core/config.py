@@ -83,6 +83,9 @@ class ApiSettings(PipelineSettings):
         default=900.0, gt=0,
         description="How long an idempotency key or an upload stays claimed by a request that never answered "
                     "(it crashed) before another request may take it over; longer than any request takes.")
+    # An hour: answers are read again for fresh URLs; S3 allows a presigned URL at most 7 days.
+    download_url_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600,
+                                    description="How long the `url` of a sidecar or thumbnail in an answer stays valid.")
 
     @property
     def development(self) -> bool:

@@ -13,6 +13,7 @@ from heimdex_api.schemas import SourceRequest, ThumbnailsRequest
 from heimdex_api.services.media import IdentifiedSource, identify_request
 from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, latest_run_status, start_run
 from heimdex_api.services.sources import source_key
+from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.catalog.repository import get_video, register_source
@@ -103,15 +104,17 @@ def _sidecar_bytes(store: ObjectStore, video: Video) -> bytes | None:
         return None
 
 
-def asset_view(instance: DagsterInstance, store: ObjectStore, video: Video) -> dict[str, Any]:
-    """The contract's asset answer: `ready` once the sidecar exists, else the state of its newest run."""
+def asset_view(instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls, video: Video) -> dict[str, Any]:
+    """The contract's asset answer: `ready` once the sidecar exists, else the state of its newest run; the
+    sidecar and each thumbnail with the `url` of its bytes."""
     raw = _sidecar_bytes(store, video)
     sidecar, thumbnails = None, []
     if raw is not None:
         document = json.loads(raw)
-        sidecar = {"schema_version": document["schema_version"], "storage_key": sidecar_storage_key(video.asset_id),
-                   "etag": hashlib.sha256(raw).hexdigest()}
-        thumbnails = document.get("thumbnails", [])
+        storage_key = sidecar_storage_key(video.asset_id)
+        sidecar = {"schema_version": document["schema_version"], "storage_key": storage_key,
+                   "etag": hashlib.sha256(raw).hexdigest(), "url": urls.url(video.org_id, storage_key)}
+        thumbnails = urls.thumbnails(video.org_id, document.get("thumbnails", []))
         status = "ready"
     else:
         run_status = latest_run_status(instance, video.asset_id)
@@ -121,9 +124,11 @@ def asset_view(instance: DagsterInstance, store: ObjectStore, video: Video) -> d
             "status": status, "sidecar": sidecar, "thumbnails": thumbnails}
 
 
-def sidecar_document(store: ObjectStore, video: Video) -> dict[str, Any]:
-    """The sidecar itself; 404 until the pipeline wrote it."""
+def sidecar_document(store: ObjectStore, urls: DownloadUrls, video: Video) -> dict[str, Any]:
+    """The sidecar as stored, each thumbnail entry with the `url` of its bytes; 404 until the pipeline wrote it."""
     raw = _sidecar_bytes(store, video)
     if raw is None:
         raise NotFound("the sidecar does not exist yet", code="sidecar_not_found")
-    return json.loads(raw)
+    document = json.loads(raw)
+    document["thumbnails"] = urls.thumbnails(video.org_id, document.get("thumbnails", []))
+    return document

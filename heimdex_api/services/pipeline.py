@@ -26,13 +26,14 @@ from dagster_shared.error import SerializableErrorInfo
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import NotFound, Unavailable
+from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.repository import mark_run_launched
 from heimdex_pipeline.definitions import defs
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
-from heimdex_pipeline.storage.layout import sidecar_key
+from heimdex_pipeline.storage.layout import sidecar_key, sidecar_storage_key
 from heimdex_pipeline.tags import (
     ORG_TAG,
     PARENT_RUN_TAG,
@@ -224,8 +225,8 @@ def find_run(instance: DagsterInstance, run_id: str, org_id: str) -> RunRecord:
     return record
 
 
-def job_view(instance: DagsterInstance, record: RunRecord, store: ObjectStore) -> dict[str, Any]:
-    """The contract's job answer for a run."""
+def job_view(instance: DagsterInstance, record: RunRecord, store: ObjectStore, urls: DownloadUrls) -> dict[str, Any]:
+    """The contract's job answer for a run; its result with the `url`s of the sidecar and thumbnails."""
     run = record.dagster_run
     status = _STATUS.get(run.status, "queued")
     org_id, asset_id = run.tags[ORG_TAG], run.tags.get(PARTITION_TAG)
@@ -236,7 +237,8 @@ def job_view(instance: DagsterInstance, record: RunRecord, store: ObjectStore) -
             thumbnails = store.read_json(key).get("thumbnails", [])
         except ObjectNotFoundError:
             thumbnails = []
-        result = {"sidecar_uri": store.uri(key), "thumbnails": thumbnails}
+        result = {"sidecar_uri": store.uri(key), "sidecar_url": urls.url(org_id, sidecar_storage_key(asset_id)),
+                  "thumbnails": urls.thumbnails(org_id, thumbnails)}
     return {
         "job_id": run.run_id,
         "type": run.tags.get(TYPE_TAG),

@@ -18,6 +18,8 @@ class MediaStorage(ConfigurableResource):
     bucket: str | None = None
     endpoint_url: str | None = None
     prefix: str = ""
+    # The endpoint clients reach, for presigned URLs (HEIMDEX_S3_PUBLIC_ENDPOINT_URL).
+    public_endpoint_url: str | None = None
 
     @classmethod
     def from_settings(cls, settings: "PipelineSettings") -> "MediaStorage":
@@ -27,4 +29,5 @@ class MediaStorage(ConfigurableResource):
     @property
     def store(self) -> ObjectStore:
         """The store itself (one per configuration and process)."""
-        return open_store(self.backend, self.root, self.bucket, self.endpoint_url, self.prefix)
+        return open_store(self.backend, self.root, self.bucket, self.endpoint_url, self.prefix,
+                          self.public_endpoint_url)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 @lru_cache(maxsize=16)
 def open_store(backend: str, root: str | None = None, bucket: str | None = None, endpoint_url: str | None = None,
-               prefix: str = "") -> ObjectStore:
+               prefix: str = "", public_endpoint_url: str | None = None) -> ObjectStore:
     """The store of a backend: `local` under `root`, or `s3` in `bucket` (at `endpoint_url`, keys
     under `prefix`). One per configuration and process, shared by its threads."""
     if backend == "s3":
@@ -39,7 +39,8 @@ def open_store(backend: str, root: str | None = None, bucket: str | None = None,
         # Imported only here: boto3 costs a process that never talks to S3 its import time.
         from heimdex_pipeline.storage.s3 import S3Store
 
-        return S3Store(bucket=bucket, endpoint_url=endpoint_url or None, prefix=prefix)
+        return S3Store(bucket=bucket, endpoint_url=endpoint_url or None, prefix=prefix,
+                       public_endpoint_url=public_endpoint_url or None)
     if backend != "local" or not root:
         raise ValueError(f"no storage backend {backend!r} with root {root!r}: local needs a root")
     return LocalStore(Path(root))
@@ -48,7 +49,8 @@ def open_store(backend: str, root: str | None = None, bucket: str | None = None,
 def store_config(settings: "PipelineSettings") -> dict[str, Any]:
     """`open_store`'s arguments from the settings (also the Dagster resource's configuration)."""
     return {"backend": settings.storage, "root": str(settings.derived_root.resolve()), "bucket": settings.s3_bucket,
-            "endpoint_url": settings.s3_endpoint_url, "prefix": settings.s3_prefix}
+            "endpoint_url": settings.s3_endpoint_url, "prefix": settings.s3_prefix,
+            "public_endpoint_url": settings.s3_public_endpoint_url}
 
 
 def store_from_settings(settings: "PipelineSettings") -> ObjectStore:

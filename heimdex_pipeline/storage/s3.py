@@ -90,7 +90,8 @@ class S3Store(ObjectStore):
     objects_appear_whole: ClassVar[bool] = True
 
     def __init__(self, bucket: str, endpoint_url: str | None = None, prefix: str = "",
-                 page_size: int = MAX_PAGE_SIZE, region: str | None = None) -> None:
+                 page_size: int = MAX_PAGE_SIZE, region: str | None = None,
+                 public_endpoint_url: str | None = None) -> None:
         if not bucket:
             raise ValueError("S3 storage needs a bucket: set HEIMDEX_S3_BUCKET")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
@@ -106,8 +107,15 @@ class S3Store(ObjectStore):
         # An explicit endpoint is MinIO, Ceph or another store that knows no virtual-host
         # buckets (nor DNS for them): address the bucket in the path there.
         config = CLIENT_CONFIG.merge(Config(s3={"addressing_style": "path"})) if self.endpoint_url else CLIENT_CONFIG
-        self.client = session.client("s3", endpoint_url=self.endpoint_url, config=config,
-                                     region_name=region or session.region_name or "us-east-1")
+        region = region or session.region_name or "us-east-1"
+        self.client = session.client("s3", endpoint_url=self.endpoint_url, config=config, region_name=region)
+        # Presigned URLs are for clients, who may reach the store at another address than we do
+        # (MinIO is `minio:9000` inside a compose network, 127.0.0.1:9000 outside). SigV4 signs
+        # the host, so they are signed by a client of that address; signing makes no request.
+        public = public_endpoint_url or None
+        self._presigner = self.client if public in (None, self.endpoint_url) else session.client(
+            "s3", endpoint_url=public, config=CLIENT_CONFIG.merge(Config(s3={"addressing_style": "path"})),
+            region_name=region)
         self._where = f"bucket {bucket!r}" + (f" at {_redacted(self.endpoint_url)}" if self.endpoint_url else "")
         self._log = get_logger("storage", backend=self.backend, bucket=bucket)
 
@@ -291,7 +299,7 @@ class S3Store(ObjectStore):
     def presigned_get(self, key: str, expires_s: int) -> str:
         full = self.full_key(key)
         with self._errors(f"sign a GET of {key}"):
-            return self.client.generate_presigned_url(
+            return self._presigner.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=_expiry(expires_s))
 
     def presigned_put(self, key: str, expires_s: int, content_type: str | None, content_length: int) -> str:
@@ -304,7 +312,7 @@ class S3Store(ObjectStore):
         if content_type:
             params["ContentType"] = content_type
         with self._errors(f"sign a PUT of {key}"):
-            return self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=_expiry(expires_s))
+            return self._presigner.generate_presigned_url("put_object", Params=params, ExpiresIn=_expiry(expires_s))
 
     # -- health --------------------------------------------------------------------------------
     def check(self) -> None:

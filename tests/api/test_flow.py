@@ -63,8 +63,11 @@ def test_seed_guide_flow(client: TestClient, auth: dict[str, str], org: str, tes
     assert view["size_bytes"] == testvideo.stat().st_size and view["hash"] == probe.json()["hash"]
     assert view["sidecar"]["storage_key"] == f"sidecars/{asset_id}.vna.json"
     assert view["sidecar"]["schema_version"] == "1.0" and len(view["sidecar"]["etag"]) == 64
-    assert view["thumbnails"] == thumbs_job["result"]["thumbnails"]
-    assert set(view["thumbnails"][0]) == {"idx", "storage_key", "width", "height", "ts_ms"}
+    # The same entries; each answer signs its own `url`s (tests/api/test_download_urls.py fetches them).
+    stored = [{key: value for key, value in entry.items() if key != "url"} for entry in view["thumbnails"]]
+    assert stored == [{key: value for key, value in entry.items() if key != "url"}
+                      for entry in thumbs_job["result"]["thumbnails"]]
+    assert set(view["thumbnails"][0]) == {"idx", "storage_key", "width", "height", "ts_ms", "url"}
     for thumb in view["thumbnails"]:
         assert thumb["height"] == 96 and (settings.derived_root / org / thumb["storage_key"]).is_file()
 

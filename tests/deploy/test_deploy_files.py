@@ -37,20 +37,26 @@ LOCAL_WORKSPACE = ROOT / "workspace.yaml"
 DOCKER_WORKSPACE = ROOT / "deploy" / "workspace.docker.yaml"
 ENV_EXAMPLE = ROOT / "deploy" / ".env.example"
 
-USER_CODE, WEBSERVER, DAEMON, API, MIGRATE, POSTGRES = (
-    "heimdex_user_code", "dagster_webserver", "dagster_daemon", "api", "migrate", "postgres",
+USER_CODE, WEBSERVER, DAEMON, API, MIGRATE, POSTGRES, MINIO, MINIO_BUCKET = (
+    "heimdex_user_code", "dagster_webserver", "dagster_daemon", "api", "migrate", "postgres", "minio", "minio_bucket",
 )
 DAGSTER_SERVICES = (USER_CODE, WEBSERVER, DAEMON)
 # Every process that opens the Dagster instance of deploy/dagster.yaml (the API reads runs and
 # adds partitions through `DagsterInstance.get()`).
 INSTANCE_SERVICES = (*DAGSTER_SERVICES, "api")
 IMAGE_SERVICES = (MIGRATE, USER_CODE, WEBSERVER, DAEMON, API)
-MEDIA_VOLUME = "heimdex_media"
 DAGSTER_STORAGE_VOLUME = "heimdex_dagster_storage"
-WEBSERVER_PORT, GRPC_PORT, API_PORT = 3000, 4000, 8000
+WEBSERVER_PORT, GRPC_PORT, API_PORT, S3_PORT = 3000, 4000, 8000, 9000
+# Services whose code opens the store: the sensor (code server), the API; run workers get the
+# same settings through the run launcher.
+STORE_SERVICES = (USER_CODE, API)
+S3_SETTINGS = ("HEIMDEX_STORAGE", "HEIMDEX_S3_BUCKET", "HEIMDEX_S3_ENDPOINT_URL", "HEIMDEX_S3_PUBLIC_ENDPOINT_URL")
+AWS_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 
 # What an operator's .env would hold: compose refuses to start without the `:?` ones.
 FAKE_DOTENV = {
+    "MINIO_ROOT_USER": "test-minio",
+    "MINIO_ROOT_PASSWORD": "test-minio-password",
     "POSTGRES_PASSWORD": "test-password",
     "HEIMDEX_JWT_SECRET": "t" * 64,
     "HEIMDEX_URL_SIGNING_KEY": "u" * 64,
@@ -335,8 +341,10 @@ def env_references(node: Any) -> set[str]:
 # ---------------------------------------------------------------------------------------------
 
 def test_compose_has_the_expected_services(services: dict[str, Any]) -> None:
-    assert set(services) >= {POSTGRES, MIGRATE, USER_CODE, WEBSERVER, DAEMON, API}
+    assert set(services) >= {POSTGRES, MIGRATE, USER_CODE, WEBSERVER, DAEMON, API, MINIO, MINIO_BUCKET}
     assert services[POSTGRES]["image"].startswith("postgres:15")
+    assert services[MINIO]["image"].split(":")[0] == "minio/minio"
+    assert services[MINIO_BUCKET]["image"].split(":")[0] == "minio/mc"
 
 
 @pytest.mark.parametrize("name", IMAGE_SERVICES)
@@ -416,6 +424,14 @@ def test_dependencies_and_startup_order(services: dict[str, Any]) -> None:
 # Environment variables: settings fields, instance config, run launcher pass-through
 # ---------------------------------------------------------------------------------------------
 
+def test_every_heimdex_variable_compose_sets_is_a_setting(
+        services: dict[str, Any], pipeline_env_names: set[str]) -> None:
+    known = set(pipeline_env_names).union(*(env_names_of(cls) for cls in api_settings_classes()))
+    for name, service in services.items():
+        unknown = {key for key in service_env(service) if key.startswith("HEIMDEX_")} - known
+        assert not unknown, f"{name} sets {sorted(unknown)}, which no settings class reads"
+
+
 @pytest.mark.parametrize("name", (MIGRATE, USER_CODE, WEBSERVER, DAEMON))
 def test_pipeline_services_set_only_pipeline_settings(
         services: dict[str, Any], pipeline_env_names: set[str], name: str,
@@ -442,7 +458,7 @@ def test_api_sets_only_api_settings_and_they_parse(
     heimdex = {key: value for key, value in env.items() if key.startswith("HEIMDEX_")}
     unknown = {key.upper() for key in heimdex} - known
     assert not unknown, f"the api sets {sorted(unknown)}, which no settings class reads"
-    for required in ("HEIMDEX_JWT_SECRET", "HEIMDEX_JOB_QUEUE_BACKEND", "HEIMDEX_ENV",
+    for required in ("HEIMDEX_JWT_SECRET", "HEIMDEX_URL_SIGNING_KEY", "HEIMDEX_JOB_QUEUE_BACKEND", "HEIMDEX_ENV",
                      "HEIMDEX_DAGSTER_WEBSERVER_URL", "HEIMDEX_DATABASE_URL"):
         assert required in heimdex, f"the api does not set {required}"
     assert heimdex["HEIMDEX_JOB_QUEUE_BACKEND"] == "dagster"
@@ -551,10 +567,10 @@ def test_env_example_covers_every_variable_compose_requires(raw_compose: dict[st
             yield node
 
     used = interpolation_vars("\n".join(strings(raw_compose)))
-    required = {name for name, op in used.items() if op in (None, ":?", "?")}
     example = {line.split("=", 1)[0].strip() for line in ENV_EXAMPLE.read_text().splitlines()
                if "=" in line and not line.lstrip().startswith("#")}
-    assert required <= example, f"deploy/.env.example lacks {sorted(required - example)}"
+    # Those with a default too: the example is where an operator learns they exist.
+    assert set(used) <= example, f"deploy/.env.example lacks {sorted(set(used) - example)}"
     assert set(FAKE_DOTENV) <= example
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
@@ -601,18 +617,17 @@ def test_network_name_matches_the_run_launcher(
         assert key in service["networks"], f"{name} is not on {network}"
 
 
-def test_media_volume_is_mounted_at_the_derived_root_everywhere(
-        compose: dict[str, Any], services: dict[str, Any], dockerfile: Dockerfile,
-        launcher_config: dict[str, Any]) -> None:
+def test_media_lives_in_the_bucket_not_on_a_shared_volume(
+        services: dict[str, Any], dockerfile: Dockerfile, launcher_config: dict[str, Any]) -> None:
     derived_root = dockerfile.env["HEIMDEX_DERIVED_ROOT"]
     assert derived_root == "/app/derived"
-    for name in (USER_CODE, WEBSERVER, DAEMON, API):
-        assert volume_mounts(services[name]).get(MEDIA_VOLUME) == derived_root, name
+    for name in IMAGE_SERVICES:
+        assert service_env(services[name])["HEIMDEX_STORAGE"] == "s3", name
+        # What is left under the derived root is scratch space of one container.
+        assert derived_root not in volume_mounts(services[name]).values(), f"{name} still mounts media"
         assert service_env(services[name]).get("HEIMDEX_DERIVED_ROOT", derived_root) == derived_root
-    # Run containers get the volume by its real (unprefixed) name.
-    assert compose["volumes"][MEDIA_VOLUME]["name"] == MEDIA_VOLUME
     run_mounts = dict(v.split(":")[:2] for v in launcher_config["container_kwargs"]["volumes"])
-    assert run_mounts[MEDIA_VOLUME] == derived_root
+    assert derived_root not in run_mounts.values(), "run workers read media from the bucket"
 
 
 def test_compute_log_storage_is_shared_with_run_containers(
@@ -630,7 +645,7 @@ def test_docker_socket_reaches_the_launching_services(services: dict[str, Any]) 
     for name in (WEBSERVER, DAEMON):
         assert volume_mounts(services[name]).get("/var/run/docker.sock") == "/var/run/docker.sock"
         assert services[name].get("group_add"), f"{name} runs as non-root: it needs the socket's group"
-    for name in (USER_CODE, API, MIGRATE):
+    for name in (USER_CODE, API, MIGRATE, MINIO, MINIO_BUCKET):
         assert "/var/run/docker.sock" not in volume_mounts(services[name]), name
 
 
@@ -641,6 +656,92 @@ def test_current_image_is_the_image_compose_builds(
     for name in INSTANCE_SERVICES:
         assert raw_compose["services"][name]["environment"]["DAGSTER_CURRENT_IMAGE"] == image
     assert launcher_config["image"] == {"env": "DAGSTER_CURRENT_IMAGE"}
+
+
+# ---------------------------------------------------------------------------------------------
+# MinIO: the bucket, its creation, the endpoints and credentials the services sign with
+# ---------------------------------------------------------------------------------------------
+
+def test_minio_keeps_its_data_in_a_volume_and_has_a_healthcheck(
+        compose: dict[str, Any], services: dict[str, Any]) -> None:
+    minio = services[MINIO]
+    argv = command_argv(minio)
+    assert argv[0] == "server"
+    data = argv[1]
+    (volume,) = [source for source, target in volume_mounts(minio).items() if target == data]
+    assert volume in compose["volumes"], f"MinIO's {data} is not a named volume: objects would die with it"
+    test = minio["healthcheck"]["test"]
+    assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1
+    assert minio.get("restart") in ("unless-stopped", "always", "on-failure")
+
+
+def test_the_bucket_is_created_at_start_before_anything_uses_it(services: dict[str, Any]) -> None:
+    job = services[MINIO_BUCKET]
+    assert job.get("restart", "no") == "no", "a one-shot job must not restart"
+    assert job["depends_on"][MINIO]["condition"] == "service_healthy"
+    argv = command_argv(job)
+    if argv[0] == "mc":
+        argv = argv[1:]
+    assert argv[:2] == ["mb", "--ignore-existing"], "creating the bucket must succeed on every start"
+    alias, _, bucket = argv[2].partition("/")
+    # mc reads the alias from MC_HOST_<alias>: the MinIO service, with its root credentials.
+    host = urlsplit(service_env(job)[f"MC_HOST_{alias}"])
+    minio_env = service_env(services[MINIO])
+    assert (host.hostname, host.port) == (MINIO, S3_PORT)
+    assert (host.username, host.password) == (minio_env["MINIO_ROOT_USER"], minio_env["MINIO_ROOT_PASSWORD"])
+    for name in IMAGE_SERVICES:
+        assert service_env(services[name])["HEIMDEX_S3_BUCKET"] == bucket, f"{name} uses another bucket"
+    for name in STORE_SERVICES:
+        assert services[name]["depends_on"][MINIO_BUCKET]["condition"] == "service_completed_successfully", name
+
+
+def test_services_reach_minio_inside_and_clients_through_the_published_port(services: dict[str, Any]) -> None:
+    published = {port.rsplit(":", 1)[-1]: port.rsplit(":", 1)[0] for port in services[MINIO]["ports"]}
+    assert str(S3_PORT) in published, "clients PUT and GET presigned URLs on MinIO's published port"
+    host_side = published[str(S3_PORT)]
+    for name in IMAGE_SERVICES:
+        env = service_env(services[name])
+        inside = urlsplit(env["HEIMDEX_S3_ENDPOINT_URL"])
+        assert (inside.hostname, inside.port) == (MINIO, S3_PORT), name
+        public = urlsplit(env["HEIMDEX_S3_PUBLIC_ENDPOINT_URL"])
+        # Presigned URLs name this host: the one a client on the Docker host reaches.
+        assert f"{public.hostname}:{public.port}" == host_side, (name, public)
+
+
+def test_heimdex_signs_with_minio_credentials(services: dict[str, Any]) -> None:
+    minio_env = service_env(services[MINIO])
+    for name in (*IMAGE_SERVICES,):
+        env = service_env(services[name])
+        assert env["AWS_ACCESS_KEY_ID"] == minio_env["MINIO_ROOT_USER"], name
+        assert env["AWS_SECRET_ACCESS_KEY"] == minio_env["MINIO_ROOT_PASSWORD"], name
+        assert env["AWS_DEFAULT_REGION"], name
+
+
+def test_run_workers_get_the_bucket_settings_and_credentials(
+        services: dict[str, Any], launcher_config: dict[str, Any]) -> None:
+    passed = {item.split("=", 1)[0] for item in launcher_config["env_vars"]}
+    missing = (set(S3_SETTINGS) | set(AWS_CREDENTIALS)) - passed
+    assert not missing, f"run workers would miss {sorted(missing)}: they could not read the video"
+    # Every pipeline setting the code server has, whatever its name.
+    pipeline = {key for key in service_env(services[USER_CODE]) if key.startswith(("HEIMDEX_", "AWS_"))}
+    assert pipeline <= passed, f"run workers would miss {sorted(pipeline - passed)}"
+
+
+def test_s3_settings_parse_for_the_store(
+        services: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from heimdex_pipeline.settings import PipelineSettings
+
+    from heimdex_pipeline.storage import store_from_settings
+
+    env = service_env(services[API])
+    _isolate_env(monkeypatch, tmp_path, {key: value for key, value in env.items()
+                                         if key.startswith(("HEIMDEX_", "AWS_"))})
+    settings = PipelineSettings(_env_file=None)
+    assert settings.storage == "s3"
+    assert settings.s3_bucket and settings.s3_endpoint_url and settings.s3_public_endpoint_url
+    # Presigning makes no request: the URL a client gets names the published endpoint, not `minio`.
+    url = store_from_settings(settings).presigned_put("uploads/org/up_1/a.mp4", 60, "video/mp4", 1)
+    assert url.startswith(f"{settings.s3_public_endpoint_url}/{settings.s3_bucket}/uploads/org/up_1/a.mp4?"), url
 
 
 # ---------------------------------------------------------------------------------------------

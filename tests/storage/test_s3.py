@@ -91,6 +91,21 @@ def test_presigned_get_and_put(store: S3Store) -> None:
             store.presigned_get("org/sidecars/a.vna.json", expires)
 
 
+def test_presigned_urls_name_the_public_endpoint(s3: S3Endpoint, store: S3Store) -> None:
+    """Clients reach the store at another address than the services (MinIO in compose): the URLs name it."""
+    public = s3.url.replace("127.0.0.1", "localhost")
+    outside = S3Store(store.bucket, endpoint_url=s3.url, public_endpoint_url=public)
+    outside.write_bytes("org/sidecars/b.vna.json", b"{}\n", "application/json")
+    url = outside.presigned_get("org/sidecars/b.vna.json", 60)
+    assert url.startswith(f"{public}/{store.bucket}/org/sidecars/b.vna.json?")
+    assert httpx.get(url).content == b"{}\n"
+    put = outside.presigned_put("uploads/o/u2/clip.mp4", 60, "video/mp4", 2)
+    assert put.startswith(f"{public}/") and httpx.put(put, content=b"ok", headers={"Content-Type": "video/mp4"}).is_success
+    assert outside.read_bytes("uploads/o/u2/clip.mp4") == b"ok"
+    # Unset, the URLs name the endpoint the store talks to.
+    assert store.presigned_get("org/sidecars/b.vna.json", 60).startswith(f"{s3.url}/")
+
+
 def test_missing_bucket(s3: S3Endpoint, tmp_path: Path) -> None:
     store = S3Store("heimdex-no-such-bucket", endpoint_url=s3.url)
     (tmp_path / "clip.mp4").write_bytes(b"x" * 100)

@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from heimdex_api.api.deps import (
+    DownloadUrlsDep,
     InstanceDep,
     LauncherDep,
     PrincipalDep,
@@ -17,9 +18,8 @@ from heimdex_api.api.job_threads import run_job_request
 from heimdex_api.api.params import AssetIdPath, IdempotencyKeyHeader
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.security import READ, WRITE, Principal
-from heimdex_api.schemas import AssetResponse, JobAccepted, SourceRequest, ThumbnailsRequest
+from heimdex_api.schemas import AssetResponse, JobAccepted, SidecarDocument, SourceRequest, ThumbnailsRequest
 from heimdex_api.services import assets, idempotency
-from heimdex_pipeline.sidecar import Sidecar
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
@@ -64,17 +64,18 @@ async def thumbnails_job(asset_id: AssetIdPath, body: ThumbnailsRequest, request
 
 @router.get("/{asset_id}", response_model=AssetResponse, responses=error_responses("read_asset"))
 def read_asset(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, store: StoreDep,
-               instance: InstanceDep) -> dict[str, Any]:
-    """The video, its status, sidecar reference and thumbnails."""
+               instance: InstanceDep, urls: DownloadUrlsDep) -> dict[str, Any]:
+    """The video, its status, sidecar reference and thumbnails, with the URLs of their bytes."""
     principal.require(READ)
-    return assets.asset_view(instance, store, assets.find_video(session, asset_id, principal.org_id))
+    return assets.asset_view(instance, store, urls, assets.find_video(session, asset_id, principal.org_id))
 
 
-# The document is answered as the pipeline wrote it, so its model is documented, not re-validated.
+# The document is answered as the pipeline wrote it (plus the thumbnails' `url`), so its model is
+# documented, not re-validated.
 @router.get("/{asset_id}/sidecar", response_model=None,
-            responses={200: {"model": Sidecar}, **error_responses("read_sidecar")})
+            responses={200: {"model": SidecarDocument}, **error_responses("read_sidecar")})
 def read_sidecar(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep,
-                 store: StoreDep) -> dict[str, Any]:
-    """The scene sidecar document; 404 until it exists."""
+                 store: StoreDep, urls: DownloadUrlsDep) -> dict[str, Any]:
+    """The scene sidecar document, each thumbnail with the URL of its bytes; 404 until it exists."""
     principal.require(READ)
-    return assets.sidecar_document(store, assets.find_video(session, asset_id, principal.org_id))
+    return assets.sidecar_document(store, urls, assets.find_video(session, asset_id, principal.org_id))

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from heimdex_api.api.deps import InstanceDep, PrincipalDep, StoreDep
+from heimdex_api.api.deps import DownloadUrlsDep, InstanceDep, PrincipalDep, StoreDep
 from heimdex_api.api.params import RUN_ID_PATTERN, JobIdPath
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.errors import NotFound
@@ -15,9 +15,10 @@ from heimdex_api.services.pipeline import find_run, job_view
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 @router.get("/{job_id}", response_model=JobResponse, responses=error_responses("read_job"))
-def read_job(job_id: JobIdPath, principal: PrincipalDep, instance: InstanceDep, store: StoreDep) -> dict[str, Any]:
+def read_job(job_id: JobIdPath, principal: PrincipalDep, instance: InstanceDep, store: StoreDep,
+             urls: DownloadUrlsDep) -> dict[str, Any]:
     """A job (a Dagster run) of the caller's org: its type, asset, status, result or error."""
     principal.require(READ)
     if not RUN_ID_PATTERN.match(job_id):
         raise NotFound("no such job", code="job_not_found")
-    return job_view(instance, find_run(instance, job_id, principal.org_id), store)
+    return job_view(instance, find_run(instance, job_id, principal.org_id), store, urls)
