@@ -120,8 +120,10 @@ def test_the_api_answers_503_while_s3_is_down_and_recovers(endpoint: Endpoint, d
             "probe": lambda: http.post("/v1/ingest/probe", headers=auth, json={
                 "org_id": ORG, "source_uri": second["presigned"]["asset_uri"]}),
         }
+        took_s = {}
         for name, send in down.items():
-            response, took = _timed(send)
+            response, took_s[name] = _timed(send)
+            took = took_s[name]
             assert response.status_code == 503, (name, response.text)
             assert response.json()["error"] == "storage_unavailable", (name, response.text)
             assert response.headers["Retry-After"] and "Traceback" not in response.text
@@ -132,7 +134,10 @@ def test_the_api_answers_503_while_s3_is_down_and_recovers(endpoint: Endpoint, d
         assert init()["presigned"]["upload_url"], "a presigned URL is signed without the endpoint"
 
         endpoint.start()
+        restarted_at = time.monotonic()
         assert http.get(f"/v1/assets/{asset_id}", headers=auth).json()["status"] == "ready"
+        print("\nfault 6 figures (s): 503 answered in " + ", ".join(f"{k} {v:.2f}" for k, v in took_s.items())
+              + f"; first read after the restart {time.monotonic() - restarted_at:.2f}")
         recommitted = commit(second)
         assert recommitted.status_code == 200, recommitted.text
         assert http.get(f"/v1/jobs/{recommitted.json()['job_id']}", headers=auth).json()["status"] == "succeeded"
@@ -154,7 +159,10 @@ def test_a_step_retries_while_s3_is_down(endpoint: Endpoint, dagster: DagsterIns
     assert not failed.success
     retried = [event for event in failed.all_events if event.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
     assert retried, "the outage must be retried, not failed outright"
-    assert "storage_unavailable" in str(failed.get_step_failure_events()[0].event_specific_data.error)
+    print(f"\nfault 6 figures: {len(retried)} retries of probe_metadata while the endpoint was down")
+    # The step's error says the store failed, without its address or a signed URL.
+    error = str(failed.get_step_failure_events()[0].event_specific_data.error)
+    assert "127.0.0.1" not in error and "X-Amz-" not in error
 
     endpoint.start()
     assert materialize([probe_metadata, scene_sidecar, thumbnails], partition_key=asset_id, resources=resources,
