@@ -343,8 +343,9 @@ def env_references(node: Any) -> set[str]:
 def test_compose_has_the_expected_services(services: dict[str, Any]) -> None:
     assert set(services) >= {POSTGRES, MIGRATE, USER_CODE, WEBSERVER, DAEMON, API, MINIO, MINIO_BUCKET}
     assert services[POSTGRES]["image"].startswith("postgres:15")
-    assert services[MINIO]["image"].split(":")[0] == "minio/minio"
-    assert services[MINIO_BUCKET]["image"].split(":")[0] == "minio/mc"
+    # Pinned releases: `latest` would change the server under a running deployment.
+    assert re.fullmatch(r"minio/minio:RELEASE\.[0-9TZ-]+", services[MINIO]["image"])
+    assert re.fullmatch(r"minio/mc:RELEASE\.[0-9TZ-]+", services[MINIO_BUCKET]["image"])
 
 
 @pytest.mark.parametrize("name", IMAGE_SERVICES)
