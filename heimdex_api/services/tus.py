@@ -37,8 +37,9 @@ from heimdex_pipeline.storage.receive import Append, OffsetMismatchError, Upload
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "checksum,expiration,termination"
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
-# Bytes handed to a worker thread at a time: few thread hops, little memory.
-BLOCK_BYTES = 4 * 1024 * 1024
+# Bytes handed to a worker thread at a time: few thread hops, little memory, and little left to
+# write once a request's last byte arrived (tus answers only then).
+BLOCK_BYTES = 2 * 1024 * 1024
 
 
 class BadRequest(ApiError):

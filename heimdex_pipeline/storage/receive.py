@@ -100,9 +100,10 @@ class UploadReceiver(ABC):
 
 
 # O_DIRECT writes: offsets, lengths and memory aligned to 4 KiB (what ext4, xfs and btrfs ask at
-# most), in blocks of 4 MiB (one disk write each, while the next block arrives).
+# most), in blocks of 2 MiB (one disk write each, while the next block arrives; as fast as 4 or
+# 16 MiB here, and less to write after a request's last byte).
 DIRECT_ALIGN = 4096
-DIRECT_BLOCK_BYTES = 4 * 1024 * 1024
+DIRECT_BLOCK_BYTES = 2 * 1024 * 1024
 
 
 def _open_direct(path: Path) -> int | None:
