@@ -7,7 +7,7 @@ libraries for FastAPI were weighed and left: tuspyserver keeps uploads in a loca
 its own; neither takes our signed URLs, our upload rows or the `ObjectStore`'s S3 multipart.
 
 The bytes of a request are read as they arrive (never the whole body in memory), gathered into
-blocks of `BLOCK_BYTES`, and written by a worker thread, so disk and S3 never block the event
+blocks of `BLOCK_BYTES` (lists of the chunks received), and written by a worker thread, so disk and S3 never block the event
 loop. A request cut short keeps what arrived (a tus client, or a new PUT, resumes from there);
 more bytes than the upload's length answer 413 and keep nothing of that request.
 """
@@ -37,8 +37,9 @@ from heimdex_pipeline.storage.receive import Append, OffsetMismatchError, Upload
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "checksum,expiration,termination"
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
-# Bytes handed to a worker thread at a time: few thread hops, little memory.
-BLOCK_BYTES = 4 * 1024 * 1024
+# Bytes handed to a worker thread at a time: few thread hops, little memory, and little left to
+# write once a request's last byte arrived (tus answers only then).
+BLOCK_BYTES = 2 * 1024 * 1024
 
 
 class BadRequest(ApiError):
@@ -150,35 +151,39 @@ def declared_length(header: str | None) -> int | None:
     return int(header)
 
 
-def _write_block(append: Append, block: bytes | bytearray, checksum: Any) -> None:
-    if checksum is not None:
-        checksum.update(block)
-    append.write(block)
+def _write_block(append: Append, chunks: list[bytes], checksum: Any) -> None:
+    for chunk in chunks:
+        if checksum is not None:
+            checksum.update(chunk)
+        append.write(chunk)
 
 
 class _BlockWriter:
     """Gathers a request's chunks into blocks and writes each in a worker thread while the next arrives.
 
-    One block is written at a time, in order; receiving the next one meanwhile keeps the client
-    sending (the server reads only a little ahead of the app) and both cores busy.
+    A block is a list of the chunks as received (not joined: the event loop copies nothing, the
+    store copies each chunk once, where it needs it). One block is written at a time, in order;
+    receiving the next one meanwhile keeps the client sending and both cores busy.
     """
 
     def __init__(self, append: Append, checksum: Any) -> None:
         self.append, self.checksum = append, checksum
-        self.block = bytearray()
+        self.block: list[bytes] = []
+        self.gathered = 0  # bytes in `block`
         self.received = 0
         self.pending: asyncio.Future[None] | None = None
 
     async def add(self, chunk: bytes) -> None:
-        self.block += chunk
+        self.block.append(chunk)
+        self.gathered += len(chunk)
         self.received += len(chunk)
-        if len(self.block) >= BLOCK_BYTES:
+        if self.gathered >= BLOCK_BYTES:
             await self._start()
 
     async def _start(self) -> None:
         await self.settle()
-        data, self.block = self.block, bytearray()  # handed over whole, not copied
-        self.pending = asyncio.get_running_loop().run_in_executor(None, _write_block, self.append, data,
+        chunks, self.block, self.gathered = self.block, [], 0
+        self.pending = asyncio.get_running_loop().run_in_executor(None, _write_block, self.append, chunks,
                                                                   self.checksum)
 
     async def settle(self) -> None:
@@ -216,9 +221,10 @@ async def receive(settings: ApiSettings, store: ObjectStore, upload: Upload, str
                             "offset": exc.offset}, code="upload_offset_mismatch") from None
         hasher = checksum[0] if checksum else None
         writer = _BlockWriter(append, hasher)
+        room = upload.content_length - append.start  # read once: an ORM attribute costs per chunk
         try:
             async for chunk in stream:
-                if append.start + writer.received + len(chunk) > upload.content_length:
+                if writer.received + len(chunk) > room:
                     raise PayloadTooLarge(f"more bytes than the upload's length, {upload.content_length}",
                                           code="upload_length_exceeded")
                 await writer.add(chunk)

@@ -19,7 +19,7 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.catalog.repository import register_source
 from heimdex_pipeline.logs import get_logger
-from heimdex_pipeline.storage import InvalidKeyError, ObjectStore
+from heimdex_pipeline.storage import PRESIGNED_PUT_HEADERS, InvalidKeyError, ObjectStore
 from heimdex_pipeline.storage.layout import org_uploads_prefix, upload_prefix
 
 
@@ -47,10 +47,13 @@ def init_upload(settings: ApiSettings, store: ObjectStore, body: InitRequest, ba
     urls = tus.sign_upload(settings, base_url, body.org_id, upload_id)
     # S3: the bucket's own presigned PUT; local: the API's signed PUT (the store has no URLs of its own).
     upload_url = store.presigned_put(key, settings.upload_url_ttl_s, body.content_type, body.content_length)
+    headers = {"Content-Type": body.content_type} if body.content_type else {}
+    if upload_url:  # signed into the store's URL: the PUT must send them (the API's own PUT needs none)
+        headers.update(PRESIGNED_PUT_HEADERS)
     return {"upload_id": upload_id, "presigned": {
         "asset_uri": store.uri(key),
         "upload_url": upload_url or urls.upload_url,
-        "upload_headers": {"Content-Type": body.content_type} if body.content_type else {},
+        "upload_headers": headers,
         "resumable_url": urls.resumable_url,
         "expires_at": datetime.fromtimestamp(urls.expires, UTC).isoformat().replace("+00:00", "Z"),
     }}

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from heimdex_pipeline.storage.base import ObjectStore, StoredObject
+from heimdex_pipeline.storage.base import PRESIGNED_PUT_HEADERS, ObjectStore, StoredObject
 from heimdex_pipeline.storage.errors import (
     DiskFullError,
     InvalidKeyError,
@@ -59,6 +59,7 @@ def store_from_settings(settings: "PipelineSettings") -> ObjectStore:
 
 
 __all__ = [
+    "PRESIGNED_PUT_HEADERS",
     "ORG_ID_PATTERN",
     "RESERVED_ORG_IDS",
     "RESERVED_ORG_ID_PATTERN",

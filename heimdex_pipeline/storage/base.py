@@ -28,6 +28,12 @@ class StoredObject:
     version: str
 
 
+# Headers a store's presigned PUT is signed with, so the client must send them: `If-None-Match: *`
+# makes the PUT a create-only write (S3 conditional writes), so an object once stored (and maybe
+# committed and being ingested) is never replaced through its URL; a second PUT answers 412.
+PRESIGNED_PUT_HEADERS = {"If-None-Match": "*"}
+
+
 def json_bytes(document: Any) -> bytes:
     """How every JSON document is stored: indented, keys sorted, one final newline."""
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
@@ -130,7 +136,8 @@ class ObjectStore(ABC):
     def presigned_put(self, key: str, expires_s: int, content_type: str | None,
                       content_length: int) -> str | None:
         """A URL one PUT of `content_length` bytes stores the object at, or None when the store
-        has no URLs of its own (the API then receives the bytes)."""
+        has no URLs of its own (the API then receives the bytes). The PUT must carry
+        `PRESIGNED_PUT_HEADERS`: the URL creates the object once and never replaces it."""
 
     # -- health --------------------------------------------------------------------------------
     @abstractmethod

@@ -12,12 +12,14 @@ at the target key: the partial state lives under hidden names (a segment startin
 which the sensor skips. The calls block (disk, network): the API runs them in worker threads.
 """
 
+import errno
 import functools
 import json
+import mmap
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,7 @@ class Append(ABC):
         """Where the upload's bytes would end if this append were saved."""
         return self.start + self.written
 
-    def write(self, data: bytes | bytearray) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append `data` (the caller never writes past the upload's length)."""
         if self.offset + len(data) > self.length:
             raise ValueError("write past the upload's length")
@@ -57,7 +59,7 @@ class Append(ABC):
         self.written += len(data)
 
     @abstractmethod
-    def _write(self, data: bytes | bytearray) -> None: ...
+    def _write(self, data: bytes | bytearray | memoryview) -> None: ...
 
     @abstractmethod
     def save(self) -> int:
@@ -95,6 +97,31 @@ class UploadReceiver(ABC):
 
 
 # -- local disk -----------------------------------------------------------------------------------
+
+
+# O_DIRECT writes: offsets, lengths and memory aligned to 4 KiB (what ext4, xfs and btrfs ask at
+# most), in blocks of 2 MiB (one disk write each, while the next block arrives; as fast as 4 or
+# 16 MiB here, and less to write after a request's last byte).
+DIRECT_ALIGN = 4096
+DIRECT_BLOCK_BYTES = 2 * 1024 * 1024
+
+
+def _open_direct(path: Path) -> int | None:
+    """A second descriptor of `path` for O_DIRECT writes; None where the OS or the filesystem has none."""
+    if not hasattr(os, "O_DIRECT"):
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | os.O_DIRECT)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            return None
+        raise
+
+
+def _write_all(fd: int, data: memoryview, at: int) -> None:
+    while data:
+        done = os.pwrite(fd, data, at)
+        data, at = data[done:], at + done
 
 
 def _fsync_dir(path: Path) -> None:
@@ -148,24 +175,71 @@ class LocalReceiver(UploadReceiver):
 
 
 class LocalAppend(Append):
+    """Bytes written past the page cache (O_DIRECT) in aligned blocks, the unaligned head and tail through it.
+
+    Copying into the page cache was most of an upload's cost (the kernel's copy into freshly
+    allocated cache pages, up to 2 s of system time per GiB on a busy VM, against 0.05 s for the
+    same GiB by O_DIRECT), and the pages were then written back and dropped anyway. The bytes are
+    gathered into one reused, page-aligned buffer and written from it straight to the disk; the
+    few bytes before the first aligned offset and after the last full block go through the page
+    cache. A filesystem without O_DIRECT (tmpfs) gets buffered writes, each block's writeback
+    started at once. `save` fsyncs either way, so the offset it reports is durable.
+    """
+
     def __init__(self, receiver: LocalReceiver, file: Any, start: int) -> None:
         super().__init__(start, receiver.length)
         self.receiver, self.file = receiver, file
+        self.direct = _open_direct(receiver.partial)
+        self.buffer = mmap.mmap(-1, DIRECT_BLOCK_BYTES)  # page-aligned, as O_DIRECT needs
+        self.at, self.filled = start, 0  # the buffer's bytes: where they go in the file, how many
+        # The first block ends at the first aligned offset, so that every later one starts at one.
+        self.capacity = (-start) % DIRECT_ALIGN or DIRECT_BLOCK_BYTES
 
-    def _write(self, data: bytes | bytearray) -> None:
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         while view:
-            view = view[self.file.write(view):]
-        # Start writing the block to disk now (DONTNEED on dirty pages begins their writeback without
-        # waiting for it), so that `save`'s fsync finds little left to do and the received bytes do
-        # not crowd the page cache.
-        os.posix_fadvise(self.file.fileno(), self.offset, len(data), os.POSIX_FADV_DONTNEED)
+            taken = min(len(view), self.capacity - self.filled)
+            self.buffer[self.filled:self.filled + taken] = view[:taken]
+            self.filled += taken
+            view = view[taken:]
+            if self.filled == self.capacity:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Write the buffer's bytes at their offset: the aligned part directly, the rest through the cache."""
+        at, block = self.at, memoryview(self.buffer)[:self.filled]
+        direct = len(block) - len(block) % DIRECT_ALIGN if self.direct is not None and at % DIRECT_ALIGN == 0 else 0
+        if direct:
+            try:
+                _write_all(self.direct, block[:direct], at)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                # The filesystem takes O_DIRECT at open but not these writes: the page cache it is.
+                os.close(self.direct)
+                self.direct, direct = None, 0
+        if direct < len(block):
+            _write_all(self.file.fileno(), block[direct:], at + direct)
+            # Start writing these to disk now, so that `save`'s fsync finds little left to do.
+            os.posix_fadvise(self.file.fileno(), at + direct, len(block) - direct, os.POSIX_FADV_DONTNEED)
+        block.release()
+        self.at, self.filled, self.capacity = at + self.filled, 0, DIRECT_BLOCK_BYTES
+
+    def _close(self) -> None:
+        if self.direct is not None:
+            os.close(self.direct)
+            self.direct = None
+        with suppress(BufferError):  # a view of it still held by an exception's traceback: freed with it
+            self.buffer.close()
+        self.file.close()
 
     def save(self) -> int:
         try:
+            if self.filled:
+                self._flush()
             os.fsync(self.file.fileno())
         finally:
-            self.file.close()
+            self._close()
         if self.offset == self.length:
             os.replace(self.receiver.partial, self.receiver.target)
             _fsync_dir(self.receiver.target.parent)
@@ -176,7 +250,7 @@ class LocalAppend(Append):
             self.file.truncate(self.start)
             os.fsync(self.file.fileno())
         finally:
-            self.file.close()
+            self._close()
         if self.start == 0:
             self.receiver.partial.unlink(missing_ok=True)
 

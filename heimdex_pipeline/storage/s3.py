@@ -27,7 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from heimdex_pipeline.logs import get_logger
-from heimdex_pipeline.storage.base import ObjectStore, StoredObject
+from heimdex_pipeline.storage.base import PRESIGNED_PUT_HEADERS, ObjectStore, StoredObject
 from heimdex_pipeline.storage.errors import (
     InvalidKeyError,
     ObjectNotFoundError,
@@ -304,11 +304,14 @@ class S3Store(ObjectStore):
 
     def presigned_put(self, key: str, expires_s: int, content_type: str | None, content_length: int) -> str:
         """A presigned PUT with the length (and the content type, when given) among the signed
-        headers: a PUT of another length or type is refused by the store's signature check."""
+        headers: a PUT of another length or type is refused by the store's signature check. It is
+        signed with `If-None-Match: *` too (`PRESIGNED_PUT_HEADERS`): once the object exists, a
+        PUT to the URL answers 412, so a committed upload is never replaced until the URL expires."""
         full = self.full_key(key)
         if content_length < 0:
             raise ValueError("content_length must not be negative")
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "ContentLength": content_length}
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "ContentLength": content_length,
+                                  "IfNoneMatch": PRESIGNED_PUT_HEADERS["If-None-Match"]}
         if content_type:
             params["ContentType"] = content_type
         with self._errors(f"sign a PUT of {key}"):

@@ -101,3 +101,33 @@ def test_s3_errors_are_storage_errors(s3: S3Endpoint) -> None:
     with pytest.raises(StorageUnavailableError) as missing:
         store.receiver(KEY, 10).offset()
     assert missing.value.code == "storage_bucket_missing"
+
+
+def test_local_appends_at_any_offset_bypass_the_page_cache_where_they_can(tmp_path: Path) -> None:
+    """Appends starting and ending off the 4 KiB grid, in chunks of odd sizes: the bytes land in
+    order (direct writes for the aligned blocks, the page cache for the head and the tail)."""
+    data = os.urandom(13 * MiB + 4321)
+    cuts = [0, 1, 4095, 4096 + 7, 5 * MiB + 3, 9 * MiB, 13 * MiB + 1]
+    for start, end in zip(cuts, cuts[1:]):
+        append = LocalReceiver(tmp_path, KEY, len(data)).append(start)
+        if start == cuts[2]:
+            # Where the filesystem takes O_DIRECT (ext4, xfs, btrfs: not tmpfs), it is used.
+            try:
+                os.close(os.open(tmp_path / "probe", os.O_WRONLY | os.O_CREAT | os.O_DIRECT))
+            except OSError:
+                pass
+            else:
+                assert append.direct is not None
+            (tmp_path / "probe").unlink(missing_ok=True)
+        for at in range(start, end, 300_001):  # chunks of odd sizes, as a socket gives them
+            append.write(data[at:min(at + 300_001, end)])
+        assert append.save() == end
+    dropped = LocalReceiver(tmp_path, KEY, len(data)).append(cuts[-1])
+    dropped.write(data[cuts[-1]:cuts[-1] + 6 * MiB])  # a block went straight to the disk, then the checksum failed
+    dropped.drop()
+    receiver = LocalReceiver(tmp_path, KEY, len(data))
+    assert receiver.offset() == cuts[-1]
+    last = receiver.append(cuts[-1])
+    last.write(data[cuts[-1]:])
+    assert last.save() == len(data)
+    assert (tmp_path / KEY).read_bytes() == data
