@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Forbidden
 
 Purpose = Literal["upload", "download"]
@@ -41,3 +42,8 @@ class UrlSigner:
             raise Forbidden("the URL's signature does not match it", code="url_signature_invalid")
         if int(expires) < time.time():
             raise Forbidden("the URL has expired: call init again for a new one", code="url_expired")
+
+
+def url_signer(settings: ApiSettings) -> UrlSigner:
+    """The signer of the API's own URLs, with the settings' `url_signing_key`."""
+    return UrlSigner(settings.url_signing_key.get_secret_value().encode("utf-8"))

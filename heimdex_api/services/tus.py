@@ -27,7 +27,7 @@ from starlette.requests import ClientDisconnect
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import ApiError, Conflict, NotFound, PayloadTooLarge
-from heimdex_api.core.signing import UrlSigner
+from heimdex_api.core.signing import url_signer
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Upload
 from heimdex_pipeline.logs import get_logger
@@ -89,7 +89,7 @@ class SignedUrls:
 def sign_upload(settings: ApiSettings, base_url: str, org_id: str, upload_id: str) -> SignedUrls:
     """The API's PUT and tus URLs of an upload, signed for it (its org and id are in the path) until the TTL."""
     expires = int(time.time()) + settings.upload_url_ttl_s
-    query = UrlSigner(settings.url_signing_key.get_secret_value().encode()).sign("upload", org_id, upload_id, expires)
+    query = url_signer(settings).sign("upload", org_id, upload_id, expires)
     path = f"{settings.base_url(base_url)}/v1/uploads/{org_id}/{upload_id}"
     suffix = f"?expires={query['expires']}&sig={query['sig']}"
     return SignedUrls(f"{path}{suffix}", f"{path}/tus{suffix}", expires)
@@ -98,7 +98,7 @@ def sign_upload(settings: ApiSettings, base_url: str, org_id: str, upload_id: st
 def verify_upload_url(settings: ApiSettings, org_id: str, upload_id: str, expires: str | None,
                       sig: str | None) -> int:
     """403 unless the URL is signed for this upload of this org and unexpired; its expiry."""
-    UrlSigner(settings.url_signing_key.get_secret_value().encode()).verify("upload", org_id, upload_id, expires, sig)
+    url_signer(settings).verify("upload", org_id, upload_id, expires, sig)
     return int(expires or 0)
 
 

@@ -11,18 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.signing import UrlSigner
 from heimdex_pipeline.storage import ObjectStore
 from heimdex_pipeline.storage.layout import org_key
 
 FILES_PATH = "/v1/files"
 DOWNLOAD = "download"
-
-
-def url_signer(settings: ApiSettings) -> UrlSigner:
-    """The signer of the API's own URLs, with the settings' key."""
-    return UrlSigner(settings.url_signing_key.get_secret_value().encode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_api.services.urls import DOWNLOAD, url_signer
+from heimdex_api.core.signing import url_signer
+from heimdex_api.services.urls import DOWNLOAD
 from heimdex_pipeline.storage import store_from_settings
 from heimdex_pipeline.storage.layout import org_key
 from tests.api.support import SECRET, bearer, commit, init_upload, make_token, place

@@ -40,7 +40,8 @@ uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), log_leve
 @pytest.fixture
 def server_env(tmp_path: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("HEIMDEX_")}
-    env.update(HEIMDEX_JWT_SECRET=SECRET, HEIMDEX_URL_SIGNING_KEY="u" * 32, HEIMDEX_DERIVED_ROOT=str(tmp_path / "derived"),
+    env.update(HEIMDEX_JWT_SECRET=SECRET, HEIMDEX_URL_SIGNING_KEY="u" * 32,
+               HEIMDEX_DERIVED_ROOT=str(tmp_path / "derived"),
                DAGSTER_HOME=str(tmp_path / "dagster_home"), PYTHONUNBUFFERED="1")
     (tmp_path / "dagster_home").mkdir()
     return env

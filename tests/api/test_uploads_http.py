@@ -1,4 +1,5 @@
-"""Uploads over HTTP: one signed PUT of the file, then commit; every bad PUT refused and nothing registered."""
+"""Uploads over HTTP: one signed PUT of the file, commit, and the outputs fetched by their URLs, on both
+backends; every bad PUT refused and nothing registered."""
 
 import time
 from pathlib import Path
@@ -33,6 +34,15 @@ def test_put_then_commit_runs_the_ingest(live: LiveApi, clip: Path) -> None:
     committed = live.commit(answer)
     assert committed.status_code == 200, committed.text
     assert live.job(committed.json()["job_id"])["status"] == "succeeded"
+
+    # What the run wrote comes back through the answer's URLs, again without a token.
+    asset = live.http.get(f"{live.url}/v1/assets/{committed.json()['asset_id']}", headers=live.auth).json()
+    sidecar = live.http.get(asset["sidecar"]["url"])
+    assert sidecar.status_code == 200 and sidecar.json()["asset_id"] == asset["asset_id"]
+    assert len(asset["thumbnails"]) == len(sidecar.json()["thumbnails"]) > 0
+    for thumbnail in asset["thumbnails"]:
+        image = live.http.get(thumbnail["url"])
+        assert image.status_code == 200 and image.content.startswith(b"\xff\xd8"), thumbnail  # a JPEG
 
 
 def test_a_put_after_commit_is_refused(live: LiveApi, clip: Path) -> None:

@@ -15,7 +15,8 @@ from fastapi.responses import FileResponse
 from heimdex_api.api.deps import SettingsDep, StoreDep
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.errors import NotFound
-from heimdex_api.services.urls import DOWNLOAD, FILES_PATH, url_signer
+from heimdex_api.core.signing import url_signer
+from heimdex_api.services.urls import DOWNLOAD, FILES_PATH
 from heimdex_pipeline.sidecar import Sidecar
 from heimdex_pipeline.storage import InvalidKeyError
 from heimdex_pipeline.storage.layout import org_key
