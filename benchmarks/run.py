@@ -323,6 +323,15 @@ def machine() -> list[str]:
             f"{ffmpeg_version}; Python {platform.python_version()}; PySceneDetect {scenedetect.__version__}"]
 
 
+def print_header(title: str, run: str) -> None:
+    """A report's first lines: what was measured, on which machine, and how it was run."""
+    print(title)
+    for line in machine():
+        print(f"  {line}")
+    print(f"  {run}")
+    print()
+
+
 def detection_report(results: list[DetectionResult]) -> str:
     """The detection table."""
     rows = []
@@ -436,12 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     command = "uv run python -m benchmarks.run" + (" --quick" if args.quick else "")
-    print("Heimdex media benchmark")
-    for line in machine():
-        print(f"  {line}")
-    print(f"  {command}: best of {repeat} run(s) per timing, measured in {time.perf_counter() - started:.0f} s; "
-          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
-    print()
+    print_header("Heimdex media benchmark",
+                 f"{command}: best of {repeat} run(s) per timing, measured in {time.perf_counter() - started:.0f} s; "
+                 f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print("Scene detection, wall seconds. sidecar = detect_scenes in a fresh process, given the probe document")
     print("(the probe is the upstream asset: probe s = probe_video, best of the same runs);")
     print("decode = ffmpeg -i FILE -an -f null -; CLI = scenedetect -i FILE detect-content list-scenes -n")

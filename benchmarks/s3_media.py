@@ -32,7 +32,7 @@ from benchmarks.run import (
     best,
     in_fresh_process,
     log,
-    machine,
+    print_header,
     repeated_clip,
     synthetic_clip,
     table,
@@ -147,12 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                      " ".join(f"{run.wall_s:.2f}" for run in runs[way]),
                      "yes" if runs[way][0].output["cuts"] == runs["local"][0].output["cuts"] else "NO"])
     command = "uv run python -m benchmarks.s3_media" + (" --quick" if args.quick else "")
-    print("Heimdex media from S3 benchmark")
-    for line in machine():
-        print(f"  {line}")
-    print(f"  {command}: {spec.label} ({clip.stat().st_size / 1e6:.0f} MB), best of {repeat} run(s) per timing, "
-          f"measured in {elapsed:.0f} s")
-    print()
+    print_header("Heimdex media from S3 benchmark",
+                 f"{command}: {spec.label} ({clip.stat().st_size / 1e6:.0f} MB), best of {repeat} run(s) per timing, "
+                 f"measured in {elapsed:.0f} s")
     print("Wall seconds. probe = probe_video; scene step = detect_scenes given the probe (copy: download included)")
     print(table(["read as", "probe s", "scene step s", "vs local", "runs s", "same cuts"], rows))
     print()

@@ -7,8 +7,9 @@ from dagster import DagsterInstance
 
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.repository import SourceObject, register_source
-from heimdex_pipeline.media.fingerprint import asset_id_for, hash_content
+from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for, hash_content
 from heimdex_pipeline.storage import ObjectStore
+from heimdex_pipeline.storage.local import LocalStore
 
 
 def catalogue_upload(store: ObjectStore, catalog_url: str, instance: DagsterInstance, source: Path,
@@ -24,3 +25,9 @@ def catalogue_upload(store: ObjectStore, catalog_url: str, instance: DagsterInst
         register_source(session, store, SourceObject.of(org_id, stored), asset_id, content, "test")
     instance.add_dynamic_partitions("videos", [asset_id])
     return asset_id
+
+
+def hash_file(path: Path, weak_threshold_bytes: int = 1_000_000_000) -> ContentHash:
+    """The content hash of a local file, read as the store reads it."""
+    return hash_content(path.stat().st_size, partial(LocalStore(path.parent).iter_bytes, path.name),
+                        weak_threshold_bytes)

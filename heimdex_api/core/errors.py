@@ -1,12 +1,16 @@
 """The API's errors, and the handlers that answer every one as `{"error": code, "detail": ...}`.
 
     ApiError                      any answer that is not a success
+    ├── BadRequest          400   a malformed upload header, a body cut short
     ├── Unauthorized        401   no token, or a token that does not verify
-    ├── Forbidden           403   a token for another org, or without the scope
+    ├── Forbidden           403   a token for another org, or without the scope; a bad signed URL
     ├── NotFound            404   nothing there, or another org's object
-    ├── Conflict            409   idempotency conflict, commit twice, ...
+    ├── Conflict            409   idempotency conflict, commit twice, a tus offset mismatch, ...
+    ├── PreconditionFailed  412   a tus request of another protocol version
     ├── PayloadTooLarge     413   body or declared upload too large
+    ├── UnsupportedMediaType 415  a tus PATCH of another content type
     ├── Unprocessable       422   input that can never succeed (bad URI, unreadable video)
+    ├── ChecksumMismatch    460   tus: the bytes do not match Upload-Checksum
     └── Unavailable         503   Dagster or the database cannot be reached
 
 Database errors are not raised as ApiError: a lost PostgreSQL connection surfaces as SQLAlchemy's
@@ -47,6 +51,10 @@ class ApiError(Exception):
             self.code = code
 
 
+class BadRequest(ApiError):
+    status_code, code = 400, "bad_request"
+
+
 class Unauthorized(ApiError):
     status_code, code = 401, "unauthorized"
 
@@ -63,12 +71,28 @@ class Conflict(ApiError):
     status_code, code = 409, "conflict"
 
 
+class PreconditionFailed(ApiError):
+    """412: a tus request of another protocol version."""
+
+    status_code, code = 412, "tus_version_unsupported"
+
+
 class PayloadTooLarge(ApiError):
     status_code, code = 413, "payload_too_large"
 
 
+class UnsupportedMediaType(ApiError):
+    status_code, code = 415, "unsupported_media_type"
+
+
 class Unprocessable(ApiError):
     status_code, code = 422, "unprocessable"
+
+
+class ChecksumMismatch(ApiError):
+    """460, the checksum extension's own status: the bytes do not match `Upload-Checksum`."""
+
+    status_code, code = 460, "checksum_mismatch"
 
 
 class Unavailable(ApiError):

@@ -26,7 +26,7 @@ import anyio.to_thread
 from starlette.requests import ClientDisconnect
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_api.core.errors import ApiError, Conflict, NotFound, PayloadTooLarge
+from heimdex_api.core.errors import ApiError, BadRequest, ChecksumMismatch, Conflict, NotFound, PayloadTooLarge
 from heimdex_api.core.signing import url_signer
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Upload
@@ -40,26 +40,6 @@ CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 # Bytes handed to a worker thread at a time: few thread hops, little memory, and little left to
 # write once a request's last byte arrived (tus answers only then).
 BLOCK_BYTES = 2 * 1024 * 1024
-
-
-class BadRequest(ApiError):
-    status_code, code = 400, "bad_request"
-
-
-class PreconditionFailed(ApiError):
-    """412: a tus request of another protocol version."""
-
-    status_code, code = 412, "tus_version_unsupported"
-
-
-class UnsupportedMediaType(ApiError):
-    status_code, code = 415, "unsupported_media_type"
-
-
-class ChecksumMismatch(ApiError):
-    """460, the checksum extension's own status: the bytes do not match `Upload-Checksum`."""
-
-    status_code, code = 460, "checksum_mismatch"
 
 
 # One request at a time writes an upload (in this process): a second one, a client retrying

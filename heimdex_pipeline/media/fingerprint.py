@@ -8,13 +8,11 @@ files that agree on size and samples would share it.
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 SAMPLE_BYTES = 4 * 1024 * 1024
-_CHUNK = 1024 * 1024
 ASSET_ID_PATTERN = re.compile(r"^v_[0-9a-f]{32}$")
 
 # Reads a range of the content: `read(start, length)` yields its bytes in chunks, up to the
@@ -49,23 +47,6 @@ def hash_content(size: int, read: ByteReader, weak_threshold_bytes: int) -> Cont
         for chunk in read(offset, SAMPLE_BYTES):
             digest.update(chunk)
     return ContentHash(f"weak-sha256:{digest.hexdigest()}", "weak", size)
-
-
-def hash_file(path: Path, weak_threshold_bytes: int) -> ContentHash:
-    """The strong or weak hash of a local file."""
-
-    def read(start: int, length: int | None) -> Iterator[bytes]:
-        with path.open("rb") as handle:
-            handle.seek(start)
-            left = length
-            while left is None or left > 0:
-                chunk = handle.read(_CHUNK if left is None else min(_CHUNK, left))
-                if not chunk:
-                    return
-                left = None if left is None else left - len(chunk)
-                yield chunk
-
-    return hash_content(path.stat().st_size, read, weak_threshold_bytes)
 
 
 def asset_id_for(org_id: str, content: ContentHash) -> str:

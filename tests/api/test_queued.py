@@ -16,9 +16,17 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
+from heimdex_pipeline.media.fingerprint import asset_id_for
 from tests.api.support import SECRET, bearer, commit, make_token, place
-from tests.dagster_home import WORKSPACE_YAML, free_port, instance_yaml, start_process, stop_process, wait_until_serving
+from tests.catalogue import hash_file
+from tests.dagster_home import (
+    WORKSPACE_YAML,
+    free_port,
+    instance_yaml,
+    start_process,
+    stop_process,
+    wait_until_serving,
+)
 
 FINAL = {"succeeded", "failed", "canceled"}
 

@@ -24,7 +24,8 @@ from sqlalchemy import select
 
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Video
-from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
+from heimdex_pipeline.media.fingerprint import asset_id_for
+from tests.catalogue import hash_file
 from tests.faults.dagster_site import DagsterSite, sensor_state
 
 CHUNK_BYTES = 1024  # 2.4 MB at this pace takes 10 min: the copy outlasts any wait below

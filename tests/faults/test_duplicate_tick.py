@@ -21,7 +21,8 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster._daemon.sensor import execute_sensor_iteration
 
-from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
+from heimdex_pipeline.media.fingerprint import asset_id_for
+from tests.catalogue import hash_file
 from tests.faults.dagster_site import DagsterSite, sensor_state
 
 LOGGER = logging.getLogger("tests.faults.sensor_daemon")

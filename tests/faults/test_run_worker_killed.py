@@ -13,7 +13,8 @@ import time
 
 from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
-from heimdex_pipeline.media.fingerprint import asset_id_for, hash_file
+from heimdex_pipeline.media.fingerprint import asset_id_for
+from tests.catalogue import hash_file
 from tests.faults.dagster_site import DagsterSite, first_event
 from tests.faults.process_tree import descendants, session
 

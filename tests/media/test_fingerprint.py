@@ -3,7 +3,8 @@
 import hashlib
 from pathlib import Path
 
-from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN, asset_id_for, hash_file
+from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN, asset_id_for
+from tests.catalogue import hash_file
 
 
 def test_strong_hash_is_the_sha256_of_the_bytes(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from heimdex_pipeline.bucket import review_bucket, scan_bucket
-from heimdex_pipeline.media.fingerprint import hash_content, hash_file
+from heimdex_pipeline.media.fingerprint import hash_content
 from heimdex_pipeline.storage import (
     InvalidKeyError,
     LocalStore,
@@ -15,6 +15,7 @@ from heimdex_pipeline.storage import (
     StorageUnavailableError,
     StoredObject,
 )
+from tests.catalogue import hash_file
 
 
 @pytest.fixture

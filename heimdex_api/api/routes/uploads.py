@@ -19,7 +19,14 @@ from sqlalchemy import delete
 
 from heimdex_api.api.deps import SettingsDep, StoreDep
 from heimdex_api.api.responses import error_responses
-from heimdex_api.core.errors import ApiError, Conflict, PayloadTooLarge
+from heimdex_api.core.errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    PayloadTooLarge,
+    PreconditionFailed,
+    UnsupportedMediaType,
+)
 from heimdex_api.schemas import UploadReceived
 from heimdex_api.services import tus
 from heimdex_pipeline.catalog.db import session_scope
@@ -53,11 +60,11 @@ async def put_upload(org_id: str, upload_id: str, request: Request, settings: Se
         raise PayloadTooLarge(f"Content-Length {declared} exceeds the upload's content_length "
                                   f"{upload.content_length}", code="upload_length_exceeded")
     if declared is not None and declared < upload.content_length:
-        raise tus.BadRequest(f"Content-Length {declared} is not the upload's content_length {upload.content_length}",
+        raise BadRequest(f"Content-Length {declared} is not the upload's content_length {upload.content_length}",
                              code="content_length_mismatch")
     kept = await tus.receive(settings, store, upload, request.stream(), offset=0, restart=True)
     if kept != upload.content_length:
-        raise tus.BadRequest({"message": "the body ended before content_length bytes: the upload is incomplete",
+        raise BadRequest({"message": "the body ended before content_length bytes: the upload is incomplete",
                               "offset": kept}, code="upload_incomplete")
     return {"upload_id": upload_id, "size_bytes": kept}
 
@@ -66,7 +73,7 @@ def _tus_request(settings: Any, org_id: str, upload_id: str, expires: str | None
                  tus_resumable: str | None) -> int:
     tus.verify_upload_url(settings, org_id, upload_id, expires, sig)
     if tus_resumable != tus.TUS_VERSION:
-        raise tus.PreconditionFailed(f"Tus-Resumable must be {tus.TUS_VERSION}")
+        raise PreconditionFailed(f"Tus-Resumable must be {tus.TUS_VERSION}")
     return int(expires or 0)
 
 
@@ -109,7 +116,7 @@ async def tus_patch(org_id: str, upload_id: str, request: Request, settings: Set
     try:
         until = _tus_request(settings, org_id, upload_id, expires, sig, tus_resumable)
         if (content_type or "").split(";")[0].strip().lower() != "application/offset+octet-stream":
-            raise tus.UnsupportedMediaType("Content-Type must be application/offset+octet-stream")
+            raise UnsupportedMediaType("Content-Type must be application/offset+octet-stream")
         offset = tus.parse_offset(upload_offset)
         checksum = tus.parse_checksum(upload_checksum)
         declared = tus.declared_length(content_length)
