@@ -24,6 +24,9 @@ from heimdex_pipeline.storage.layout import org_key
 from tests.api.support import SECRET, bearer, commit, init_upload, make_token, place
 from tests.s3_server import S3Endpoint
 
+# URLs are signed and served the same whatever the catalog's database (the other API tests run both).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 def _asset(client: TestClient, auth: dict[str, str], asset_id: str) -> dict[str, Any]:
     response = client.get(f"/v1/assets/{asset_id}", headers=auth)
