@@ -2,9 +2,12 @@
 
 import base64
 import hashlib
+import os
 import time
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+
+import pytest
 
 from tusclient.uploader import Uploader
 
@@ -124,3 +127,18 @@ def test_an_incomplete_upload_is_not_committed_and_terminated_is_gone(live: Live
     assert live.commit(answer).json()["error"] == "upload_not_found"
     if live.settings.storage == "local":  # S3's presigned PUT is the bucket's: it knows nothing of termination
         assert live.http.put(answer["presigned"]["upload_url"], content=data).status_code == 404
+
+
+@pytest.mark.parametrize("live", ["s3"], indirect=True)
+def test_terminating_an_s3_upload_aborts_its_multipart_upload(live: LiveApi) -> None:
+    """Past S3's 5 MiB part minimum the bytes sit in a multipart upload: termination must abort it."""
+    data = os.urandom(9 * 1024 * 1024)  # more than one 8 MiB part
+    answer = live.init(len(data) + 1, name="blob.bin", content_type=None)
+    url = answer["presigned"]["resumable_url"]
+    assert live.http.patch(url, content=data, headers={**OCTETS, "Upload-Offset": "0"}).status_code == 204
+    client, bucket = live.store.client, live.settings.s3_bucket
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads"), "9 MiB must have started a multipart upload"
+
+    assert live.http.delete(url, headers=TUS).status_code == 204
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads"), "the parts would be kept, and billed"
+    assert live.names(answer) == []

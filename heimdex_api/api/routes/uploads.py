@@ -138,9 +138,11 @@ def _terminate(settings: Any, store: ObjectStore, upload: Upload) -> None:
                                                     Upload.status == "pending")).rowcount
     if gone != 1:
         raise Conflict("the upload is already committed", code="upload_already_committed")
+    # The receiver first: on S3 its hidden state names the multipart upload to abort, and the
+    # sweep below would delete that state and leave the parts in the bucket.
+    tus.upload_receiver(store, upload).terminate()
     for stored in list(store.list(upload.prefix)):
         store.delete(stored.key)
-    tus.upload_receiver(store, upload).terminate()
 
 
 @router.delete("/{org_id}/{upload_id}/tus", status_code=204, include_in_schema=False)
