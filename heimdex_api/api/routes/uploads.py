@@ -71,10 +71,10 @@ async def put_upload(org_id: str, upload_id: str, request: Request, settings: Se
 
 def _tus_request(settings: Any, org_id: str, upload_id: str, expires: str | None, sig: str | None,
                  tus_resumable: str | None) -> int:
-    tus.verify_upload_url(settings, org_id, upload_id, expires, sig)
+    until = tus.verify_upload_url(settings, org_id, upload_id, expires, sig)
     if tus_resumable != tus.TUS_VERSION:
         raise PreconditionFailed(f"Tus-Resumable must be {tus.TUS_VERSION}")
-    return int(expires or 0)
+    return until
 
 
 def _tus_headers(exc: ApiError) -> ApiError:
