@@ -32,7 +32,8 @@ from dagster._core.instance.ref import InstanceRef
 from sqlalchemy import insert
 
 from benchmarks.run import Run, best, in_fresh_process, log, mb, print_header, table
-from heimdex_pipeline.catalog.db import make_engine, migrate
+from heimdex_pipeline.catalog.db import make_engine
+from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.catalog.models import Source, Video, utcnow
 from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for
 from heimdex_pipeline.media.synthetic import make_clip
@@ -126,7 +127,7 @@ def breakdown(ref: InstanceRef, catalog_url: str, bucket: str, endpoint: str) ->
             return known_sources(session), reserved_upload_prefixes(session)
     known, reserved = timed("catalog: known_sources, reserved prefixes", catalog_reads)
     timed("review_bucket", lambda: review_bucket(iter(listed), known, reserved, set(),
-                                                 _settings.sensor_max_new_files_per_tick, settle=False))
+                                                 _settings.sensor_max_new_files_per_tick, written_before=None))
 
     with DagsterInstance.from_ref(ref) as instance:
         def lost_runs() -> set[str]:

@@ -1,8 +1,10 @@
 """The upload bucket: which objects are there, and which of them are new, settled and unknown.
 
 On a store whose objects may be listed while still being written (a folder on disk), an object
-is taken once its size and version are the same on two consecutive looks, so a copy still in
-progress is left alone until it is complete. A bucket shows only whole objects: taken at once.
+is taken once nothing has written to it for a quiet period (HEIMDEX_SENSOR_SETTLE_S) by its
+modification time, or once its size and version are the same on two consecutive looks (which
+also covers a writer whose clock is ahead of ours), so a copy still in progress is left alone
+until it is complete. A bucket shows only whole objects: taken at once.
 """
 
 import hashlib
@@ -48,7 +50,7 @@ class BucketReview:
 
     settled: list[SourceObject] = field(default_factory=list)
     unsettled: list[str] = field(default_factory=list)
-    # Whether an object must be seen twice unchanged before it is taken (ObjectStore.objects_appear_whole).
+    # Whether an object must settle before it is taken (not ObjectStore.objects_appear_whole).
     settle: bool = True
 
     def defer(self, source: SourceObject) -> None:
@@ -58,21 +60,23 @@ class BucketReview:
 
 
 def review_bucket(objects: Iterator[SourceObject], known: dict[str, tuple[int, str]], reserved_prefixes: set[str],
-                  previous: set[str], limit: int, settle: bool = True) -> BucketReview:
+                  previous: set[str], limit: int, written_before: float | None) -> BucketReview:
     """Sort the bucket's objects: skip empty, known and API-reserved ones, take at most `limit` settled ones.
 
-    With `settle`, `previous` holds the observations of the last look; an object whose observation
-    is in it has not changed since, and is settled. Everything else new is remembered for the next
-    look. Without it, every new object is settled at once, and only the digests of objects still
-    changing are ever kept: none.
+    With `written_before` (POSIX seconds), an object last written before then is settled, and so
+    is one whose observation is in `previous` (the last look's): it has not changed since.
+    Everything else new is remembered for the next look. Without it (objects appear whole),
+    every new object is settled at once, and no digest is ever kept.
     """
+    settle = written_before is not None
     review = BucketReview(settle=settle)
     for source in objects:
         if source.size_bytes == 0 or known.get(source.key) == (source.size_bytes, source.version):
             continue
         if _upload_prefix_of(source.key) in reserved_prefixes:
             continue
-        if len(review.settled) < limit and (not settle or observation(source) in previous):
+        if len(review.settled) < limit and (
+                not settle or source.modified_at < written_before or observation(source) in previous):
             review.settled.append(source)
         else:
             review.defer(source)

@@ -1,6 +1,6 @@
 """Heimdex's Dagster definitions: the one object `workspace.yaml` and the `dagster` CLI load."""
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.jobs import ingest_video_job, sidecar_job, thumbnails_job
@@ -12,6 +12,10 @@ _settings = get_settings()
 
 defs = Definitions(
     assets=[probe_metadata, scene_sidecar, thumbnails],
+    # A video's three steps run one after the other (each needs the one before) and take about a
+    # second each on a short clip: one process per run, not one per step, each importing the
+    # definitions again (docs/benchmarks.md, "Throughput").
+    executor=in_process_executor,
     jobs=[ingest_video_job, sidecar_job, thumbnails_job],
     sensors=[upload_sensor],
     resources={

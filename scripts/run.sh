@@ -13,6 +13,12 @@ mkdir -p "$DAGSTER_HOME" "$HEIMDEX_DERIVED_ROOT/uploads"
 
 uv run alembic upgrade head
 
+# The daemon runs here, so the API queues its runs for it: a commit or a job request answers as
+# soon as the run is queued, however long the video. `immediate` (the API's own default) is for
+# an API without a daemon beside it.
+export HEIMDEX_JOB_QUEUE_BACKEND="${HEIMDEX_JOB_QUEUE_BACKEND:-dagster}"
+export HEIMDEX_DAGSTER_WEBSERVER_URL="${HEIMDEX_DAGSTER_WEBSERVER_URL:-http://127.0.0.1:${DAGSTER_PORT:-3000}}"
+
 # Stopping: SIGINT to each service's process group (what Ctrl-C in a terminal sends; each process
 # shuts down cleanly on it, and a run worker marks its run failed), then SIGKILL to whatever is
 # left after STOP_GRACE_S, so that everything is gone within seconds

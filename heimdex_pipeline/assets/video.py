@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import cv2
 from dagster import (
     AssetExecutionContext,
     Backoff,
@@ -25,7 +24,7 @@ from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.media.errors import TransientMediaError, UnreadableMediaError
 from heimdex_pipeline.media.probe import probe_video
-from heimdex_pipeline.media.scenes import DetectorParams, Scene, detect_scenes
+from heimdex_pipeline.media.detector import DetectorParams, Scene
 from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.settings import get_settings
@@ -142,6 +141,10 @@ def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, stor
     video, log = _start(context, catalog, "scenes")
     store = storage.store
     probe = _read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
+    # PyAV, OpenCV and PySceneDetect load in the step that decodes, not in every process that
+    # loads the definitions (webserver, daemon, code server, API): a second per process.
+    from heimdex_pipeline.media.scenes import detect_scenes
+
     with media_errors(log, "scenes"), store.media_input(video.source_key) as source:
         detection = detect_scenes(source, probe, DETECTOR)
     sidecar = Sidecar(
@@ -188,6 +191,8 @@ class ThumbnailConfig(Config):
 
 def _preview_markdown(paths: list[Path]) -> str:
     """Small inline copies of the first thumbnails, so the web UI shows them with the materialisation."""
+    import cv2  # only this step needs it (see scene_sidecar)
+
     images = []
     for path in paths[:PREVIEW_COUNT]:
         image = cv2.imread(str(path))

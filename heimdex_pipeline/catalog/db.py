@@ -1,4 +1,4 @@
-"""Engines, sessions and migrations of the catalog database (SQLite or PostgreSQL)."""
+"""Engines and sessions of the catalog database (SQLite or PostgreSQL)."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -7,14 +7,10 @@ from pathlib import Path
 
 import psycopg
 import psycopg2
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
-
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -91,22 +87,3 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
-
-
-def alembic_config(url: str) -> Config:
-    """Alembic's configuration for `migrations/`, pointed at `url`."""
-    config = Config(str(MIGRATIONS_DIR.parent / "alembic.ini"))
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
-    return config
-
-
-def migrate(url: str, revision: str = "head", derived_root: Path | None = None) -> None:
-    """Bring the catalog's schema to `revision` (what `alembic upgrade head` does).
-
-    `derived_root` is the root rows holding paths are converted against (0004); the settings' by default.
-    """
-    config = alembic_config(url)
-    if derived_root is not None:
-        config.attributes["derived_root"] = derived_root
-    command.upgrade(config, revision)

@@ -16,16 +16,17 @@ from heimdex_pipeline.storage import ObjectStore, StoredObject
 
 @dataclass(frozen=True)
 class SourceObject:
-    """An object of the upload bucket as listed: whose it is, its key, size and version."""
+    """An object of the upload bucket as listed: whose it is, its key, size, version and last write."""
 
     org_id: str
     key: str
     size_bytes: int
     version: str
+    modified_at: float
 
     @classmethod
     def of(cls, org_id: str, stored: StoredObject) -> "SourceObject":
-        return cls(org_id, stored.key, stored.size_bytes, stored.version)
+        return cls(org_id, stored.key, stored.size_bytes, stored.version, stored.modified_at)
 
     @property
     def name(self) -> str:

@@ -23,18 +23,18 @@ variable-frame-rate and delayed-start videos get true times.
 
 import queue
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scenedetect
 from scenedetect.common import FrameTimecode, Timecode
 from scenedetect.detector import FlashFilter
 from scenedetect.detectors import ContentDetector
 
-from heimdex_pipeline.media.decoding import DETECTION_WIDTH, Timeline, VideoStream
+from heimdex_pipeline.media.decoding import Timeline, VideoStream
+from heimdex_pipeline.media.detector import DetectorParams, Scene, SceneDetection
 from heimdex_pipeline.media.errors import UnreadableMediaError
 from heimdex_pipeline.media.limits import MediaLimits, current_limits
 from heimdex_pipeline.media.tools import require_file
@@ -46,45 +46,6 @@ GAP_SHARE = 0.5
 # The share is judged on the frames seen so far, once a quarter of the video is behind, so
 # that a video with motion everywhere is handed to the full pass early.
 FULL_PASS_SHARE = 0.25
-
-
-@dataclass(frozen=True)
-class DetectorParams:
-    """ContentDetector's settings; its defaults are PySceneDetect's."""
-
-    threshold: float = 27.0
-    min_scene_len_frames: int = 15
-
-    def describe(self) -> dict[str, Any]:
-        """The detector block of the sidecar: name, version and parameters."""
-        return {
-            "name": "ContentDetector",
-            "library": "PySceneDetect",
-            "version": scenedetect.__version__,
-            "parameters": {**asdict(self), "detection_width": DETECTION_WIDTH},
-        }
-
-
-@dataclass(frozen=True)
-class Scene:
-    """One shot: `[start_s, end_s)` in seconds from the first frame; `end_frame` is exclusive."""
-
-    index: int
-    start_s: float
-    end_s: float
-    start_frame: int
-    end_frame: int
-
-
-@dataclass
-class SceneDetection:
-    """The scenes of a video, how many frames it has, and how many were decoded to find them."""
-
-    scenes: list[Scene]
-    frame_count: int
-    # Frames decoded and scored to find the scenes (those of a second look count twice).
-    frames_decoded: int
-    detector: dict[str, Any] = field(default_factory=dict)
 
 
 def _threshold_scorer(threshold: float) -> ContentDetector:

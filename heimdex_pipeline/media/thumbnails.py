@@ -17,7 +17,7 @@ import ffmpeg
 
 from heimdex_pipeline.media.limits import Deadline, MediaLimits, current_limits
 from heimdex_pipeline.media.probe import run_ffprobe
-from heimdex_pipeline.media.scenes import Scene
+from heimdex_pipeline.media.detector import Scene
 from heimdex_pipeline.media.tools import (
     FFMPEG,
     FFPROBE,

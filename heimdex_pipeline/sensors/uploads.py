@@ -46,13 +46,14 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource,
     with catalog.session() as session:
         known, reserved = known_sources(session), reserved_upload_prefixes(session)
     limit = _settings.sensor_max_new_files_per_tick
-    review = review_bucket(scan_bucket(store), known, reserved, previous, limit, settle=not store.objects_appear_whole)
+    written_before = None if store.objects_appear_whole else time.time() - _settings.sensor_settle_s
+    review = review_bucket(scan_bucket(store), known, reserved, previous, limit, written_before)
     # An API upload may have been reserved, or committed, while the bucket was listed: what is to
     # be taken is checked again against the catalog as it is now.
     with catalog.session() as session:
         known = known_sources(session, [source.key for source in review.settled])
         reserved = reserved_upload_prefixes(session)
-    review.settled = review_bucket(iter(review.settled), known, reserved, set(), limit, settle=False).settled
+    review.settled = review_bucket(iter(review.settled), known, reserved, set(), limit, written_before=None).settled
     new_partitions: dict[str, str] = {}  # asset id to org id
     # Hashing is the tick's only heavy work: past the budget, files wait for the next tick
     # (at least one is taken per tick, so a huge file still gets its turn).

@@ -18,14 +18,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StoredObject:
-    """An object as listed or stat'ed: its key, size, and a version that changes with its content.
+    """An object as listed or stat'ed: its key, size, a version that changes with its content, and when it was last written.
 
-    `version` is the modification time in nanoseconds on disk, the ETag on S3.
+    `version` is the modification time in nanoseconds on disk, the ETag on S3; `modified_at` is
+    POSIX seconds (the file's mtime, the object's Last-Modified).
     """
 
     key: str
     size_bytes: int
     version: str
+    modified_at: float
 
 
 # Headers a store's presigned PUT is signed with, so the client must send them: `If-None-Match: *`

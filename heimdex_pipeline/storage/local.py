@@ -170,7 +170,7 @@ class LocalStore(ObjectStore):
             raise
         if not stat_mode.S_ISREG(found.st_mode):
             return None
-        return StoredObject(key, found.st_size, str(found.st_mtime_ns))
+        return StoredObject(key, found.st_size, str(found.st_mtime_ns), found.st_mtime)
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[StoredObject]:
         # Walk from the deepest folder the prefix names; each folder is read whole, sorted by
@@ -208,7 +208,7 @@ class LocalStore(ObjectStore):
                 found = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            yield StoredObject(key, found.st_size, str(found.st_mtime_ns))
+            yield StoredObject(key, found.st_size, str(found.st_mtime_ns), found.st_mtime)
 
     def read_bytes(self, key: str) -> bytes:
         try:

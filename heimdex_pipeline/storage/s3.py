@@ -152,7 +152,7 @@ class S3Store(ObjectStore):
                 head = self.client.head_object(Bucket=self.bucket, Key=full)
         except ObjectNotFoundError:
             return None
-        return StoredObject(key, head["ContentLength"], head["ETag"].strip('"'))
+        return StoredObject(key, head["ContentLength"], head["ETag"].strip('"'), head["LastModified"].timestamp())
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[StoredObject]:
         if prefix and (problem := key_problem(prefix.rstrip("/") or "/")):
@@ -169,7 +169,7 @@ class S3Store(ObjectStore):
                         # Someone else's object (or a hostile name) in the bucket: never handed out.
                         self._log.warning("storage.key_skipped", problem=problem, key=repr(key)[:300])
                         continue
-                    yield StoredObject(key, item["Size"], item["ETag"].strip('"'))
+                    yield StoredObject(key, item["Size"], item["ETag"].strip('"'), item["LastModified"].timestamp())
 
     def read_bytes(self, key: str) -> bytes:
         full = self.full_key(key)

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
-from heimdex_pipeline.catalog.db import migrate
+from heimdex_pipeline.catalog.migrate import migrate
 from tests.api.live import serve
 from tests.api.support import SECRET, Snapshot, bearer, commit, make_token, place
 from tests.api.uploads import LiveApi

@@ -838,6 +838,7 @@ def test_local_instance_config_validates_and_loads(
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     try:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
         concurrency = instance.get_concurrency_config()
         assert concurrency.run_queue_config.max_concurrent_runs == 2
         assert concurrency.pool_config.default_pool_limit == 1
@@ -852,7 +853,7 @@ def test_local_instance_config_validates_and_loads(
         instance.dispose()
 
 
-@pytest.mark.parametrize("section", ("concurrency", "run_monitoring", "run_retries", "telemetry"))
+@pytest.mark.parametrize("section", ("run_coordinator", "concurrency", "run_monitoring", "run_retries", "telemetry"))
 def test_local_and_production_instances_share_their_policies(
         local_instance: dict[str, Any], prod_instance: dict[str, Any], section: str) -> None:
     assert local_instance[section] == prod_instance[section]

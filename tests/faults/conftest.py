@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from heimdex_pipeline.catalog.db import migrate
+from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.media.tools import FFMPEG
 from tests.dagster_home import WORKSPACE_YAML, instance_yaml, start_process
 from tests.faults.dagster_site import DagsterSite

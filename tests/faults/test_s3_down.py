@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
-from heimdex_pipeline.catalog.db import migrate
+from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from tests.api.live import serve
 from tests.api.support import SECRET, bearer, make_token

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, materialize
 
 from heimdex_pipeline.assets import probe_metadata
@@ -14,6 +15,12 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.sensors import upload_sensor
 from heimdex_pipeline.sensors import uploads as uploads_sensor
+
+
+@pytest.fixture(autouse=True)
+def two_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files settle by the two-looks rule here, however slow the machine: no file is quiet enough."""
+    monkeypatch.setattr(uploads_sensor._settings, "sensor_settle_s", 3600.0)
 
 
 class Bucket:
@@ -63,6 +70,18 @@ def test_new_file_is_taken_once_it_has_settled(clips, derived_root, instance, re
     assert second.dynamic_partitions_requests[0].partition_keys == [asset_id]
     assert instance.has_dynamic_partition("videos", asset_id)
     assert _requested(bucket.tick()) == []  # never twice
+
+
+def test_a_file_quiet_for_the_settle_time_is_taken_at_first_look(clips, derived_root, instance, resources,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uploads_sensor._settings, "sensor_settle_s", 3.0)
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    quiet = bucket.drop(path, "org-demo/quiet.mp4")
+    os.utime(quiet, (quiet.stat().st_atime, quiet.stat().st_mtime - 4))
+    bucket.drop(path, "org-demo/copy/fresh.mp4")
+    (asset_id,) = _requested(bucket.tick())
+    assert json.loads(bucket.cursor)["unsettled"], "the file written a moment ago waits for the next look"
 
 
 def test_growing_file_waits_until_it_stops_growing(clips, derived_root, instance, resources) -> None:

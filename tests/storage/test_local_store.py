@@ -1,6 +1,7 @@
 """The local backend of the storage interface: keys, URIs, listing, atomic writes, the folder swap."""
 
 import os
+import time
 from functools import partial
 from pathlib import Path
 
@@ -98,8 +99,8 @@ def test_list_is_in_key_order_and_skips_what_is_no_object(store: LocalStore, tmp
 def test_stat_version_and_reads(store: LocalStore) -> None:
     _put(store, "org-a/probes/v_1.probe.json", b"0123456789")
     found = store.stat("org-a/probes/v_1.probe.json")
-    mtime = (store.root / "org-a/probes/v_1.probe.json").stat().st_mtime_ns
-    assert found == StoredObject("org-a/probes/v_1.probe.json", 10, str(mtime))
+    written = (store.root / "org-a/probes/v_1.probe.json").stat()
+    assert found == StoredObject("org-a/probes/v_1.probe.json", 10, str(written.st_mtime_ns), written.st_mtime)
     assert store.stat("org-a/probes") is None and store.stat("org-a/missing.json") is None
     assert b"".join(store.iter_bytes(found.key, 2, 5, chunk_size=2)) == b"23456"
     assert b"".join(store.iter_bytes(found.key, 8)) == b"89"
@@ -173,8 +174,26 @@ def test_the_bucket_review_takes_whole_objects_at_first_look(store: LocalStore) 
     _put(store, "uploads/org-a/empty.mp4", b"")
     known = store.stat("uploads/org-a/known.mp4")
     review = review_bucket(scan_bucket(store), {known.key: (known.size_bytes, known.version)},
-                           {"uploads/org-a/up_1/"}, set(), limit=10, settle=False)
+                           {"uploads/org-a/up_1/"}, set(), limit=10, written_before=None)
     assert [s.key for s in review.settled] == ["uploads/org-a/a.mp4"] and review.unsettled == []
     # Where objects may still be growing, the same look only remembers them.
-    review = review_bucket(scan_bucket(store), {}, set(), set(), limit=10, settle=True)
+    review = review_bucket(scan_bucket(store), {}, set(), set(), limit=10, written_before=time.time() - 3600)
     assert review.settled == [] and len(review.unsettled) == 3
+
+
+def test_a_file_on_disk_is_taken_once_quiet_or_unchanged_since_the_last_look(store: LocalStore) -> None:
+    _put(store, "uploads/org-a/old.mp4")
+    _put(store, "uploads/org-a/new.mp4")
+    old = store.root / "uploads/org-a/old.mp4"
+    os.utime(old, (old.stat().st_atime, time.time() - 10))
+    review = review_bucket(scan_bucket(store), {}, set(), set(), limit=10, written_before=time.time() - 3)
+    assert [s.key for s in review.settled] == ["uploads/org-a/old.mp4"] and len(review.unsettled) == 1
+    # Written a moment ago, but the same on the next look: a writer whose clock is ahead of ours.
+    again = review_bucket(scan_bucket(store), {}, set(), set(review.unsettled), limit=10,
+                          written_before=time.time() - 3600)
+    assert [s.key for s in again.settled] == ["uploads/org-a/new.mp4"]
+    # Written to since the last look: remembered again, not taken.
+    _put(store, "uploads/org-a/new.mp4", b"grown")
+    grown = review_bucket(scan_bucket(store), {}, set(), set(review.unsettled), limit=10,
+                          written_before=time.time() - 3600)
+    assert grown.settled == [] and len(grown.unsettled) == 2
