@@ -3,7 +3,8 @@
 The real script runs on a temporary DAGSTER_HOME, derived root and free ports, in a session of its
 own. Once the API and the web UI answer, the signal is sent two ways:
 
-- Ctrl-C: SIGINT to the script's process group, as a terminal sends it to its foreground job;
+- Ctrl-C: SIGINT to the script's process group, as a terminal sends it to its foreground job,
+  after a commit through the script's API (queued mode) had its run started by the daemon;
 - SIGTERM to the script alone, as `kill` or a supervisor sends it, to a script started the way
   another script's `./scripts/run.sh &` starts it (SIGINT ignored), while a run worker executes an
   ingest: the run must end marked as failed, not stay `STARTED` for ever.
@@ -16,11 +17,13 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
+from tests.api.support import SECRET, bearer, make_token
 from tests.dagster_home import REPO_ROOT, free_port, start_process
 from tests.faults.dagster_site import DagsterSite, first_event
 from tests.faults.process_tree import kill_session, session
@@ -38,11 +41,29 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _commit_through_the_api(api_url: str, source: Path, org: str) -> tuple[dict, float]:
+    """Upload `source` over HTTP and commit it; the commit's answer and how long it took."""
+    auth = bearer(make_token(org, ["assets:write"], secret=SECRET))
+    with httpx.Client(timeout=60) as http:
+        init = http.post(f"{api_url}/v1/ingest/init", headers=auth, json={
+            "org_id": org, "source_name": source.name, "content_length": source.stat().st_size})
+        assert init.status_code == 201, init.text
+        presigned = init.json()["presigned"]
+        put = http.put(presigned["upload_url"], content=source.read_bytes(), headers=presigned["upload_headers"])
+        assert put.status_code in (200, 201, 204), put.text
+        started = time.monotonic()
+        committed = http.post(f"{api_url}/v1/ingest/commit", headers=auth, json={
+            "org_id": org, "upload_id": init.json()["upload_id"], "source_uri": presigned["asset_uri"]})
+        assert committed.status_code == 200, committed.text
+        return committed.json(), time.monotonic() - started
+
+
 @pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
-def test_run_script_stops_every_process_it_started(how: str, dagster_site: DagsterSite, long_video) -> None:
+def test_run_script_stops_every_process_it_started(how: str, dagster_site: DagsterSite, long_video,
+                                                   media_dir: Path) -> None:
     api_port, dagster_port = free_port(), free_port()
     env = {**dagster_site.env, "HEIMDEX_API_PORT": str(api_port), "DAGSTER_PORT": str(dagster_port),
-           "HEIMDEX_ENV": "development", "HEIMDEX_JWT_SECRET": "s" * 64}
+           "HEIMDEX_ENV": "development", "HEIMDEX_JWT_SECRET": SECRET}
     # The script writes the instance config itself, as it does on a first run.
     (dagster_site.home / "dagster.yaml").unlink()
     run_sh = str(REPO_ROOT / "scripts" / "run.sh")
@@ -55,6 +76,15 @@ def test_run_script_stops_every_process_it_started(how: str, dagster_site: Dagst
             and _answers(f"http://127.0.0.1:{dagster_port}/server_info"), 240, "answer from both ports")
         assert script.poll() is None, dagster_site.logs()
         run_id, worker = None, None
+        if how == "Ctrl-C":
+            # The script's API queues runs for the script's daemon: the commit answers at once.
+            answer, took_s = _commit_through_the_api(f"http://127.0.0.1:{api_port}", media_dir / "testvideo.mp4",
+                                                     "org-signals")
+            print(f"\ncommit through run.sh's API answered {answer['status']} in {took_s:.2f} s")
+            assert answer["status"] == "queued" and answer["job_id"], answer
+            with dagster_site.instance() as instance:
+                dagster_site.wait_until(lambda: first_event(instance, answer["job_id"], DagsterEventType.RUN_START),
+                                        120, "the API's run started by the script's daemon")
         if how == "SIGTERM":
             dagster_site.drop(long_video, "org-signals", "long.mp4")
             with dagster_site.instance() as instance:
