@@ -5,8 +5,6 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-import psycopg
-import psycopg2
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -54,6 +52,14 @@ def _server_away(driver_error: BaseException) -> bool:
     return state is None or state.startswith(_UNAVAILABLE_SQLSTATES)
 
 
+# Told by module rather than imported: a run worker on SQLite never loads psycopg (0.2 s a run).
+_POSTGRES_DRIVERS = ("psycopg", "psycopg2")
+
+
+def _from_postgres_driver(driver_error: BaseException) -> bool:
+    return type(driver_error).__module__.partition(".")[0] in _POSTGRES_DRIVERS
+
+
 def is_unavailable(error: BaseException) -> bool:
     """Whether `error`, or an error that led to it, says PostgreSQL cannot be reached right now.
 
@@ -69,7 +75,7 @@ def is_unavailable(error: BaseException) -> bool:
         if isinstance(current, DBAPIError) and (
                 current.connection_invalidated
                 or (isinstance(current, OperationalError | InterfaceError)
-                    and isinstance(current.orig, psycopg.Error | psycopg2.Error) and _server_away(current.orig))):
+                    and _from_postgres_driver(current.orig) and _server_away(current.orig))):
             return True
         current = current.__cause__ or current.__context__
     return False
