@@ -1,7 +1,9 @@
 """Fault 2: the daemon killed and restarted with runs queued and a file half-copied into the bucket.
 
 Three videos dropped at once make three runs; two run at once at most (dagster.yaml), so the third
-waits in the queue. Meanwhile a fourth file is copied slowly into the bucket. Once two runs are
+waits in the queue. The test holds every slot of the `ffmpeg` pool, so the two running runs wait
+at their scene step (a run of these clips lasts seconds) until the daemon has been restarted.
+Meanwhile a fourth file is copied slowly into the bucket. Once two runs are
 running, one is queued and the sensor has seen the half-copied file, `dagster-daemon` is SIGKILLed:
 its code server and the run workers it started live on, as they do when only the daemon dies. The
 copy goes on while the daemon is down and after a new daemon has started.
@@ -18,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterRunStatus
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster._core.scheduler.instigation import TickStatus
 from sqlalchemy import select
 
@@ -32,6 +34,19 @@ CHUNK_BYTES = 1024  # 2.4 MB at this pace takes 10 min: the copy outlasts any wa
 CHUNK_EVERY_S = 0.25
 DOWN_S = 3.0
 FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+POOL, HOLDER = "ffmpeg", "test-holding-the-ffmpeg-pool"
+
+
+def hold_pool(instance: DagsterInstance) -> None:
+    """Claim every slot of the `ffmpeg` pool, as steps of another run would; `release_pool` frees them."""
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(POOL)
+    for slot in range(instance.get_concurrency_config().pool_config.default_pool_limit):
+        assert storage.claim_concurrency_slot(POOL, HOLDER, f"step-{slot}").is_claimed
+
+
+def release_pool(instance: DagsterInstance) -> None:
+    instance.event_log_storage.free_concurrency_slots_for_run(HOLDER)
 
 
 class SlowCopy:
@@ -80,6 +95,7 @@ def test_daemon_killed_with_runs_queued_and_a_file_half_copied(dagster_site: Dag
 
     daemon = start_daemon()
     with dagster_site.instance() as instance:
+        hold_pool(instance)
         for i, video in enumerate(videos):
             dagster_site.drop(video, queued_org, f"clip-{i}.mp4")
         copy.start()
@@ -109,6 +125,7 @@ def test_daemon_killed_with_runs_queued_and_a_file_half_copied(dagster_site: Dag
         assert copy.written < len(copy.data), "the copy ended before the restarted daemon looked at it"
         assert _org_videos(dagster_site.catalog_url, copy_org) == [], "a partial file was ingested"
         copy.finish()
+        release_pool(instance)
         expected.add(whole_id)
 
         def all_ingested():
