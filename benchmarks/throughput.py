@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,7 +196,8 @@ def run_script(site: Site) -> Iterator[subprocess.Popen]:
             time.sleep(0.3)
         yield script
     finally:
-        os.killpg(script.pid, signal.SIGINT)
+        with suppress(ProcessLookupError):  # the script and its group may be gone already
+            os.killpg(script.pid, signal.SIGINT)
         try:
             script.wait(timeout=STOP_BUDGET_S)
         except subprocess.TimeoutExpired:
@@ -325,9 +326,82 @@ def kill_report(instance: DagsterInstance, kill: KillOne) -> str:
             f"detected -> retry STARTED {retries[0].start_time - detected:.1f} s")
 
 
+@dataclass
+class DaemonPath:
+    """What the daemon path measured: the wall time from first drop to last success, each clip's
+    run figures, the memory peaks, and `--kill-one`'s timings."""
+
+    wall_s: float
+    figures: list[RunFigures]
+    memory: MemorySampler
+    killed: str
+
+
+def measure_daemon_path(clips: list[Clip], timeout_s: float, kill: KillOne | None, keep: bool) -> DaemonPath:
+    """Start `./scripts/run.sh` on a fresh site, drop every clip at once and wait for their runs."""
+    site = Site(Path(tempfile.mkdtemp(prefix="heimdex-throughput-")))
+    log(f"starting ./scripts/run.sh on {site.root}")
+    try:
+        with run_script(site) as script:
+            bucket = site.derived / "uploads" / ORG
+            bucket.mkdir(parents=True, exist_ok=True)
+            memory = MemorySampler(script.pid)
+            memory.start()
+            with DagsterInstance.from_config(str(site.home)) as instance:
+                log(f"dropping {len(clips)} clips")
+                for clip in clips:
+                    drop(clip, bucket)
+                last = wait_for_runs(instance, clips, timeout_s, memory.workers, kill)
+                figures = [run_figures(instance, clip) for clip in clips]
+                killed = kill_report(instance, kill) if kill else ""
+            memory.stopped.set()
+            memory.join()
+        return DaemonPath(last - clips[0].dropped_at, figures, memory, killed)
+    finally:
+        if keep:
+            log(f"kept {site.root}")
+        else:
+            shutil.rmtree(site.root, ignore_errors=True)
+
+
 def summary(label: str, values: list[float]) -> list[str]:
     """Median and max of one column."""
     return [label, f"{statistics.median(values):.1f}", f"{max(values):.1f}"]
+
+
+def print_floor(clips: list[Clip], floor_s: float) -> None:
+    """The floor's table and its videos an hour."""
+    rows = [[str(c.index), f"{c.media_s:.2f}", str(c.found_cuts), str(c.cuts)] for c in clips]
+    print("Floor: the media work (probe, scenes, thumbnails) back to back in one process, after a warm-up")
+    print(table(["clip", "media s", "cuts found", "cuts made"], rows))
+    print(f"floor: {floor_s:.1f} s for {len(clips)}, {floor_s / len(clips):.2f} s a video, "
+          f"{len(clips) / floor_s * 3600:.0f} videos an hour")
+
+
+def print_daemon_path(clips: list[Clip], floor_s: float, daemon: DaemonPath) -> None:
+    """The per-run table, its medians and maxima, the throughput against the floor, the memory."""
+    print("Daemon path: ./scripts/run.sh, all clips dropped at once; seconds")
+    print("created = drop -> run created; started = drop -> run STARTED; wall = RUN_STARTING -> run end;")
+    print("steps = sum of STEP_START -> STEP_SUCCESS; overhead = wall - the clip's media s from the floor")
+    figures = daemon.figures
+    rows = [[str(c.index), f"{f.to_created:.1f}", f"{f.to_started:.1f}", f"{f.wall:.1f}", f"{f.steps:.1f}",
+             f"{c.media_s:.2f}", f"{f.overhead:.1f}", f"{f.wall_minus_steps:.1f}", str(len(c.runs))]
+            for c, f in zip(clips, figures, strict=True)]
+    print(table(["clip", "created", "started", "wall", "steps", "media", "overhead", "wall-steps", "runs"], rows))
+    print()
+    columns = {"drop -> created": [f.to_created for f in figures], "drop -> STARTED": [f.to_started for f in figures],
+               "run wall": [f.wall for f in figures], "steps": [f.steps for f in figures],
+               "overhead (wall - media)": [f.overhead for f in figures],
+               "wall - steps": [f.wall_minus_steps for f in figures]}
+    print(table(["per run, s", "median", "max"], [summary(label, values) for label, values in columns.items()]))
+    print()
+    per_hour, floor_per_hour = len(clips) / daemon.wall_s * 3600, len(clips) / floor_s * 3600
+    print(f"first drop -> last run success: {daemon.wall_s:.1f} s, {per_hour:.0f} videos an hour; "
+          f"floor {floor_per_hour:.0f}: the daemon path does {per_hour / floor_per_hour:.1%} of the floor")
+    print(f"peak memory: run.sh's whole process tree {daemon.memory.peak_total / 1e6:.0f} MB; "
+          f"one run worker with its children {daemon.memory.peak_worker / 1e6:.0f} MB")
+    if daemon.killed:
+        print(daemon.killed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,72 +422,22 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     log(f"floor: media work of {len(clips)} clips in one process")
     floor_s = measure_floor(clips)
-    floor_per_hour = len(clips) / floor_s * 3600
-
-    site = Site(Path(tempfile.mkdtemp(prefix="heimdex-throughput-")))
-    sampler, kill, figures, wall_s = None, KillOne() if args.kill_one else None, [], 0.0
-    try:
-        if not args.floor_only:
-            log(f"starting ./scripts/run.sh on {site.root}")
-            bucket = site.derived / "uploads" / ORG
-            with run_script(site) as script:
-                bucket.mkdir(parents=True, exist_ok=True)
-                sampler = MemorySampler(script.pid)
-                sampler.start()
-                with DagsterInstance.from_config(str(site.home)) as instance:
-                    log(f"dropping {len(clips)} clips")
-                    for clip in clips:
-                        drop(clip, bucket)
-                    last = wait_for_runs(instance, clips, args.timeout or 120 + 60 * len(clips), sampler.workers,
-                                         kill)
-                    wall_s = last - clips[0].dropped_at
-                    figures = [run_figures(instance, clip) for clip in clips]
-                    killed = kill_report(instance, kill) if kill else ""
-                sampler.stopped.set()
-                sampler.join()
-    finally:
-        if args.keep:
-            log(f"kept {site.root}")
-        else:
-            shutil.rmtree(site.root, ignore_errors=True)
+    daemon = None
+    if not args.floor_only:
+        daemon = measure_daemon_path(clips, args.timeout or 120 + 60 * len(clips),
+                                     KillOne() if args.kill_one else None, args.keep)
     load_after = os.getloadavg()
 
-    command = "uv run python -m benchmarks.throughput --clips " + str(args.clips) + (
-        " --floor-only" if args.floor_only else "") + (" --kill-one" if args.kill_one else "")
+    options = " --floor-only" if args.floor_only else " --kill-one" if args.kill_one else ""
     print_header("Heimdex ingest throughput",
-                 f"{command}: load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+                 f"uv run python -m benchmarks.throughput --clips {args.clips}{options}: "
+                 f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(f"{len(clips)} distinct clips, 10 s 1280x720 30 fps H.264 (x264 veryfast), 3 cuts each")
     print()
-    rows = [[str(c.index), f"{c.media_s:.2f}", str(c.found_cuts), str(c.cuts)] for c in clips]
-    print("Floor: the media work (probe, scenes, thumbnails) back to back in one process, after a warm-up")
-    print(table(["clip", "media s", "cuts found", "cuts made"], rows))
-    print(f"floor: {floor_s:.1f} s for {len(clips)}, {floor_s / len(clips):.2f} s a video, "
-          f"{floor_per_hour:.0f} videos an hour")
-    if not figures:
-        return 0
-    print()
-    print("Daemon path: ./scripts/run.sh, all clips dropped at once; seconds")
-    print("created = drop -> run created; started = drop -> run STARTED; wall = RUN_STARTING -> run end;")
-    print("steps = sum of STEP_START -> STEP_SUCCESS; overhead = wall - the clip's media s from the floor")
-    rows = [[str(c.index), f"{f.to_created:.1f}", f"{f.to_started:.1f}", f"{f.wall:.1f}", f"{f.steps:.1f}",
-             f"{c.media_s:.2f}", f"{f.overhead:.1f}", f"{f.wall_minus_steps:.1f}", str(len(c.runs))]
-            for c, f in zip(clips, figures, strict=True)]
-    print(table(["clip", "created", "started", "wall", "steps", "media", "overhead", "wall-steps", "runs"], rows))
-    print()
-    columns = {"drop -> created": [f.to_created for f in figures], "drop -> STARTED": [f.to_started for f in figures],
-               "run wall": [f.wall for f in figures], "steps": [f.steps for f in figures],
-               "overhead (wall - media)": [f.overhead for f in figures],
-               "wall - steps": [f.wall_minus_steps for f in figures]}
-    print(table(["per run, s", "median", "max"], [summary(label, values) for label, values in columns.items()]))
-    print()
-    per_hour = len(clips) / wall_s * 3600
-    print(f"first drop -> last run success: {wall_s:.1f} s, {per_hour:.0f} videos an hour; "
-          f"floor {floor_per_hour:.0f}: the daemon path does {per_hour / floor_per_hour:.1%} of the floor")
-    assert sampler is not None
-    print(f"peak memory: run.sh's whole process tree {sampler.peak_total / 1e6:.0f} MB; "
-          f"one run worker with its children {sampler.peak_worker / 1e6:.0f} MB")
-    if killed:
-        print(killed)
+    print_floor(clips, floor_s)
+    if daemon:
+        print()
+        print_daemon_path(clips, floor_s, daemon)
     return 0
 
 
