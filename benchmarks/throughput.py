@@ -10,8 +10,11 @@
    are read from the instance until every clip's ingest has succeeded. The whole process tree's
    memory is sampled meanwhile. `--kill-one` SIGKILLs one run worker in the middle of its run
    and times run monitoring's detection and the retry's start.
+3. Latency: once the batch is done, `--single` more clips are dropped one at a time into the
+   idle pipeline, each after the one before has finished and after a random pause of up to one
+   sensor cycle, so that the drops fall anywhere in the sensor's cycle: drop -> run started.
 
-    uv run python -m benchmarks.throughput [--clips 20] [--floor-only] [--keep] [--kill-one]
+    uv run python -m benchmarks.throughput [--clips 20] [--single 5] [--floor-only] [--keep] [--kill-one]
 
 The N clips are distinct 10-second 1280x720 H.264 clips with three known cuts each (each is
 its own asset id), made once by ffmpeg into the benchmarks' cache (HEIMDEX_BENCH_CACHE).
@@ -19,6 +22,7 @@ its own asset id), made once by ffmpeg into the benchmarks' cache (HEIMDEX_BENCH
 
 import argparse
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -52,6 +56,9 @@ ORG = "bench"
 RATE = 30
 # Four segments, three cuts; clip i moves the first cut by i frames, so every clip differs.
 MAX_CLIPS = 60
+MAX_SINGLE = 10
+# Dagster's sensor daemon loops every 5 s: a pause drawn from this range lands anywhere in a cycle.
+SENSOR_CYCLE_S = 5.0
 MEMORY_SAMPLE_S = 0.5
 STOP_BUDGET_S = 20.0
 
@@ -96,16 +103,14 @@ def media_work(path: Path, out_dir: Path) -> int:
     return len(detection.scenes) - 1
 
 
-def measure_floor(clips: list[Clip]) -> float:
-    """Each clip's media work, back to back after one warm-up; the seconds from first to last."""
+def measure_floor(clips: list[Clip]) -> None:
+    """Each clip's media work, back to back after one warm-up, timed into its `media_s`."""
     with tempfile.TemporaryDirectory(prefix="heimdex-floor-") as scratch:
         media_work(clips[0].path, Path(scratch) / "warm-up")
-        started = time.perf_counter()
         for clip in clips:
             begin = time.perf_counter()
             clip.found_cuts = media_work(clip.path, Path(scratch) / str(clip.index))
             clip.media_s = time.perf_counter() - begin
-        return time.perf_counter() - started
 
 
 class MemorySampler(threading.Thread):
@@ -335,10 +340,23 @@ class DaemonPath:
     figures: list[RunFigures]
     memory: MemorySampler
     killed: str
+    single: list[RunFigures]
 
 
-def measure_daemon_path(clips: list[Clip], timeout_s: float, kill: KillOne | None, keep: bool) -> DaemonPath:
-    """Start `./scripts/run.sh` on a fresh site, drop every clip at once and wait for their runs."""
+def measure_single_drops(instance: DagsterInstance, singles: list[Clip], bucket: Path, timeout_s: float) -> list[RunFigures]:
+    """Drop each clip alone into the idle pipeline, at a random moment of the sensor's cycle."""
+    pauses = random.Random(0)
+    for clip in singles:
+        time.sleep(pauses.uniform(0, SENSOR_CYCLE_S))
+        drop(clip, bucket)
+        wait_for_runs(instance, [clip], timeout_s, {}, None)
+    return [run_figures(instance, clip) for clip in singles]
+
+
+def measure_daemon_path(clips: list[Clip], singles: list[Clip], timeout_s: float, kill: KillOne | None,
+                        keep: bool) -> DaemonPath:
+    """Start `./scripts/run.sh` on a fresh site, drop every clip at once and wait for their runs,
+    then drop the singles one by one."""
     site = Site(Path(tempfile.mkdtemp(prefix="heimdex-throughput-")))
     log(f"starting ./scripts/run.sh on {site.root}")
     try:
@@ -354,9 +372,12 @@ def measure_daemon_path(clips: list[Clip], timeout_s: float, kill: KillOne | Non
                 last = wait_for_runs(instance, clips, timeout_s, memory.workers, kill)
                 figures = [run_figures(instance, clip) for clip in clips]
                 killed = kill_report(instance, kill) if kill else ""
+                if singles:
+                    log(f"dropping {len(singles)} clips one at a time")
+                single = measure_single_drops(instance, singles, bucket, timeout_s)
             memory.stopped.set()
             memory.join()
-        return DaemonPath(last - clips[0].dropped_at, figures, memory, killed)
+        return DaemonPath(last - clips[0].dropped_at, figures, memory, killed, single)
     finally:
         if keep:
             log(f"kept {site.root}")
@@ -402,6 +423,14 @@ def print_daemon_path(clips: list[Clip], floor_s: float, daemon: DaemonPath) -> 
           f"one run worker with its children {daemon.memory.peak_worker / 1e6:.0f} MB")
     if daemon.killed:
         print(daemon.killed)
+    if daemon.single:
+        print()
+        print("One clip at a time into the idle pipeline (a random pause of up to 5 s before each drop); seconds")
+        rows = [[f"{f.to_created:.1f}", f"{f.to_started:.1f}", f"{f.to_started + f.wall:.1f}"] for f in daemon.single]
+        print(table(["drop -> created", "drop -> STARTED", "drop -> done"], rows))
+        print(table(["single drops, s", "median", "max"], [
+            summary("drop -> created", [f.to_created for f in daemon.single]),
+            summary("drop -> STARTED", [f.to_started for f in daemon.single])]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -409,28 +438,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=20, choices=range(1, MAX_CLIPS + 1), metavar="N",
                         help=f"distinct clips dropped at once (1..{MAX_CLIPS}, default 20)")
+    parser.add_argument("--single", type=int, default=5, choices=range(MAX_SINGLE + 1), metavar="K",
+                        help=f"clips then dropped one at a time into the idle pipeline (0..{MAX_SINGLE}, default 5)")
     parser.add_argument("--floor-only", action="store_true", help="measure the media work alone, no daemon")
     parser.add_argument("--keep", action="store_true", help="keep the site (DAGSTER_HOME, derived root, logs)")
     parser.add_argument("--kill-one", action="store_true", help="SIGKILL one run worker mid-run, time its retry")
     parser.add_argument("--timeout", type=float, help="seconds to wait for the runs (default 120 + 60 per clip)")
     args = parser.parse_args(argv)
 
-    clips = []
-    for index in range(args.clips):
+    made = []
+    for index in range(args.clips + args.single):
         path, cuts = synthetic_clip(clip_spec(index))
-        clips.append(Clip(index, path, len(cuts), asset_id_of(path)))
+        made.append(Clip(index, path, len(cuts), asset_id_of(path)))
+    clips, singles = made[:args.clips], made[args.clips:]
     load_before = os.getloadavg()
-    log(f"floor: media work of {len(clips)} clips in one process")
-    floor_s = measure_floor(clips)
+    log(f"floor: media work of {len(made)} clips in one process")
+    measure_floor(made)
+    floor_s = sum(clip.media_s for clip in clips)
     daemon = None
     if not args.floor_only:
-        daemon = measure_daemon_path(clips, args.timeout or 120 + 60 * len(clips),
+        daemon = measure_daemon_path(clips, singles, args.timeout or 120 + 60 * len(clips),
                                      KillOne() if args.kill_one else None, args.keep)
     load_after = os.getloadavg()
 
     options = " --floor-only" if args.floor_only else " --kill-one" if args.kill_one else ""
     print_header("Heimdex ingest throughput",
-                 f"uv run python -m benchmarks.throughput --clips {args.clips}{options}: "
+                 f"uv run python -m benchmarks.throughput --clips {args.clips} --single {args.single}{options}: "
                  f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(f"{len(clips)} distinct clips, 10 s 1280x720 30 fps H.264 (x264 veryfast), 3 cuts each")
     print()
