@@ -39,7 +39,7 @@ def dagster_site(tmp_path: Path) -> DagsterSite:
 @pytest.fixture
 def start_daemon(dagster_site: DagsterSite) -> Iterator[Callable[[], subprocess.Popen]]:
     """Start `dagster-daemon run` on the site, each in a session of its own; at the end every process
-    of those sessions (code servers, run workers, step processes, orphans too) is stopped."""
+    of those sessions (code servers, run workers, their children, orphans too) is stopped."""
     started: list[subprocess.Popen] = []
 
     def start() -> subprocess.Popen:

@@ -2,7 +2,7 @@
 
 Dagster's processes never leave the session they are started in (no `setsid`), so a command
 started as the leader of its own session (`start_new_session=True`) can be followed, and stopped,
-through everything it started: code servers, run workers and their step processes included,
+through everything it started: code servers, run workers and their children included,
 even those whose parent died.
 """
 

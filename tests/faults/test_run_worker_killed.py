@@ -1,8 +1,8 @@
 """Fault 1: the run worker SIGKILLed in the middle of the scene step.
 
 A real `dagster-daemon run` on the repository's dagster.yaml ingests a dropped video; while
-`scene_sidecar` runs, the run worker and its step process are SIGKILLed at once (what a lost
-container or an OOM kill of the whole worker does). The crash must be noticed within run
+`scene_sidecar` runs, the run worker (which runs the steps itself) and its children are
+SIGKILLed at once (what a lost container or an OOM kill of the whole worker does). The crash must be noticed within run
 monitoring's poll interval, the retry run must start at most 60 s later (it needs the `ffmpeg`
 pool slot the dead run never released), and it must succeed.
 """
