@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from functools import cache, cached_property
 from typing import Any
 
+import anyio
 from dagster import DagsterInstance
 from fastapi import FastAPI
 
@@ -13,6 +14,7 @@ from heimdex_api.api.routes import assets, files, health, ingest, jobs, legacy, 
 from heimdex_api.core.config import ApiSettings, get_api_settings
 from heimdex_api.core.errors import install_error_handlers
 from heimdex_api.core.limits import BodyLimitMiddleware
+from heimdex_api.services.dagster_instance import tuned_for_serving
 from heimdex_api.services.pipeline import JobLauncher, make_launcher
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.logs import configure_logging
@@ -38,11 +40,17 @@ class Runtime:
     @cached_property
     def instance(self) -> DagsterInstance:
         """The instance of $DAGSTER_HOME, the one the webserver and the daemon use."""
-        return DagsterInstance.get()
+        return tuned_for_serving(DagsterInstance.get())
 
     @cached_property
     def launcher(self) -> JobLauncher:
         return make_launcher(self._settings, self.instance)
+
+    async def made(self, part: str) -> Any:
+        """`store`, `instance` or `launcher`, made in a worker thread on first use (making the instance
+        connects to its database), then answered without leaving the event loop."""
+        made = vars(self)  # where cached_property keeps a part once made
+        return made[part] if part in made else await anyio.to_thread.run_sync(getattr, self, part)
 
 
 def _document_limits(app: FastAPI, settings: ApiSettings) -> None:

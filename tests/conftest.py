@@ -9,18 +9,21 @@ os.environ.setdefault("HEIMDEX_RETRY_MAX_RETRIES", "3")
 
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
-from uuid import uuid4  # noqa: E402
 
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
 from dagster import DagsterInstance, instance_for_test  # noqa: E402
 
+<<<<<<< HEAD
 from heimdex_pipeline.catalog.db import make_engine  # noqa: E402
 from heimdex_pipeline.catalog.migrate import migrate  # noqa: E402
+=======
+from heimdex_pipeline.catalog.db import migrate  # noqa: E402
+>>>>>>> jobstatus
 from heimdex_pipeline.resources import CatalogResource, MediaStorage  # noqa: E402
 from heimdex_pipeline.media.synthetic import make_clip  # noqa: E402
 from tests.catalogue import catalogue_upload  # noqa: E402
+from tests.postgres import POSTGRES_ADMIN_URL, create_database, drop_databases  # noqa: E402
 from tests.s3_server import S3Endpoint, s3_endpoint  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,9 +62,6 @@ def derived_root(tmp_path: Path) -> Path:
     return root
 
 
-POSTGRES_ADMIN_URL = os.environ.get("HEIMDEX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[Callable[[], str]]:
     """Make throwaway PostgreSQL databases on the local server; all are dropped when the session ends.
@@ -77,17 +77,11 @@ def postgres_database() -> Iterator[Callable[[], str]]:
     made: list[str] = []
 
     def create() -> str:
-        name = f"heimdex_test_{uuid4().hex[:12]}"
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        made.append(urlsplit(POSTGRES_ADMIN_URL)._replace(path=f"/{name}").geturl())
+        made.append(create_database())
         return made[-1]
 
     yield create
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        for url in made:
-            make_engine(url).dispose()
-            admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+    drop_databases(made)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

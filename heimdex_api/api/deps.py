@@ -1,4 +1,9 @@
-"""Dependencies of the routes, as `Annotated` aliases so that signatures read plainly."""
+"""Dependencies of the routes, as `Annotated` aliases so that signatures read plainly.
+
+They are coroutines, except the catalog session's: FastAPI runs each plain function dependency in
+a worker thread, one thread hand-over per dependency and request. What may block (making the
+Dagster instance or the store on first use) goes to a thread in `Runtime.made`.
+"""
 
 from collections.abc import Iterator
 from typing import Annotated
@@ -18,7 +23,7 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.storage import ObjectStore
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
@@ -30,30 +35,30 @@ def get_db(settings: SettingsDep) -> Iterator[Session]:
         yield session
 
 
-def get_store(request: Request) -> ObjectStore:
-    return request.app.state.runtime.store
+async def get_store(request: Request) -> ObjectStore:
+    return await request.app.state.runtime.made("store")
 
 
-def get_download_urls(request: Request, settings: SettingsDep,
-                      store: Annotated[ObjectStore, Depends(get_store)]) -> DownloadUrls:
+async def get_download_urls(request: Request, settings: SettingsDep,
+                            store: Annotated[ObjectStore, Depends(get_store)]) -> DownloadUrls:
     """The `url` builder of this request's answers: absolute URLs on HEIMDEX_PUBLIC_URL, else the request's base."""
     return DownloadUrls(store, url_signer(settings), settings.base_url(str(request.base_url)),
                         settings.download_url_ttl_s)
 
 
-def get_instance(request: Request) -> DagsterInstance:
-    return request.app.state.runtime.instance
+async def get_instance(request: Request) -> DagsterInstance:
+    return await request.app.state.runtime.made("instance")
 
 
-def get_launcher(request: Request) -> JobLauncher:
-    return request.app.state.runtime.launcher
+async def get_launcher(request: Request) -> JobLauncher:
+    return await request.app.state.runtime.made("launcher")
 
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_principal(settings: SettingsDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+async def get_principal(settings: SettingsDep,
+                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     """The caller named by the bearer token; 401 without a valid one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("a bearer token is required", code="missing_token")

@@ -207,9 +207,12 @@ def _iso(timestamp: float | None) -> str | None:
 
 def _failure(instance: DagsterInstance, run_id: str) -> dict[str, str]:
     """The first step failure's message, else the run failure's."""
+    entries = instance.all_logs(run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})
     for event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
-        for entry in instance.all_logs(run_id, of_type=event_type):
+        for entry in entries:
             event = entry.dagster_event
+            if event.event_type != event_type:
+                continue
             data = event.step_failure_data if event_type == DagsterEventType.STEP_FAILURE else None
             if data is not None and data.error is not None:
                 return {"code": "step_failure", "message": f"{event.step_key}: {data.error.message.strip()}"}
@@ -225,9 +228,24 @@ def find_run(instance: DagsterInstance, run_id: str, org_id: str) -> RunRecord:
     return record
 
 
-def job_view(instance: DagsterInstance, record: RunRecord, store: ObjectStore, urls: DownloadUrls) -> dict[str, Any]:
+@dataclass(frozen=True)
+class JobRun:
+    """What Dagster knows of a job: its run record, and its error if it failed."""
+
+    record: RunRecord
+    error: dict[str, str] | None
+
+
+def read_job_run(instance: DagsterInstance, run_id: str, org_id: str) -> JobRun:
+    """One of the org's jobs as Dagster's storage has it; 404 for unknown runs and other orgs' runs alike."""
+    record = find_run(instance, run_id, org_id)
+    failed = _STATUS.get(record.dagster_run.status) == "failed"
+    return JobRun(record, _failure(instance, run_id) if failed else None)
+
+
+def job_view(job: JobRun, store: ObjectStore, urls: DownloadUrls) -> dict[str, Any]:
     """The contract's job answer for a run; its result with the `url`s of the sidecar and thumbnails."""
-    run = record.dagster_run
+    run = job.record.dagster_run
     status = _STATUS.get(run.status, "queued")
     org_id, asset_id = run.tags[ORG_TAG], run.tags.get(PARTITION_TAG)
     result = None
@@ -244,10 +262,10 @@ def job_view(instance: DagsterInstance, record: RunRecord, store: ObjectStore, u
         "type": run.tags.get(TYPE_TAG),
         "asset_id": asset_id,
         "status": status,
-        "started_at": _iso(record.start_time),
-        "finished_at": _iso(record.end_time),
+        "started_at": _iso(job.record.start_time),
+        "finished_at": _iso(job.record.end_time),
         "result": result,
-        "error": _failure(instance, run.run_id) if status == "failed" else None,
+        "error": job.error,
     }
 
 

@@ -1,0 +1,110 @@
+"""A lean HTTP/1.1 load generator: keep-alive connections, each sending its next GET as soon as
+the last answer is read, in several processes started together.
+
+Each process is `python -m benchmarks.http_load` with its plan as JSON on stdin; it writes its
+figures as JSON to the file the plan names. Requests are prebuilt bytes and answers are parsed only as far as the status line
+and `Content-Length`, on uvloop: a request costs the client tens of microseconds, so the figures
+are the server's. It imports nothing of Heimdex, so a client process starts in a fraction of a second.
+"""
+
+import asyncio
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvloop
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What the clients of one load saw: answers, non-200s, each request's latency, their own CPU time."""
+
+    requests: int
+    errors: int
+    latencies_s: list[float]
+    seconds: float
+    client_cpu_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies_s)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def request_bytes(host: str, path: str, headers: dict[str, str]) -> bytes:
+    """A keep-alive GET of `path`, ready to send."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", *(f"{name}: {value}" for name, value in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def _connection(host: str, port: int, requests: list[bytes], start: float, deadline: float,
+                      latencies: list[float], errors: list[int]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    await asyncio.sleep(max(0.0, start - time.time()))
+    while time.time() < deadline:
+        sent = time.perf_counter()
+        writer.write(random.choice(requests))
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await reader.readexactly(length)
+        latencies.append(time.perf_counter() - sent)
+        if head[9:12] != b"200":
+            errors.append(int(head[9:12]))
+    writer.close()
+
+
+async def _drive(plan: dict) -> dict:
+    latencies: list[float] = []
+    errors: list[int] = []
+    requests = [request.encode("latin-1") for request in plan["requests"]]
+    await asyncio.gather(*(_connection(plan["host"], plan["port"], requests, plan["start"], plan["deadline"],
+                                       latencies, errors) for _ in range(plan["connections"])))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"latencies": latencies, "errors": len(errors), "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def run_load(host: str, port: int, requests: list[bytes], connections: int, processes: int,
+             seconds: float) -> LoadResult:
+    """`connections` keep-alive connections spread over `processes` client processes, for `seconds`,
+    each sending a random one of `requests` after the other."""
+    start = time.time() + 1.0  # every process connected and waiting before the first request
+    with tempfile.TemporaryDirectory(prefix="http-load-") as folder:
+        children, outputs = [], []
+        for index in range(processes):
+            outputs.append(Path(folder) / f"{index}.json")
+            share = connections // processes + (index < connections % processes)
+            plan = {"host": host, "port": port, "requests": [request.decode("latin-1") for request in requests],
+                    "connections": share, "start": start, "deadline": start + seconds, "output": str(outputs[-1])}
+            child = subprocess.Popen([sys.executable, "-m", "benchmarks.http_load"], stdin=subprocess.PIPE)
+            child.stdin.write(json.dumps(plan).encode())
+            child.stdin.close()
+            children.append(child)
+        for child in children:
+            if child.wait() != 0:
+                raise RuntimeError(f"a load client failed with status {child.returncode}")
+        outcomes = [json.loads(output.read_text()) for output in outputs]
+    latencies = [latency for outcome in outcomes for latency in outcome["latencies"]]
+    return LoadResult(requests=len(latencies), errors=sum(outcome["errors"] for outcome in outcomes),
+                      latencies_s=latencies, seconds=seconds,
+                      client_cpu_s=sum(outcome["cpu_s"] for outcome in outcomes))
+
+
+def main() -> None:
+    plan = json.loads(sys.stdin.read())
+    Path(plan["output"]).write_text(json.dumps(uvloop.run(_drive(plan))))
+
+
+if __name__ == "__main__":
+    main()
