@@ -14,12 +14,7 @@ import psycopg  # noqa: E402
 import pytest  # noqa: E402
 from dagster import DagsterInstance, instance_for_test  # noqa: E402
 
-<<<<<<< HEAD
-from heimdex_pipeline.catalog.db import make_engine  # noqa: E402
 from heimdex_pipeline.catalog.migrate import migrate  # noqa: E402
-=======
-from heimdex_pipeline.catalog.db import migrate  # noqa: E402
->>>>>>> jobstatus
 from heimdex_pipeline.resources import CatalogResource, MediaStorage  # noqa: E402
 from heimdex_pipeline.media.synthetic import make_clip  # noqa: E402
 from tests.catalogue import catalogue_upload  # noqa: E402

@@ -1,7 +1,8 @@
 """The three assets of a video partition: probe metadata, scene sidecar, thumbnails."""
 
 import base64
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     Backoff,
     Config,
+    DagsterExecutionInterruptedError,
     Failure,
     Jitter,
     MaterializeResult,
@@ -22,9 +24,9 @@ from structlog.stdlib import BoundLogger
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.media.detector import DetectorParams, Scene
 from heimdex_pipeline.media.errors import TransientMediaError, UnreadableMediaError
 from heimdex_pipeline.media.probe import probe_video
-from heimdex_pipeline.media.detector import DetectorParams, Scene
 from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.settings import get_settings
@@ -83,6 +85,24 @@ def media_errors(log: BoundLogger, step: str) -> Iterator[None]:
         raise
 
 
+def stops_when_interrupted(step: Callable[..., MaterializeResult]) -> Callable[..., MaterializeResult]:
+    """Make an interrupt of the step (Ctrl-C, SIGTERM to run.sh, a run terminated in the UI) fail it
+    for good.
+
+    The steps run in the run worker itself (the in-process executor), where Dagster raises an
+    interrupt inside the step and hands it to the step's retry policy: the step would start over
+    instead of stopping, and the run be killed later, left `STARTED`.
+    """
+    @functools.wraps(step)
+    def run(*args: object, **kwargs: object) -> MaterializeResult:
+        try:
+            return step(*args, **kwargs)
+        except (DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+            raise Failure(description="interrupted: the run was stopped", allow_retries=False) from exc
+
+    return run
+
+
 def _read_upstream(store: ObjectStore, key: str, what: str) -> dict:
     try:
         return store.read_json(key)
@@ -105,6 +125,7 @@ def _start(context: AssetExecutionContext, catalog: CatalogResource, step: str) 
     group_name="video",
     kinds={"ffmpeg", "json"},
 )
+@stops_when_interrupted
 def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage) -> MaterializeResult:
     """ffprobe's view of the video, normalised: duration, size, frame rate, codec, rotation, streams."""
     video, log = _start(context, catalog, "probe")
@@ -136,6 +157,7 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, sto
     group_name="video",
     kinds={"pyscenedetect", "json"},
 )
+@stops_when_interrupted
 def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage) -> MaterializeResult:
     """The scene sidecar (`<asset_id>.vna.json`): source, probe and PySceneDetect's scenes."""
     video, log = _start(context, catalog, "scenes")
@@ -215,6 +237,7 @@ def _preview_markdown(paths: list[Path]) -> str:
     group_name="video",
     kinds={"ffmpeg", "jpeg"},
 )
+@stops_when_interrupted
 def thumbnails(context: AssetExecutionContext, config: ThumbnailConfig, catalog: CatalogResource,
                storage: MediaStorage) -> MaterializeResult:
     """JPEG thumbnails, one representative frame per scene by default, listed in the sidecar."""

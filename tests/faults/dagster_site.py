@@ -71,3 +71,20 @@ def sensor_state(instance: DagsterInstance) -> InstigatorState | None:
     """The upload sensor's stored state (its cursor and last ticks), once the daemon has seen it."""
     states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
     return states[0] if states else None
+
+
+# What runs wait on while a test holds the pool: a run of the test videos lasts seconds, and a
+# fault must hit it while it is in flight.
+POOL, HOLDER = "ffmpeg", "test-holding-the-ffmpeg-pool"
+
+
+def hold_pool(instance: DagsterInstance) -> None:
+    """Claim every slot of the `ffmpeg` pool, as steps of another run would; `release_pool` frees them."""
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(POOL)
+    for slot in range(instance.get_concurrency_config().pool_config.default_pool_limit):
+        assert storage.claim_concurrency_slot(POOL, HOLDER, f"step-{slot}").is_claimed
+
+
+def release_pool(instance: DagsterInstance) -> None:
+    instance.event_log_storage.free_concurrency_slots_for_run(HOLDER)

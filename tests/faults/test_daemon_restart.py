@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import DagsterEventType, DagsterRunStatus
 from dagster._core.scheduler.instigation import TickStatus
 from sqlalchemy import select
 
@@ -28,25 +28,12 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.media.fingerprint import asset_id_for
 from tests.catalogue import hash_file
-from tests.faults.dagster_site import DagsterSite, sensor_state
+from tests.faults.dagster_site import DagsterSite, hold_pool, release_pool, sensor_state
 
 CHUNK_BYTES = 1024  # 2.4 MB at this pace takes 10 min: the copy outlasts any wait below
 CHUNK_EVERY_S = 0.25
 DOWN_S = 3.0
 FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
-POOL, HOLDER = "ffmpeg", "test-holding-the-ffmpeg-pool"
-
-
-def hold_pool(instance: DagsterInstance) -> None:
-    """Claim every slot of the `ffmpeg` pool, as steps of another run would; `release_pool` frees them."""
-    storage = instance.event_log_storage
-    storage.initialize_concurrency_limit_to_default(POOL)
-    for slot in range(instance.get_concurrency_config().pool_config.default_pool_limit):
-        assert storage.claim_concurrency_slot(POOL, HOLDER, f"step-{slot}").is_claimed
-
-
-def release_pool(instance: DagsterInstance) -> None:
-    instance.event_log_storage.free_concurrency_slots_for_run(HOLDER)
 
 
 class SlowCopy:

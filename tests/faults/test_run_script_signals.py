@@ -88,11 +88,14 @@ def test_run_script_stops_every_process_it_started(how: str, dagster_site: Dagst
         if how == "SIGTERM":
             dagster_site.drop(long_video, "org-signals", "long.mp4")
             with dagster_site.instance() as instance:
-                def run_started():
+                def scene_step_started():
                     started = [run for run in instance.get_runs() if run.status == DagsterRunStatus.STARTED]
-                    return started and first_event(instance, started[0].run_id, DagsterEventType.RUN_START)
+                    return (started and first_event(instance, started[0].run_id, DagsterEventType.STEP_START,
+                                                    "scene_sidecar")
+                            and first_event(instance, started[0].run_id, DagsterEventType.RUN_START))
 
-                start = dagster_site.wait_until(run_started, 240, "run started by the script's daemon")
+                # The signal comes during the scene step (seconds on this video): the run is in flight.
+                start = dagster_site.wait_until(scene_step_started, 240, "scene step of the script's daemon's run")
                 run_id, worker = start.run_id, start.dagster_event.pid
         before = session(script.pid)
         commands = " | ".join(proc.cmdline for proc in before)
@@ -112,6 +115,8 @@ def test_run_script_stops_every_process_it_started(how: str, dagster_site: Dagst
         assert script.wait(timeout=5) in (128 + signal.SIGINT, 128 + signal.SIGTERM)
         if run_id:
             with dagster_site.instance() as instance:
+                assert first_event(instance, run_id, DagsterEventType.STEP_SUCCESS, "scene_sidecar") is None, \
+                    "the scene step ended before the signal: the run was not in flight"
                 assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE
     finally:
         kill_session(script.pid, grace_s=0)
