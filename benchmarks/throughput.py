@@ -306,6 +306,8 @@ class RunFigures:
     steps: float
     overhead: float
     wall_minus_steps: float
+    # The run's duration as the web UI shows it (RUN_START -> end) minus the media work.
+    ui_overhead: float
 
 
 def run_figures(instance: DagsterInstance, clip: Clip) -> RunFigures:
@@ -317,7 +319,7 @@ def run_figures(instance: DagsterInstance, clip: Clip) -> RunFigures:
     began = launched[0][1] if launched else record.start_time
     wall, steps = record.end_time - began, step_seconds(events)
     return RunFigures(first.create_timestamp.timestamp() - clip.dropped_at, record.start_time - clip.dropped_at,
-                      wall, steps, wall - clip.media_s, wall - steps)
+                      wall, steps, wall - clip.media_s, wall - steps, record.end_time - record.start_time - clip.media_s)
 
 
 def kill_report(instance: DagsterInstance, kill: KillOne) -> str:
@@ -413,6 +415,7 @@ def print_daemon_path(clips: list[Clip], floor_s: float, daemon: DaemonPath) -> 
     columns = {"drop -> created": [f.to_created for f in figures], "drop -> STARTED": [f.to_started for f in figures],
                "run wall": [f.wall for f in figures], "steps": [f.steps for f in figures],
                "overhead (wall - media)": [f.overhead for f in figures],
+               "UI duration - media": [f.ui_overhead for f in figures],
                "wall - steps": [f.wall_minus_steps for f in figures]}
     print(table(["per run, s", "median", "max"], [summary(label, values) for label, values in columns.items()]))
     print()
