@@ -27,6 +27,7 @@ class Runtime:
     def __init__(self, settings: ApiSettings, instance: DagsterInstance | None,
                  launcher: JobLauncher | None) -> None:
         self._settings = settings
+        self._instance_given = instance is not None
         if instance is not None:
             self.instance = instance
         if launcher is not None:
@@ -44,7 +45,11 @@ class Runtime:
 
     @cached_property
     def launcher(self) -> JobLauncher:
-        return make_launcher(self._settings, self.instance)
+        # Runs executed in this process (`immediate`) write through an instance of their own, as a
+        # run worker does: the serving instance keeps its connections open, and a run's failure
+        # written on one that a database restart dropped is lost, the run left `STARTED` (fault 3).
+        runs = self.instance if self._instance_given else DagsterInstance.get()
+        return make_launcher(self._settings, runs)
 
     async def made(self, part: str) -> Any:
         """`store`, `instance` or `launcher`, made in a worker thread on first use (making the instance

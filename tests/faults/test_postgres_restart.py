@@ -172,10 +172,14 @@ def _upload(client: httpx.Client, traffic: Traffic, auth: dict[str, str], org: s
     return committed.json()
 
 
-def _final_job(client: httpx.Client, auth: dict[str, str], job_id: str, timeout_s: float = 240) -> dict[str, Any]:
+# The API keeps one connection to each of Dagster's storages open (as Dagster's webserver does):
+# the first read on it after the restart meets the dropped connection and answers 503 once; a
+# client retries after Retry-After, as for any 503.
+def _final_job(client: httpx.Client, traffic: Traffic, auth: dict[str, str], job_id: str,
+               timeout_s: float = 240) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        answer = client.get(f"/v1/jobs/{job_id}", headers=auth)
+        answer = _until_not_503(traffic, "job", lambda: client.get(f"/v1/jobs/{job_id}", headers=auth))
         assert answer.status_code == 200, answer.text
         if answer.json()["status"] in FINAL:
             return answer.json()
@@ -183,10 +187,11 @@ def _final_job(client: httpx.Client, auth: dict[str, str], job_id: str, timeout_
     pytest.fail(f"the job {job_id} did not finish")
 
 
-def _final_asset(client: httpx.Client, auth: dict[str, str], asset_id: str, timeout_s: float = 120) -> dict[str, Any]:
+def _final_asset(client: httpx.Client, traffic: Traffic, auth: dict[str, str], asset_id: str,
+                 timeout_s: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        answer = client.get(f"/v1/assets/{asset_id}", headers=auth)
+        answer = _until_not_503(traffic, "asset", lambda: client.get(f"/v1/assets/{asset_id}", headers=auth))
         assert answer.status_code == 200, answer.text
         if answer.json()["status"] in ("ready", "failed"):
             break
@@ -237,11 +242,11 @@ def test_postgres_restart_under_traffic(stack: Stack, clips) -> None:
         for thread in readers:
             thread.join(60)
         assert not traffic.errors, "\n".join(map(repr, traffic.errors))
-        jobs = {c["job_id"]: _final_job(client, auth, c["job_id"]) for c in committed if c["job_id"]}
+        jobs = {c["job_id"]: _final_job(client, traffic, auth, c["job_id"]) for c in committed if c["job_id"]}
         # A run whose event write was cut by the shutdown fails (dagster-postgres retries
         # connecting, not a statement on a dropped connection); the launcher runs it again, so the
         # job a commit answers is the run that finished.
-        assets = {c["asset_id"]: _final_asset(client, auth, c["asset_id"]) for c in committed}
+        assets = {c["asset_id"]: _final_asset(client, traffic, auth, c["asset_id"]) for c in committed}
 
     # The API never failed: 503 database_unavailable while the server was away, nothing else.
     answers = traffic.answers
