@@ -208,16 +208,14 @@ def _iso(timestamp: float | None) -> str | None:
 def _failure(instance: DagsterInstance, run_id: str) -> dict[str, str]:
     """The first step failure's message, else the run failure's."""
     entries = instance.all_logs(run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})
-    for event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
-        for entry in entries:
-            event = entry.dagster_event
-            if event.event_type != event_type:
-                continue
-            data = event.step_failure_data if event_type == DagsterEventType.STEP_FAILURE else None
-            if data is not None and data.error is not None:
-                return {"code": "step_failure", "message": f"{event.step_key}: {data.error.message.strip()}"}
-            return {"code": "run_failure", "message": entry.message or "the run failed"}
-    return {"code": "run_failure", "message": "the run failed"}
+    step_failures = [entry for entry in entries if entry.dagster_event.event_type == DagsterEventType.STEP_FAILURE]
+    if not (first := next(iter(step_failures or entries), None)):
+        return {"code": "run_failure", "message": "the run failed"}
+    event = first.dagster_event
+    data = event.step_failure_data if event.event_type == DagsterEventType.STEP_FAILURE else None
+    if data is not None and data.error is not None:
+        return {"code": "step_failure", "message": f"{event.step_key}: {data.error.message.strip()}"}
+    return {"code": "run_failure", "message": first.message or "the run failed"}
 
 
 def find_run(instance: DagsterInstance, run_id: str, org_id: str) -> RunRecord:

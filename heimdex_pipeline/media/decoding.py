@@ -23,10 +23,11 @@ import cv2
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from heimdex_pipeline.media.errors import MediaLimitError, TransientMediaError, UnreadableMediaError
 from heimdex_pipeline.media.detector import DETECTION_WIDTH
+from heimdex_pipeline.media.errors import MediaLimitError, TransientMediaError, UnreadableMediaError
 from heimdex_pipeline.media.limits import Deadline, MediaLimits
 from heimdex_pipeline.media.tools import FORMAT_OPTIONS, decoder_options, input_url, unsupported
+
 
 def detection_size(width: int, height: int) -> tuple[int, int]:
     """The size frames are analysed at: DETECTION_WIDTH wide, aspect kept, never upscaled."""
