@@ -11,7 +11,8 @@ mkdir -p "$DAGSTER_HOME" "$HEIMDEX_DERIVED_ROOT/uploads"
 # The instance config is ours until the user edits their copy.
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 
-uv run alembic upgrade head
+# The catalog's schema and the instance's pools, before any service uses them.
+uv run python -m heimdex_pipeline.prepare
 
 # The daemon runs here, so the API queues its runs for it: a commit or a job request answers as
 # soon as the run is queued, however long the video. `immediate` (the API's own default) is for

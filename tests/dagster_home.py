@@ -3,6 +3,7 @@ helpers that start and stop those processes."""
 
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,14 @@ def instance_yaml(storage: dict[str, Any] | None = None) -> str:
     if storage:
         config["storage"] = storage
     return yaml.safe_dump(config)
+
+
+def prepare(env: dict[str, str]) -> None:
+    """`python -m heimdex_pipeline.prepare` with `env`, as run.sh and docker-compose.yml run it before
+    the services start: the catalog's schema and the instance's pools."""
+    done = subprocess.run([sys.executable, "-m", "heimdex_pipeline.prepare"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def free_port() -> int:

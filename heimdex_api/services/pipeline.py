@@ -31,6 +31,7 @@ from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.repository import mark_run_launched
 from heimdex_pipeline.definitions import defs
+from heimdex_pipeline.pools import prepare_pools
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
 from heimdex_pipeline.storage.layout import sidecar_key, sidecar_storage_key
@@ -176,6 +177,8 @@ def make_launcher(settings: ApiSettings, instance: DagsterInstance) -> JobLaunch
     """The launcher `HEIMDEX_JOB_QUEUE_BACKEND` names."""
     if settings.job_queue_backend == "dagster":
         return DagsterLauncher(settings)
+    # This process executes runs itself, so no earlier step may have set the pools up for them.
+    prepare_pools(instance)
     return ImmediateLauncher(pipeline_definitions(settings), instance)
 
 

@@ -28,6 +28,7 @@ from heimdex_pipeline.media.detector import DetectorParams, Scene
 from heimdex_pipeline.media.errors import TransientMediaError, UnreadableMediaError
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
+from heimdex_pipeline.pools import FFMPEG_POOL
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.settings import get_settings
 from heimdex_pipeline.sidecar import Sidecar, SidecarSource, ThumbnailEntry, sidecar_json_schema
@@ -51,9 +52,6 @@ MEDIA_RETRY_POLICY = RetryPolicy(
     backoff=Backoff.EXPONENTIAL,
     jitter=Jitter.PLUS_MINUS,
 )
-# Limits how many ffmpeg-heavy steps run at once on the instance (dagster.yaml sets the limit).
-FFMPEG_POOL = "ffmpeg"
-
 DETECTOR = DetectorParams(threshold=_settings.scene_threshold,
                           min_scene_len_frames=_settings.scene_min_scene_len_frames)
 PREVIEW_COUNT = 4

@@ -23,6 +23,7 @@ from tests.dagster_home import (
     WORKSPACE_YAML,
     free_port,
     instance_yaml,
+    prepare,
     start_process,
     stop_process,
     wait_until_serving,
@@ -43,6 +44,7 @@ def webserver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "HEIMDEX_DERIVED_ROOT": str(derived),
            "HEIMDEX_DATABASE_URL": database_url, "HEIMDEX_SENSOR_INTERVAL_S": "2"}
+    prepare(env)
     bin_dir = Path(sys.executable).parent
     webserver = start_process([str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
                                  "-w", str(home / "workspace.yaml")], env, home / "webserver.log")

@@ -9,6 +9,7 @@ against each other, against Dagster's own config schemas and against the Python 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -42,8 +43,8 @@ USER_CODE, WEBSERVER, DAEMON, API, MIGRATE, POSTGRES, MINIO, MINIO_BUCKET = (
 )
 DAGSTER_SERVICES = (USER_CODE, WEBSERVER, DAEMON)
 # Every process that opens the Dagster instance of deploy/dagster.yaml (the API reads runs and
-# adds partitions through `DagsterInstance.get()`).
-INSTANCE_SERVICES = (*DAGSTER_SERVICES, "api")
+# adds partitions through `DagsterInstance.get()`; migrate sets the pools up).
+INSTANCE_SERVICES = (*DAGSTER_SERVICES, API, MIGRATE)
 IMAGE_SERVICES = (MIGRATE, USER_CODE, WEBSERVER, DAEMON, API)
 DAGSTER_STORAGE_VOLUME = "heimdex_dagster_storage"
 WEBSERVER_PORT, GRPC_PORT, API_PORT, S3_PORT = 3000, 4000, 8000, 9000
@@ -396,14 +397,16 @@ def test_api_command_imports_the_fastapi_app(services: dict[str, Any], monkeypat
     assert option_value(argv, "--host") == "0.0.0.0"
 
 
-def test_migrate_runs_alembic_upgrade_head_on_a_single_head(
+def test_migrate_prepares_the_catalog_on_a_single_head_and_the_pools(
         services: dict[str, Any], dockerfile: Dockerfile) -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    assert command_argv(services[MIGRATE]) == ["alembic", "upgrade", "head"]
+    argv = command_argv(services[MIGRATE])
+    assert argv == ["python", "-m", "heimdex_pipeline.prepare"]
+    assert importlib.util.find_spec(argv[2]) is not None
     assert services[MIGRATE].get("restart", "no") == "no", "a one-shot job must not restart"
-    # alembic reads ./alembic.ini: it must sit in the image's working directory.
+    # Alembic reads alembic.ini beside migrations/, in the image's working directory.
     assert dockerfile.image_files().get(f"{dockerfile.workdir}/alembic.ini") == "alembic.ini"
     heads = ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))).get_heads()
     assert len(heads) == 1, f"migrations have {len(heads)} heads: {heads}"
@@ -415,6 +418,7 @@ def test_dependencies_and_startup_order(services: dict[str, Any]) -> None:
         assert depends[POSTGRES]["condition"] == "service_healthy", name
     for name in (API, USER_CODE):
         assert services[name]["depends_on"][MIGRATE]["condition"] == "service_completed_successfully"
+    # and so after migrate has set up the pools their runs claim
     for name in (WEBSERVER, DAEMON):
         assert USER_CODE in services[name]["depends_on"]
     healthcheck = " ".join(services[POSTGRES]["healthcheck"]["test"])

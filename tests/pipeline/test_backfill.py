@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from tests.dagster_home import REPO_ROOT, instance_yaml
+from tests.dagster_home import REPO_ROOT, instance_yaml, prepare
 
 BIN = Path(sys.executable).parent
 
@@ -26,6 +26,7 @@ def test_backfill_all_videos_from_the_cli(clips, upload, derived_root: Path, cat
     config.write_text(instance_yaml(yaml.safe_load(config.read_text()).get("storage")))
     env = {**os.environ, "DAGSTER_HOME": instance.root_directory, "HEIMDEX_DERIVED_ROOT": str(derived_root),
            "HEIMDEX_DATABASE_URL": catalog_url}
+    prepare(env)
     command = [str(BIN / "dagster"), "job", "backfill", "-j", "ingest_video", "--all", "--noprompt",
                "-w", str(REPO_ROOT / "workspace.yaml")]
     backfill = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -49,6 +50,11 @@ def test_backfill_all_videos_from_the_cli(clips, upload, derived_root: Path, cat
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
-    assert {run.status for run in reloaded.get_runs()} == {DagsterRunStatus.SUCCESS}
+    # The runs' own failures, to say why if any failed.
+    failures = [record.event_log_entry.dagster_event.event_specific_data.error.to_string()
+                for run in reloaded.get_runs() if run.status != DagsterRunStatus.SUCCESS
+                for record in reloaded.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE).records
+                if record.event_log_entry.dagster_event.event_specific_data.error]
+    assert {run.status for run in reloaded.get_runs()} == {DagsterRunStatus.SUCCESS}, failures
     for key in ("probe_metadata", "scene_sidecar", "thumbnails"):
         assert reloaded.get_materialized_partitions(AssetKey(key)) == asset_ids

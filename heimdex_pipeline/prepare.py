@@ -1,0 +1,24 @@
+"""Prepares storage before Heimdex's services start: the catalog's schema and the Dagster
+instance's pools (`heimdex_pipeline.pools`).
+
+`python -m heimdex_pipeline.prepare`, with the services' settings and DAGSTER_HOME: run by
+`./scripts/run.sh` and by docker-compose.yml's one-shot `migrate`. Running it again is harmless.
+"""
+
+from dagster import DagsterInstance
+
+from heimdex_pipeline.catalog.migrate import migrate
+from heimdex_pipeline.pools import prepare_pools
+from heimdex_pipeline.settings import get_settings
+
+
+def main() -> None:
+    """Migrate the catalog to head, then set the pools' limits on $DAGSTER_HOME's instance."""
+    settings = get_settings()
+    migrate(settings.catalog_url, derived_root=settings.derived_root)
+    with DagsterInstance.get() as instance:
+        prepare_pools(instance)
+
+
+if __name__ == "__main__":
+    main()
