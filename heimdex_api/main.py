@@ -15,6 +15,7 @@ from heimdex_api.core.config import ApiSettings, get_api_settings
 from heimdex_api.core.errors import install_error_handlers
 from heimdex_api.core.limits import BodyLimitMiddleware
 from heimdex_api.services.dagster_instance import tuned_for_serving
+from heimdex_api.services.finished_jobs import FinishedJobs
 from heimdex_api.services.pipeline import JobLauncher, make_launcher
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.logs import configure_logging
@@ -88,6 +89,8 @@ def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | 
     app.state.settings = settings
     app.state.runtime = Runtime(settings, instance, launcher)
     install_job_threads(app)
+    # A finished job's answer is given again for a minute at most, while its URLs have most of their time left.
+    app.state.finished_jobs = FinishedJobs(answer_max_age_s=min(60.0, settings.download_url_ttl_s / 10))
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
                        legacy_limit=settings.max_legacy_upload_bytes)

@@ -8,7 +8,7 @@ the webserver, whose run coordinator queues it for the daemon.
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -230,44 +230,55 @@ def find_run(instance: DagsterInstance, run_id: str, org_id: str) -> RunRecord:
 
 
 @dataclass(frozen=True)
-class JobRun:
-    """What Dagster knows of a job: its run record, and its error if it failed."""
+class JobState:
+    """A job's answer without its `url`s: what Dagster and the sidecar say of it. Once its run has
+    finished (`finished`), nothing of it changes."""
 
-    record: RunRecord
-    error: dict[str, str] | None
+    org_id: str
+    job_id: str
+    type: str | None
+    asset_id: str | None
+    status: str
+    started_at: str | None
+    finished_at: str | None
+    finished: bool
+    sidecar_uri: str | None = None  # a succeeded job's sidecar, and its thumbnails
+    thumbnails: tuple[dict[str, Any], ...] = ()
+    error: dict[str, str] | None = None
 
 
-def read_job_run(instance: DagsterInstance, run_id: str, org_id: str) -> JobRun:
-    """One of the org's jobs as Dagster's storage has it; 404 for unknown runs and other orgs' runs alike."""
+def read_job_state(instance: DagsterInstance, run_id: str, org_id: str) -> JobState:
+    """What Dagster's storage has of one of the org's jobs; 404 for unknown runs and other orgs' runs alike."""
     record = find_run(instance, run_id, org_id)
-    failed = _STATUS.get(record.dagster_run.status) == "failed"
-    return JobRun(record, _failure(instance, run_id) if failed else None)
-
-
-def job_view(job: JobRun, store: ObjectStore, urls: DownloadUrls) -> dict[str, Any]:
-    """The contract's job answer for a run; its result with the `url`s of the sidecar and thumbnails."""
-    run = job.record.dagster_run
+    run = record.dagster_run
     status = _STATUS.get(run.status, "queued")
-    org_id, asset_id = run.tags[ORG_TAG], run.tags.get(PARTITION_TAG)
+    return JobState(org_id=org_id, job_id=run.run_id, type=run.tags.get(TYPE_TAG),
+                    asset_id=run.tags.get(PARTITION_TAG), status=status, started_at=_iso(record.start_time),
+                    finished_at=_iso(record.end_time), finished=run.is_finished,
+                    error=_failure(instance, run_id) if status == "failed" else None)
+
+
+def with_result(job: JobState, store: ObjectStore) -> JobState:
+    """A succeeded job with its sidecar's location and thumbnails; any other job as it is."""
+    if job.status != "succeeded" or not job.asset_id:
+        return job
+    key = sidecar_key(job.org_id, job.asset_id)
+    try:
+        thumbnails = store.read_json(key).get("thumbnails", [])
+    except ObjectNotFoundError:
+        thumbnails = []
+    return replace(job, sidecar_uri=store.uri(key), thumbnails=tuple(thumbnails))
+
+
+def job_view(job: JobState, urls: DownloadUrls) -> dict[str, Any]:
+    """The contract's job answer, with the `url`s of its sidecar and thumbnails."""
     result = None
-    if status == "succeeded" and asset_id:
-        key = sidecar_key(org_id, asset_id)
-        try:
-            thumbnails = store.read_json(key).get("thumbnails", [])
-        except ObjectNotFoundError:
-            thumbnails = []
-        result = {"sidecar_uri": store.uri(key), "sidecar_url": urls.url(org_id, sidecar_storage_key(asset_id)),
-                  "thumbnails": urls.thumbnails(org_id, thumbnails)}
-    return {
-        "job_id": run.run_id,
-        "type": run.tags.get(TYPE_TAG),
-        "asset_id": asset_id,
-        "status": status,
-        "started_at": _iso(job.record.start_time),
-        "finished_at": _iso(job.record.end_time),
-        "result": result,
-        "error": job.error,
-    }
+    if job.sidecar_uri is not None:
+        result = {"sidecar_uri": job.sidecar_uri,
+                  "sidecar_url": urls.url(job.org_id, sidecar_storage_key(job.asset_id)),
+                  "thumbnails": urls.thumbnails(job.org_id, list(job.thumbnails))}
+    return {"job_id": job.job_id, "type": job.type, "asset_id": job.asset_id, "status": job.status,
+            "started_at": job.started_at, "finished_at": job.finished_at, "result": result, "error": job.error}
 
 
 def latest_run_status(instance: DagsterInstance, asset_id: str) -> str | None:

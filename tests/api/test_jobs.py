@@ -1,15 +1,18 @@
 """Jobs: idempotency keys, concurrent requests, job reads, failures, and org isolation."""
 
 import threading
+import time
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from dagster import DagsterInstance, RunsFilter
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_api.services.pipeline import pipeline_definitions
+from heimdex_api.services.finished_jobs import FinishedJobs
+from heimdex_api.services.pipeline import JOB_NAMES, JobState, pipeline_definitions
+from heimdex_pipeline.tags import PARTITION_TAG, run_tags
 from tests.api.support import bearer, commit, make_token, place
 
 
@@ -160,3 +163,60 @@ def test_job_on_a_file_not_matching_the_asset(client: TestClient, auth: dict[str
     response = client.post(f"/v1/assets/{asset_id}/sidecar", headers=auth,
                            json={"org_id": org, "source_uri": other_path.as_uri()})
     assert (response.status_code, response.json()["error"]) == (422, "source_mismatch")
+
+
+def _without_urls(job: dict) -> dict:
+    result = job["result"] and {**job["result"], "sidecar_url": None,
+                                "thumbnails": [{**thumb, "url": None} for thumb in job["result"]["thumbnails"]]}
+    return {**job, "result": result}
+
+
+def test_a_finished_job_is_answered_from_memory_to_its_org_only(
+        client: TestClient, auth: dict[str, str], org: str, asset: tuple[str, Path],
+        dagster_instance: DagsterInstance) -> None:
+    asset_id, path = asset
+    location = client.post(f"/v1/assets/{asset_id}/sidecar", headers=auth,
+                           json={"org_id": org, "source_uri": path.as_uri()}).json()["location"]
+    first = client.get(location, headers=auth).json()
+    assert first["status"] == "succeeded"
+    # Gone from Dagster's storage, the finished job is still answered from memory ...
+    dagster_instance.delete_run(first["job_id"])
+    again = client.get(location, headers=auth)
+    assert again.status_code == 200 and _without_urls(again.json()) == _without_urls(first)
+    # ... to its org only: another org meets the same 404 as for an id that never existed.
+    other = bearer(make_token(f"org-x{uuid4().hex[:8]}"))
+    unknown = client.get(f"/v1/jobs/{uuid4()}", headers=other)
+    answer = client.get(location, headers=other)
+    assert (answer.status_code, answer.json()) == (unknown.status_code, unknown.json()) == \
+        (404, {**unknown.json(), "error": "job_not_found"})
+
+
+def test_an_unfinished_job_is_read_afresh(client: TestClient, auth: dict[str, str], org: str,
+                                          asset: tuple[str, Path], dagster_instance: DagsterInstance) -> None:
+    run = dagster_instance.add_run(DagsterRun(
+        job_name=JOB_NAMES["sidecar"], run_id=str(uuid4()), status=DagsterRunStatus.NOT_STARTED,
+        tags={PARTITION_TAG: asset[0], **run_tags(org, "sidecar", origin="api")}))
+    assert client.get(f"/v1/jobs/{run.run_id}", headers=auth).json()["status"] == "queued"
+    dagster_instance.report_run_canceled(run)
+    assert client.get(f"/v1/jobs/{run.run_id}", headers=auth).json()["status"] == "canceled"
+
+
+def test_finished_jobs_are_forgotten_after_their_time_and_beyond_their_bytes() -> None:
+    def job(job_id: str, finished: bool = True) -> JobState:
+        return JobState(org_id="org-a", job_id=job_id, type="sidecar", asset_id="v_1", status="succeeded",
+                        started_at=None, finished_at=None, finished=finished)
+
+    kept = FinishedJobs(answer_max_age_s=0.1, ttl_s=0.3)
+    kept.keep(job("running", finished=False), b"{}")
+    kept.keep(job("done"), b"{}")
+    assert kept.get("org-a", "running") == (None, None)
+    assert kept.get("org-a", "done") == (job("done"), b"{}") and kept.get("org-b", "done") == (None, None)
+    time.sleep(0.15)  # the answer is too old to give again, the job is still kept
+    assert kept.get("org-a", "done") == (job("done"), None)
+    time.sleep(0.2)
+    assert kept.get("org-a", "done") == (None, None)
+
+    small = FinishedJobs(answer_max_age_s=60, max_bytes=3 * (len(repr(job("j-0"))) + 2))
+    for index in range(10):
+        small.keep(job(f"j-{index}"), b"{}")
+    assert [index for index in range(10) if small.get("org-a", f"j-{index}")[0]] == [7, 8, 9]

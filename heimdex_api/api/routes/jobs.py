@@ -1,10 +1,9 @@
 """`/v1/jobs`: the state of a job, read from Dagster's run storage."""
 
 from functools import partial
-from typing import Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from heimdex_api.api.deps import DownloadUrlsDep, InstanceDep, PrincipalDep, StoreDep
 from heimdex_api.api.job_threads import run_job_read
@@ -13,18 +12,40 @@ from heimdex_api.api.responses import error_responses
 from heimdex_api.core.errors import NotFound
 from heimdex_api.core.security import READ
 from heimdex_api.schemas import JobResponse
-from heimdex_api.services.pipeline import job_view, read_job_run
+from heimdex_api.services.pipeline import JobState, job_view, read_job_state, with_result
+from heimdex_api.services.urls import DownloadUrls
+from heimdex_pipeline.storage import ObjectStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
+def _answer(job: JobState, urls: DownloadUrls) -> bytes:
+    """The job's JSON answer, its download URLs signed now."""
+    return JobResponse.model_validate(job_view(job, urls)).model_dump_json().encode()
+
+
+def _answer_with_result(job: JobState, store: ObjectStore, urls: DownloadUrls) -> tuple[JobState, bytes]:
+    job = with_result(job, store)
+    return job, _answer(job, urls)
+
+
 @router.get("/{job_id}", response_model=JobResponse, responses=error_responses("read_job"))
 async def read_job(request: Request, job_id: JobIdPath, principal: PrincipalDep, instance: InstanceDep,
-                   store: StoreDep, urls: DownloadUrlsDep) -> dict[str, Any]:
+                   store: StoreDep, urls: DownloadUrlsDep) -> Response:
     """A job (a Dagster run) of the caller's org: its type, asset, status, result or error."""
     principal.require(READ)
     if not RUN_ID_PATTERN.match(job_id):
         raise NotFound("no such job", code="job_not_found")
-    job = await run_job_read(request, partial(read_job_run, instance, job_id, principal.org_id))
-    # The sidecar is read apart from the job reads' one thread: from a bucket it takes a request.
-    return await anyio.to_thread.run_sync(job_view, job, store, urls)
+    finished = request.app.state.finished_jobs
+    job, answer = finished.get(principal.org_id, job_id)
+    if answer is not None:
+        return Response(answer, media_type="application/json")
+    if job is None:
+        job = await run_job_read(request, partial(read_job_state, instance, job_id, principal.org_id))
+        # Apart from the job reads' one thread: from a bucket, the sidecar read takes a request.
+        job, answer = await anyio.to_thread.run_sync(_answer_with_result, job, store, urls)
+    else:
+        # In a thread too: a bucket's credentials may be refreshed over the network while URLs are signed.
+        answer = await anyio.to_thread.run_sync(_answer, job, urls)
+    finished.keep(job, answer)
+    return Response(answer, media_type="application/json")
