@@ -49,8 +49,7 @@ class Runtime:
         # Runs executed in this process (`immediate`) write through an instance of their own, as a
         # run worker does: the serving instance keeps its connections open, and a run's failure
         # written on one that a database restart dropped is lost, the run left `STARTED` (fault 3).
-        runs = self.instance if self._instance_given else DagsterInstance.get()
-        return make_launcher(self._settings, runs)
+        return make_launcher(self._settings, (lambda: self.instance) if self._instance_given else DagsterInstance.get)
 
     async def made(self, part: str) -> Any:
         """`store`, `instance` or `launcher`, made in a worker thread on first use (making the instance

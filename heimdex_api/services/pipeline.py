@@ -6,7 +6,7 @@ the webserver, whose run coordinator queues it for the daemon.
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -173,13 +173,15 @@ class DagsterLauncher:
             raise Unavailable(f"the Dagster webserver did not take the run: {exc}", code="dagster_unavailable") from exc
 
 
-def make_launcher(settings: ApiSettings, instance: DagsterInstance) -> JobLauncher:
-    """The launcher `HEIMDEX_JOB_QUEUE_BACKEND` names."""
+def make_launcher(settings: ApiSettings, instance: Callable[[], DagsterInstance]) -> JobLauncher:
+    """The launcher `HEIMDEX_JOB_QUEUE_BACKEND` names; `instance` makes the instance that runs executed
+    in this process write through, called only for those."""
     if settings.job_queue_backend == "dagster":
         return DagsterLauncher(settings)
+    runs = instance()
     # This process executes runs itself, so no earlier step may have set the pools up for them.
-    prepare_pools(instance)
-    return ImmediateLauncher(pipeline_definitions(settings), instance)
+    prepare_pools(runs)
+    return ImmediateLauncher(pipeline_definitions(settings), runs)
 
 
 def ensure_partition(instance: DagsterInstance, asset_id: str) -> None:
