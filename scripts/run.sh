@@ -48,7 +48,7 @@ trap 'stop_services; exit 130' INT
 trap 'stop_services; exit 143' TERM
 
 # Each service is a job in a process group of its own (job control is on while they start), and
-# every process it starts stays in that group: uv, uvicorn, and `dagster dev` with its webserver,
+# every process it starts stays in that group: uv, uvicorn, and `dg dev` with its webserver,
 # daemon, code servers and run workers.
 # `env --default-signal=INT`: started in the background by another script, this script and its
 # children inherit SIGINT ignored, and Dagster then ignores SIGTERM as well; the services must
@@ -56,8 +56,9 @@ trap 'stop_services; exit 143' TERM
 set -m
 env --default-signal=INT uv run uvicorn heimdex_api.main:app --host 127.0.0.1 --port "${HEIMDEX_API_PORT:-8000}" &
 services+=("$!")
-# `dagster dev` runs the webserver and the daemon (sensor, run queue, backfills) together.
-env --default-signal=INT uv run dagster dev -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}" -w workspace.yaml &
+# `dg dev` runs the webserver and the daemon (sensor, run queue, backfills) together, on
+# workspace.yaml's code location (the one the deployment's webserver loads).
+env --default-signal=INT uv run dg dev -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}" -w workspace.yaml &
 services+=("$!")
 set +m
 

@@ -874,21 +874,20 @@ def test_ffmpeg_pool_is_limited_by_the_default_pool_limit(local_instance: dict[s
 
 
 @pytest.mark.slow
-def test_dagster_cli_validates_the_local_workspace(tmp_path: Path) -> None:
-    """`dagster definitions validate -w workspace.yaml`, with the local dagster.yaml as instance."""
+def test_dg_checks_the_projects_definitions(tmp_path: Path) -> None:
+    """`dg check defs` (pyproject.toml's [tool.dg]), with the local dagster.yaml as instance, and no warning."""
     home = _instance_dir(tmp_path, LOCAL_INSTANCE)
     venv_bin = Path(sys.executable).parent
-    dagster = venv_bin / "dagster"
-    if not dagster.exists():
-        dagster = Path(shutil.which("dagster") or "dagster")
     env = {key: value for key, value in os.environ.items() if not key.startswith("HEIMDEX_")}
-    env.update(DAGSTER_HOME=str(home), HEIMDEX_DERIVED_ROOT=str(tmp_path / "derived"))
-    result = subprocess.run(
-        [str(dagster), "definitions", "validate", "-w", str(LOCAL_WORKSPACE)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "heimdex" in result.stdout + result.stderr
+    # As `uv run dg` runs it: in the project's environment.
+    env.update(DAGSTER_HOME=str(home), HEIMDEX_DERIVED_ROOT=str(tmp_path / "derived"),
+               VIRTUAL_ENV=str(venv_bin.parent), PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}")
+    result = subprocess.run([str(venv_bin / "dg"), "check", "defs"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "All definitions loaded successfully" in output
+    assert "warning" not in output.lower() and "superseded" not in output.lower(), output
 
 
 # ---------------------------------------------------------------------------------------------
