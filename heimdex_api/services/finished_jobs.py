@@ -20,7 +20,7 @@ FINISHED_JOBS_BYTES = 64 * 1024 * 1024
 FINISHED_JOBS_TTL_S = 600.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Kept:
     job: JobState
     answer: bytes
@@ -50,5 +50,13 @@ class FinishedJobs:
 
     def keep(self, job: JobState, answer: bytes) -> None:
         """Keep `job` and the answer just made of it, if its run has finished."""
-        if job.finished:
+        if not job.finished:
+            return
+        kept = self._jobs.get((job.org_id, job.job_id))
+        if kept is not None and kept.job == job:
+            # A new answer of a kept job: in place, as storing the entry again would restart its
+            # `ttl_s`, and a job read at least every `ttl_s` would then never be read afresh. The
+            # answer's size does not change: its URLs are signed again, to the same lengths.
+            kept.answer, kept.answered_at = answer, time.monotonic()
+        else:
             self._jobs[job.org_id, job.job_id] = _Kept(job, answer, time.monotonic())

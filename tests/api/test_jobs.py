@@ -206,14 +206,16 @@ def test_finished_jobs_are_forgotten_after_their_time_and_beyond_their_bytes() -
         return JobState(org_id="org-a", job_id=job_id, type="sidecar", asset_id="v_1", status="succeeded",
                         started_at=None, finished_at=None, finished=finished)
 
-    kept = FinishedJobs(answer_max_age_s=0.1, ttl_s=0.3)
+    kept = FinishedJobs(answer_max_age_s=0.1, ttl_s=0.6)
     kept.keep(job("running", finished=False), b"{}")
     kept.keep(job("done"), b"{}")
     assert kept.get("org-a", "running") == (None, None)
     assert kept.get("org-a", "done") == (job("done"), b"{}") and kept.get("org-b", "done") == (None, None)
     time.sleep(0.15)  # the answer is too old to give again, the job is still kept
     assert kept.get("org-a", "done") == (job("done"), None)
-    time.sleep(0.2)
+    kept.keep(job("done"), b"{ }")  # answered again: a new answer, not a new lease of the job
+    assert kept.get("org-a", "done") == (job("done"), b"{ }")
+    time.sleep(0.5)
     assert kept.get("org-a", "done") == (None, None)
 
     small = FinishedJobs(answer_max_age_s=60, max_bytes=3 * (len(repr(job("j-0"))) + 2))
