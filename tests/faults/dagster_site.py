@@ -13,6 +13,8 @@ from dagster import DagsterEventType, DagsterInstance
 from dagster._core.events.log import EventLogEntry
 from dagster._core.scheduler.instigation import InstigatorState, InstigatorType
 
+from heimdex_pipeline.pools import FFMPEG_POOL, prepare_pools
+
 T = TypeVar("T")
 
 
@@ -75,15 +77,14 @@ def sensor_state(instance: DagsterInstance) -> InstigatorState | None:
 
 # What runs wait on while a test holds the pool: a run of the test videos lasts seconds, and a
 # fault must hit it while it is in flight.
-POOL, HOLDER = "ffmpeg", "test-holding-the-ffmpeg-pool"
+HOLDER = "test-holding-the-ffmpeg-pool"
 
 
 def hold_pool(instance: DagsterInstance) -> None:
     """Claim every slot of the `ffmpeg` pool, as steps of another run would; `release_pool` frees them."""
-    storage = instance.event_log_storage
-    storage.initialize_concurrency_limit_to_default(POOL)
+    prepare_pools(instance)
     for slot in range(instance.get_concurrency_config().pool_config.default_pool_limit):
-        assert storage.claim_concurrency_slot(POOL, HOLDER, f"step-{slot}").is_claimed
+        assert instance.event_log_storage.claim_concurrency_slot(FFMPEG_POOL, HOLDER, f"step-{slot}").is_claimed
 
 
 def release_pool(instance: DagsterInstance) -> None:
