@@ -176,6 +176,20 @@ class SidecarRef(BaseModel):
     url: str = Field(description=DOWNLOAD_URL_DESCRIPTION)
 
 
+class FailedCheck(BaseModel):
+    asset: str = Field(description="The asset of the video the check looks at: `probe_metadata`, `scene_sidecar`, ...")
+    check: str
+    description: str | None = Field(description="What is wrong, as the check says it")
+
+
+class CheckSummary(BaseModel):
+    """The newest result of each of the video's asset checks (the web UI's "Checks" tab); checks not run yet
+    are in neither."""
+
+    passed: int = Field(ge=0)
+    failed: list[FailedCheck]
+
+
 class AssetResponse(BaseModel):
     asset_id: str
     org_id: str
@@ -186,6 +200,7 @@ class AssetResponse(BaseModel):
     status: Literal["queued", "processing", "ready", "failed"]
     sidecar: SidecarRef | None
     thumbnails: list[ThumbnailOut]
+    checks: CheckSummary
 
 
 class HealthResponse(BaseModel):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import NotFound, Unprocessable
 from heimdex_api.schemas import SourceRequest, ThumbnailsRequest
+from heimdex_api.services.checks import check_summary
 from heimdex_api.services.media import IdentifiedSource, identify_request
 from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, latest_run_status, start_run
 from heimdex_api.services.sources import source_key
@@ -106,7 +107,7 @@ def _sidecar_bytes(store: ObjectStore, video: Video) -> bytes | None:
 
 def asset_view(instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls, video: Video) -> dict[str, Any]:
     """The contract's asset answer: `ready` once the sidecar exists, else the state of its newest run; the
-    sidecar and each thumbnail with the `url` of its bytes."""
+    sidecar and each thumbnail with the `url` of its bytes; what the video's asset checks say."""
     raw = _sidecar_bytes(store, video)
     sidecar, thumbnails = None, []
     if raw is not None:
@@ -121,7 +122,8 @@ def asset_view(instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls
         status = _PENDING_STATUS.get(run_status or "", "queued")
     return {"asset_id": video.asset_id, "org_id": video.org_id, "source_uri": store.uri(video.source_key),
             "size_bytes": video.size_bytes, "hash": video.hash, "hash_quality": video.hash_quality,
-            "status": status, "sidecar": sidecar, "thumbnails": thumbnails}
+            "status": status, "sidecar": sidecar, "thumbnails": thumbnails,
+            "checks": check_summary(instance, video.asset_id)}
 
 
 def sidecar_document(store: ObjectStore, urls: DownloadUrls, video: Video) -> dict[str, Any]:
@@ -132,3 +134,4 @@ def sidecar_document(store: ObjectStore, urls: DownloadUrls, video: Video) -> di
     document = json.loads(raw)
     document["thumbnails"] = urls.thumbnails(video.org_id, document.get("thumbnails", []))
     return document
+

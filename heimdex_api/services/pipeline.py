@@ -81,9 +81,10 @@ class JobLauncher(Protocol):
 
 
 def pipeline_definitions(settings: ApiSettings) -> Definitions:
-    """The pipeline's assets and jobs, bound to the API's catalog and storage."""
+    """The pipeline's assets, checks and jobs, bound to the API's catalog and storage."""
     return Definitions(
         assets=defs.assets,
+        asset_checks=defs.asset_checks,
         jobs=defs.jobs,
         resources={
             **(defs.resources or {}),
@@ -210,8 +211,18 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else None
 
 
+def _failed_check(instance: DagsterInstance, run_id: str) -> dict[str, str] | None:
+    """The first failed check of the run, if one failed."""
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.asset_check_evaluation_data
+        if not evaluation.passed:
+            return {"code": "check_failed", "message": f"{evaluation.asset_key.to_user_string()}: "
+                                                       f"{evaluation.check_name}: {evaluation.description}"}
+    return None
+
+
 def _failure(instance: DagsterInstance, run_id: str) -> dict[str, str]:
-    """The first step failure's message, else the run failure's."""
+    """The first step failure's message, else the run failure's; a failed blocking check's own description."""
     entries = instance.all_logs(run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})
     step_failures = [entry for entry in entries if entry.dagster_event.event_type == DagsterEventType.STEP_FAILURE]
     if not (first := next(iter(step_failures or entries), None)):
@@ -219,6 +230,8 @@ def _failure(instance: DagsterInstance, run_id: str) -> dict[str, str]:
     event = first.dagster_event
     data = event.step_failure_data if event.event_type == DagsterEventType.STEP_FAILURE else None
     if data is not None and data.error is not None:
+        if data.error.cls_name == "DagsterAssetCheckFailedError" and (failed := _failed_check(instance, run_id)):
+            return failed
         return {"code": "step_failure", "message": f"{event.step_key}: {data.error.message.strip()}"}
     return {"code": "run_failure", "message": first.message or "the run failed"}
 

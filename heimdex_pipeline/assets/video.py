@@ -2,11 +2,15 @@
 
 import base64
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
     Backoff,
     Config,
@@ -56,6 +60,8 @@ DETECTOR = DetectorParams(threshold=_settings.scene_threshold,
                           min_scene_len_frames=_settings.scene_min_scene_len_frames)
 PREVIEW_COUNT = 4
 PREVIEW_HEIGHT = 90
+# The probe step's own check: the one place that knows why a file could not be read.
+READABLE_CHECK = "video_is_readable"
 
 
 def _detector_version() -> str:
@@ -83,7 +89,11 @@ def media_errors(log: BoundLogger, step: str) -> Iterator[None]:
         raise
 
 
-def stops_when_interrupted(step: Callable[..., MaterializeResult]) -> Callable[..., MaterializeResult]:
+def _stopped() -> Failure:
+    return Failure(description="interrupted: the run was stopped", allow_retries=False)
+
+
+def stops_when_interrupted(step: Callable[..., Any]) -> Callable[..., Any]:
     """Make an interrupt of the step (Ctrl-C, SIGTERM to run.sh, a run terminated in the UI) fail it
     for good.
 
@@ -91,12 +101,22 @@ def stops_when_interrupted(step: Callable[..., MaterializeResult]) -> Callable[.
     interrupt inside the step and hands it to the step's retry policy: the step would start over
     instead of stopping, and the run be killed later, left `STARTED`.
     """
+    if inspect.isgeneratorfunction(step):
+        @functools.wraps(step)
+        def run_events(*args: object, **kwargs: object) -> Iterator[Any]:
+            try:
+                yield from step(*args, **kwargs)
+            except (DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+                raise _stopped() from exc
+
+        return run_events
+
     @functools.wraps(step)
-    def run(*args: object, **kwargs: object) -> MaterializeResult:
+    def run(*args: object, **kwargs: object) -> Any:
         try:
             return step(*args, **kwargs)
         except (DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
-            raise Failure(description="interrupted: the run was stopped", allow_retries=False) from exc
+            raise _stopped() from exc
 
     return run
 
@@ -122,28 +142,40 @@ def _start(context: AssetExecutionContext, catalog: CatalogResource, step: str) 
     code_version="probe-1",
     group_name="video",
     kinds={"ffmpeg", "json"},
+    check_specs=[AssetCheckSpec(READABLE_CHECK, asset="probe_metadata", partitions_def=videos_partitions,
+                                blocking=True, description="ffprobe reads the file as a video within the media limits")],
 )
 @stops_when_interrupted
-def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage) -> MaterializeResult:
+def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource,
+                   storage: MediaStorage) -> Iterator[AssetCheckResult | MaterializeResult]:
     """ffprobe's view of the video, normalised: duration, size, frame rate, codec, rotation, streams."""
     video, log = _start(context, catalog, "probe")
     store = storage.store
-    with media_errors(log, "probe"), store.probe_input(video.source_key) as source:
-        probe = probe_video(source)
+    try:
+        with media_errors(log, "probe"), store.probe_input(video.source_key) as source:
+            probe = probe_video(source)
+    except Failure as failure:
+        # Unreadable for good: the check says why, and the step still fails.
+        yield AssetCheckResult(check_name=READABLE_CHECK, passed=False, description=failure.description)
+        raise
     key = probe_key(video.org_id, video.asset_id)
     store.write_json(key, probe)
     log.info("probe.done", duration_s=probe["duration_s"], codec=probe["codec"])
-    return MaterializeResult(metadata={
-        "org_id": video.org_id,
-        "source": MetadataValue.path(store.uri(video.source_key)),
-        "duration_s": MetadataValue.float(probe["duration_s"]),
-        "resolution": f"{probe['width']}x{probe['height']}",
-        "display_resolution": f"{probe['display_width']}x{probe['display_height']}",
-        "fps": MetadataValue.float(probe["fps"] or 0.0),
-        "codec": probe["codec"] or "unknown",
-        "rotation": probe["rotation"],
-        "probe_uri": MetadataValue.path(store.uri(key)),
-    })
+    yield MaterializeResult(
+        metadata={
+            "org_id": video.org_id,
+            "source": MetadataValue.path(store.uri(video.source_key)),
+            "duration_s": MetadataValue.float(probe["duration_s"]),
+            "resolution": f"{probe['width']}x{probe['height']}",
+            "display_resolution": f"{probe['display_width']}x{probe['display_height']}",
+            "fps": MetadataValue.float(probe["fps"] or 0.0),
+            "codec": probe["codec"] or "unknown",
+            "rotation": probe["rotation"],
+            "probe_uri": MetadataValue.path(store.uri(key)),
+        },
+        check_results=[AssetCheckResult(check_name=READABLE_CHECK, passed=True,
+                                        description=f"{probe['codec']} video, {probe['duration_s']} s")],
+    )
 
 
 @asset(

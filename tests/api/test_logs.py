@@ -28,8 +28,9 @@ def test_each_step_of_an_ingest_logs_one_json_line(client: TestClient, auth: dic
     logs = [entry for entry in _json_lines(capfd.readouterr().err) if entry.get("org_id") == org]
     steps = [entry["event"] for entry in logs]
     assert steps == ["ingest.init", "ingest.commit", "probe.start", "probe.done", "scenes.start", "scenes.done",
-                     "thumbnails.start", "thumbnails.done", "ingest.run_started"]
+                     "check.passed", "check.passed", "thumbnails.start", "thumbnails.done", "check.passed",
+                     "ingest.run_started"]
     for entry in logs[1:]:
         assert entry["asset_id"] == asset_id and entry["level"] == "info" and "timestamp" in entry
-    assert {entry["component"] for entry in logs} == {"api", "assets"}
+    assert {entry["component"] for entry in logs} == {"api", "assets", "checks"}
     assert all(entry["job_id"] == job_id for entry in logs[2:])

@@ -14,7 +14,7 @@ from dagster import DagsterInstance, materialize
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, thumbnails
 from tests.dagster_home import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -80,8 +80,8 @@ def test_asset_graph_and_partition_thumbnails_in_a_browser(clips, upload, resour
     shots.mkdir(parents=True, exist_ok=True)
     path, _ = clips((2.0, 1.5, 3.0))
     asset_id = upload(path)
-    assert materialize([probe_metadata, scene_sidecar, thumbnails], partition_key=asset_id, instance=instance,
-                       resources=resources).success
+    assert materialize([probe_metadata, scene_sidecar, thumbnails, *VIDEO_CHECKS], partition_key=asset_id,
+                       instance=instance, resources=resources).success
 
     page.goto(f"{webserver}/asset-groups/video/lineage", wait_until="networkidle")
     _dismiss_community_dialog(page)
@@ -97,3 +97,11 @@ def test_asset_graph_and_partition_thumbnails_in_a_browser(clips, upload, resour
     expect(preview.first).to_be_visible(timeout=60_000)
     assert preview.count() == 3
     page.screenshot(path=str(shots / "ui-thumbnails-partition.png"), full_page=True)
+
+    # The sidecar's checks, with their results, on its "Checks" tab.
+    page.goto(f"{webserver}/assets/scene_sidecar?view=checks", wait_until="networkidle")
+    _dismiss_community_dialog(page)
+    for name in ("sidecar_matches_schema", "scenes_cover_the_video"):
+        expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Passed").first).to_be_visible(timeout=60_000)
+    page.screenshot(path=str(shots / "ui-sidecar-checks.png"), full_page=True)

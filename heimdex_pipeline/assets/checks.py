@@ -1,0 +1,108 @@
+"""Asset checks of each video partition: is what the scene and thumbnail steps wrote sound?
+
+The probe's own check (`video_is_readable`) is made by the probe step itself (`video.py`), the
+only place that knows why a file could not be read. The sidecar's checks block: thumbnails are
+planned from the scenes, so a sidecar that breaks its schema or misses part of the video stops
+the run before them.
+"""
+
+from typing import Any
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
+from pydantic import ValidationError
+
+from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.assets.video import probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.catalog.models import Video
+from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.sidecar import Sidecar, ThumbnailEntry
+from heimdex_pipeline.storage import InvalidKeyError, ObjectNotFoundError, ObjectStore
+from heimdex_pipeline.storage.layout import SIDECAR_SCHEMA_KEY, org_key, probe_key, sidecar_key
+from heimdex_pipeline.validation import schema_problems, scene_coverage_problems, thumbnail_problems
+
+class Unreadable(Exception):
+    """A document a check needs is missing or not JSON: the check fails with this message."""
+
+
+def _read(store: ObjectStore, key: str, what: str) -> Any:
+    try:
+        return store.read_json(key)
+    except ObjectNotFoundError:
+        raise Unreadable(f"no {what} ({key.rpartition('/')[2]})") from None
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise Unreadable(f"the {what} is not JSON: {exc}") from None
+
+
+def _sidecar(store: ObjectStore, video: Video) -> Sidecar:
+    try:
+        return Sidecar.model_validate(_read(store, sidecar_key(video.org_id, video.asset_id), "sidecar"))
+    except ValidationError as exc:
+        raise Unreadable(f"the sidecar breaks its schema ({exc.error_count()} errors)") from None
+
+
+def _result(context: AssetCheckExecutionContext, video: Video, problems: list[str], passed: str,
+            **metadata: Any) -> AssetCheckResult:
+    """The check's result: passed without problems, else failed with them as its description."""
+    log = get_logger("checks", asset_id=video.asset_id, job_id=context.run.run_id, org_id=video.org_id)
+    check = context.check_specs[0].name
+    if problems:
+        log.warning("check.failed", check=check, problems=problems)
+    else:
+        log.info("check.passed", check=check)
+    return AssetCheckResult(passed=not problems, description="; ".join(problems) or passed,
+                            metadata={"problems": MetadataValue.json(problems), **metadata})
+
+
+@asset_check(asset=scene_sidecar, partitions_def=videos_partitions, blocking=True)
+def sidecar_matches_schema(context: AssetCheckExecutionContext, catalog: CatalogResource,
+                           storage: MediaStorage) -> AssetCheckResult:
+    """The sidecar validates against the JSON Schema published beside it (`schemas/sidecar.schema.json`)."""
+    video, store = catalog.video(context.partition_key), storage.store
+    try:
+        schema = _read(store, SIDECAR_SCHEMA_KEY, "sidecar schema")
+        problems = schema_problems(_read(store, sidecar_key(video.org_id, video.asset_id), "sidecar"), schema)
+    except Unreadable as exc:
+        problems = [str(exc)]
+    return _result(context, video, problems, "the sidecar matches its schema",
+                   schema=MetadataValue.path(store.uri(SIDECAR_SCHEMA_KEY)))
+
+
+@asset_check(asset=scene_sidecar, partitions_def=videos_partitions, blocking=True)
+def scenes_cover_the_video(context: AssetCheckExecutionContext, catalog: CatalogResource,
+                           storage: MediaStorage) -> AssetCheckResult:
+    """The scenes follow each other from the first frame to the probe's duration, without gap or overlap."""
+    video, store = catalog.video(context.partition_key), storage.store
+    try:
+        probe = _read(store, probe_key(video.org_id, video.asset_id), "probe metadata")
+        scenes = _sidecar(store, video).scenes
+    except Unreadable as exc:
+        return _result(context, video, [str(exc)], "")
+    problems = scene_coverage_problems(scenes, probe["duration_s"], probe.get("fps"))
+    return _result(context, video, problems, f"{len(scenes)} scenes cover {probe['duration_s']} s",
+                   scene_count=len(scenes), duration_s=MetadataValue.float(probe["duration_s"]))
+
+
+@asset_check(asset=thumbnails, partitions_def=videos_partitions)
+def thumbnails_are_stored(context: AssetCheckExecutionContext, catalog: CatalogResource,
+                          storage: MediaStorage) -> AssetCheckResult:
+    """Every thumbnail the sidecar lists is stored, decodes, and has the size the sidecar says."""
+    video, store = catalog.video(context.partition_key), storage.store
+    try:
+        listed = _sidecar(store, video).thumbnails
+    except Unreadable as exc:
+        return _result(context, video, [str(exc)], "")
+
+    def read(entry: ThumbnailEntry) -> bytes | None:
+        try:
+            return store.read_bytes(org_key(video.org_id, entry.storage_key))
+        except (ObjectNotFoundError, InvalidKeyError):  # a key outside the org's folder is no thumbnail of it
+            return None
+
+    return _result(context, video, thumbnail_problems(listed, read), f"{len(listed)} thumbnails stored as listed",
+                   count=len(listed))
+
+
+VIDEO_CHECKS = [sidecar_matches_schema, scenes_cover_the_video, thumbnails_are_stored]
+# Every check of a video partition, the probe step's own included: what the API's asset answer sums up.
+VIDEO_CHECK_KEYS = [*probe_metadata.check_keys, *(key for check in VIDEO_CHECKS for key in check.check_keys)]

@@ -1,0 +1,94 @@
+"""What makes a video's derived files sound: plain checks that return the problems they find.
+
+The Dagster asset checks (`heimdex_pipeline.assets.checks`) report these; an empty list is a pass.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from heimdex_pipeline.sidecar import SidecarScene, ThumbnailEntry
+
+# The problems a check lists at most: a broken sidecar can have thousands, and the first few say enough.
+MAX_PROBLEMS = 10
+# Times in the sidecar are rounded to microseconds.
+TIME_EPSILON_S = 1e-6
+
+
+def _first(problems: list[str]) -> list[str]:
+    if len(problems) > MAX_PROBLEMS:
+        return [*problems[:MAX_PROBLEMS], f"and {len(problems) - MAX_PROBLEMS} more"]
+    return problems
+
+
+def schema_problems(document: Any, schema: dict[str, Any]) -> list[str]:
+    """Where `document` breaks the JSON Schema `schema`, each with the JSON path of the value at fault."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return [f"the schema itself is invalid: {exc.message}"]
+    errors = sorted(Draft202012Validator(schema).iter_errors(document), key=lambda error: list(error.absolute_path))
+    return _first([f"{error.json_path}: {error.message}" for error in errors])
+
+
+def scene_coverage_problems(scenes: Sequence[SidecarScene], duration_s: float, fps: float | None) -> list[str]:
+    """How the scenes fail to cover `[0, duration_s)` in order, without gap or overlap.
+
+    The last scene ends where the last frame ends, which may differ from the stream's announced
+    duration by up to one frame (`fps`, 25 when unknown).
+    """
+    if not scenes:
+        return ["no scene"]
+    problems = []
+    if abs(scenes[0].start_s) > TIME_EPSILON_S or scenes[0].start_frame != 0:
+        problems.append(f"the first scene starts at {scenes[0].start_s} s (frame {scenes[0].start_frame}), not 0")
+    for position, scene in enumerate(scenes):
+        if scene.index != position:
+            problems.append(f"scene {position} has index {scene.index}")
+        if scene.end_s <= scene.start_s or scene.end_frame <= scene.start_frame:
+            problems.append(f"scene {position} is empty or reversed: [{scene.start_s}, {scene.end_s}) s, "
+                            f"frames [{scene.start_frame}, {scene.end_frame})")
+    for before, after in zip(scenes, scenes[1:], strict=False):
+        if after.start_s - before.end_s > TIME_EPSILON_S:
+            problems.append(f"a gap between scenes {before.index} and {after.index}: {before.end_s} to {after.start_s} s")
+        elif before.end_s - after.start_s > TIME_EPSILON_S:
+            problems.append(f"scenes {before.index} and {after.index} overlap: {after.start_s} to {before.end_s} s")
+        if after.start_frame != before.end_frame:
+            problems.append(f"scene {after.index} starts at frame {after.start_frame}, "
+                            f"scene {before.index} ends at {before.end_frame}")
+    one_frame = 1 / (fps or 25)
+    if abs(scenes[-1].end_s - duration_s) > one_frame + TIME_EPSILON_S:
+        problems.append(f"the last scene ends at {scenes[-1].end_s} s; the video lasts {duration_s} s")
+    return _first(problems)
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """The (width, height) of an encoded image, or None when it does not decode."""
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    return None if image is None else (image.shape[1], image.shape[0])
+
+
+def thumbnail_problems(entries: Sequence[ThumbnailEntry], read: Callable[[ThumbnailEntry], bytes | None]) -> list[str]:
+    """Which listed thumbnails are missing, undecodable or of another size than the list claims.
+
+    `read` returns a thumbnail's bytes, or None when the file does not exist.
+    """
+    problems = []
+    for entry in entries:
+        data = read(entry)
+        if data is None:
+            problems.append(f"{entry.storage_key} is missing")
+            continue
+        size = image_size(data)
+        if size is None:
+            problems.append(f"{entry.storage_key} is not an image")
+        elif size != (entry.width, entry.height):
+            problems.append(f"{entry.storage_key} is {size[0]}x{size[1]}, listed as {entry.width}x{entry.height}")
+    indexes = [entry.idx for entry in entries]
+    if len(set(indexes)) != len(indexes):
+        problems.append("two thumbnails share an idx")
+    return _first(problems)
