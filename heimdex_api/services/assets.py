@@ -8,8 +8,9 @@ from dagster import DagsterInstance
 from sqlalchemy.orm import Session
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_api.core.errors import NotFound, Unprocessable
+from heimdex_api.core.errors import Conflict, NotFound, Unprocessable
 from heimdex_api.schemas import SourceRequest, ThumbnailsRequest
+from heimdex_api.services import idempotency
 from heimdex_api.services.checks import check_summary
 from heimdex_api.services.media import IdentifiedSource, identify_request
 from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, latest_run_status, start_run
@@ -18,6 +19,7 @@ from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.catalog.repository import get_video, register_source
+from heimdex_pipeline.delete import Deletion, VideoBusyError, delete_video
 from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
@@ -135,3 +137,17 @@ def sidecar_document(store: ObjectStore, urls: DownloadUrls, video: Video) -> di
     document["thumbnails"] = urls.thumbnails(video.org_id, document.get("thumbnails", []))
     return document
 
+
+def delete_asset(settings: ApiSettings, store: ObjectStore, instance: DagsterInstance, asset_id: str,
+                 org_id: str) -> Deletion:
+    """Delete the org's video whole (`heimdex_pipeline.delete`) and the idempotency keys of its jobs; 404 for
+    another org's, 409 `asset_busy` while a job of it is queued or running."""
+    with session_scope(settings.catalog_url) as session:
+        find_video(session, asset_id, org_id)
+    try:
+        deletion = delete_video(instance, store, settings.catalog_url, asset_id)
+    except VideoBusyError as exc:
+        raise Conflict({"message": "a job of this asset is queued or running: wait for it to end, then delete",
+                        "job_ids": exc.run_ids}, code="asset_busy") from None
+    idempotency.forget_jobs(settings, org_id, deletion.run_ids)
+    return deletion

@@ -60,3 +60,8 @@ class FinishedJobs:
             kept.answer, kept.answered_at = answer, time.monotonic()
         else:
             self._jobs[job.org_id, job.job_id] = _Kept(job, answer, time.monotonic())
+
+    def forget(self, org_id: str, job_ids: list[str]) -> None:
+        """Drop the org's jobs of `job_ids` (deleted with their video)."""
+        for job_id in job_ids:
+            self._jobs.pop((org_id, job_id), None)

@@ -99,3 +99,11 @@ def once(settings: ApiSettings, org_id: str, key: str, endpoint: str, body: dict
     with session_scope(url) as session:
         session.execute(update(IdempotencyKey).where(*ours).values(job_id=response.get("job_id"), response=response))
     return response
+
+
+def forget_jobs(settings: ApiSettings, org_id: str, job_ids: list[str]) -> None:
+    """Drop the org's keys that started one of `job_ids` (deleted jobs): a replay must not answer them."""
+    if job_ids:
+        with session_scope(settings.catalog_url) as session:
+            session.execute(delete(IdempotencyKey).where(IdempotencyKey.org_id == org_id,
+                                                         IdempotencyKey.job_id.in_(job_ids)))

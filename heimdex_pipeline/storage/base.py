@@ -103,6 +103,13 @@ class ObjectStore(ABC):
     def delete(self, key: str) -> None:
         """Remove the object at `key` (nothing happens when there is none)."""
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under `prefix` (a folder's, ending in `/`); return how many there were."""
+        keys = [stored.key for stored in self.list(prefix)]
+        for key in keys:
+            self.delete(key)
+        return len(keys)
+
     def prepare_prefix(self, prefix: str) -> None:
         """Make `prefix` ready for objects placed there by other means than this store: on disk, the
         folder a client copies its file into. Nothing to do on a bucket."""

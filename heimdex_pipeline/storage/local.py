@@ -261,6 +261,18 @@ class LocalStore(ObjectStore):
             if not _absent(exc):
                 raise
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove the files under `prefix`, then its folders left empty (the folder of `prefix` included)."""
+        count = super().delete_prefix(prefix)
+        folder = self.path(prefix.rstrip("/"))
+        if folder.is_dir():
+            for path in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True) + [folder]:
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass  # not empty: something was written there since, or is not an object
+        return count
+
     def prepare_prefix(self, prefix: str) -> None:
         """Make the folder of `prefix`, where a client copies its file."""
         folder = self.path(prefix.rstrip("/"))

@@ -1,9 +1,9 @@
-"""`/v1/assets`: start sidecar and thumbnails jobs, read a video and its sidecar."""
+"""`/v1/assets`: start sidecar and thumbnails jobs, read a video and its sidecar, delete a video."""
 
 from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from heimdex_api.api.deps import (
     DownloadUrlsDep,
@@ -79,3 +79,18 @@ def read_sidecar(asset_id: AssetIdPath, principal: PrincipalDep, session: Sessio
     """The scene sidecar document, each thumbnail with the URL of its bytes; 404 until it exists."""
     principal.require(READ)
     return assets.sidecar_document(store, urls, assets.find_video(session, asset_id, principal.org_id))
+
+
+@router.delete("/{asset_id}", status_code=204, response_class=Response, responses=error_responses("delete_asset"))
+async def delete_asset(asset_id: AssetIdPath, request: Request, principal: PrincipalDep, settings: SettingsDep,
+                       store: StoreDep, instance: InstanceDep) -> Response:
+    """Delete the video: its source and derived files, its catalog rows, its jobs and its Dagster partition.
+
+    Refused with 409 `asset_busy` while a job of it is queued or running. Afterwards the asset and its
+    jobs answer 404, and the same content uploaded again is a new ingest.
+    """
+    principal.require(WRITE)
+    deletion = await run_job_request(
+        request, partial(assets.delete_asset, settings, store, instance, asset_id, principal.org_id))
+    request.app.state.finished_jobs.forget(principal.org_id, deletion.run_ids)
+    return Response(status_code=204)
