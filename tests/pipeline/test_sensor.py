@@ -1,4 +1,4 @@
-"""The upload sensor: new, growing, duplicate and changed files, and a bucket of 10,000 files."""
+"""The upload sensor: new, growing, duplicate, changed and deleted files, and a bucket of 10,000 files."""
 
 import json
 import os
@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, materialize
+from dagster import DagsterInstance, RunsFilter, SensorResult, SkipReason, build_sensor_context, materialize
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from heimdex_pipeline.assets import probe_metadata
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
+from heimdex_pipeline.delete import delete_video
 from heimdex_pipeline.sensors import upload_sensor
 from heimdex_pipeline.sensors import uploads as uploads_sensor
 
@@ -290,3 +292,22 @@ def test_a_video_whose_first_copy_is_gone_moves_to_the_new_one(clips, derived_ro
     with session_scope(catalog_url) as session:
         video = session.get(Video, asset_id)
         assert (video.source_key, video.source_name) == ("uploads/org-demo/later/c.mp4", "c.mp4")
+
+
+def test_a_deleted_video_dropped_again_is_ingested_again(clips, derived_root, instance, resources,
+                                                         catalog_url) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    bucket.drop(path, "org-demo/a.mp4")
+    (asset_id,) = bucket.settle()
+    # The daemon's run of that request, with its run key, as the sensor daemon tags it.
+    assert materialize([probe_metadata], partition_key=asset_id, instance=instance, resources=resources,
+                       tags={RUN_KEY_TAG: asset_id, SENSOR_NAME_TAG: upload_sensor.name}).success
+    delete_video(instance, resources["storage"].store, catalog_url, asset_id)
+    assert _requested(bucket.tick()) == []  # the file went with the video: nothing to take
+    # The daemon drops a request whose run key one of the sensor's runs already has: none is left.
+    assert not instance.get_runs(RunsFilter(tags={RUN_KEY_TAG: asset_id}))
+
+    bucket.drop(path, "org-demo/a.mp4")
+    assert bucket.settle() == [asset_id]
+    assert instance.has_dynamic_partition("videos", asset_id)
