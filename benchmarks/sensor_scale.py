@@ -112,8 +112,8 @@ def tick(ref: InstanceRef, catalog_url: str, storage: dict[str, Any], cursor: st
 def breakdown(ref: InstanceRef, catalog_url: str, storage: dict[str, Any]) -> Run:
     """The idle tick's parts, timed one by one with the functions it calls; in a fresh worker process."""
     from heimdex_pipeline.bucket import review_bucket, scan_bucket
-    from heimdex_pipeline.catalog.repository import known_sources, reserved_upload_prefixes, video_orgs
-    from heimdex_pipeline.sensors.uploads import _settings
+    from heimdex_pipeline.catalog.repository import known_sources, reserved_upload_prefixes
+    from heimdex_pipeline.sensors.uploads import _settings, lost_sensor_runs
 
     resources = _resources(catalog_url, storage)
     store, catalog = resources["storage"].store, resources["catalog"]
@@ -140,10 +140,7 @@ def breakdown(ref: InstanceRef, catalog_url: str, storage: dict[str, Any]) -> Ru
                                                  _settings.sensor_max_new_files_per_tick, written_before=None))
 
     with DagsterInstance.from_ref(ref) as instance:
-        def lost_runs() -> set[str]:
-            with catalog.session() as session:
-                return video_orgs(session, origin="sensor").keys() - set(instance.get_dynamic_partitions(PARTITIONS))
-        timed("lost-run check: video_orgs, dynamic partitions", lost_runs)
+        timed("lost-run check: partitions not seen yet", lambda: lost_sensor_runs(instance, catalog, ()))
     return Run(sum(value for name, value in parts.items() if not name.startswith(" ")), _high_water_kb(),
                output={"parts": parts, "listed": len(listed)})
 
