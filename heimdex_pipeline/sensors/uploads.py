@@ -58,7 +58,7 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource,
         known, reserved = known_sources(session), reserved_upload_prefixes(session)
     limit = _settings.sensor_max_new_files_per_tick
     written_before = None if store.objects_appear_whole else time.time() - _settings.sensor_settle_s
-    review = review_bucket(scan_bucket(store), known, reserved, previous, limit, written_before)
+    review = review_bucket(scan_bucket(store, known), known, reserved, previous, limit, written_before)
     # An API upload may have been reserved, or committed, while the bucket was listed: what is to
     # be taken is checked again against the catalog as it is now.
     with catalog.session() as session:
