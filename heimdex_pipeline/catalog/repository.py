@@ -94,7 +94,9 @@ def known_sources(session: Session, keys: Collection[str] | None = None) -> dict
     query = select(Source.key, Source.size_bytes, Source.version)
     if keys is not None:
         query = query.where(Source.key.in_(keys))
-    rows = session.execute(query)
+    # On the session's connection, not the ORM's execute: plain rows, at half the cost for a large
+    # bucket (docs/benchmarks.md, "Partitions at scale").
+    rows = session.connection().execute(query)
     return {key: (size, version) for key, size, version in rows}
 
 
