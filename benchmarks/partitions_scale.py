@@ -81,6 +81,7 @@ class Site:
                 "HEIMDEX_DATABASE_URL": self.catalog_url}
 
     def instance(self) -> DagsterInstance:
+        """The site's Dagster instance (its PostgreSQL storage), to be closed by the caller."""
         return DagsterInstance.from_config(str(self.home))
 
 
