@@ -9,7 +9,7 @@ would have left them. Then the real `upload_sensor` is evaluated against a real 
    each run key once, and the next tick requests none.
 Each tick runs in a freshly spawned process, as in `benchmarks.run`, so its peak RSS is its own
 (moto's server and its objects live in this process). A last fresh process times the tick's
-parts one by one: the listing, the catalog's `known_sources`, the review, the lost-run check.
+parts one by one: the catalog's `known_sources`, the listing, the review, the lost-run check.
 
     uv run python -m benchmarks.sensor_scale [--objects 100000] [--orgs 4] [--new 5] [--repeat 3]
 """
@@ -47,9 +47,14 @@ BATCH = 5000
 CURSOR_LIMIT_BYTES = 1024
 
 
-def _resources(catalog_url: str, bucket: str, endpoint: str) -> dict[str, Any]:
-    return {"catalog": CatalogResource(database_url=catalog_url),
-            "storage": MediaStorage(backend="s3", bucket=bucket, endpoint_url=endpoint)}
+def _resources(catalog_url: str, storage: dict[str, Any]) -> dict[str, Any]:
+    """The sensor's resources; `storage` is MediaStorage's config (resources do not pickle into a worker)."""
+    return {"catalog": CatalogResource(database_url=catalog_url), "storage": MediaStorage(**storage)}
+
+
+def s3_storage(bucket: str, endpoint: str) -> dict[str, Any]:
+    """MediaStorage's config for a bucket of the S3 server."""
+    return {"backend": "s3", "bucket": bucket, "endpoint_url": endpoint}
 
 
 def _high_water_kb() -> int:
@@ -63,8 +68,10 @@ def _high_water_kb() -> int:
 
 def _count_pages(storage: MediaStorage) -> dict[str, float]:
     """The ListObjectsV2 calls the store's client makes, and the seconds spent waiting for their
-    answers (botocore event hooks; the listing is sequential)."""
+    answers (botocore event hooks; the listing is sequential); none on disk."""
     pages = {"pages": 0, "waited_s": 0.0, "sent": 0.0}
+    if storage.backend != "s3":
+        return pages
 
     def sent(**_: Any) -> None:
         pages["sent"] = time.perf_counter()
@@ -77,7 +84,7 @@ def _count_pages(storage: MediaStorage) -> dict[str, float]:
     return pages
 
 
-def tick(ref: InstanceRef, catalog_url: str, bucket: str, endpoint: str, cursor: str | None) -> Run:
+def tick(ref: InstanceRef, catalog_url: str, storage: dict[str, Any], cursor: str | None) -> Run:
     """One evaluation of the real `upload_sensor`; in a fresh worker process."""
     from heimdex_pipeline.logs import configure_logging
     from heimdex_pipeline.sensors import upload_sensor
@@ -85,7 +92,7 @@ def tick(ref: InstanceRef, catalog_url: str, bucket: str, endpoint: str, cursor:
     # The sensor's info lines (one per new video) would land in the report on stdout.
     configure_logging()
     logging.getLogger("heimdex").setLevel(logging.WARNING)
-    resources = _resources(catalog_url, bucket, endpoint)
+    resources = _resources(catalog_url, storage)
     pages = _count_pages(resources["storage"])
     with DagsterInstance.from_ref(ref) as instance:
         before = _high_water_kb()
@@ -102,13 +109,13 @@ def tick(ref: InstanceRef, catalog_url: str, bucket: str, endpoint: str, cursor:
     return Run(wall, _high_water_kb(), output=output)
 
 
-def breakdown(ref: InstanceRef, catalog_url: str, bucket: str, endpoint: str) -> Run:
+def breakdown(ref: InstanceRef, catalog_url: str, storage: dict[str, Any]) -> Run:
     """The idle tick's parts, timed one by one with the functions it calls; in a fresh worker process."""
     from heimdex_pipeline.bucket import review_bucket, scan_bucket
-    from heimdex_pipeline.catalog.repository import known_sources, reserved_upload_prefixes, video_orgs
-    from heimdex_pipeline.sensors.uploads import _settings
+    from heimdex_pipeline.catalog.repository import known_sources, reserved_upload_prefixes
+    from heimdex_pipeline.sensors.uploads import _settings, lost_sensor_runs
 
-    resources = _resources(catalog_url, bucket, endpoint)
+    resources = _resources(catalog_url, storage)
     store, catalog = resources["storage"].store, resources["catalog"]
     parts: dict[str, float] = {}
 
@@ -118,24 +125,24 @@ def breakdown(ref: InstanceRef, catalog_url: str, bucket: str, endpoint: str) ->
         parts[name] = time.perf_counter() - start
         return value
 
-    pages = _count_pages(resources["storage"])
-    listed = timed("listing (ListObjectsV2 pages, key checks)", lambda: list(scan_bucket(store)))
-    parts["  of which waiting for the pages (the S3 server)"] = pages["waited_s"]
-
     def catalog_reads() -> tuple[dict[str, tuple[int, str]], set[str]]:
         with catalog.session() as session:
             return known_sources(session), reserved_upload_prefixes(session)
     known, reserved = timed("catalog: known_sources, reserved prefixes", catalog_reads)
+
+    pages = _count_pages(resources["storage"])
+    s3 = store.backend == "s3"
+    listed = timed("listing (ListObjectsV2 pages, new keys checked)" if s3 else "listing (folder walk, new keys checked)",
+                   lambda: list(scan_bucket(store, known)))
+    if s3:
+        parts["  of which waiting for the pages (the S3 server)"] = pages["waited_s"]
     timed("review_bucket", lambda: review_bucket(iter(listed), known, reserved, set(),
                                                  _settings.sensor_max_new_files_per_tick, written_before=None))
 
     with DagsterInstance.from_ref(ref) as instance:
-        def lost_runs() -> set[str]:
-            with catalog.session() as session:
-                return video_orgs(session, origin="sensor").keys() - set(instance.get_dynamic_partitions(PARTITIONS))
-        timed("lost-run check: video_orgs, dynamic partitions", lost_runs)
+        timed("lost-run check: partitions not seen yet", lambda: lost_sensor_runs(instance, catalog, ()))
     return Run(sum(value for name, value in parts.items() if not name.startswith(" ")), _high_water_kb(),
-               output={"parts": parts, "listed": len(listed)})
+               output={"parts": parts, "known": len(known)})
 
 
 def fill_bucket(client: Any, bucket: str, count: int, orgs: int, threads: int) -> list[tuple[str, str, int, str]]:
@@ -229,19 +236,19 @@ def main(argv: list[str] | None = None) -> int:
         catalogue_s = time.perf_counter() - start
         log(f"bucket filled in {fill_s:.0f} s, catalogued in {catalogue_s:.0f} s")
 
-        ref, endpoint = instance.get_ref(), s3.url
-        idle = [in_fresh_process(tick, ref, catalog_url, bucket, endpoint, None) for _ in range(args.repeat)]
-        parts = in_fresh_process(breakdown, ref, catalog_url, bucket, endpoint)
+        ref, storage = instance.get_ref(), s3_storage(bucket, s3.url)
+        idle = [in_fresh_process(tick, ref, catalog_url, storage, None) for _ in range(args.repeat)]
+        parts = in_fresh_process(breakdown, ref, catalog_url, storage)
 
         clips = new_clips(folder, args.new)
-        store = MediaStorage(backend="s3", bucket=bucket, endpoint_url=endpoint).store
+        store = MediaStorage(**storage).store
         for index, path in enumerate(clips):
             store.write_file(f"uploads/org-{index % args.orgs}/new/{path.name}", path, "video/mp4")
-        taking = in_fresh_process(tick, ref, catalog_url, bucket, endpoint, None)
+        taking = in_fresh_process(tick, ref, catalog_url, storage, None)
         # What the daemon does with a tick's result: add its partitions before the next tick.
         if taking.output["partitions"]:
             instance.add_dynamic_partitions(PARTITIONS, taking.output["partitions"])
-        after = in_fresh_process(tick, ref, catalog_url, bucket, endpoint, taking.output["cursor"])
+        after = in_fresh_process(tick, ref, catalog_url, storage, taking.output["cursor"])
 
     keys = taking.output["run_keys"]
     if len(keys) != args.new or len(set(keys)) != len(keys):
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [_tick_row(f"nothing new #{n + 1}", run) for n, run in enumerate(idle)]
     rows += [_tick_row(f"{args.new} new videos", taking), _tick_row("next tick", after)]
     print(table(header, rows))
-    print(f"\nIdle tick, best of {len(idle)}: {best(idle):.2f} s for {parts.output['listed']} listed objects.")
+    print(f"\nIdle tick, best of {len(idle)}: {best(idle):.2f} s for {parts.output['known']} known objects.")
     print("\nWhere an idle tick's time goes (each part alone, fresh process):")
     print(table(["part", "s"], [[name, f"{seconds:.2f}"] for name, seconds in parts.output["parts"].items()]))
     print(f"\nRun keys of the {args.new} new videos: {', '.join(keys)}")

@@ -8,7 +8,7 @@ until it is complete. A bucket shows only whole objects: taken at once.
 """
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from heimdex_pipeline.catalog.repository import SourceObject
@@ -25,9 +25,17 @@ def _is_candidate(key: str) -> bool:
         segment.startswith(".") or segment.lower().endswith(PARTIAL_SUFFIXES) for segment in key.split("/"))
 
 
-def scan_bucket(store: ObjectStore) -> Iterator[SourceObject]:
-    """Every candidate object under `uploads/<org_id>/` of a valid org, in key order, as the store lists them."""
+def scan_bucket(store: ObjectStore, known: Mapping[str, tuple[int, str]] | None = None) -> Iterator[SourceObject]:
+    """Every candidate object under `uploads/<org_id>/` of a valid org, in key order, as the store lists them.
+
+    Objects `known` as they are now (key to size and version, as `known_sources` answers) are left
+    out before their key is checked: they were checked when first taken, they are most of a large
+    bucket, and the checks cost more than listing them (docs/benchmarks.md, "Partitions at scale").
+    """
+    known = known or {}
     for stored in store.list(f"{UPLOADS}/"):
+        if known.get(stored.key) == (stored.size_bytes, stored.version):
+            continue
         org_id = upload_org(stored.key)
         if org_id is not None and _is_candidate(stored.key):
             yield SourceObject.of(org_id, stored)

@@ -30,6 +30,7 @@ class Video(Base):
     """One video of one org, identified by its content: a Dagster partition of the `videos` set."""
 
     __tablename__ = "videos"
+    __table_args__ = (Index("ix_videos_origin_partition_seen_at", "origin", "partition_seen_at"),)
 
     asset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -44,6 +45,9 @@ class Video(Base):
     # Set once a run of the video was launched: an API video still without it long after its
     # creation lost its run to a crash, and the sensor asks for it again.
     run_launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set once the sensor saw the partition of a video it catalogued in Dagster's instance: until
+    # then, each tick checks that its run request was not lost (indexed with `origin` for that).
+    partition_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Source(Base):

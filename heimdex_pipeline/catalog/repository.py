@@ -13,6 +13,8 @@ from heimdex_pipeline.catalog.models import Source, Upload, Video, utcnow
 from heimdex_pipeline.media.fingerprint import ContentHash
 from heimdex_pipeline.storage import ObjectStore, StoredObject
 
+_MARK_BATCH = 5000
+
 
 @dataclass(frozen=True)
 class SourceObject:
@@ -92,14 +94,26 @@ def known_sources(session: Session, keys: Collection[str] | None = None) -> dict
     query = select(Source.key, Source.size_bytes, Source.version)
     if keys is not None:
         query = query.where(Source.key.in_(keys))
-    rows = session.execute(query)
+    # On the session's connection, not the ORM's execute: plain rows, at half the cost for a large
+    # bucket (docs/benchmarks.md, "Partitions at scale").
+    rows = session.connection().execute(query)
     return {key: (size, version) for key, size, version in rows}
 
 
-def video_orgs(session: Session, origin: str) -> dict[str, str]:
-    """The videos first catalogued by `origin` ("sensor" or "api"): asset id to org id."""
-    rows = session.execute(select(Video.asset_id, Video.org_id).where(Video.origin == origin))
+def unseen_partitions(session: Session) -> dict[str, str]:
+    """The sensor's videos whose partition it has not seen in Dagster's instance yet: asset id to org id."""
+    rows = session.execute(select(Video.asset_id, Video.org_id).where(
+        Video.origin == "sensor", Video.partition_seen_at.is_(None)))
     return {asset_id: org_id for asset_id, org_id in rows}
+
+
+def mark_partitions_seen(session: Session, asset_ids: Collection[str]) -> None:
+    """Record that the partitions of these videos are in Dagster's instance (in batches: PostgreSQL
+    takes at most 65,535 parameters a statement)."""
+    ordered, now = sorted(asset_ids), utcnow()
+    for start in range(0, len(ordered), _MARK_BATCH):
+        session.execute(update(Video).where(Video.asset_id.in_(ordered[start:start + _MARK_BATCH]))
+                        .values(partition_seen_at=now))
 
 
 def reserved_upload_prefixes(session: Session) -> set[str]:

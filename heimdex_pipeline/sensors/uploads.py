@@ -2,21 +2,32 @@
 
 import json
 import time
+from collections.abc import Collection
 from datetime import timedelta
 from functools import partial
 
-from dagster import DefaultSensorStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (
+    DagsterInstance,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
 
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.bucket import review_bucket, scan_bucket
 from heimdex_pipeline.catalog.models import utcnow
 from heimdex_pipeline.catalog.repository import (
     known_sources,
+    mark_partitions_seen,
     mark_run_launched,
     register_source,
     reserved_upload_prefixes,
     unlaunched_videos,
-    video_orgs,
+    unseen_partitions,
 )
 from heimdex_pipeline.jobs import ingest_video_job
 from heimdex_pipeline.logs import get_logger
@@ -47,7 +58,7 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource,
         known, reserved = known_sources(session), reserved_upload_prefixes(session)
     limit = _settings.sensor_max_new_files_per_tick
     written_before = None if store.objects_appear_whole else time.time() - _settings.sensor_settle_s
-    review = review_bucket(scan_bucket(store), known, reserved, previous, limit, written_before)
+    review = review_bucket(scan_bucket(store, known), known, reserved, previous, limit, written_before)
     # An API upload may have been reserved, or committed, while the bucket was listed: what is to
     # be taken is checked again against the catalog as it is now.
     with catalog.session() as session:
@@ -79,14 +90,7 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource,
             log.info("sensor.ingest", asset_id=asset_id, org_id=source.org_id, key=source.key)
         else:
             log.info("sensor.known_content", asset_id=asset_id, org_id=source.org_id, key=source.key)
-    # A video this sensor catalogued without its partition lost its run request (the tick died
-    # between the catalog write and its result): ask again; the run key keeps it to one run.
-    with catalog.session() as session:
-        lost = video_orgs(session, origin="sensor")
-    known = set(new_partitions) | set(context.instance.get_dynamic_partitions(videos_partitions.name))
-    for asset_id in sorted(lost.keys() - known):
-        new_partitions[asset_id] = lost[asset_id]
-        log.info("sensor.lost_run_requested_again", asset_id=asset_id)
+    new_partitions.update(lost_sensor_runs(context.instance, catalog, new_partitions.keys()))
     new_partitions.update(_lost_api_runs(context, catalog))
     cursor = json.dumps({"unsettled": sorted(review.unsettled)})
     if not new_partitions and not review.unsettled and not previous:
@@ -101,6 +105,29 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource,
             [videos_partitions.build_add_request(list(new_partitions))] if new_partitions else []),
         cursor=cursor,
     )
+
+
+def lost_sensor_runs(instance: DagsterInstance, catalog: CatalogResource, requested: Collection[str]) -> dict[str, str]:
+    """Videos this sensor catalogued whose partition is not in the instance, other than `requested`
+    (this tick's): their run request was lost (the tick died between the catalog write and its
+    result), and is made again; the run key keeps it to one run.
+
+    Only videos whose partition was never seen are looked at, and those seen now are marked, so an
+    idle tick costs nothing however many videos there are; when some are left, the instance's
+    partitions are read once (a lookup each would take minutes for a catalog just migrated).
+    """
+    with catalog.session() as session:
+        unseen = {asset_id: org_id for asset_id, org_id in unseen_partitions(session).items()
+                  if asset_id not in requested}
+    if not unseen:
+        return {}
+    seen = unseen.keys() & set(instance.get_dynamic_partitions(videos_partitions.name))
+    with catalog.session() as session:
+        mark_partitions_seen(session, seen)
+    lost = {asset_id: org_id for asset_id, org_id in sorted(unseen.items()) if asset_id not in seen}
+    for asset_id in lost:
+        get_logger("sensor").info("sensor.lost_run_requested_again", asset_id=asset_id)
+    return lost
 
 
 def _lost_api_runs(context: SensorEvaluationContext, catalog: CatalogResource) -> dict[str, str]:

@@ -49,8 +49,10 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_upgrade_and_downgrade(empty_database: str) -> None:
     _alembic(empty_database, "upgrade", "head")
     assert {"videos", "sources", "uploads", "idempotency_keys"} <= _tables(empty_database)
-    assert "run_launched_at" in _columns(empty_database, "videos")
+    assert {"run_launched_at", "partition_seen_at"} <= _columns(empty_database, "videos")
     assert {"key", "version"} <= _columns(empty_database, "sources")
+    _alembic(empty_database, "downgrade", "-1")
+    assert "partition_seen_at" not in _columns(empty_database, "videos")
     _alembic(empty_database, "downgrade", "-1")
     assert {"source_path", "run_launched_at"} <= _columns(empty_database, "videos")
     assert "prefix" not in _columns(empty_database, "uploads")
@@ -98,7 +100,7 @@ def test_0004_turns_paths_under_the_derived_root_into_keys_and_back(empty_databa
         "INSERT INTO uploads (upload_id, org_id, source_name, content_length, directory, status, asset_id, created_at) "
         f"VALUES ('up_1', 'org-a', 'a.mp4', 10, '{root}/uploads/org-a/up_1', 'committed', 'v_1', {now})",
     )
-    _alembic(empty_database, "upgrade", "head", derived_root=tmp_path / "derived")
+    _alembic(empty_database, "upgrade", "0004", derived_root=tmp_path / "derived")
     assert _rows(empty_database, "SELECT asset_id, source_key FROM videos") == [("v_1", "uploads/org-a/cam/clip 1.mp4")]
     assert sorted(_rows(empty_database, "SELECT key, version, asset_id FROM sources")) == [
         ("uploads/org-a/cam/clip 1.mp4", "1732900000123456789", "v_1"),
@@ -113,7 +115,7 @@ def test_0004_turns_paths_under_the_derived_root_into_keys_and_back(empty_databa
     assert _rows(empty_database, "SELECT directory FROM uploads") == [(f"{root}/uploads/org-a/up_1",)]
 
     # A catalog made under another root names no object of this one: the upgrade stops and changes nothing.
-    refused = _alembic(empty_database, "upgrade", "head", derived_root=tmp_path / "elsewhere", check=False)
+    refused = _alembic(empty_database, "upgrade", "0004", derived_root=tmp_path / "elsewhere", check=False)
     assert refused.returncode != 0 and "outside the derived root" in refused.stderr
     assert "source_path" in _columns(empty_database, "videos")
     assert _rows(empty_database, "SELECT directory FROM uploads") == [(f"{root}/uploads/org-a/up_1",)]

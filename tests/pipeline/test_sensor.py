@@ -152,6 +152,22 @@ def test_a_lost_run_request_is_made_again(clips, derived_root, instance, resourc
     assert _requested(bucket.tick()) == []
 
 
+def test_a_partition_seen_once_is_not_looked_up_again(clips, derived_root, instance, resources, catalog_url,
+                                                      monkeypatch) -> None:
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    bucket.drop(path, "org-demo/a.mp4")
+    (asset_id,) = bucket.settle()
+    with session_scope(catalog_url) as session:
+        assert session.get(Video, asset_id).partition_seen_at is None  # requested; the daemon adds it after the tick
+    assert _requested(bucket.tick()) == []
+    with session_scope(catalog_url) as session:
+        assert session.get(Video, asset_id).partition_seen_at is not None
+    # Nothing left unseen: an idle tick reads none of the instance's partitions, however many there are.
+    monkeypatch.setattr(instance, "get_dynamic_partitions", lambda name: pytest.fail("the partitions were read"))
+    assert _requested(bucket.tick()) == []
+
+
 def test_changed_content_runs_again(clips, derived_root, instance, resources) -> None:
     bucket = Bucket(derived_root, instance, resources)
     first, _ = clips((2.0, 2.0))

@@ -181,6 +181,15 @@ def test_the_bucket_review_takes_whole_objects_at_first_look(store: LocalStore) 
     assert review.settled == [] and len(review.unsettled) == 3
 
 
+def test_the_scan_leaves_out_known_objects_as_they_were_hashed(store: LocalStore) -> None:
+    for key in ("uploads/org-a/same.mp4", "uploads/org-a/changed.mp4", "uploads/org-a/new.mp4"):
+        _put(store, key)
+    known = {found.key: (found.size_bytes, found.version) for found in store.list("uploads/")
+             if found.key != "uploads/org-a/new.mp4"}
+    _put(store, "uploads/org-a/changed.mp4", b"written to since it was hashed")
+    assert [source.key for source in scan_bucket(store, known)] == ["uploads/org-a/changed.mp4", "uploads/org-a/new.mp4"]
+
+
 def test_a_file_on_disk_is_taken_once_quiet_or_unchanged_since_the_last_look(store: LocalStore) -> None:
     _put(store, "uploads/org-a/old.mp4")
     _put(store, "uploads/org-a/new.mp4")
