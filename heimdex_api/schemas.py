@@ -158,6 +158,17 @@ class JobResult(BaseModel):
     thumbnails: list[ThumbnailOut]
 
 
+class JobProgress(BaseModel):
+    """How far a running job's current step is; written by the step about every second."""
+
+    step: str = Field(description="The asset being made: `probe_metadata`, `scene_sidecar`, `thumbnails`")
+    unit: Literal["frames", "thumbnails"]
+    done: int = Field(ge=0)
+    total: int | None = Field(description="Null until the step knows it (while it fetches the source)")
+    fraction: float = Field(ge=0, le=1)
+    updated_at: str
+
+
 class JobResponse(BaseModel):
     job_id: str
     type: str | None
@@ -167,6 +178,7 @@ class JobResponse(BaseModel):
     finished_at: str | None
     result: JobResult | None
     error: JobError | None
+    progress: JobProgress | None = Field(default=None, description="While the job runs: its current step's progress")
 
 
 class SidecarRef(BaseModel):

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.db import session_scope
-from heimdex_pipeline.catalog.models import Source, Upload, Video
+from heimdex_pipeline.catalog.models import RunProgress, Source, Upload, Video
 from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.settings import get_settings
 from heimdex_pipeline.storage import ObjectStore, store_from_settings
@@ -50,9 +50,9 @@ class Deletion:
     partition: bool = False
 
 
-def runs_in_flight(instance: DagsterInstance, asset_id: str) -> list[str]:
-    """The ids of the video's runs that are queued or in progress."""
-    records = instance.get_run_records(RunsFilter(tags={PARTITION_TAG: asset_id}, statuses=IN_FLIGHT))
+def video_runs(instance: DagsterInstance, asset_id: str, statuses: list[DagsterRunStatus] | None = None) -> list[str]:
+    """The ids of the video's runs (those in `statuses`, if given)."""
+    records = instance.get_run_records(RunsFilter(tags={PARTITION_TAG: asset_id}, statuses=statuses))
     return [record.dagster_run.run_id for record in records]
 
 
@@ -71,9 +71,9 @@ def _delete_files(store: ObjectStore, video: Video, source_keys: list[str], uplo
 
 def leftovers(instance: DagsterInstance, deletion: Deletion) -> None:
     """Remove the video's runs and partition from Dagster (what a deletion does after the catalog rows)."""
-    for record in instance.get_run_records(RunsFilter(tags={PARTITION_TAG: deletion.asset_id})):
-        instance.delete_run(record.dagster_run.run_id)
-        deletion.run_ids.append(record.dagster_run.run_id)
+    for run_id in video_runs(instance, deletion.asset_id):
+        instance.delete_run(run_id)
+        deletion.run_ids.append(run_id)
     if instance.has_dynamic_partition(videos_partitions.name, deletion.asset_id):
         instance.delete_dynamic_partition(videos_partitions.name, deletion.asset_id)
         deletion.partition = True
@@ -85,7 +85,7 @@ def delete_video(instance: DagsterInstance, store: ObjectStore, catalog_url: str
     A video no longer catalogued (deleted already, or never) still has its runs and partition
     removed, if an earlier deletion was cut short before them.
     """
-    if busy := runs_in_flight(instance, asset_id):
+    if busy := video_runs(instance, asset_id, IN_FLIGHT):
         raise VideoBusyError(asset_id, busy)
     with session_scope(catalog_url) as session:
         video = session.get(Video, asset_id)
@@ -94,10 +94,11 @@ def delete_video(instance: DagsterInstance, store: ObjectStore, catalog_url: str
     deletion = Deletion(asset_id=asset_id, org_id=video.org_id if video else None)
     if video is not None:
         deletion.objects = _delete_files(store, video, source_keys, upload_ids)
-        with session_scope(catalog_url) as session:
-            session.execute(delete(Upload).where(Upload.asset_id == asset_id))
-            session.execute(delete(Source).where(Source.asset_id == asset_id))
-            session.execute(delete(Video).where(Video.asset_id == asset_id))
+    with session_scope(catalog_url) as session:
+        session.execute(delete(RunProgress).where(RunProgress.run_id.in_(video_runs(instance, asset_id))))
+        session.execute(delete(Upload).where(Upload.asset_id == asset_id))
+        session.execute(delete(Source).where(Source.asset_id == asset_id))
+        session.execute(delete(Video).where(Video.asset_id == asset_id))
     leftovers(instance, deletion)
     get_logger("delete", asset_id=asset_id, org_id=deletion.org_id).info(
         "video.deleted", objects=deletion.objects, runs=len(deletion.run_ids), partition=deletion.partition,

@@ -29,7 +29,7 @@ from heimdex_api.core.errors import NotFound, Unavailable
 from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.db import session_scope
-from heimdex_pipeline.catalog.repository import mark_run_launched
+from heimdex_pipeline.catalog.repository import mark_run_launched, run_progress
 from heimdex_pipeline.definitions import defs
 from heimdex_pipeline.pools import prepare_pools
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
@@ -260,6 +260,7 @@ class JobState:
     sidecar_uri: str | None = None  # a succeeded job's sidecar, and its thumbnails
     thumbnails: tuple[dict[str, Any], ...] = ()
     error: dict[str, str] | None = None
+    progress: dict[str, Any] | None = None  # a running job's current step, as far as it has said
 
 
 def read_job_state(instance: DagsterInstance, run_id: str, org_id: str) -> JobState:
@@ -285,6 +286,19 @@ def with_result(job: JobState, store: ObjectStore) -> JobState:
     return replace(job, sidecar_uri=store.uri(key), thumbnails=tuple(thumbnails))
 
 
+def with_progress(job: JobState, catalog_url: str) -> JobState:
+    """A running job with how far its current step is; any other job as it is."""
+    if job.status != "running":
+        return job
+    with session_scope(catalog_url) as session:
+        row = run_progress(session, job.job_id)
+    if row is None:
+        return job
+    progress = {"step": row.step, "unit": row.unit, "done": row.done, "total": row.total or None,
+                "fraction": round(row.done / row.total, 4) if row.total else 0.0, "updated_at": row.updated_at.isoformat()}
+    return replace(job, progress=progress)
+
+
 def job_view(job: JobState, urls: DownloadUrls) -> dict[str, Any]:
     """The contract's job answer, with the `url`s of its sidecar and thumbnails."""
     result = None
@@ -293,7 +307,8 @@ def job_view(job: JobState, urls: DownloadUrls) -> dict[str, Any]:
                   "sidecar_url": urls.url(job.org_id, sidecar_storage_key(job.asset_id)),
                   "thumbnails": urls.thumbnails(job.org_id, list(job.thumbnails))}
     return {"job_id": job.job_id, "type": job.type, "asset_id": job.asset_id, "status": job.status,
-            "started_at": job.started_at, "finished_at": job.finished_at, "result": result, "error": job.error}
+            "started_at": job.started_at, "finished_at": job.finished_at, "result": result, "error": job.error,
+            "progress": job.progress}
 
 
 def latest_run_status(instance: DagsterInstance, asset_id: str) -> str | None:

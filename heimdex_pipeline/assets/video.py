@@ -26,6 +26,7 @@ from pydantic import Field
 from structlog.stdlib import BoundLogger
 
 from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.assets.progress import step_progress
 from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.media.detector import DetectorParams, Scene
@@ -197,8 +198,9 @@ def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, stor
     # loads the definitions (webserver, daemon, code server, API): a second per process.
     from heimdex_pipeline.media.scenes import detect_scenes
 
+    progress = step_progress(context, catalog, "frames")  # before the source is fetched: the step has begun
     with media_errors(log, "scenes"), store.media_input(video.source_key) as source:
-        detection = detect_scenes(source, probe, DETECTOR)
+        detection = detect_scenes(source, probe, DETECTOR, progress=progress)
     sidecar = Sidecar(
         asset_id=video.asset_id,
         org_id=video.org_id,
@@ -279,12 +281,13 @@ def thumbnails(context: AssetExecutionContext, config: ThumbnailConfig, catalog:
     policy = ThumbnailPolicy(interval_s=config.interval_s, max_count=config.max_count, max_height=config.max_height)
     slots = plan_thumbnails([Scene(**scene.model_dump()) for scene in sidecar.scenes], probe["duration_s"], policy)
     prefix = thumbnails_prefix(video.org_id, video.asset_id)
+    progress = step_progress(context, catalog, "thumbnails")
     # Extract into a scratch folder and publish it whole with the sidecar that lists it: a failed
     # attempt (a full disk included) leaves the old set and the old sidecar intact.
     with store.scratch_dir(prefix) as staged:
         with media_errors(log, "thumbnails"), disk_full_reported("thumbnails"), \
                 store.media_input(video.source_key) as source:
-            extracted = extract_thumbnails(source, probe, slots, staged, policy.max_height)
+            extracted = extract_thumbnails(source, probe, slots, staged, policy.max_height, progress=progress)
         keys = [prefix + thumb.path.name for thumb in extracted]
         sidecar.thumbnails = [
             ThumbnailEntry(idx=t.idx, storage_key=storage_key_of(video.org_id, key), width=t.width,

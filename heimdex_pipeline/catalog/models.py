@@ -83,3 +83,17 @@ class Upload(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # When the commit claimed the upload, then when it committed it.
     committed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RunProgress(Base):
+    """How far a running step of a run is: written by the step every second or so, read by the API's job answer."""
+
+    __tablename__ = "run_progress"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The asset the step materialises, and what it counts: frames or tiles.
+    step: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(16))
+    done: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

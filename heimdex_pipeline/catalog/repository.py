@@ -9,7 +9,7 @@ from sqlalchemy import Insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from heimdex_pipeline.catalog.models import Source, Upload, Video, utcnow
+from heimdex_pipeline.catalog.models import RunProgress, Source, Upload, Video, utcnow
 from heimdex_pipeline.media.fingerprint import ContentHash
 from heimdex_pipeline.storage import ObjectStore, StoredObject
 
@@ -119,3 +119,15 @@ def mark_partitions_seen(session: Session, asset_ids: Collection[str]) -> None:
 def reserved_upload_prefixes(session: Session) -> set[str]:
     """Key prefixes of uploads initiated through the API and not committed yet: the API owns them."""
     return set(session.scalars(select(Upload.prefix).where(Upload.status.in_(("pending", "committing")))))
+
+
+def record_progress(session: Session, run_id: str, step: str, unit: str, done: int, total: int) -> None:
+    """Say how far the run's current step is (one row per run, replaced each time)."""
+    row = {"step": step, "unit": unit, "done": done, "total": total, "updated_at": utcnow()}
+    session.execute(_insert(session, RunProgress).values(run_id=run_id, **row)
+                    .on_conflict_do_update(index_elements=[RunProgress.run_id], set_=row))
+
+
+def run_progress(session: Session, run_id: str) -> RunProgress | None:
+    """How far the run's current step was when it last said."""
+    return session.get(RunProgress, run_id)

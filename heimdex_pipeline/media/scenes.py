@@ -37,6 +37,7 @@ from heimdex_pipeline.media.decoding import Timeline, VideoStream
 from heimdex_pipeline.media.detector import DetectorParams, Scene, SceneDetection
 from heimdex_pipeline.media.errors import UnreadableMediaError
 from heimdex_pipeline.media.limits import MediaLimits, current_limits
+from heimdex_pipeline.media.progress import Progress, Report
 from heimdex_pipeline.media.tools import require_file
 
 # A gap between two decoded reference frames is looked at again when its score reaches this
@@ -71,13 +72,14 @@ class _Scores:
     frames_decoded: int = 0
 
 
-def _score_every_frame(video: VideoStream, threshold: float) -> _Scores:
+def _score_every_frame(video: VideoStream, threshold: float, progress: Progress) -> _Scores:
     scorer = _threshold_scorer(threshold)
     with video.open() as decoder:
         scores = _Scores(decoder.time_base, [], [])
         for pts, image in decoder.frames_from_start(Timeline(), reference_only=False):
             scores.pts.append(pts)
             scores.above.append(_above(scorer, image))
+            progress.update(len(scores.pts))
     scores.frames_decoded = len(scores.pts)
     return scores
 
@@ -149,10 +151,11 @@ class _FirstPass:
     looked_at: int = 0
 
 
-def _score_reference_frames(video: VideoStream, threshold: float,
-                            expected_frames: float) -> tuple[_Scores | None, int]:
+def _score_reference_frames(video: VideoStream, threshold: float, expected_frames: float,
+                            progress: Progress) -> tuple[_Scores | None, int]:
     """Scores from the reference frames and a second look at the suspect gaps, None if that cannot be
-    exact; and how many frames the first pass decoded."""
+    exact; and how many frames the first pass decoded. Progress counts the frames the first pass
+    went past (decoded or not)."""
     first_pass = _FirstPass()
     timeline = first_pass.timeline
     second_look = _SecondLook(video, timeline, threshold)
@@ -185,6 +188,7 @@ def _score_reference_frames(video: VideoStream, threshold: float,
                             return None, len(first_pass.decoded)
                 first_pass.decoded.append(pts)
                 previous = image
+                progress.update(len(timeline.pts))
         if gap is not None:
             second_look.add(*gap)
         # Frames before the first decoded one and after the last (rare) are looked at too.
@@ -227,23 +231,27 @@ def _expected_frames(probe: dict[str, Any]) -> float:
 
 
 def detect_scenes(path: Path | str, probe: dict[str, Any], params: DetectorParams = DetectorParams(), *,
-                  every_frame: bool = False, limits: MediaLimits | None = None) -> SceneDetection:
+                  every_frame: bool = False, limits: MediaLimits | None = None,
+                  progress: Report | None = None) -> SceneDetection:
     """Detect the scenes of a video; one scene covering it all when there is no cut.
 
     `every_frame` decodes and scores every frame in one pass: the same cuts, more slowly.
     The video must be within `limits` (by default the settings'), and every pass over it
-    ends by its decoding deadline (MediaTimeoutError).
+    ends by its decoding deadline (MediaTimeoutError). `progress(frames, of)` is told the
+    frames gone through out of the probe's frame count, every second or so.
     """
     limits = limits or current_limits()
     require_file(path)
     limits.check(probe, path.name)
     video = VideoStream(path, probe.get("video_stream_index"), limits, limits.decoding_deadline(probe))
     scores, first_pass_frames = None, 0
+    counted = Progress(round(_expected_frames(probe)), progress)
     if not every_frame:
-        scores, first_pass_frames = _score_reference_frames(video, params.threshold, _expected_frames(probe))
+        scores, first_pass_frames = _score_reference_frames(video, params.threshold, counted.total, counted)
     if scores is None:
-        scores = _score_every_frame(video, params.threshold)
+        scores = _score_every_frame(video, params.threshold, counted)
         scores.frames_decoded += first_pass_frames
+    counted.finish()
     if not scores.pts:
         raise UnreadableMediaError(f"no frame of {path.name} could be decoded")
 

@@ -17,6 +17,7 @@ import ffmpeg
 
 from heimdex_pipeline.media.limits import Deadline, MediaLimits, current_limits
 from heimdex_pipeline.media.probe import run_ffprobe
+from heimdex_pipeline.media.progress import Progress, Report
 from heimdex_pipeline.media.detector import Scene
 from heimdex_pipeline.media.tools import (
     FFMPEG,
@@ -175,11 +176,12 @@ def _extract_one(path: Path, out: Path, seek_s: float, on_keyframe: bool, size: 
 
 
 def extract_thumbnails(path: Path | str, probe: dict[str, Any], slots: list[ThumbnailSlot], out_dir: Path,
-                       max_height: int, limits: MediaLimits | None = None) -> list[Thumbnail]:
+                       max_height: int, limits: MediaLimits | None = None,
+                       progress: Report | None = None) -> list[Thumbnail]:
     """Write one JPEG per slot into `out_dir` as `NNNN.jpg`, a few ffmpeg processes at a time.
 
     The video must be within `limits` (by default the settings'); every ffmpeg run is stopped
-    at the video's decoding deadline.
+    at the video's decoding deadline. `progress(tiles, of)` is told the thumbnails written so far.
     """
     limits = limits or current_limits()
     require_file(path)
@@ -193,7 +195,10 @@ def extract_thumbnails(path: Path | str, probe: dict[str, Any], slots: list[Thum
     points = [_seek_point(slot, keyframes) for slot in slots]
     jobs = [(path, out_dir / f"{i:04d}.jpg", seek, on_key, size, file_offset, limits, deadline)
             for i, (seek, on_key) in enumerate(points)]
+    counted = Progress(len(jobs), progress)
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        list(pool.map(lambda job: _extract_one(*job), jobs))
+        for done, _ in enumerate(pool.map(lambda job: _extract_one(*job), jobs), start=1):
+            counted.update(done)
+    counted.finish()
     return [Thumbnail(idx=i, path=job[1], width=size[0], height=size[1], ts_ms=round(seek * 1000))
             for i, (job, (seek, _)) in enumerate(zip(jobs, points, strict=True))]

@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.services.finished_jobs import FinishedJobs
 from heimdex_api.services.pipeline import JOB_NAMES, JobState, pipeline_definitions
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.repository import record_progress
 from heimdex_pipeline.tags import PARTITION_TAG, run_tags
 from tests.api.support import bearer, commit, make_token, place
 
@@ -199,6 +201,25 @@ def test_an_unfinished_job_is_read_afresh(client: TestClient, auth: dict[str, st
     assert client.get(f"/v1/jobs/{run.run_id}", headers=auth).json()["status"] == "queued"
     dagster_instance.report_run_canceled(run)
     assert client.get(f"/v1/jobs/{run.run_id}", headers=auth).json()["status"] == "canceled"
+
+
+def test_a_running_job_answers_its_progress(client: TestClient, auth: dict[str, str], org: str,
+                                            asset: tuple[str, Path], settings: ApiSettings,
+                                            dagster_instance: DagsterInstance) -> None:
+    run = dagster_instance.add_run(DagsterRun(
+        job_name=JOB_NAMES["sidecar"], run_id=str(uuid4()), status=DagsterRunStatus.STARTED,
+        tags={PARTITION_TAG: asset[0], **run_tags(org, "sidecar", origin="api")}))
+    # Started, nothing said yet; then the scene step's word, as `step_progress` records it.
+    assert client.get(f"/v1/jobs/{run.run_id}", headers=auth).json()["progress"] is None
+    for done in (0, 1260):
+        with session_scope(settings.catalog_url) as session:
+            record_progress(session, run.run_id, "scene_sidecar", "frames", done, 3000 if done else 0)
+        progress = client.get(f"/v1/jobs/{run.run_id}", headers=auth).json()["progress"]
+        assert {key: progress[key] for key in ("step", "unit", "done", "total", "fraction")} == (
+            {"step": "scene_sidecar", "unit": "frames", "done": 1260, "total": 3000, "fraction": 0.42} if done else
+            {"step": "scene_sidecar", "unit": "frames", "done": 0, "total": None, "fraction": 0.0})
+    dagster_instance.report_run_failed(run)
+    assert client.get(f"/v1/jobs/{run.run_id}", headers=auth).json()["progress"] is None
 
 
 def test_finished_jobs_are_forgotten_after_their_time_and_beyond_their_bytes() -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
 
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.repository import run_progress
 from heimdex_pipeline.media import probe as probe_module
 
 ASSETS = [probe_metadata, scene_sidecar, thumbnails]
@@ -121,3 +123,14 @@ def test_corrupt_file_fails_fast_with_its_message(upload, resources, instance: D
     message = failure.dagster_event.step_failure_data.user_failure_data.description
     assert "ffprobe cannot read corrupt.mp4" in message
     assert "Invalid data found" in message or "moov atom not found" in message
+
+
+def test_the_steps_say_how_far_they_are_in_the_catalog_and_the_run_logs(clips, upload, resources, catalog_url: str,
+                                                                     instance: DagsterInstance) -> None:
+    asset_id = upload(clips((2.0, 1.5, 3.0))[0])
+    result = materialize(ASSETS, partition_key=asset_id, instance=instance, resources=resources)
+    with session_scope(catalog_url) as session:
+        last = run_progress(session, result.run_id)
+    assert (last.step, last.unit, last.done, last.total) == ("thumbnails", "thumbnails", 3, 3)
+    said = [entry.user_message for entry in instance.all_logs(result.run_id) if not entry.is_dagster_event]
+    assert "scene_sidecar: 163 of 163 frames (100%)" in said and "thumbnails: 3 of 3 thumbnails (100%)" in said

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.db import session_scope
-from heimdex_pipeline.catalog.models import Source, Video
+from heimdex_pipeline.catalog.models import RunProgress, Source, Video
 from heimdex_pipeline.delete import VideoBusyError, delete_video, leftovers
 from heimdex_pipeline.storage import LocalStore
 from heimdex_pipeline.tags import PARTITION_TAG
@@ -50,6 +50,7 @@ def test_a_deleted_video_leaves_nothing_behind(ingested: str, instance: DagsterI
     with session_scope(catalog_url) as session:
         assert session.get(Video, ingested) is None
         assert not session.scalars(select(Source).where(Source.asset_id == ingested)).all()
+        assert all(session.get(RunProgress, run_id) is None for run_id in deletion.run_ids)
     assert not instance.has_dynamic_partition("videos", ingested)
     assert deletion.run_ids and all(instance.get_run_by_id(run_id) is None for run_id in deletion.run_ids)
     # The other org's video is whole.
