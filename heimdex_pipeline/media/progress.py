@@ -11,7 +11,8 @@ Report = Callable[[int, int], None]
 
 class Progress:
     """Counts units of work (frames, tiles) out of `total` and calls `report(done, total)` at most
-    every `interval_s`, and once more at the end; `done` never goes back."""
+    every `interval_s`, and once more at the end; `done` never goes back, and reaches the total
+    only at `finish` (work past the last unit, such as waiting for a helper thread, is still work)."""
 
     def __init__(self, total: int, report: Report | None, interval_s: float = REPORT_INTERVAL_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -21,8 +22,12 @@ class Progress:
         self._next = clock()
 
     def update(self, done: int) -> None:
-        """`done` units are done (more than the total counts as the total, less than before as before)."""
-        self.done = max(self.done, min(done, self.total))
+        """`done` units are done (less than before counts as before)."""
+        self.done = max(self.done, min(done, self.total - 1))
+        self.still_working()
+
+    def still_working(self) -> None:
+        """Report where the work is, if it is time to, though no unit was done since."""
         if self._report is not None and self._clock() >= self._next:
             self._next = self._clock() + self._interval_s
             self._report(self.done, self.total)

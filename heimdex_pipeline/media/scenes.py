@@ -107,12 +107,16 @@ class _SecondLook:
         """Look at every frame from PTS `first` to `last`."""
         self._gaps.put((first, last))
 
-    def close(self, cancel: bool = False) -> None:
-        """No more gaps: wait until those added are looked at, or only the current frame if cancelled."""
+    def close(self, cancel: bool = False, progress: Progress | None = None) -> None:
+        """No more gaps: wait until those added are looked at, or only the current frame if cancelled,
+        telling `progress` meanwhile that the work goes on."""
         if cancel:
             self._cancelled.set()
         self._gaps.put(None)
-        self._thread.join()
+        while self._thread.is_alive():
+            self._thread.join(timeout=0.25)
+            if progress is not None:
+                progress.still_working()
 
     def found(self) -> dict[tuple[int, int], list[tuple[int, bool]]]:
         """What was found in each gap, once closed; the thread's error if it failed."""
@@ -199,7 +203,7 @@ def _score_reference_frames(video: VideoStream, threshold: float, expected_frame
     except BaseException:
         second_look.close(cancel=True)
         raise
-    second_look.close()
+    second_look.close(progress=progress)
     return _combine(first_pass, time_base, second_look.found()), len(first_pass.decoded)
 
 

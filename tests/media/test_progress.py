@@ -4,6 +4,8 @@ reporting their frames and tiles."""
 import time
 from pathlib import Path
 
+import pytest
+
 from heimdex_pipeline.media.detector import DetectorParams
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.progress import Progress
@@ -19,16 +21,18 @@ def test_reports_are_spaced_never_go_back_and_end_at_the_total() -> None:
         now[0] = at
         progress.update(done)
     progress.finish()
-    # At 0.0 s, then at 1.2 s (still 20: a smaller count does not go back), at 2.3 s the total, and the end.
-    assert reports == [(10, 100), (20, 100), (100, 100), (100, 100)]
+    # At 0.0 s, then at 1.2 s (still 20: a smaller count does not go back), at 2.3 s short of the total
+    # (only the end reaches it), and the end.
+    assert reports == [(10, 100), (20, 100), (99, 100), (100, 100)]
 
 
-def test_scene_detection_reports_its_frames_at_least_every_two_seconds(clips) -> None:
+@pytest.mark.parametrize("every_frame", [True, False], ids=["one-pass", "two-looks"])
+def test_scene_detection_reports_its_frames_at_least_every_two_seconds(clips, every_frame: bool) -> None:
     path, _ = clips((20.0, 20.0), size="640x360")
     probe = probe_video(path)
     seen: list[tuple[float, int, int]] = []
     started = time.monotonic()
-    detect_scenes(path, probe, DetectorParams(), every_frame=True,
+    detect_scenes(path, probe, DetectorParams(), every_frame=every_frame,
                   progress=lambda done, total: seen.append((time.monotonic(), done, total)))
     ended = time.monotonic()
     assert seen[-1][1:] == (1000, 1000)
