@@ -1,8 +1,8 @@
 """Deleting a video: its files, its catalog rows, its runs and its Dagster partition.
 
-Used by the API's `DELETE /v1/assets/{asset_id}`, and by operators:
+Used by the API's `DELETE /v1/assets/{asset_id}`, and by operators, with the services' DAGSTER_HOME:
 
-    uv run python -m heimdex_pipeline.delete v_… [v_… ...]
+    DAGSTER_HOME=$PWD/.dagster_home uv run python -m heimdex_pipeline.delete v_… [v_… ...]
 
 The order makes an interrupted deletion safe to repeat and never brings the video back: the
 files go first (the source too, or the sensor would ingest it again), then the catalog rows (the
@@ -11,6 +11,7 @@ which a later deletion of the same id still removes (`leftovers`).
 """
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m heimdex_pipeline.delete", description=__doc__.split("\n")[0])
     parser.add_argument("asset_ids", nargs="+", metavar="asset_id", help="a video's asset id (v_…)")
     args = parser.parse_args(argv)
+    if not os.environ.get("DAGSTER_HOME"):
+        parser.error("DAGSTER_HOME is not set: the instance of the services (./scripts/run.sh uses ./.dagster_home)")
     settings = get_settings()
     store, failed = store_from_settings(settings), 0
     with DagsterInstance.get() as instance:

@@ -294,8 +294,10 @@ def with_progress(job: JobState, catalog_url: str) -> JobState:
         row = run_progress(session, job.job_id)
     if row is None:
         return job
+    # SQLite gives the time back without its zone; it was written in UTC.
+    updated_at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
     progress = {"step": row.step, "unit": row.unit, "done": row.done, "total": row.total or None,
-                "fraction": round(row.done / row.total, 4) if row.total else 0.0, "updated_at": row.updated_at.isoformat()}
+                "fraction": round(row.done / row.total, 4) if row.total else 0.0, "updated_at": updated_at.isoformat()}
     return replace(job, progress=progress)
 
 

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -215,6 +216,7 @@ def test_a_running_job_answers_its_progress(client: TestClient, auth: dict[str, 
         with session_scope(settings.catalog_url) as session:
             record_progress(session, run.run_id, "scene_sidecar", "frames", done, 3000 if done else 0)
         progress = client.get(f"/v1/jobs/{run.run_id}", headers=auth).json()["progress"]
+        assert datetime.fromisoformat(progress["updated_at"]).utcoffset() == timedelta(0)
         assert {key: progress[key] for key in ("step", "unit", "done", "total", "fraction")} == (
             {"step": "scene_sidecar", "unit": "frames", "done": 1260, "total": 3000, "fraction": 0.42} if done else
             {"step": "scene_sidecar", "unit": "frames", "done": 0, "total": None, "fraction": 0.0})

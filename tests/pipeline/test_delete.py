@@ -105,6 +105,9 @@ def test_the_operators_command_deletes_a_video(ingested: str, instance: DagsterI
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{ingested}: deleted (org-demo): ") and "partition removed" in done.stdout
     assert not instance.has_dynamic_partition("videos", ingested)
+    unset = subprocess.run([sys.executable, "-m", "heimdex_pipeline.delete", ingested], cwd=REPO_ROOT,
+                           env={**env, "DAGSTER_HOME": ""}, capture_output=True, text=True, timeout=120)
+    assert unset.returncode == 2 and "DAGSTER_HOME is not set" in unset.stderr and "Traceback" not in unset.stderr
     again = command(ingested, "v_" + "0" * 32)
     assert again.returncode == 1
     said = [line for line in again.stderr.splitlines() if not line.startswith("{")]  # beside the JSON logs
