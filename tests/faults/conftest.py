@@ -57,12 +57,13 @@ def start_daemon(dagster_site: DagsterSite) -> Iterator[Callable[[], subprocess.
 
 @pytest.fixture(scope="session")
 def long_video(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """PySceneDetect's test video six times over (2.4 min of 720p, stream-copied at once): scene
-    detection takes several seconds on it, long enough to kill a run worker in the middle of it."""
+    """PySceneDetect's test video twelve times over (4.8 min of 720p, stream-copied at once): scene
+    detection takes several seconds on it, long enough to kill a run worker in the middle of it
+    however slowly the test notices that it began."""
     folder = tmp_path_factory.mktemp("long_video")
     listing = folder / "parts.txt"
-    listing.write_text("".join(f"file '{media_dir / 'testvideo.mp4'}'\n" for _ in range(6)))
-    out = folder / "testvideo_x6.mp4"
+    listing.write_text("".join(f"file '{media_dir / 'testvideo.mp4'}'\n" for _ in range(12)))
+    out = folder / "testvideo_x12.mp4"
     subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "concat", "-safe", "0",
                     "-i", str(listing), "-c", "copy", str(out)], check=True, timeout=60)
     return out

@@ -106,7 +106,7 @@ def test_run_script_stops_every_process_it_started(how: str, dagster_site: Dagst
             os.killpg(script.pid, signal.SIGINT)
         else:
             os.kill(script.pid, signal.SIGTERM)
-        sent_at = time.monotonic()
+        sent_at, signalled = time.monotonic(), time.time()
         while session(script.pid) and time.monotonic() - sent_at < STOP_BUDGET_S:
             time.sleep(0.2)
         left = session(script.pid)
@@ -115,8 +115,11 @@ def test_run_script_stops_every_process_it_started(how: str, dagster_site: Dagst
         assert script.wait(timeout=5) in (128 + signal.SIGINT, 128 + signal.SIGTERM)
         if run_id:
             with dagster_site.instance() as instance:
-                assert first_event(instance, run_id, DagsterEventType.STEP_SUCCESS, "scene_sidecar") is None, \
-                    "the scene step ended before the signal: the run was not in flight"
+                ended = first_event(instance, run_id, DagsterEventType.STEP_SUCCESS, "scene_sidecar")
+                began = first_event(instance, run_id, DagsterEventType.STEP_START, "scene_sidecar")
+                assert ended is None, (
+                    f"the scene step ended {ended.timestamp - signalled:+.1f} s after the signal, sent "
+                    f"{signalled - began.timestamp:.1f} s after it began:\n{dagster_site.logs()}")
                 assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE
     finally:
         kill_session(script.pid, grace_s=0)
