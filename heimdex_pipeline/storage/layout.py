@@ -4,6 +4,8 @@
     <org_id>/probes/<asset_id>.probe.json       probe metadata
     <org_id>/sidecars/<asset_id>.vna.json       the scene sidecar
     <org_id>/thumbnails/<asset_id>/NNNN.jpg     thumbnails
+    <org_id>/storyboards/<asset_id>/storyboard.jpg, .vtt, .json
+                                                the storyboard: sprite, WebVTT track, geometry
     schemas/sidecar.schema.json                 the sidecar's JSON Schema
 
 A key is a `/`-separated relative path. The layout's own top-level names sit beside the org
@@ -110,6 +112,16 @@ def sidecar_key(org_id: str, asset_id: str) -> str:
 def thumbnails_prefix(org_id: str, asset_id: str) -> str:
     """The folder of a video's thumbnails: `<org_id>/thumbnails/<asset_id>/`."""
     return f"{check_org_id(org_id)}/thumbnails/{asset_id}/"
+
+
+def storyboard_storage_key(asset_id: str, name: str) -> str:
+    """A storyboard file's `storage_key` (`name`: storyboard.jpg, .vtt or .json), relative to the org's folder."""
+    return f"storyboards/{asset_id}/{name}"
+
+
+def storyboard_prefix(org_id: str, asset_id: str) -> str:
+    """The folder of a video's storyboard: `<org_id>/storyboards/<asset_id>/`."""
+    return f"{check_org_id(org_id)}/{storyboard_storage_key(asset_id, '')}"
 
 
 def org_key(org_id: str, storage_key: str) -> str:

@@ -309,6 +309,13 @@ class LocalStore(ObjectStore):
                     shutil.copytree(staged, beside, dirs_exist_ok=True)
                 self.publish_dir(beside, prefix, index_key, index)
             return
+        if index_key.startswith(prefix):
+            # An index inside the folder (a storyboard's JSON) is swapped in with it.
+            with disk_full_reported(index_path.name):
+                _stage_bytes(staged / index_key[len(prefix):], json_bytes(index)).replace(
+                    staged / index_key[len(prefix):])
+            swap_dir(staged, final)
+            return
         with disk_full_reported(index_path.name):
             tmp = _stage_bytes(index_path, json_bytes(index))
         try:

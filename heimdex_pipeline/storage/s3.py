@@ -377,9 +377,9 @@ def _expiry(expires_s: int) -> int:
 
 
 def _content_type(path: Path) -> str | None:
-    """The content type the published files are served with (the layout publishes JPEGs and JSON)."""
+    """The content type the published files are served with (the layout publishes JPEGs, JSON and WebVTT)."""
     return {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".json": "application/json",
-            ".png": "image/png", ".webp": "image/webp"}.get(path.suffix.lower())
+            ".png": "image/png", ".webp": "image/webp", ".vtt": "text/vtt"}.get(path.suffix.lower())
 
 
 @contextmanager

@@ -92,6 +92,18 @@ def test_publish_dir_replaces_the_set(store: ObjectStore) -> None:
     assert store.read_bytes("org/thumbnails/a10/0001.jpg").startswith(b"a neighbour")
 
 
+def test_publish_dir_with_its_index_inside_the_folder(store: ObjectStore) -> None:
+    # A storyboard: the sprite and track, and the JSON that describes them in the same folder.
+    for run in (1, 2):
+        with store.scratch_dir("org/storyboards/a1/") as staged:
+            (staged / "storyboard.jpg").write_bytes(f"sprite {run}".encode())
+            store.publish_dir(staged, "org/storyboards/a1/", "org/storyboards/a1/storyboard.json", {"run": run})
+        assert [item.key for item in store.list("org/storyboards/a1/")] == [
+            "org/storyboards/a1/storyboard.jpg", "org/storyboards/a1/storyboard.json"]
+        assert store.read_json("org/storyboards/a1/storyboard.json") == {"run": run}
+        assert store.read_bytes("org/storyboards/a1/storyboard.jpg") == f"sprite {run}".encode()
+
+
 def test_scratch_dir_removed_on_error(store: ObjectStore) -> None:
     with pytest.raises(RuntimeError), store.scratch_dir("org/thumbnails/a1/") as staged:
         (staged / "0001.jpg").write_bytes(b"x")

@@ -1,0 +1,226 @@
+"""Storyboard: a JPEG sprite of evenly spaced frames, and the WebVTT track whose cues point into it.
+
+A video is cut into 50 equal spans (100 from 15 minutes on); each span's tile is the frame shown
+at its middle. Players take the track as a thumbnail track (Mux style): a cue's text is
+`storyboard.jpg#xywh=x,y,w,h`, the tile's rectangle in the sprite. The same geometry is kept as a
+JSON document (`StoryboardPlan.document`).
+
+Two ways to get the frames, whichever costs less: a short or small video is decoded through once
+by a single ffmpeg that picks, scales and tiles the frames itself; a longer one is read by
+seeking, one ffmpeg per tile (`extract_thumbnails`), so its cost follows the tile count, not
+the duration.
+"""
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from heimdex_pipeline.media.limits import Deadline, MediaLimits, current_limits
+from heimdex_pipeline.media.progress import Progress, Report
+from heimdex_pipeline.media.thumbnails import ThumbnailSlot, extract_thumbnails, output_size
+from heimdex_pipeline.media.tools import (
+    FFMPEG,
+    FORMAT_OPTIONS,
+    decoder_options,
+    failure,
+    input_url,
+    require_file,
+    run_tool,
+    source_name,
+)
+
+SPRITE_NAME, VTT_NAME, DOCUMENT_NAME = "storyboard.jpg", "storyboard.vtt", "storyboard.json"
+COLUMNS = 10
+LONG_VIDEO_S = 15 * 60.0
+# Frames x pixels below which one pass decoding everything costs less than a seek per tile: 50
+# seeks take about 3 s on 2 cores, as long as decoding some 25 s of 720p30 (docs/benchmarks.md,
+# "Storyboard").
+DECODE_THROUGH_MAX_PIXELS = 25 * 30 * 1280 * 720
+_TIME = re.compile(r"^(\d{2,}):([0-5]\d):([0-5]\d)\.(\d{3})$")
+
+
+def tile_count(duration_s: float) -> int:
+    """How many tiles a video gets: 50, or 100 from 15 minutes on."""
+    return 100 if duration_s >= LONG_VIDEO_S else 50
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One span of the video, `[start_ms, end_ms)` from its first frame, and where its frame sits in the sprite."""
+
+    index: int
+    start_ms: int
+    end_ms: int
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class StoryboardPlan:
+    """The storyboard's geometry: tiles of `tile_width` x `tile_height`, `columns` to a row of the sprite."""
+
+    duration_ms: int
+    tile_width: int
+    tile_height: int
+    columns: int
+    tiles: tuple[Tile, ...]
+
+    @property
+    def rows(self) -> int:
+        return -(-len(self.tiles) // self.columns)
+
+    @property
+    def sprite_size(self) -> tuple[int, int]:
+        return self.columns * self.tile_width, self.rows * self.tile_height
+
+    def slots(self) -> list[ThumbnailSlot]:
+        """Each tile's middle, inside its span: where `extract_thumbnails` takes its frame."""
+        return [ThumbnailSlot((t.start_ms + t.end_ms) / 2000, t.start_ms / 1000, t.end_ms / 1000) for t in self.tiles]
+
+    def document(self) -> dict[str, Any]:
+        """The geometry as `storyboard.json` holds it: sizes in pixels, times in seconds."""
+        width, height = self.sprite_size
+        return {"sprite": SPRITE_NAME, "sprite_width": width, "sprite_height": height,
+                "tile_width": self.tile_width, "tile_height": self.tile_height, "columns": self.columns,
+                "rows": self.rows, "duration_s": self.duration_ms / 1000,
+                "tiles": [{"index": t.index, "start_s": t.start_ms / 1000, "end_s": t.end_ms / 1000, "x": t.x, "y": t.y,
+                           "w": self.tile_width, "h": self.tile_height} for t in self.tiles]}
+
+
+def tile_size(probe: dict[str, Any], width: int) -> tuple[int, int]:
+    """A tile's size: `width` wide at the display aspect, even, never taller than the video (as thumbnails)."""
+    return output_size(probe, round(width * probe["display_height"] / probe["display_width"]))
+
+
+def plan_storyboard(probe: dict[str, Any], tile_width: int) -> StoryboardPlan:
+    """Equal spans in whole milliseconds that cover `[0, duration]` exactly, each with its cell of the sprite."""
+    # At least a millisecond, so that a video too short to time still has a track of whole cues.
+    duration_ms = max(1, round(probe["duration_s"] * 1000))
+    count = tile_count(probe["duration_s"])
+    width, height = tile_size(probe, tile_width)
+    bounds = [round(i * duration_ms / count) for i in range(count + 1)]
+    tiles = tuple(Tile(i, bounds[i], bounds[i + 1], i % COLUMNS * width, i // COLUMNS * height) for i in range(count))
+    return StoryboardPlan(duration_ms, width, height, COLUMNS, tiles)
+
+
+def vtt_time(seconds: float) -> str:
+    """`HH:MM:SS.mmm`, as WebVTT writes a cue's time."""
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def render_vtt(document: dict[str, Any], sprite: str = SPRITE_NAME) -> str:
+    """The WebVTT track of a storyboard document: one cue per tile, `<sprite>#xywh=x,y,w,h`."""
+    cues = [f"{vtt_time(t['start_s'])} --> {vtt_time(t['end_s'])}\n{sprite}#xywh={t['x']},{t['y']},{t['w']},{t['h']}"
+            for t in document["tiles"]]
+    return "WEBVTT\n\n" + "\n\n".join(cues) + "\n"
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A cue of a WebVTT track: seconds, and its text."""
+
+    start_s: float
+    end_s: float
+    text: str
+
+
+def parse_vtt(text: str) -> list[Cue]:
+    """The cues of a WebVTT track (ValueError when it is none): what a player reads from it."""
+    blocks = [block.strip("\n") for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n"))]
+    if not blocks or not re.match(r"^WEBVTT(?:[ \t].*)?$", blocks[0].split("\n")[0]):
+        raise ValueError("the track does not start with WEBVTT")
+    cues = []
+    for block in blocks[1:]:
+        if not block:
+            continue
+        lines = block.split("\n")
+        timing = next((i for i, line in enumerate(lines) if "-->" in line), None)
+        if timing is None or timing > 1:
+            raise ValueError(f"a block without a cue timing: {block[:60]!r}")
+        start, _, end = lines[timing].partition("-->")
+        cues.append(Cue(_seconds(start.strip()), _seconds(end.strip().split()[0] if end.strip() else ""),
+                        "\n".join(lines[timing + 1:])))
+    return cues
+
+
+def _seconds(stamp: str) -> float:
+    found = _TIME.match(stamp)
+    if not found:
+        raise ValueError(f"not a cue time HH:MM:SS.mmm: {stamp!r}")
+    hours, minutes, seconds, ms = (int(part) for part in found.groups())
+    return hours * 3600 + minutes * 60 + seconds + ms / 1000
+
+
+def decodes_through(probe: dict[str, Any]) -> bool:
+    """Whether one pass decoding every frame costs less than a seek per tile (DECODE_THROUGH_MAX_PIXELS)."""
+    frames = probe["duration_s"] * (probe.get("fps") or 30)
+    return frames * probe["width"] * probe["height"] <= DECODE_THROUGH_MAX_PIXELS
+
+
+# The sprite is composed by ffmpeg's tile filter on both paths: decoding through, the process that
+# picks the frames tiles them too (one process in all, nothing decoded twice in Python); seeking, a
+# second ffmpeg tiles the extracted JPEGs, so both sprites are encoded alike.
+def _tile_through(path: Path | str, plan: StoryboardPlan, sprite: Path, limits: MediaLimits,
+                  deadline: Deadline) -> None:
+    """Decode once and keep, per span, the frame shown at its middle: fps=count/duration emits frame k
+    at k spans, holding the last frame at or before k + 1/2 spans (its rounding is to the nearest)."""
+    count = len(plan.tiles)
+    stream = (
+        ffmpeg.input(input_url(path), **FORMAT_OPTIONS, **decoder_options(limits)).video
+        .filter("setpts", "PTS-STARTPTS")
+        # The last frame held one span longer, so the last span's middle always has a frame.
+        .filter("tpad", stop_mode="clone", stop_duration=f"{plan.duration_ms / count / 1000:.6f}")
+        .filter("fps", fps=f"{count * 1000}/{plan.duration_ms}")
+        .filter("scale", plan.tile_width, plan.tile_height)
+        .filter("setsar", 1)
+        .filter("tile", f"{plan.columns}x{plan.rows}")
+        .output(str(sprite), vframes=1, format="image2", vcodec="mjpeg", **{"q:v": 3})
+        .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+        .overwrite_output()
+    )
+    run_tool("ffmpeg", stream.compile(cmd=FFMPEG), path, deadline)
+
+
+def _tile_seeking(path: Path | str, probe: dict[str, Any], plan: StoryboardPlan, sprite: Path,
+                  limits: MediaLimits, deadline: Deadline, progress: Report | None) -> None:
+    """One JPEG per tile by seeking (`extract_thumbnails`), then tiled into the sprite."""
+    with tempfile.TemporaryDirectory(prefix=".tiles-", dir=sprite.parent) as folder:
+        extract_thumbnails(path, probe, plan.slots(), Path(folder), plan.tile_height, limits, progress)
+        stream = (
+            ffmpeg.input(str(Path(folder) / "%04d.jpg"), format="image2", start_number=0, framerate=1)
+            .filter("tile", f"{plan.columns}x{plan.rows}")
+            .output(str(sprite), vframes=1, format="image2", vcodec="mjpeg", **{"q:v": 3})
+            .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+            .overwrite_output()
+        )
+        run_tool("ffmpeg", stream.compile(cmd=FFMPEG), path, deadline)
+
+
+def make_storyboard(path: Path | str, probe: dict[str, Any], out_dir: Path, tile_width: int,
+                    limits: MediaLimits | None = None, progress: Report | None = None) -> StoryboardPlan:
+    """Write `storyboard.jpg` and `storyboard.vtt` into `out_dir`; return the plan (`document()` is the JSON).
+
+    The video must be within `limits` (by default the settings'); every ffmpeg run is stopped at the
+    video's decoding deadline. `progress(tiles, of)` is told the tiles made so far.
+    """
+    limits = limits or current_limits()
+    require_file(path)
+    limits.check(probe, source_name(path))
+    deadline = limits.decoding_deadline(probe)
+    plan = plan_storyboard(probe, tile_width)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sprite = out_dir / SPRITE_NAME
+    if decodes_through(probe):
+        _tile_through(path, plan, sprite, limits, deadline)
+        Progress(len(plan.tiles), progress).finish()
+    else:
+        _tile_seeking(path, probe, plan, sprite, limits, deadline, progress)
+    if not sprite.is_file():
+        raise failure("ffmpeg", path, 0, b"no storyboard written")
+    (out_dir / VTT_NAME).write_text(render_vtt(plan.document()), encoding="utf-8")
+    return plan
