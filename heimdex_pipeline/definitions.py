@@ -2,7 +2,7 @@
 
 from dagster import Definitions, in_process_executor
 
-from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.jobs import ingest_video_job, sidecar_job, thumbnails_job
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.sensors import upload_sensor
@@ -11,9 +11,9 @@ from heimdex_pipeline.settings import get_settings
 _settings = get_settings()
 
 defs = Definitions(
-    assets=[probe_metadata, scene_sidecar, thumbnails],
+    assets=[probe_metadata, scene_sidecar, thumbnails, storyboard],
     asset_checks=VIDEO_CHECKS,
-    # A video's three steps run one after the other (each needs the one before) and take about a
+    # A video's steps run one after the other (each needs one before it) and take about a
     # second each on a short clip: one process per run, not one per step, each importing the
     # definitions again (docs/benchmarks.md, "Throughput").
     executor=in_process_executor,

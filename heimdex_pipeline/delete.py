@@ -24,7 +24,13 @@ from heimdex_pipeline.catalog.models import RunProgress, Source, Upload, Video
 from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.settings import get_settings
 from heimdex_pipeline.storage import ObjectStore, store_from_settings
-from heimdex_pipeline.storage.layout import probe_key, sidecar_key, thumbnails_prefix, upload_prefix
+from heimdex_pipeline.storage.layout import (
+    probe_key,
+    sidecar_key,
+    storyboard_prefix,
+    thumbnails_prefix,
+    upload_prefix,
+)
 from heimdex_pipeline.tags import PARTITION_TAG
 
 # Runs that may still read or write the video's files.
@@ -67,7 +73,8 @@ def _delete_files(store: ObjectStore, video: Video, source_keys: list[str], uplo
     for key in (probe_key(video.org_id, video.asset_id), sidecar_key(video.org_id, video.asset_id)):
         count += store.stat(key) is not None
         store.delete(key)
-    return count + store.delete_prefix(thumbnails_prefix(video.org_id, video.asset_id))
+    return count + sum(store.delete_prefix(prefix(video.org_id, video.asset_id))
+                       for prefix in (thumbnails_prefix, storyboard_prefix))
 
 
 def leftovers(instance: DagsterInstance, deletion: Deletion) -> None:

@@ -2,12 +2,12 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.assets import probe_metadata, scene_sidecar, storyboard, thumbnails
 
 ingest_video_job = define_asset_job(
     "ingest_video",
-    selection=AssetSelection.assets(probe_metadata, scene_sidecar, thumbnails),
-    description="Probe a video, detect its scenes and extract its thumbnails.",
+    selection=AssetSelection.assets(probe_metadata, scene_sidecar, thumbnails, storyboard),
+    description="Probe a video, detect its scenes, extract its thumbnails and make its storyboard.",
 )
 
 sidecar_job = define_asset_job(

@@ -40,6 +40,9 @@ class PipelineSettings(BaseSettings):
 
     thumbnail_max_count: int = Field(default=20, ge=1, le=50)
     thumbnail_max_height: int = Field(default=360, ge=64)
+    storyboard_tile_width: int = Field(
+        default=160, ge=16, le=640,
+        description="width of a storyboard tile in pixels (its height keeps the display aspect; never above the video's)")
 
     # What one file may cost: the media layer refuses anything beyond these (heimdex_pipeline.media.limits).
     max_frame_pixels: int = Field(default=8192 * 4320, ge=1, description="largest frame (width x height) decoded")

@@ -11,6 +11,7 @@ import numpy as np
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from heimdex_pipeline.media.storyboard import SPRITE_NAME, parse_vtt
 from heimdex_pipeline.sidecar import SidecarScene, ThumbnailEntry
 
 # The problems a check lists at most: a broken sidecar can have thousands, and the first few say enough.
@@ -91,4 +92,52 @@ def thumbnail_problems(entries: Sequence[ThumbnailEntry], read: Callable[[Thumbn
     indexes = [entry.idx for entry in entries]
     if len(set(indexes)) != len(indexes):
         problems.append("two thumbnails share an idx")
+    return _first(problems)
+
+
+def storyboard_problems(document: dict[str, Any], vtt: str, sprite: bytes | None, duration_s: float,
+                        fps: float | None) -> list[str]:
+    """How a storyboard's track, geometry and sprite disagree.
+
+    The track parses as WebVTT; its cues follow each other from 0 to the probe's duration (within
+    a frame, `fps`, 25 when unknown) without gap or overlap, one per tile of `document` (the
+    storyboard's JSON), each pointing at its tile's rectangle, inside the sprite; `sprite` (None
+    when missing) decodes to the size the document gives.
+    """
+    problems = []
+    width, height = document.get("sprite_width"), document.get("sprite_height")
+    size = image_size(sprite) if sprite is not None else None
+    if sprite is None:
+        problems.append("the sprite is missing")
+    elif size is None:
+        problems.append("the sprite is not an image")
+    elif size != (width, height):
+        problems.append(f"the sprite is {size[0]}x{size[1]}, the storyboard says {width}x{height}")
+    try:
+        cues = parse_vtt(vtt)
+    except ValueError as exc:
+        return _first([*problems, f"the track is not WebVTT: {exc}"])
+    tiles = document.get("tiles", [])
+    if not cues or len(cues) != len(tiles):
+        problems.append(f"the track has {len(cues)} cues for {len(tiles)} tiles")
+    one_frame = 1 / (fps or 25)
+    if cues and abs(cues[0].start_s) > TIME_EPSILON_S:
+        problems.append(f"the first cue starts at {cues[0].start_s} s, not 0")
+    if cues and abs(cues[-1].end_s - duration_s) > one_frame + TIME_EPSILON_S:
+        problems.append(f"the last cue ends at {cues[-1].end_s} s; the video lasts {duration_s} s")
+    for position, (before, after) in enumerate(zip(cues, cues[1:], strict=False)):
+        if abs(after.start_s - before.end_s) > TIME_EPSILON_S:
+            problems.append(f"cues {position} and {position + 1} leave a gap or overlap: {before.end_s} to {after.start_s} s")
+    for position, (cue, tile) in enumerate(zip(cues, tiles, strict=False)):
+        rectangle = (tile["x"], tile["y"], tile["w"], tile["h"])
+        target = f"{SPRITE_NAME}#xywh={','.join(map(str, rectangle))}"
+        if cue.end_s <= cue.start_s:
+            problems.append(f"cue {position} is empty or reversed: {cue.start_s} to {cue.end_s} s")
+        if cue.text != target:
+            problems.append(f"cue {position} points at {cue.text!r}, its tile at {target!r}")
+        if (abs(cue.start_s - tile["start_s"]) > TIME_EPSILON_S or abs(cue.end_s - tile["end_s"]) > TIME_EPSILON_S):
+            problems.append(f"cue {position} is {cue.start_s} to {cue.end_s} s, its tile {tile['start_s']} to {tile['end_s']} s")
+        x, y, w, h = rectangle
+        if not (w > 0 and h > 0 and 0 <= x and 0 <= y and x + w <= (width or 0) and y + h <= (height or 0)):
+            problems.append(f"tile {position} ({x},{y},{w},{h}) lies outside the {width}x{height} sprite")
     return _first(problems)

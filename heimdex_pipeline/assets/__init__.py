@@ -1,7 +1,8 @@
-"""Software-defined assets: probe metadata, scene sidecar and thumbnails of each video, and their checks."""
+"""Software-defined assets: probe metadata, scene sidecar, thumbnails and storyboard of each video, and their checks."""
 
 from heimdex_pipeline.assets.checks import VIDEO_CHECKS
 from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.assets.storyboard import storyboard
 from heimdex_pipeline.assets.video import probe_metadata, scene_sidecar, thumbnails
 
-__all__ = ["VIDEO_CHECKS", "probe_metadata", "scene_sidecar", "thumbnails", "videos_partitions"]
+__all__ = ["VIDEO_CHECKS", "probe_metadata", "scene_sidecar", "storyboard", "thumbnails", "videos_partitions"]

@@ -1,4 +1,4 @@
-"""Asset checks of each video partition: is what the scene and thumbnail steps wrote sound?
+"""Asset checks of each video partition: is what the scene, thumbnail and storyboard steps wrote sound?
 
 The probe's own check (`video_is_readable`) is made by the probe step itself (`video.py`), the
 only place that knows why a file could not be read. The sidecar's checks block: thumbnails are
@@ -12,14 +12,21 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue,
 from pydantic import ValidationError
 
 from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.assets.storyboard import storyboard
 from heimdex_pipeline.assets.video import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.media.storyboard import DOCUMENT_NAME, SPRITE_NAME, VTT_NAME
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.sidecar import Sidecar, ThumbnailEntry
 from heimdex_pipeline.storage import InvalidKeyError, ObjectNotFoundError, ObjectStore
-from heimdex_pipeline.storage.layout import SIDECAR_SCHEMA_KEY, org_key, probe_key, sidecar_key
-from heimdex_pipeline.validation import schema_problems, scene_coverage_problems, thumbnail_problems
+from heimdex_pipeline.storage.layout import SIDECAR_SCHEMA_KEY, org_key, probe_key, sidecar_key, storyboard_prefix
+from heimdex_pipeline.validation import (
+    schema_problems,
+    scene_coverage_problems,
+    storyboard_problems,
+    thumbnail_problems,
+)
 
 class Unreadable(Exception):
     """A document a check needs is missing or not JSON: the check fails with this message."""
@@ -103,6 +110,36 @@ def thumbnails_are_stored(context: AssetCheckExecutionContext, catalog: CatalogR
                    count=len(listed))
 
 
-VIDEO_CHECKS = [sidecar_matches_schema, scenes_cover_the_video, thumbnails_are_stored]
+@asset_check(asset=storyboard, partitions_def=videos_partitions)
+def storyboard_matches_sprite(context: AssetCheckExecutionContext, catalog: CatalogResource,
+                              storage: MediaStorage) -> AssetCheckResult:
+    """The storyboard's WebVTT track parses, its cues cover the video without gap or overlap, and each
+    points at its tile, inside the sprite, whose decoded size is the one its JSON gives."""
+    video, store = catalog.video(context.partition_key), storage.store
+    prefix = storyboard_prefix(video.org_id, video.asset_id)
+    try:
+        probe = _read(store, probe_key(video.org_id, video.asset_id), "probe metadata")
+        document = _read(store, prefix + DOCUMENT_NAME, "storyboard geometry")
+        vtt = store.read_bytes(prefix + VTT_NAME).decode("utf-8")
+    except Unreadable as exc:
+        return _result(context, video, [str(exc)], "")
+    except ObjectNotFoundError:
+        return _result(context, video, [f"no storyboard track ({VTT_NAME})"], "")
+    except UnicodeDecodeError:
+        return _result(context, video, ["the storyboard track is not UTF-8"], "")
+    try:
+        sprite: bytes | None = store.read_bytes(prefix + SPRITE_NAME)
+    except ObjectNotFoundError:
+        sprite = None
+    try:
+        problems = storyboard_problems(document, vtt, sprite, probe["duration_s"], probe.get("fps"))
+    except (KeyError, TypeError, AttributeError) as exc:  # a JSON that is no storyboard's
+        problems = [f"the storyboard geometry lacks or mistypes {exc}"]
+    tiles = document.get("tiles") if isinstance(document, dict) else None
+    count = len(tiles) if isinstance(tiles, list) else 0
+    return _result(context, video, problems, f"{count} cues point into the sprite", tiles=count)
+
+
+VIDEO_CHECKS = [sidecar_matches_schema, scenes_cover_the_video, thumbnails_are_stored, storyboard_matches_sprite]
 # Every check of a video partition, the probe step's own included: what the API's asset answer sums up.
 VIDEO_CHECK_KEYS = [*probe_metadata.check_keys, *(key for check in VIDEO_CHECKS for key in check.check_keys)]

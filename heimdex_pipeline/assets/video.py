@@ -1,4 +1,4 @@
-"""The three assets of a video partition: probe metadata, scene sidecar, thumbnails."""
+"""Three assets of a video partition: probe metadata, scene sidecar, thumbnails; and what every step shares."""
 
 import base64
 import functools
@@ -122,7 +122,8 @@ def stops_when_interrupted(step: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _read_upstream(store: ObjectStore, key: str, what: str) -> dict:
+def read_upstream(store: ObjectStore, key: str, what: str) -> dict:
+    """The JSON an upstream asset wrote at `key`; a Failure without retries when it is missing."""
     try:
         return store.read_json(key)
     except ObjectNotFoundError:
@@ -130,7 +131,8 @@ def _read_upstream(store: ObjectStore, key: str, what: str) -> dict:
                       allow_retries=False) from None
 
 
-def _start(context: AssetExecutionContext, catalog: CatalogResource, step: str) -> tuple[Video, BoundLogger]:
+def start_step(context: AssetExecutionContext, catalog: CatalogResource, step: str) -> tuple[Video, BoundLogger]:
+    """The partition's video, and a logger bound to it and to the run; logs the step's start."""
     video = catalog.video(context.partition_key)
     log = get_logger("assets", asset_id=video.asset_id, job_id=context.run.run_id, org_id=video.org_id)
     log.info(f"{step}.start", attempt=context.retry_number)
@@ -150,7 +152,7 @@ def _start(context: AssetExecutionContext, catalog: CatalogResource, step: str) 
 def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource,
                    storage: MediaStorage) -> Iterator[AssetCheckResult | MaterializeResult]:
     """ffprobe's view of the video, normalised: duration, size, frame rate, codec, rotation, streams."""
-    video, log = _start(context, catalog, "probe")
+    video, log = start_step(context, catalog, "probe")
     store = storage.store
     try:
         with media_errors(log, "probe"), store.probe_input(video.source_key) as source:
@@ -191,9 +193,9 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource,
 @stops_when_interrupted
 def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage) -> MaterializeResult:
     """The scene sidecar (`<asset_id>.vna.json`): source, probe and PySceneDetect's scenes."""
-    video, log = _start(context, catalog, "scenes")
+    video, log = start_step(context, catalog, "scenes")
     store = storage.store
-    probe = _read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
+    probe = read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
     # PyAV, OpenCV and PySceneDetect load in the step that decodes, not in every process that
     # loads the definitions (webserver, daemon, code server, API): a second per process.
     from heimdex_pipeline.media.scenes import detect_scenes
@@ -243,20 +245,23 @@ class ThumbnailConfig(Config):
     max_height: int = Field(default=_settings.thumbnail_max_height, ge=64)
 
 
+def inline_jpeg(path: Path, height: int) -> str | None:
+    """The image at `path` scaled to `height` as markdown with a JPEG data URI, for the web UI to show
+    with a materialisation (None when it does not decode)."""
+    import cv2  # only the steps that write images need it (see scene_sidecar)
+
+    image = cv2.imread(str(path))
+    if image is None:
+        return None
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    ok, jpeg = cv2.imencode(".jpg", cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA),
+                            [cv2.IMWRITE_JPEG_QUALITY, 70])
+    return f"![{path.name}](data:image/jpeg;base64,{base64.b64encode(jpeg.tobytes()).decode()})" if ok else None
+
+
 def _preview_markdown(paths: list[Path]) -> str:
     """Small inline copies of the first thumbnails, so the web UI shows them with the materialisation."""
-    import cv2  # only this step needs it (see scene_sidecar)
-
-    images = []
-    for path in paths[:PREVIEW_COUNT]:
-        image = cv2.imread(str(path))
-        if image is None:
-            continue
-        width = max(1, round(image.shape[1] * PREVIEW_HEIGHT / image.shape[0]))
-        ok, jpeg = cv2.imencode(".jpg", cv2.resize(image, (width, PREVIEW_HEIGHT), interpolation=cv2.INTER_AREA),
-                                [cv2.IMWRITE_JPEG_QUALITY, 70])
-        if ok:
-            images.append(f"![{path.name}](data:image/jpeg;base64,{base64.b64encode(jpeg.tobytes()).decode()})")
+    images = [image for path in paths[:PREVIEW_COUNT] if (image := inline_jpeg(path, PREVIEW_HEIGHT))]
     return " ".join(images) or "_no thumbnail_"
 
 
@@ -273,11 +278,11 @@ def _preview_markdown(paths: list[Path]) -> str:
 def thumbnails(context: AssetExecutionContext, config: ThumbnailConfig, catalog: CatalogResource,
                storage: MediaStorage) -> MaterializeResult:
     """JPEG thumbnails, one representative frame per scene by default, listed in the sidecar."""
-    video, log = _start(context, catalog, "thumbnails")
+    video, log = start_step(context, catalog, "thumbnails")
     store = storage.store
     index_key = sidecar_key(video.org_id, video.asset_id)
-    sidecar = Sidecar.model_validate(_read_upstream(store, index_key, "scene sidecar"))
-    probe = _read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
+    sidecar = Sidecar.model_validate(read_upstream(store, index_key, "scene sidecar"))
+    probe = read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
     policy = ThumbnailPolicy(interval_s=config.interval_s, max_count=config.max_count, max_height=config.max_height)
     slots = plan_thumbnails([Scene(**scene.model_dump()) for scene in sidecar.scenes], probe["duration_s"], policy)
     prefix = thumbnails_prefix(video.org_id, video.asset_id)

@@ -1,4 +1,4 @@
-"""The three assets materialised for a partition on a real Dagster instance."""
+"""The assets materialised for a partition on a real Dagster instance."""
 
 import json
 import os
@@ -8,10 +8,11 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
 
-from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.assets import probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.repository import run_progress
 from heimdex_pipeline.media import probe as probe_module
+from heimdex_pipeline.media.storyboard import parse_vtt
 
 ASSETS = [probe_metadata, scene_sidecar, thumbnails]
 
@@ -47,6 +48,35 @@ def test_three_assets_for_a_partition(clips, upload, resources, instance: Dagste
     thumbs_meta = _metadata(instance, "thumbnails", asset_id)
     assert thumbs_meta["count"] == 3 and thumbs_meta["preview"].count("data:image/jpeg;base64,") == 3
     # Nothing half-written is left beside the outputs.
+    assert not [p for p in derived_root.rglob(".*") if p.name != ".gitkeep"]
+
+
+def test_storyboard_for_a_partition_and_a_failed_attempt_keeps_the_old_one(
+        clips, upload, resources, instance: DagsterInstance, derived_root: Path, catalog_url: str) -> None:
+    path, _ = clips((2.0, 1.5, 3.0))
+    asset_id = upload(path)
+    result = materialize([probe_metadata, storyboard], partition_key=asset_id, instance=instance, resources=resources)
+    assert result.success
+    folder = derived_root / "org-demo" / "storyboards" / asset_id
+    assert sorted(p.name for p in folder.iterdir()) == ["storyboard.jpg", "storyboard.json", "storyboard.vtt"]
+    document = json.loads((folder / "storyboard.json").read_text())
+    assert (document["sprite_width"], document["sprite_height"], len(document["tiles"])) == (1600, 600, 50)
+    assert len(parse_vtt((folder / "storyboard.vtt").read_text())) == 50
+    meta = _metadata(instance, "storyboard", asset_id)
+    assert meta["tiles"] == 50 and meta["sprite_size"] == "1600x600"
+    assert meta["preview"].startswith("![storyboard.jpg](data:image/jpeg;base64,")
+    with session_scope(catalog_url) as session:
+        last = run_progress(session, result.run_id)
+    assert (last.step, last.unit, last.done, last.total) == ("storyboard", "tiles", 50, 50)
+
+    # The source turns unreadable: the step fails for good, the published storyboard is untouched.
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    source = next((derived_root / "uploads" / "org-demo").rglob("*.mp4"))
+    source.write_bytes(b"not a video any more" * 100)
+    failed = materialize([storyboard], partition_key=asset_id, instance=instance, resources=resources,
+                         raise_on_error=False)
+    assert not failed.success
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert not [p for p in derived_root.rglob(".*") if p.name != ".gitkeep"]
 
 

@@ -7,16 +7,17 @@ from pathlib import Path
 from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterEventType, DagsterInstance, materialize
 from dagster._core.event_api import PartitionKeyFilter
 
-from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.assets.video import READABLE_CHECK
 from heimdex_pipeline.tags import PARTITION_TAG
 
-ASSETS = [probe_metadata, scene_sidecar, thumbnails]
+ASSETS = [probe_metadata, scene_sidecar, thumbnails, storyboard]
 CHECKS = {
     AssetCheckKey(AssetKey("probe_metadata"), READABLE_CHECK),
     AssetCheckKey(AssetKey("scene_sidecar"), "sidecar_matches_schema"),
     AssetCheckKey(AssetKey("scene_sidecar"), "scenes_cover_the_video"),
     AssetCheckKey(AssetKey("thumbnails"), "thumbnails_are_stored"),
+    AssetCheckKey(AssetKey("storyboard"), "storyboard_matches_sprite"),
 }
 
 
@@ -57,6 +58,7 @@ def test_a_real_clip_passes_every_check_of_its_partition(clips, upload, resource
     assert all(passed for passed, _ in evaluations.values()), evaluations
     assert evaluations["scenes_cover_the_video"][1].startswith("3 scenes cover 6.5")
     assert evaluations["thumbnails_are_stored"][1] == "3 thumbnails stored as listed"
+    assert evaluations["storyboard_matches_sprite"][1] == "50 cues point into the sprite"
     # Each partition has its own results.
     assert _evaluations(instance, second)["scenes_cover_the_video"][1].startswith("2 scenes cover 2.0")
 
@@ -127,6 +129,30 @@ def test_missing_or_resized_thumbnails_fail_the_thumbnail_check(clips, upload, r
     assert description == f"{entries[0]['storage_key']} is missing; {entries[1]['storage_key']} is not an image"
 
 
+def test_a_tampered_storyboard_fails_its_check(clips, upload, resources, instance: DagsterInstance,
+                                              derived_root: Path) -> None:
+    asset_id = upload(clips((1.0, 1.0))[0])
+    assert materialize(ASSETS, partition_key=asset_id, instance=instance, resources=resources).success
+    folder = derived_root / "org-demo" / "storyboards" / asset_id
+    track = (folder / "storyboard.vtt").read_text()
+    # A cue moved out of the sprite and one cut short; a sprite of another size.
+    track = track.replace("#xywh=1440,480,160,120", "#xywh=1500,480,160,120", 1)
+    track = track.replace("00:00:00.040 --> 00:00:00.080", "00:00:00.040 --> 00:00:00.070", 1)
+    (folder / "storyboard.vtt").write_text(track)
+    (folder / "storyboard.jpg").write_bytes((folder / "storyboard.jpg").read_bytes()[:200])
+    assert _check_only(instance, resources, asset_id)  # not blocking
+    passed, description = _evaluations(instance, asset_id)["storyboard_matches_sprite"]
+    assert not passed
+    assert description.split("; ") == [
+        "the sprite is not an image",
+        "cues 1 and 2 leave a gap or overlap: 0.07 to 0.08 s",
+        "cue 1 is 0.04 to 0.07 s, its tile 0.04 to 0.08 s",
+        "cue 49 points at 'storyboard.jpg#xywh=1500,480,160,120', its tile at 'storyboard.jpg#xywh=1440,480,160,120'"]
+    (folder / "storyboard.vtt").write_text("not a track")
+    _check_only(instance, resources, asset_id)
+    assert "the track is not WebVTT" in _evaluations(instance, asset_id)["storyboard_matches_sprite"][1]
+
+
 def test_a_partition_never_materialised_fails_its_checks_with_what_is_missing(clips, upload, resources,
                                                                             instance: DagsterInstance) -> None:
     asset_id = upload(clips((1.0, 1.0))[0])
@@ -135,3 +161,4 @@ def test_a_partition_never_materialised_fails_its_checks_with_what_is_missing(cl
     assert evaluations["sidecar_matches_schema"] == (False, "no sidecar schema (sidecar.schema.json)")
     assert evaluations["scenes_cover_the_video"] == (False, f"no probe metadata ({asset_id}.probe.json)")
     assert evaluations["thumbnails_are_stored"] == (False, f"no sidecar ({asset_id}.vna.json)")
+    assert evaluations["storyboard_matches_sprite"] == (False, f"no probe metadata ({asset_id}.probe.json)")

@@ -1,0 +1,66 @@
+"""The fourth asset of a video partition: its storyboard (sprite, WebVTT thumbnail track, geometry)."""
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.assets.progress import step_progress
+from heimdex_pipeline.assets.video import (
+    MEDIA_RETRY_POLICY,
+    inline_jpeg,
+    media_errors,
+    probe_metadata,
+    read_upstream,
+    start_step,
+    stops_when_interrupted,
+)
+from heimdex_pipeline.media.storyboard import DOCUMENT_NAME, SPRITE_NAME, VTT_NAME, make_storyboard
+from heimdex_pipeline.pools import FFMPEG_POOL
+from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.storage import disk_full_reported
+from heimdex_pipeline.storage.layout import probe_key, storyboard_prefix
+
+# The sprite as the web UI shows it: 1600 px wide sprites are scaled down to fit the page.
+PREVIEW_HEIGHT = 240
+
+
+@asset(
+    partitions_def=videos_partitions,
+    deps=[probe_metadata],
+    retry_policy=MEDIA_RETRY_POLICY,
+    code_version="storyboard-1",
+    pool=FFMPEG_POOL,
+    group_name="video",
+    kinds={"ffmpeg", "jpeg"},
+)
+@stops_when_interrupted
+def storyboard(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage) -> MaterializeResult:
+    """A sprite of 50 evenly spaced frames (100 from 15 minutes on), the WebVTT track whose cues point
+    into it (`storyboard.jpg#xywh=...`), and the same geometry as JSON."""
+    video, log = start_step(context, catalog, "storyboard")
+    store = storage.store
+    probe = read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
+    prefix = storyboard_prefix(video.org_id, video.asset_id)
+    tile_width = get_settings().storyboard_tile_width
+    progress = step_progress(context, catalog, "tiles")
+    # Made in a scratch folder and published whole, the JSON last: a failed attempt leaves the old
+    # storyboard intact, and a reader never meets a track without its sprite.
+    with store.scratch_dir(prefix) as staged:
+        with media_errors(log, "storyboard"), disk_full_reported("storyboard"), \
+                store.media_input(video.source_key) as source:
+            plan = make_storyboard(source, probe, staged, tile_width, progress=progress)
+        # The preview is made from the staged sprite: once published it may be out of reach (a bucket).
+        preview = inline_jpeg(staged / SPRITE_NAME, min(PREVIEW_HEIGHT, plan.sprite_size[1])) or "_no sprite_"
+        document = plan.document()
+        store.publish_dir(staged, prefix, prefix + DOCUMENT_NAME, document)
+    log.info("storyboard.done", tiles=len(plan.tiles), sprite=f"{document['sprite_width']}x{document['sprite_height']}")
+    return MaterializeResult(metadata={
+        "org_id": video.org_id,
+        "tiles": len(plan.tiles),
+        "tile_size": f"{plan.tile_width}x{plan.tile_height}",
+        "sprite_size": f"{document['sprite_width']}x{document['sprite_height']}",
+        "sprite": MetadataValue.path(store.uri(prefix + SPRITE_NAME)),
+        "vtt": MetadataValue.path(store.uri(prefix + VTT_NAME)),
+        "geometry": MetadataValue.path(store.uri(prefix + DOCUMENT_NAME)),
+        "preview": MetadataValue.md(preview),
+    })
