@@ -161,8 +161,8 @@ class JobResult(BaseModel):
 class JobProgress(BaseModel):
     """How far a running job's current step is; written by the step about every second."""
 
-    step: str = Field(description="The asset being made: `probe_metadata`, `scene_sidecar`, `thumbnails`")
-    unit: Literal["frames", "thumbnails"]
+    step: str = Field(description="The asset being made: `probe_metadata`, `scene_sidecar`, `thumbnails`, `storyboard`")
+    unit: Literal["frames", "thumbnails", "tiles"]
     done: int = Field(ge=0)
     total: int | None = Field(description="Null until the step knows it (while it fetches the source)")
     fraction: float = Field(ge=0, le=1)
@@ -186,6 +186,39 @@ class SidecarRef(BaseModel):
     storage_key: str
     etag: str
     url: str = Field(description=DOWNLOAD_URL_DESCRIPTION)
+
+
+class StoryboardRef(BaseModel):
+    """Where a video's storyboard is: its sprite, and the path of its WebVTT track on this API."""
+
+    storage_key: str = Field(description="The sprite's key, relative to the org's folder")
+    url: str = Field(description=DOWNLOAD_URL_DESCRIPTION)
+    vtt_location: str = Field(description="`/v1/assets/{asset_id}/storyboard.vtt`: the track, its cues pointing at `url`")
+
+
+class StoryboardTile(BaseModel):
+    index: int = Field(ge=0)
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    w: int = Field(gt=0)
+    h: int = Field(gt=0)
+
+
+class StoryboardDocument(StoryboardRef):
+    """A storyboard's geometry (`storyboard.json` as stored), with the sprite's key and URL: tile `index` is
+    the frame shown from `start_s` to `end_s`, at `x, y` in the sprite."""
+
+    sprite: str = Field(description="The sprite's file name beside the stored track and geometry")
+    sprite_width: int = Field(gt=0)
+    sprite_height: int = Field(gt=0)
+    tile_width: int = Field(gt=0)
+    tile_height: int = Field(gt=0)
+    columns: int = Field(gt=0)
+    rows: int = Field(gt=0)
+    duration_s: float = Field(ge=0)
+    tiles: list[StoryboardTile]
 
 
 class FailedCheck(BaseModel):
@@ -212,6 +245,7 @@ class AssetResponse(BaseModel):
     status: Literal["queued", "processing", "ready", "failed"]
     sidecar: SidecarRef | None
     thumbnails: list[ThumbnailOut]
+    storyboard: StoryboardRef | None = Field(description="Null until the storyboard is made")
     checks: CheckSummary
 
 

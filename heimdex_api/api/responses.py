@@ -55,6 +55,7 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
                     503: _JOB_503},
     "read_asset": {404: ("asset_not_found",), 503: (*_DATABASE, *_STORAGE)},
     "read_sidecar": {404: ("asset_not_found", "sidecar_not_found"), 503: (*_DATABASE, *_STORAGE)},
+    "read_storyboard": {404: ("asset_not_found", "storyboard_not_found"), 503: (*_DATABASE, *_STORAGE)},
     "delete_asset": {404: ("asset_not_found",), 409: ("asset_busy",), 503: (*_DATABASE, *_STORAGE)},
     # Dagster's run storage lives in the same database as the catalog in production.
     "read_job": {404: ("job_not_found",), 503: (*_DATABASE, *_STORAGE)},

@@ -15,6 +15,7 @@ from heimdex_api.services.checks import check_summary
 from heimdex_api.services.media import IdentifiedSource, identify_request
 from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, latest_run_status, start_run
 from heimdex_api.services.sources import source_key
+from heimdex_api.services.storyboards import storyboard_ref
 from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Video
@@ -109,7 +110,7 @@ def _sidecar_bytes(store: ObjectStore, video: Video) -> bytes | None:
 
 def asset_view(instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls, video: Video) -> dict[str, Any]:
     """The contract's asset answer: `ready` once the sidecar exists, else the state of its newest run; the
-    sidecar and each thumbnail with the `url` of its bytes; what the video's asset checks say."""
+    sidecar, each thumbnail and the storyboard's sprite with the `url` of its bytes; what the video's asset checks say."""
     raw = _sidecar_bytes(store, video)
     sidecar, thumbnails = None, []
     if raw is not None:
@@ -125,7 +126,7 @@ def asset_view(instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls
     return {"asset_id": video.asset_id, "org_id": video.org_id, "source_uri": store.uri(video.source_key),
             "size_bytes": video.size_bytes, "hash": video.hash, "hash_quality": video.hash_quality,
             "status": status, "sidecar": sidecar, "thumbnails": thumbnails,
-            "checks": check_summary(instance, video.asset_id)}
+            "storyboard": storyboard_ref(store, urls, video), "checks": check_summary(instance, video.asset_id)}
 
 
 def sidecar_document(store: ObjectStore, urls: DownloadUrls, video: Video) -> dict[str, Any]:

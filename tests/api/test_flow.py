@@ -71,7 +71,7 @@ def test_seed_guide_flow(client: TestClient, auth: dict[str, str], org: str, tes
     for thumb in view["thumbnails"]:
         assert thumb["height"] == 96 and (settings.derived_root / org / thumb["storage_key"]).is_file()
     # Every check ran on this partition, each once per job that selected it, and passed.
-    assert view["checks"] == {"passed": 4, "failed": []}
+    assert view["checks"] == {"passed": 5, "failed": []}
 
     sidecar = client.get(f"/v1/assets/{asset_id}/sidecar", headers=auth)
     assert sidecar.status_code == 200

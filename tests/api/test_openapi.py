@@ -29,6 +29,8 @@ from heimdex_pipeline.storage import RESERVED_ORG_ID_PATTERN
 from tests.api.support import SECRET, bearer, make_token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The answers that are no JSON document: a storyboard's track and sprite, as players and browsers take them.
+NOT_JSON = {"/v1/assets/{asset_id}/storyboard.vtt": "text/vtt", "/v1/assets/{asset_id}/storyboard.jpg": "image/jpeg"}
 SEED, MAX_EXAMPLES = 1, 12
 
 
@@ -92,7 +94,10 @@ def test_every_error_is_documented_with_the_real_shape(make_client: Callable[...
                     assert "content" not in answer, (method, path)
                     continue
                 if int(status) < 400:
-                    assert "$ref" in answer["content"]["application/json"]["schema"], (method, path, status)
+                    if path in NOT_JSON:
+                        assert list(answer["content"]) == [NOT_JSON[path]], (method, path, status)
+                    else:
+                        assert "$ref" in answer["content"]["application/json"]["schema"], (method, path, status)
                     continue
                 model = _resolve(document, answer["content"]["application/json"]["schema"])
                 assert model["required"] == ["error", "detail"] and model["properties"]["error"]["enum"]
@@ -146,7 +151,7 @@ def test_constraints_the_code_enforces_are_in_the_schema(make_client: Callable[.
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             status, success = next(item for item in operation["responses"].items() if item[0].startswith("2"))
-            if status != "204":
+            if status != "204" and path not in NOT_JSON:
                 assert success["content"]["application/json"]["schema"].get("$ref"), (method, path)
 
 

@@ -1,4 +1,4 @@
-"""`/v1/assets`: start sidecar and thumbnails jobs, read a video and its sidecar, delete a video."""
+"""`/v1/assets`: start sidecar and thumbnails jobs, read a video, its sidecar and its storyboard, delete a video."""
 
 from functools import partial
 from typing import Any
@@ -18,8 +18,15 @@ from heimdex_api.api.job_threads import run_job_request
 from heimdex_api.api.params import AssetIdPath, IdempotencyKeyHeader
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.security import READ, WRITE, Principal
-from heimdex_api.schemas import AssetResponse, JobAccepted, SidecarDocument, SourceRequest, ThumbnailsRequest
-from heimdex_api.services import assets, idempotency
+from heimdex_api.schemas import (
+    AssetResponse,
+    JobAccepted,
+    SidecarDocument,
+    SourceRequest,
+    StoryboardDocument,
+    ThumbnailsRequest,
+)
+from heimdex_api.services import assets, idempotency, storyboards
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
@@ -79,6 +86,43 @@ def read_sidecar(asset_id: AssetIdPath, principal: PrincipalDep, session: Sessio
     """The scene sidecar document, each thumbnail with the URL of its bytes; 404 until it exists."""
     principal.require(READ)
     return assets.sidecar_document(store, urls, assets.find_video(session, asset_id, principal.org_id))
+
+
+@router.get("/{asset_id}/storyboard.json", response_model=StoryboardDocument,
+            responses=error_responses("read_storyboard"))
+def read_storyboard(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, store: StoreDep,
+                    urls: DownloadUrlsDep) -> dict[str, Any]:
+    """The storyboard's geometry: tile and sprite sizes, and each tile's span and rectangle, with the sprite's
+    `url`; 404 until it exists."""
+    principal.require(READ)
+    return storyboards.storyboard_document(store, urls, assets.find_video(session, asset_id, principal.org_id))
+
+
+# A track and a JPEG, documented by their media type alone (a response class without one keeps the
+# error answers JSON).
+@router.get("/{asset_id}/storyboard.vtt", response_class=Response,
+            responses={200: {"content": {"text/vtt": {"schema": {"type": "string"}}},
+                             "description": "A WebVTT thumbnail track: one cue per tile, `<sprite url>#xywh=x,y,w,h`."},
+                       **error_responses("read_storyboard")})
+def read_storyboard_vtt(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, store: StoreDep,
+                        urls: DownloadUrlsDep) -> Response:
+    """The storyboard's WebVTT track for a player's thumbnail track, its cues pointing at the sprite's download
+    URL (no token needed for it); 404 until it exists."""
+    principal.require(READ)
+    track = storyboards.storyboard_vtt(store, urls, assets.find_video(session, asset_id, principal.org_id))
+    return Response(track, media_type="text/vtt; charset=utf-8")
+
+
+@router.get("/{asset_id}/storyboard.jpg", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "The sprite: the tiles in rows, as the geometry places them."},
+                       **error_responses("read_storyboard")})
+def read_storyboard_sprite(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep,
+                           store: StoreDep) -> Response:
+    """The storyboard's sprite (JPEG); 404 until it exists."""
+    principal.require(READ)
+    sprite = storyboards.sprite_bytes(store, assets.find_video(session, asset_id, principal.org_id))
+    return Response(sprite, media_type="image/jpeg")
 
 
 @router.delete("/{asset_id}", status_code=204, response_class=Response, responses=error_responses("delete_asset"))

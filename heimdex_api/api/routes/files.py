@@ -1,8 +1,8 @@
-"""`/v1/files`: the bytes of sidecars and thumbnails on local storage, under the URL the API signed.
+"""`/v1/files`: the bytes of sidecars, thumbnails and storyboard sprites on local storage, under the URL the API signed.
 
 No bearer token: like a presigned S3 URL, the signed URL is the credential (services/urls.py
 makes it). It opens one object of one org until it expires, and nothing else: the signature
-covers the full key, and only sidecars and thumbnails inside the org's folder are served.
+covers the full key, and only sidecars, thumbnails and storyboards inside the org's folder are served.
 """
 
 from pathlib import PurePosixPath
@@ -25,7 +25,7 @@ from heimdex_pipeline.storage.local import LocalStore
 router = APIRouter(prefix=FILES_PATH, tags=["files"])
 
 # What the API links to (asset, sidecar and job answers), by folder and suffix.
-_SERVED_FOLDERS = ("sidecars/", "thumbnails/")
+_SERVED_FOLDERS = ("sidecars/", "thumbnails/", "storyboards/")
 _MEDIA_TYPES = {".json": "application/json", ".jpg": "image/jpeg"}
 
 
