@@ -19,3 +19,13 @@ def test_benchmark_loads(name: str) -> None:
         done = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--help"], cwd=REPO_ROOT,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
+
+
+def test_the_storyboard_benchmark_measures_a_tiny_clip(clips) -> None:
+    from benchmarks.storyboard import ingest_seconds, storyboard_step
+
+    path, _ = clips((1.0, 1.0), size="160x120")
+    run = storyboard_step(str(path))
+    assert run.output["tiles"] == 50 and run.output["path"] == "one pass" and run.output["sprite"] == "1600x600"
+    without, with_it = ingest_seconds(path, 1)
+    assert len(without) == len(with_it) == 1

@@ -36,10 +36,12 @@ from heimdex_pipeline.media.tools import (
 SPRITE_NAME, VTT_NAME, DOCUMENT_NAME = "storyboard.jpg", "storyboard.vtt", "storyboard.json"
 COLUMNS = 10
 LONG_VIDEO_S = 15 * 60.0
-# Frames x pixels below which one pass decoding everything costs less than a seek per tile: 50
-# seeks take about 3 s on 2 cores, as long as decoding some 25 s of 720p30 (docs/benchmarks.md,
-# "Storyboard").
-DECODE_THROUGH_MAX_PIXELS = 25 * 30 * 1280 * 720
+# Frames x pixels up to which one pass decoding everything costs less than a seek per tile: a
+# minute of 720p30. Decoding through takes about 0.05 s per second of 720p30 on 2 cores; 50 seeks
+# take some 3 s when each span holds a keyframe, and up to 12 s when the spans are shorter than the
+# keyframe interval (x264's 250 frames) and each seek decodes from the keyframe before
+# (docs/benchmarks.md, "Storyboard").
+DECODE_THROUGH_MAX_PIXELS = 60 * 30 * 1280 * 720
 _TIME = re.compile(r"^(\d{2,}):([0-5]\d):([0-5]\d)\.(\d{3})$")
 
 
@@ -153,7 +155,7 @@ def _seconds(stamp: str) -> float:
     if not found:
         raise ValueError(f"not a cue time HH:MM:SS.mmm: {stamp!r}")
     hours, minutes, seconds, ms = (int(part) for part in found.groups())
-    return hours * 3600 + minutes * 60 + seconds + ms / 1000
+    return (((hours * 60 + minutes) * 60 + seconds) * 1000 + ms) / 1000
 
 
 def decodes_through(probe: dict[str, Any]) -> bool:

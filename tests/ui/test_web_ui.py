@@ -1,9 +1,13 @@
-"""The Dagster web UI in a real browser: the asset graph, and a materialised partition's thumbnails."""
+"""A real browser: the Dagster web UI (the asset graph, a partition's thumbnails and storyboard), and a
+storyboard's WebVTT track read by a `<video>` element's TextTrack API."""
 
+import functools
+import http.server
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +18,9 @@ from dagster import DagsterInstance, materialize
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
+from heimdex_pipeline.media.probe import probe_video
+from heimdex_pipeline.media.storyboard import SPRITE_NAME, VTT_NAME, make_storyboard, parse_vtt
 from tests.dagster_home import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -80,12 +86,12 @@ def test_asset_graph_and_partition_thumbnails_in_a_browser(clips, upload, resour
     shots.mkdir(parents=True, exist_ok=True)
     path, _ = clips((2.0, 1.5, 3.0))
     asset_id = upload(path)
-    assert materialize([probe_metadata, scene_sidecar, thumbnails, *VIDEO_CHECKS], partition_key=asset_id,
+    assert materialize([probe_metadata, scene_sidecar, thumbnails, storyboard, *VIDEO_CHECKS], partition_key=asset_id,
                        instance=instance, resources=resources).success
 
     page.goto(f"{webserver}/asset-groups/video/lineage", wait_until="networkidle")
     _dismiss_community_dialog(page)
-    for name in ("probe_metadata", "scene_sidecar", "thumbnails"):
+    for name in ("probe_metadata", "scene_sidecar", "thumbnails", "storyboard"):
         expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=60_000)
     page.screenshot(path=str(shots / "ui-asset-graph.png"))
 
@@ -105,3 +111,58 @@ def test_asset_graph_and_partition_thumbnails_in_a_browser(clips, upload, resour
         expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Passed").first).to_be_visible(timeout=60_000)
     page.screenshot(path=str(shots / "ui-sidecar-checks.png"), full_page=True)
+
+    # The storyboard's sprite, inline with its materialisation.
+    page.goto(f"{webserver}/assets/storyboard?view=partitions&partition={asset_id}", wait_until="networkidle")
+    _dismiss_community_dialog(page)
+    expect(page.get_by_text("preview", exact=True)).to_be_visible(timeout=60_000)
+    page.get_by_text("[Show Markdown]").click()
+    expect(page.locator('img[alt="storyboard.jpg"][src^="data:image/jpeg;base64,"]')).to_be_visible(timeout=60_000)
+
+
+@pytest.fixture
+def static_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A plain HTTP server on 127.0.0.1 serving a folder, as a page and its media would be served."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_player_reads_the_storyboard_track(clips, page: Page, static_site: tuple[str, Path]) -> None:
+    url, folder = static_site
+    path, _ = clips((2.0, 1.5, 3.0))
+    (folder / "clip.mp4").write_bytes(path.read_bytes())
+    make_storyboard(path, probe_video(path), folder, 160)
+    (folder / "index.html").write_text(
+        '<!doctype html><video src="clip.mp4" preload="metadata" muted>'
+        f'<track kind="metadata" src="{VTT_NAME}" default></video>')
+    page.goto(f"{url}/index.html", wait_until="load")
+    cues = page.evaluate("""() => new Promise((resolve, reject) => {
+        const element = document.querySelector('track');
+        const read = () => resolve(Array.from(element.track.cues, c => [c.startTime, c.endTime, c.text]));
+        element.track.mode = 'hidden';
+        if (element.readyState === 2) { read(); return; }
+        element.addEventListener('load', read);
+        element.addEventListener('error', () => reject(new Error('the track did not load')));
+    })""")
+    expected = parse_vtt((folder / VTT_NAME).read_text())
+    assert len(cues) == len(expected) == 50
+    for (start, end, text), cue in zip(cues, expected, strict=True):
+        assert (round(start, 3), round(end, 3), text) == (cue.start_s, cue.end_s, cue.text)
+    assert cues[0][2] == f"{SPRITE_NAME}#xywh=0,0,160,120"
+    # Each target resolves against the track's URL to the sprite the server holds.
+    sprite = page.evaluate(f"""async () => {{
+        const target = new URL({cues[-1][2]!r}, document.querySelector('track').src);
+        const answer = await fetch(target);
+        return [target.pathname, target.hash, answer.status, answer.headers.get('content-type')];
+    }}""")
+    assert sprite == [f"/{SPRITE_NAME}", "#xywh=1440,480,160,120", 200, "image/jpeg"]
