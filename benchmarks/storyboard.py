@@ -52,10 +52,9 @@ def storyboard_step(path: str) -> Run:
     with tempfile.TemporaryDirectory(prefix="heimdex-bench-") as out:
         start = time.perf_counter()
         probe = probe_video(Path(path))
-        plan = make_storyboard(Path(path), probe, Path(out), TILE_WIDTH)
+        board = make_storyboard(Path(path), probe, Path(out), TILE_WIDTH)
         wall = time.perf_counter() - start
-    width, height = plan.sprite_size
-    return Run(wall, 0, 0, {"tiles": len(plan.tiles), "sprite": f"{width}x{height}",
+    return Run(wall, 0, 0, {"tiles": len(board.tiles), "sprite": f"{board.sprite_width}x{board.sprite_height}",
                             "path": "one pass" if decodes_through(probe) else "seeking",
                             "duration_s": probe["duration_s"]})
 

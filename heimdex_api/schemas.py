@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from heimdex_pipeline.media.storyboard import Storyboard
 from heimdex_pipeline.sidecar import Sidecar, ThumbnailEntry
 from heimdex_pipeline.storage import ORG_ID_PATTERN, RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, check_org_id
 
@@ -196,29 +197,9 @@ class StoryboardRef(BaseModel):
     vtt_location: str = Field(description="`/v1/assets/{asset_id}/storyboard.vtt`: the track, its cues pointing at `url`")
 
 
-class StoryboardTile(BaseModel):
-    index: int = Field(ge=0)
-    start_s: float = Field(ge=0)
-    end_s: float = Field(ge=0)
-    x: int = Field(ge=0)
-    y: int = Field(ge=0)
-    w: int = Field(gt=0)
-    h: int = Field(gt=0)
-
-
-class StoryboardDocument(StoryboardRef):
-    """A storyboard's geometry (`storyboard.json` as stored), with the sprite's key and URL: tile `index` is
-    the frame shown from `start_s` to `end_s`, at `x, y` in the sprite."""
-
-    sprite: str = Field(description="The sprite's file name beside the stored track and geometry")
-    sprite_width: int = Field(gt=0)
-    sprite_height: int = Field(gt=0)
-    tile_width: int = Field(gt=0)
-    tile_height: int = Field(gt=0)
-    columns: int = Field(gt=0)
-    rows: int = Field(gt=0)
-    duration_s: float = Field(ge=0)
-    tiles: list[StoryboardTile]
+class StoryboardDocument(Storyboard, StoryboardRef):
+    """A storyboard's geometry (`storyboard.json` as stored: tile `index` is the frame shown from `start_s` to
+    `end_s`, at `x, y` in the sprite), with the sprite's `storage_key` and `url` and the track's location."""
 
 
 class FailedCheck(BaseModel):

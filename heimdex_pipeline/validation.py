@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from pydantic import ValidationError
 
-from heimdex_pipeline.media.storyboard import SPRITE_NAME, parse_vtt
+from heimdex_pipeline.media.storyboard import SPRITE_NAME, Storyboard, parse_vtt
 from heimdex_pipeline.sidecar import SidecarScene, ThumbnailEntry
 
 # The problems a check lists at most: a broken sidecar can have thousands, and the first few say enough.
@@ -95,17 +96,21 @@ def thumbnail_problems(entries: Sequence[ThumbnailEntry], read: Callable[[Thumbn
     return _first(problems)
 
 
-def storyboard_problems(document: dict[str, Any], vtt: str, sprite: bytes | None, duration_s: float,
+def storyboard_problems(document: Any, vtt: str, sprite: bytes | None, duration_s: float,
                         fps: float | None) -> list[str]:
     """How a storyboard's track, geometry and sprite disagree.
 
-    The track parses as WebVTT; its cues follow each other from 0 to the probe's duration (within
-    a frame, `fps`, 25 when unknown) without gap or overlap, one per tile of `document` (the
-    storyboard's JSON), each pointing at its tile's rectangle, inside the sprite; `sprite` (None
-    when missing) decodes to the size the document gives.
+    `document` (the storyboard's JSON) is a `Storyboard`; the track parses as WebVTT; its cues
+    follow each other from 0 to the probe's duration (within a frame, `fps`, 25 when unknown)
+    without gap or overlap, one per tile, each pointing at its tile's rectangle, inside the
+    sprite; `sprite` (None when missing) decodes to the size the document gives.
     """
+    try:
+        board = Storyboard.model_validate(document)
+    except ValidationError as exc:
+        return [f"the storyboard geometry breaks its model ({exc.error_count()} errors)"]
     problems = []
-    width, height = document.get("sprite_width"), document.get("sprite_height")
+    width, height = board.sprite_width, board.sprite_height
     size = image_size(sprite) if sprite is not None else None
     if sprite is None:
         problems.append("the sprite is missing")
@@ -117,7 +122,7 @@ def storyboard_problems(document: dict[str, Any], vtt: str, sprite: bytes | None
         cues = parse_vtt(vtt)
     except ValueError as exc:
         return _first([*problems, f"the track is not WebVTT: {exc}"])
-    tiles = document.get("tiles", [])
+    tiles = board.tiles
     if not cues or len(cues) != len(tiles):
         problems.append(f"the track has {len(cues)} cues for {len(tiles)} tiles")
     one_frame = 1 / (fps or 25)
@@ -129,15 +134,15 @@ def storyboard_problems(document: dict[str, Any], vtt: str, sprite: bytes | None
         if abs(after.start_s - before.end_s) > TIME_EPSILON_S:
             problems.append(f"cues {position} and {position + 1} leave a gap or overlap: {before.end_s} to {after.start_s} s")
     for position, (cue, tile) in enumerate(zip(cues, tiles, strict=False)):
-        rectangle = (tile["x"], tile["y"], tile["w"], tile["h"])
+        rectangle = (tile.x, tile.y, tile.w, tile.h)
         target = f"{SPRITE_NAME}#xywh={','.join(map(str, rectangle))}"
         if cue.end_s <= cue.start_s:
             problems.append(f"cue {position} is empty or reversed: {cue.start_s} to {cue.end_s} s")
         if cue.text != target:
             problems.append(f"cue {position} points at {cue.text!r}, its tile at {target!r}")
-        if (abs(cue.start_s - tile["start_s"]) > TIME_EPSILON_S or abs(cue.end_s - tile["end_s"]) > TIME_EPSILON_S):
-            problems.append(f"cue {position} is {cue.start_s} to {cue.end_s} s, its tile {tile['start_s']} to {tile['end_s']} s")
+        if abs(cue.start_s - tile.start_s) > TIME_EPSILON_S or abs(cue.end_s - tile.end_s) > TIME_EPSILON_S:
+            problems.append(f"cue {position} is {cue.start_s} to {cue.end_s} s, its tile {tile.start_s} to {tile.end_s} s")
         x, y, w, h = rectangle
-        if not (w > 0 and h > 0 and 0 <= x and 0 <= y and x + w <= (width or 0) and y + h <= (height or 0)):
+        if x + w > width or y + h > height:
             problems.append(f"tile {position} ({x},{y},{w},{h}) lies outside the {width}x{height} sprite")
     return _first(problems)

@@ -12,7 +12,7 @@ from typing import Any
 from heimdex_api.core.errors import NotFound
 from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.catalog.models import Video
-from heimdex_pipeline.media.storyboard import DOCUMENT_NAME, SPRITE_NAME, render_vtt
+from heimdex_pipeline.media.storyboard import DOCUMENT_NAME, SPRITE_NAME, Storyboard, render_vtt
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
 from heimdex_pipeline.storage.layout import org_key, storyboard_storage_key
 
@@ -50,7 +50,7 @@ def storyboard_document(store: ObjectStore, urls: DownloadUrls, video: Video) ->
 def storyboard_vtt(store: ObjectStore, urls: DownloadUrls, video: Video) -> str:
     """The WebVTT track, each cue pointing at `<sprite url>#xywh=...`; 404 until the pipeline wrote it."""
     document = storyboard_document(store, urls, video)
-    return render_vtt(document, sprite=document["url"])
+    return render_vtt(Storyboard.model_validate(document), sprite=document["url"])
 
 
 def sprite_bytes(store: ObjectStore, video: Video) -> bytes:

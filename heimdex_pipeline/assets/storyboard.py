@@ -48,17 +48,17 @@ def storyboard(context: AssetExecutionContext, catalog: CatalogResource, storage
     with store.scratch_dir(prefix) as staged:
         with media_errors(log, "storyboard"), disk_full_reported("storyboard"), \
                 store.media_input(video.source_key) as source:
-            plan = make_storyboard(source, probe, staged, tile_width, progress=progress)
+            board = make_storyboard(source, probe, staged, tile_width, progress=progress)
         # The preview is made from the staged sprite: once published it may be out of reach (a bucket).
-        preview = inline_jpeg(staged / SPRITE_NAME, min(PREVIEW_HEIGHT, plan.sprite_size[1])) or "_no sprite_"
-        document = plan.document()
-        store.publish_dir(staged, prefix, prefix + DOCUMENT_NAME, document)
-    log.info("storyboard.done", tiles=len(plan.tiles), sprite=f"{document['sprite_width']}x{document['sprite_height']}")
+        preview = inline_jpeg(staged / SPRITE_NAME, min(PREVIEW_HEIGHT, board.sprite_height)) or "_no sprite_"
+        store.publish_dir(staged, prefix, prefix + DOCUMENT_NAME, board.model_dump(mode="json"))
+    sprite_size = f"{board.sprite_width}x{board.sprite_height}"
+    log.info("storyboard.done", tiles=len(board.tiles), sprite=sprite_size)
     return MaterializeResult(metadata={
         "org_id": video.org_id,
-        "tiles": len(plan.tiles),
-        "tile_size": f"{plan.tile_width}x{plan.tile_height}",
-        "sprite_size": f"{document['sprite_width']}x{document['sprite_height']}",
+        "tiles": len(board.tiles),
+        "tile_size": f"{board.tile_width}x{board.tile_height}",
+        "sprite_size": sprite_size,
         "sprite": MetadataValue.path(store.uri(prefix + SPRITE_NAME)),
         "vtt": MetadataValue.path(store.uri(prefix + VTT_NAME)),
         "geometry": MetadataValue.path(store.uri(prefix + DOCUMENT_NAME)),

@@ -3,7 +3,7 @@
 A video is cut into 50 equal spans (100 from 15 minutes on); each span's tile is the frame shown
 at its middle. Players take the track as a thumbnail track (Mux style): a cue's text is
 `storyboard.jpg#xywh=x,y,w,h`, the tile's rectangle in the sprite. The same geometry is kept as a
-JSON document (`StoryboardPlan.document`).
+JSON document (`Storyboard`).
 
 Two ways to get the frames, whichever costs less: a short or small video is decoded through once
 by a single ffmpeg that picks, scales and tiles the frames itself; a longer one is read by
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import ffmpeg
+from pydantic import BaseModel, Field
 
 from heimdex_pipeline.media.limits import Deadline, MediaLimits, current_limits
 from heimdex_pipeline.media.progress import Progress, Report
@@ -50,47 +51,35 @@ def tile_count(duration_s: float) -> int:
     return 100 if duration_s >= LONG_VIDEO_S else 50
 
 
-@dataclass(frozen=True)
-class Tile:
-    """One span of the video, `[start_ms, end_ms)` from its first frame, and where its frame sits in the sprite."""
+class StoryboardTile(BaseModel):
+    """One span of the video, `[start_s, end_s)` from its first frame, and its frame's rectangle in the sprite."""
 
-    index: int
-    start_ms: int
-    end_ms: int
-    x: int
-    y: int
+    index: int = Field(ge=0)
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    w: int = Field(gt=0)
+    h: int = Field(gt=0)
 
 
-@dataclass(frozen=True)
-class StoryboardPlan:
-    """The storyboard's geometry: tiles of `tile_width` x `tile_height`, `columns` to a row of the sprite."""
+class Storyboard(BaseModel):
+    """The storyboard's geometry, as `storyboard.json` holds it: tiles of `tile_width` x `tile_height`,
+    `columns` to a row of the sprite; times in seconds (whole milliseconds), sizes in pixels."""
 
-    duration_ms: int
-    tile_width: int
-    tile_height: int
-    columns: int
-    tiles: tuple[Tile, ...]
-
-    @property
-    def rows(self) -> int:
-        return -(-len(self.tiles) // self.columns)
-
-    @property
-    def sprite_size(self) -> tuple[int, int]:
-        return self.columns * self.tile_width, self.rows * self.tile_height
+    sprite: str = Field(default=SPRITE_NAME, description="The sprite's file name, beside the track and this document")
+    sprite_width: int = Field(gt=0)
+    sprite_height: int = Field(gt=0)
+    tile_width: int = Field(gt=0)
+    tile_height: int = Field(gt=0)
+    columns: int = Field(gt=0)
+    rows: int = Field(gt=0)
+    duration_s: float = Field(ge=0)
+    tiles: list[StoryboardTile]
 
     def slots(self) -> list[ThumbnailSlot]:
         """Each tile's middle, inside its span: where `extract_thumbnails` takes its frame."""
-        return [ThumbnailSlot((t.start_ms + t.end_ms) / 2000, t.start_ms / 1000, t.end_ms / 1000) for t in self.tiles]
-
-    def document(self) -> dict[str, Any]:
-        """The geometry as `storyboard.json` holds it: sizes in pixels, times in seconds."""
-        width, height = self.sprite_size
-        return {"sprite": SPRITE_NAME, "sprite_width": width, "sprite_height": height,
-                "tile_width": self.tile_width, "tile_height": self.tile_height, "columns": self.columns,
-                "rows": self.rows, "duration_s": self.duration_ms / 1000,
-                "tiles": [{"index": t.index, "start_s": t.start_ms / 1000, "end_s": t.end_ms / 1000, "x": t.x, "y": t.y,
-                           "w": self.tile_width, "h": self.tile_height} for t in self.tiles]}
+        return [ThumbnailSlot((t.start_s + t.end_s) / 2, t.start_s, t.end_s) for t in self.tiles]
 
 
 def tile_size(probe: dict[str, Any], width: int) -> tuple[int, int]:
@@ -98,15 +87,18 @@ def tile_size(probe: dict[str, Any], width: int) -> tuple[int, int]:
     return output_size(probe, round(width * probe["display_height"] / probe["display_width"]))
 
 
-def plan_storyboard(probe: dict[str, Any], tile_width: int) -> StoryboardPlan:
+def plan_storyboard(probe: dict[str, Any], tile_width: int) -> Storyboard:
     """Equal spans in whole milliseconds that cover `[0, duration]` exactly, each with its cell of the sprite."""
     # At least a millisecond, so that a video too short to time still has a track of whole cues.
     duration_ms = max(1, round(probe["duration_s"] * 1000))
     count = tile_count(probe["duration_s"])
     width, height = tile_size(probe, tile_width)
-    bounds = [round(i * duration_ms / count) for i in range(count + 1)]
-    tiles = tuple(Tile(i, bounds[i], bounds[i + 1], i % COLUMNS * width, i // COLUMNS * height) for i in range(count))
-    return StoryboardPlan(duration_ms, width, height, COLUMNS, tiles)
+    rows = -(-count // COLUMNS)
+    bounds = [round(i * duration_ms / count) / 1000 for i in range(count + 1)]
+    tiles = [StoryboardTile(index=i, start_s=bounds[i], end_s=bounds[i + 1], x=i % COLUMNS * width,
+                            y=i // COLUMNS * height, w=width, h=height) for i in range(count)]
+    return Storyboard(sprite_width=COLUMNS * width, sprite_height=rows * height, tile_width=width,
+                      tile_height=height, columns=COLUMNS, rows=rows, duration_s=duration_ms / 1000, tiles=tiles)
 
 
 def vtt_time(seconds: float) -> str:
@@ -115,10 +107,9 @@ def vtt_time(seconds: float) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
-def render_vtt(document: dict[str, Any], sprite: str = SPRITE_NAME) -> str:
-    """The WebVTT track of a storyboard document: one cue per tile, `<sprite>#xywh=x,y,w,h`."""
-    cues = [f"{vtt_time(t['start_s'])} --> {vtt_time(t['end_s'])}\n{sprite}#xywh={t['x']},{t['y']},{t['w']},{t['h']}"
-            for t in document["tiles"]]
+def render_vtt(board: Storyboard, sprite: str = SPRITE_NAME) -> str:
+    """The WebVTT track of a storyboard: one cue per tile, `<sprite>#xywh=x,y,w,h`."""
+    cues = [f"{vtt_time(t.start_s)} --> {vtt_time(t.end_s)}\n{sprite}#xywh={t.x},{t.y},{t.w},{t.h}" for t in board.tiles]
     return "WEBVTT\n\n" + "\n\n".join(cues) + "\n"
 
 
@@ -167,20 +158,10 @@ def decodes_through(probe: dict[str, Any]) -> bool:
 # The sprite is composed by ffmpeg's tile filter on both paths: decoding through, the process that
 # picks the frames tiles them too (one process in all, nothing decoded twice in Python); seeking, a
 # second ffmpeg tiles the extracted JPEGs, so both sprites are encoded alike.
-def _tile_through(path: Path | str, plan: StoryboardPlan, sprite: Path, limits: MediaLimits,
-                  deadline: Deadline) -> None:
-    """Decode once and keep, per span, the frame shown at its middle: fps=count/duration emits frame k
-    at k spans, holding the last frame at or before k + 1/2 spans (its rounding is to the nearest)."""
-    count = len(plan.tiles)
+def _tile(frames: Any, board: Storyboard, sprite: Path, path: Path | str, deadline: Deadline) -> None:
+    """Run ffmpeg: `frames` (an ffmpeg-python stream of tile-sized frames) tiled into the sprite JPEG."""
     stream = (
-        ffmpeg.input(input_url(path), **FORMAT_OPTIONS, **decoder_options(limits)).video
-        .filter("setpts", "PTS-STARTPTS")
-        # The last frame held one span longer, so the last span's middle always has a frame.
-        .filter("tpad", stop_mode="clone", stop_duration=f"{plan.duration_ms / count / 1000:.6f}")
-        .filter("fps", fps=f"{count * 1000}/{plan.duration_ms}")
-        .filter("scale", plan.tile_width, plan.tile_height)
-        .filter("setsar", 1)
-        .filter("tile", f"{plan.columns}x{plan.rows}")
+        frames.filter("tile", f"{board.columns}x{board.rows}")
         .output(str(sprite), vframes=1, format="image2", vcodec="mjpeg", **{"q:v": 3})
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
         .overwrite_output()
@@ -188,24 +169,35 @@ def _tile_through(path: Path | str, plan: StoryboardPlan, sprite: Path, limits: 
     run_tool("ffmpeg", stream.compile(cmd=FFMPEG), path, deadline)
 
 
-def _tile_seeking(path: Path | str, probe: dict[str, Any], plan: StoryboardPlan, sprite: Path,
+def _tile_through(path: Path | str, board: Storyboard, sprite: Path, limits: MediaLimits,
+                  deadline: Deadline) -> None:
+    """Decode once and keep, per span, the frame shown at its middle: fps=count/duration emits frame k
+    at k spans, holding the last frame at or before k + 1/2 spans (its rounding is to the nearest)."""
+    count, duration_ms = len(board.tiles), round(board.duration_s * 1000)
+    frames = (
+        ffmpeg.input(input_url(path), **FORMAT_OPTIONS, **decoder_options(limits)).video
+        .filter("setpts", "PTS-STARTPTS")
+        # The last frame held one span longer, so the last span's middle always has a frame.
+        .filter("tpad", stop_mode="clone", stop_duration=f"{board.duration_s / count:.6f}")
+        .filter("fps", fps=f"{count * 1000}/{duration_ms}")
+        .filter("scale", board.tile_width, board.tile_height)
+        .filter("setsar", 1)
+    )
+    _tile(frames, board, sprite, path, deadline)
+
+
+def _tile_seeking(path: Path | str, probe: dict[str, Any], board: Storyboard, sprite: Path,
                   limits: MediaLimits, deadline: Deadline, progress: Report | None) -> None:
     """One JPEG per tile by seeking (`extract_thumbnails`), then tiled into the sprite."""
     with tempfile.TemporaryDirectory(prefix=".tiles-", dir=sprite.parent) as folder:
-        extract_thumbnails(path, probe, plan.slots(), Path(folder), plan.tile_height, limits, progress)
-        stream = (
-            ffmpeg.input(str(Path(folder) / "%04d.jpg"), format="image2", start_number=0, framerate=1)
-            .filter("tile", f"{plan.columns}x{plan.rows}")
-            .output(str(sprite), vframes=1, format="image2", vcodec="mjpeg", **{"q:v": 3})
-            .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
-            .overwrite_output()
-        )
-        run_tool("ffmpeg", stream.compile(cmd=FFMPEG), path, deadline)
+        extract_thumbnails(path, probe, board.slots(), Path(folder), board.tile_height, limits, progress)
+        frames = ffmpeg.input(str(Path(folder) / "%04d.jpg"), format="image2", start_number=0, framerate=1)
+        _tile(frames, board, sprite, path, deadline)
 
 
 def make_storyboard(path: Path | str, probe: dict[str, Any], out_dir: Path, tile_width: int,
-                    limits: MediaLimits | None = None, progress: Report | None = None) -> StoryboardPlan:
-    """Write `storyboard.jpg` and `storyboard.vtt` into `out_dir`; return the plan (`document()` is the JSON).
+                    limits: MediaLimits | None = None, progress: Report | None = None) -> Storyboard:
+    """Write `storyboard.jpg` and `storyboard.vtt` into `out_dir`; return the geometry (`storyboard.json`).
 
     The video must be within `limits` (by default the settings'); every ffmpeg run is stopped at the
     video's decoding deadline. `progress(tiles, of)` is told the tiles made so far.
@@ -214,15 +206,15 @@ def make_storyboard(path: Path | str, probe: dict[str, Any], out_dir: Path, tile
     require_file(path)
     limits.check(probe, source_name(path))
     deadline = limits.decoding_deadline(probe)
-    plan = plan_storyboard(probe, tile_width)
+    board = plan_storyboard(probe, tile_width)
     out_dir.mkdir(parents=True, exist_ok=True)
     sprite = out_dir / SPRITE_NAME
     if decodes_through(probe):
-        _tile_through(path, plan, sprite, limits, deadline)
-        Progress(len(plan.tiles), progress).finish()
+        _tile_through(path, board, sprite, limits, deadline)
+        Progress(len(board.tiles), progress).finish()
     else:
-        _tile_seeking(path, probe, plan, sprite, limits, deadline, progress)
+        _tile_seeking(path, probe, board, sprite, limits, deadline, progress)
     if not sprite.is_file():
         raise failure("ffmpeg", path, 0, b"no storyboard written")
-    (out_dir / VTT_NAME).write_text(render_vtt(plan.document()), encoding="utf-8")
-    return plan
+    (out_dir / VTT_NAME).write_text(render_vtt(board), encoding="utf-8")
+    return board

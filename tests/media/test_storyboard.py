@@ -52,30 +52,31 @@ def _assert_sound(out: Path, duration_s: float, tiles: int) -> None:
 @pytest.mark.parametrize(("duration_s", "tiles", "rows"), [(5.0, 50, 5), (899.9, 50, 5), (900.0, 100, 10),
                                                            (7200.0, 100, 10)])
 def test_fifty_tiles_below_fifteen_minutes_and_a_hundred_from_there(duration_s: float, tiles: int, rows: int) -> None:
-    plan = plan_storyboard(_probe(duration_s), 160)
-    assert len(plan.tiles) == tiles and (plan.columns, plan.rows) == (10, rows)
-    assert (plan.tile_width, plan.tile_height) == (160, 90) and plan.sprite_size == (1600, 90 * rows)
-    assert plan.tiles[0].start_ms == 0 and plan.tiles[-1].end_ms == round(duration_s * 1000)
-    assert all(a.end_ms == b.start_ms for a, b in zip(plan.tiles, plan.tiles[1:], strict=False))
+    board = plan_storyboard(_probe(duration_s), 160)
+    assert len(board.tiles) == tiles and (board.columns, board.rows) == (10, rows)
+    assert (board.tile_width, board.tile_height) == (160, 90)
+    assert (board.sprite_width, board.sprite_height) == (1600, 90 * rows)
+    assert board.tiles[0].start_s == 0 and board.tiles[-1].end_s == board.duration_s == duration_s
+    assert all(a.end_s == b.start_s for a, b in zip(board.tiles, board.tiles[1:], strict=False))
 
 
 def test_spans_are_equal_to_the_millisecond_and_the_geometry_is_a_grid() -> None:
-    plan = plan_storyboard(_probe(10.007, 640, 480), 200)
-    lengths = {tile.end_ms - tile.start_ms for tile in plan.tiles}
-    assert lengths <= {200, 201} and (plan.tile_width, plan.tile_height) == (200, 150)
-    document = plan.document()
+    board = plan_storyboard(_probe(10.007, 640, 480), 200)
+    lengths = {round((tile.end_s - tile.start_s) * 1000) for tile in board.tiles}
+    assert lengths <= {200, 201} and (board.tile_width, board.tile_height) == (200, 150)
+    document = board.model_dump(mode="json")
     assert document["tiles"][13] == {"index": 13, "start_s": 2.602, "end_s": 2.802, "x": 600, "y": 150,
                                      "w": 200, "h": 150}
     assert (document["sprite_width"], document["sprite_height"], document["rows"]) == (2000, 750, 5)
 
 
 def test_the_track_reads_back_as_written() -> None:
-    document = plan_storyboard(_probe(3725.5), 160).document()
-    track = render_vtt(document)
+    board = plan_storyboard(_probe(3725.5), 160)
+    track = render_vtt(board)
     assert track.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:37.255\nstoryboard.jpg#xywh=0,0,160,90\n")
     assert vtt_time(3725.5) == "01:02:05.500"
     cues = parse_vtt(track)
-    assert [(c.start_s, c.end_s) for c in cues] == [(t["start_s"], t["end_s"]) for t in document["tiles"]]
+    assert [(c.start_s, c.end_s) for c in cues] == [(t.start_s, t.end_s) for t in board.tiles]
     with pytest.raises(ValueError):
         parse_vtt("00:00:00.000 --> 00:00:01.000\nno header")
 
@@ -85,12 +86,12 @@ def test_a_short_clip_is_one_cheap_ffmpeg_pass(clips, tmp_path: Path) -> None:
     probe = probe_video(path)
     assert decodes_through(probe)
     seen: list[tuple[int, int]] = []
-    plan = make_storyboard(path, probe, tmp_path, 160, progress=lambda done, total: seen.append((done, total)))
+    board = make_storyboard(path, probe, tmp_path, 160, progress=lambda done, total: seen.append((done, total)))
     _assert_sound(tmp_path, probe["duration_s"], 50)
     assert cv2.imread(str(tmp_path / SPRITE_NAME)).shape[:2] == (600, 1600)
     assert seen[-1] == (50, 50)
     sprite = tmp_path / SPRITE_NAME
-    assert storyboard_problems(plan.document(), (tmp_path / VTT_NAME).read_text(), sprite.read_bytes(),
+    assert storyboard_problems(board.model_dump(), (tmp_path / VTT_NAME).read_text(), sprite.read_bytes(),
                                probe["duration_s"], probe["fps"]) == []
 
 
@@ -105,9 +106,9 @@ def test_seeking_gives_the_frames_of_the_one_pass(clips, tmp_path: Path, monkeyp
     _assert_sound(tmp_path / "seeking", probe["duration_s"], 50)
     one, other = (cv2.imread(str(tmp_path / name / SPRITE_NAME)).astype(np.int16) for name in ("through", "seeking"))
     for tile in through.tiles:
-        if any(tile.start_ms <= cut * 1000 <= tile.end_ms for cut in cuts):
+        if any(tile.start_s <= cut <= tile.end_s for cut in cuts):
             continue
-        cell = np.s_[tile.y:tile.y + through.tile_height, tile.x:tile.x + through.tile_width]
+        cell = np.s_[tile.y:tile.y + tile.h, tile.x:tile.x + tile.w]
         assert np.abs(one[cell] - other[cell]).mean() < 12, tile
 
 
@@ -116,8 +117,8 @@ def test_seeking_gives_the_frames_of_the_one_pass(clips, tmp_path: Path, monkeyp
                                             ("delayed_start.mp4", (160, 106))])
 def test_real_media_keep_their_display_shape(media_dir: Path, tmp_path: Path, name: str, size: tuple) -> None:
     probe = probe_video(media_dir / name)
-    plan = make_storyboard(media_dir / name, probe, tmp_path, 160)
-    assert (plan.tile_width, plan.tile_height) == size
+    board = make_storyboard(media_dir / name, probe, tmp_path, 160)
+    assert (board.tile_width, board.tile_height) == size
     _assert_sound(tmp_path, probe["duration_s"], 50)
 
 
@@ -128,6 +129,7 @@ def test_a_long_video_gets_a_hundred_tiles(tmp_path: Path) -> None:
                     "testsrc=size=64x48:rate=1:duration=900", "-c:v", "libx264", "-preset", "ultrafast",
                     "-pix_fmt", "yuv420p", str(path)], check=True)
     probe = probe_video(path)
-    plan = make_storyboard(path, probe, tmp_path / "out", 160)
-    assert len(plan.tiles) == 100 and plan.sprite_size == (640, 480)  # tiles never wider than the video
+    board = make_storyboard(path, probe, tmp_path / "out", 160)
+    # Tiles are never larger than the video.
+    assert len(board.tiles) == 100 and (board.sprite_width, board.sprite_height) == (640, 480)
     _assert_sound(tmp_path / "out", probe["duration_s"], 100)
