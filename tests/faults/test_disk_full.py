@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance, materialize
 
-from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.assets import probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.storage.local import swap_dir
 from tests.faults.support_io import error_text, small_tmpfs
 
-ASSETS = [probe_metadata, scene_sidecar, thumbnails]
+ASSETS = [probe_metadata, scene_sidecar, thumbnails, storyboard]
 POLICY = {"ops": {"thumbnails": {"config": {"interval_s": 0.5, "max_count": 12, "max_height": 240}}}}
 
 
@@ -70,13 +70,13 @@ def test_full_disk_fails_clearly_keeps_earlier_outputs_and_passes_once_freed(
     filler = _fill(derived_root)
 
     # Full: each write fails, is retried with backoff, and fails for good saying why.
-    for assets, config in (([thumbnails], POLICY), ([scene_sidecar], None)):
+    for assets, config in (([thumbnails], POLICY), ([scene_sidecar], None), ([storyboard], None)):
         result = materialize(assets, partition_key=asset_id, instance=instance, resources=resources,
                              run_config=config, raise_on_error=False)
         assert not result.success
         assert "the derived filesystem is full" in _failure_message(instance, result.run_id)
         assert _retries(instance, result.run_id) == 3
-        # The sidecar, the thumbnail set and the probe are those of before; no temporary file remains.
+        # The sidecar, the thumbnail set, the storyboard and the probe are those of before; no temporary file remains.
         assert _snapshot(derived_root) == before
         assert [p.name for p in derived_root.rglob(".*")] == []
 

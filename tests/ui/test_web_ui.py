@@ -118,6 +118,7 @@ def test_asset_graph_and_partition_thumbnails_in_a_browser(clips, upload, resour
     expect(page.get_by_text("preview", exact=True)).to_be_visible(timeout=60_000)
     page.get_by_text("[Show Markdown]").click()
     expect(page.locator('img[alt="storyboard.jpg"][src^="data:image/jpeg;base64,"]')).to_be_visible(timeout=60_000)
+    page.screenshot(path=str(shots / "ui-storyboard-partition.png"), full_page=True)
 
 
 @pytest.fixture
