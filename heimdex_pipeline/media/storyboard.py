@@ -38,7 +38,7 @@ SPRITE_NAME, VTT_NAME, DOCUMENT_NAME = "storyboard.jpg", "storyboard.vtt", "stor
 COLUMNS = 10
 LONG_VIDEO_S = 15 * 60.0
 # Frames x pixels up to which one pass decoding everything costs less than a seek per tile: a
-# minute of 720p30. Decoding through takes about 0.05 s per second of 720p30 on 2 cores; 50 seeks
+# minute of 720p30. Decoding through takes 0.04 to 0.08 s per second of 720p30 on 2 cores; 50 seeks
 # take some 3 s when each span holds a keyframe, and up to 12 s when the spans are shorter than the
 # keyframe interval (x264's 250 frames) and each seek decodes from the keyframe before
 # (docs/benchmarks.md, "Storyboard").
@@ -129,7 +129,8 @@ def parse_vtt(text: str) -> list[Cue]:
         raise ValueError("the track does not start with WEBVTT")
     cues = []
     for block in blocks[1:]:
-        if not block:
+        # Comments, styles and regions carry no cue.
+        if not block or block.split(maxsplit=1)[0] in ("NOTE", "STYLE", "REGION"):
             continue
         lines = block.split("\n")
         timing = next((i for i, line in enumerate(lines) if "-->" in line), None)

@@ -13,6 +13,7 @@ from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.storyboard import (
     SPRITE_NAME,
     VTT_NAME,
+    Cue,
     decodes_through,
     make_storyboard,
     parse_vtt,
@@ -77,8 +78,12 @@ def test_the_track_reads_back_as_written() -> None:
     assert vtt_time(3725.5) == "01:02:05.500"
     cues = parse_vtt(track)
     assert [(c.start_s, c.end_s) for c in cues] == [(t.start_s, t.end_s) for t in board.tiles]
-    with pytest.raises(ValueError):
-        parse_vtt("00:00:00.000 --> 00:00:01.000\nno header")
+    assert parse_vtt("WEBVTT\n\nNOTE made by hand\n\n00:00:01.500 --> 00:00:02.000\na") == [
+        Cue(1.5, 2.0, "a")]
+    for broken in ("00:00:00.000 --> 00:00:01.000\nno header", "WEBVTT\n\n0:00.000 --> 00:00:01.000\nshort hours",
+                   "WEBVTT\n\njust text"):
+        with pytest.raises(ValueError):
+            parse_vtt(broken)
 
 
 def test_a_short_clip_is_one_cheap_ffmpeg_pass(clips, tmp_path: Path) -> None:
