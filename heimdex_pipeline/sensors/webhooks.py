@@ -78,9 +78,9 @@ def read_outcomes(instance: DagsterInstance, cursor: dict[str, int]) -> tuple[li
     return records, cursor
 
 
-def _materialised(run: DagsterRun) -> bool:
-    # A job's own selection is None; a run of checks only has an empty one.
-    return run.asset_selection is None or bool(run.asset_selection)
+def _materialised(instance: DagsterInstance, run_id: str) -> bool:
+    """Whether the run wrote an asset (not one of checks only)."""
+    return bool(instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=1).records)
 
 
 def outcome_events(instance: DagsterInstance, store: ObjectStore, outcome: EventLogRecord, run: DagsterRun,
@@ -101,7 +101,7 @@ def outcome_events(instance: DagsterInstance, store: ObjectStore, outcome: Event
 
     if kind == DagsterEventType.RUN_SUCCESS:
         # Ready as the API's asset answer says it: once its sidecar exists.
-        ready = _materialised(run) and store.stat(sidecar_key(org_id, asset_id)) is not None
+        ready = _materialised(instance, run.run_id) and store.stat(sidecar_key(org_id, asset_id)) is not None
         return [event(JOB_SUCCEEDED), *([event(ASSET_READY)] if ready else [])]
     if kind == DagsterEventType.RUN_FAILURE:
         return [event(JOB_FAILED), event(ASSET_FAILED)]

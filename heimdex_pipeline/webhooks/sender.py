@@ -1,9 +1,12 @@
 """One POST of a webhook event to its receiver, and what came of it; never follows a redirect."""
 
+import socket
+import threading
 import time
 from dataclasses import dataclass
+from http.client import HTTPException
 
-import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError
 
 from heimdex_pipeline.webhooks.addresses import UnsafeUrlError, parse_url, resolve
@@ -26,8 +29,18 @@ class Answer:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+def _cut(connection: HTTPConnection) -> None:
+    # Socket timeouts bound each read, not the whole answer: a receiver trickling a byte at a time
+    # would hold the attempt for ever. Shutting the socket ends any read in progress at once.
+    if connection.sock is not None:
+        try:
+            connection.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
 def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, allow_private: bool) -> Answer:
-    """POST `body` to `url`, connecting to an address `addresses.resolve` allowed, within `timeout_s` in all."""
+    """POST `body` to `url`, connecting to an address `addresses.resolve` allowed; cut off after `timeout_s`."""
     started = time.monotonic()
 
     def answer(status_code: int | None, error: str | None = None) -> Answer:
@@ -41,21 +54,25 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, allow
     except UnsafeUrlError as exc:
         return answer(None, f"refused: {exc}")
     # The connection goes to the address checked; TLS still verifies the certificate against the name.
-    options = {"server_hostname": parts.hostname, "assert_hostname": parts.hostname} if https else {}
-    pool_class = urllib3.HTTPSConnectionPool if https else urllib3.HTTPConnectionPool
-    host_header = parts.netloc.rpartition("@")[2]
+    connection = (HTTPSConnection(address, port, timeout=timeout_s, server_hostname=parts.hostname,
+                                  assert_hostname=parts.hostname) if https
+                  else HTTPConnection(address, port, timeout=timeout_s))
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    watchdog = threading.Timer(max(0.0, timeout_s - (time.monotonic() - started)), _cut, [connection])
+    watchdog.start()
     try:
-        with pool_class(address, port, timeout=urllib3.Timeout(total=timeout_s), retries=False, maxsize=1,
-                        **options) as pool:
-            response = pool.urlopen("POST", target, body=body, redirect=False, preload_content=False,
-                                    assert_same_host=False,
-                                    headers={**headers, "Host": host_header, "User-Agent": USER_AGENT,
-                                             "Content-Type": "application/json"})
-            response.read(_ANSWER_READ_BYTES)
-            response.release_conn()
-    except (HTTPError, OSError) as exc:
+        connection.request("POST", target, body=body, preload_content=False,
+                           headers={**headers, "Host": parts.netloc, "User-Agent": USER_AGENT,
+                                    "Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read(_ANSWER_READ_BYTES)
+    except (HTTPError, HTTPException, OSError) as exc:
+        if time.monotonic() - started >= timeout_s:
+            return answer(None, f"timed out after {timeout_s:g} s")
         return answer(None, f"{type(exc).__name__}: {exc}")
+    finally:
+        watchdog.cancel()
+        connection.close()
     if 300 <= response.status < 400:
         return answer(response.status, "a redirect, not followed")
     return answer(response.status, None if 200 <= response.status < 300 else f"HTTP {response.status}")

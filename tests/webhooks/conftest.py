@@ -1,6 +1,7 @@
 """Fixtures of the webhook tests: a real receiver on 127.0.0.1, and endpoints and events in a real catalog."""
 
 from collections.abc import Callable, Iterator
+
 import pytest
 
 from heimdex_pipeline.catalog.db import session_scope

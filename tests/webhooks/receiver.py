@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-
 @dataclass(frozen=True)
 class Received:
     """One request as the receiver got it."""

@@ -2,6 +2,8 @@
 after 500s and timeouts, a receiver down then up, order per video, redirects and refused addresses."""
 
 import random
+import socket
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -12,6 +14,7 @@ from sqlalchemy import select, update
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import WebhookAttempt, WebhookDelivery, WebhookEvent, as_utc, utcnow
 from heimdex_pipeline.webhooks import SIGNATURE_HEADER, DeliveryPolicy, deliver_due, verify
+from heimdex_pipeline.webhooks.sender import post
 from tests.dagster_home import free_port
 from tests.webhooks.receiver import Receiver
 
@@ -205,3 +208,28 @@ def test_the_default_schedule_retries_for_a_day_and_at_least_hourly() -> None:
     # A receiver down for an hour gets the event within the hour after it is back, and a day of retries
     # is about 30 attempts, not thousands.
     assert elapsed > 23 * 3600 and 25 <= attempts <= 60
+
+
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout() -> None:
+    """Socket timeouts bound each read: a byte every 0.3 s would hold the attempt for 12 s without the cut-off."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def trickle() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
+                try:
+                    connection.send(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.3)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        answer = post(f"http://127.0.0.1:{server.getsockname()[1]}/hook", b"{}", {}, timeout_s=1.0, allow_private=True)
+    finally:
+        server.close()
+    assert (answer.status_code, answer.error) == (None, "timed out after 1 s")
+    assert 1000 <= answer.latency_ms < 1500
