@@ -73,6 +73,8 @@ class PipelineSettings(BaseSettings):
     webhook_retry_max_delay_s: float = Field(default=3600.0, gt=0, description="Longest delay between two attempts")
     webhook_retry_for_s: float = Field(
         default=24 * 3600.0, gt=0, description="How long after its event a delivery is still tried")
+    webhook_history_days: float = Field(
+        default=30.0, gt=0, description="Days a finished delivery and its attempts are kept, then deleted")
     webhook_allow_private_addresses: bool = Field(
         default=False,
         description="Let webhooks reach loopback, private, link-local and other non-public addresses (a receiver "

@@ -138,7 +138,7 @@ class WebhookEvent(Base):
 
     __tablename__ = "webhook_events"
     # A run's outcome is recorded once, however often the sensor reads it again after a crash.
-    __table_args__ = (UniqueConstraint("job_id", "type"),)
+    __table_args__ = (UniqueConstraint("job_id", "type"), Index("ix_webhook_events_created_at", "created_at"))
 
     event_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(64))
@@ -158,6 +158,7 @@ class WebhookDelivery(Base):
         UniqueConstraint("webhook_id", "event_id"),
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_webhook_id_asset_id", "webhook_id", "asset_id"),
+        Index("ix_webhook_deliveries_finished_at", "finished_at"),
     )
 
     # Increasing in the order the events happened: per endpoint and video, deliveries go in this order.

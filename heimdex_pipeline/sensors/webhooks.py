@@ -34,7 +34,7 @@ from heimdex_pipeline.settings import get_settings
 from heimdex_pipeline.storage import ObjectStore
 from heimdex_pipeline.storage.layout import sidecar_key
 from heimdex_pipeline.tags import PARTITION_TAG, TYPE_TAG
-from heimdex_pipeline.webhooks import Event, deliver_due, record
+from heimdex_pipeline.webhooks import Event, deliver_due, forget_old, record
 from heimdex_pipeline.webhooks.events import ASSET_FAILED, ASSET_READY, JOB_FAILED, JOB_SUCCEEDED
 
 _settings = get_settings()
@@ -139,6 +139,7 @@ def webhook_sensor(context: SensorEvaluationContext, catalog: CatalogResource, s
             for event in outcome_events(instance, storage.store, outcome, run, video.org_id, asset_id):
                 recorded += record(session, event) is not None
     report = deliver_due(catalog.database_url, webhooks.policy, SEND_BUDGET_S)
+    forget_old(catalog.database_url, webhooks.policy)
     summary = f"{len(outcomes)} run outcomes read, {recorded} events recorded; deliveries: {report}"
     if outcomes or report.answers:
         get_logger("webhooks").info("webhooks.tick", outcomes=len(outcomes), events=recorded,

@@ -12,9 +12,9 @@ The Dagster side, which turns run outcomes into events and runs the sender, is
 """
 
 from heimdex_pipeline.webhooks.addresses import UnsafeUrlError
-from heimdex_pipeline.webhooks.delivery import DeliveryPolicy, DeliveryReport, deliver_due
+from heimdex_pipeline.webhooks.delivery import DeliveryPolicy, DeliveryReport, deliver_due, forget_old
 from heimdex_pipeline.webhooks.events import EVENT_TYPES, Event, record
 from heimdex_pipeline.webhooks.signing import SIGNATURE_HEADER, sign, verify
 
 __all__ = ["EVENT_TYPES", "SIGNATURE_HEADER", "DeliveryPolicy", "DeliveryReport", "Event", "UnsafeUrlError",
-           "deliver_due", "record", "sign", "verify"]
+           "deliver_due", "forget_old", "record", "sign", "verify"]

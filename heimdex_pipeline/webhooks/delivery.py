@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.orm import Session, aliased
 
 from heimdex_pipeline.catalog.db import session_scope
@@ -37,6 +37,7 @@ class DeliveryPolicy:
     retry_max_delay_s: float = 3600.0
     retry_for_s: float = 24 * 3600.0
     allow_private: bool = False
+    history_s: float = 30 * 24 * 3600.0
 
     @property
     def lease(self) -> timedelta:
@@ -171,3 +172,22 @@ def deliver_due(catalog_url: str, policy: DeliveryPolicy, budget_s: float) -> De
             for delivery, answer in zip(taken, pool.map(lambda d: _attempt(d, policy), taken), strict=True):
                 _settle(catalog_url, policy, delivery, answer, report)
     return report
+
+
+def forget_old(catalog_url: str, policy: DeliveryPolicy, limit: int = 1000) -> int:
+    """Delete up to `limit` deliveries finished more than `history_s` ago, their attempts, and the events
+    left with no delivery; answer how many deliveries went. The outbox keeps a month, not for ever."""
+    cutoff = utcnow() - timedelta(seconds=policy.history_s)
+    with session_scope(catalog_url) as session:
+        old = list(session.scalars(select(WebhookDelivery.delivery_id)
+                                   .where(WebhookDelivery.finished_at < cutoff, WebhookDelivery.status != PENDING)
+                                   .order_by(WebhookDelivery.delivery_id).limit(limit)))
+        if old:
+            session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(old)))
+            session.execute(delete(WebhookDelivery).where(WebhookDelivery.delivery_id.in_(old)))
+        undelivered = select(WebhookDelivery.delivery_id).where(WebhookDelivery.event_id == WebhookEvent.event_id)
+        orphans = list(session.scalars(select(WebhookEvent.event_id)
+                                       .where(WebhookEvent.created_at < cutoff, ~undelivered.exists()).limit(limit)))
+        if orphans:
+            session.execute(delete(WebhookEvent).where(WebhookEvent.event_id.in_(orphans)))
+    return len(old)

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('event_id', name=op.f('pk_webhook_events')),
         sa.UniqueConstraint('job_id', 'type', name=op.f('uq_webhook_events_job_id')),
     )
+    op.create_index('ix_webhook_events_created_at', 'webhook_events', ['created_at'])
     op.create_table(
         'webhook_deliveries',
         sa.Column('delivery_id', SERIAL, autoincrement=True, nullable=False),
@@ -65,6 +66,7 @@ def upgrade() -> None:
     op.create_index('ix_webhook_deliveries_status_next_attempt_at', 'webhook_deliveries',
                     ['status', 'next_attempt_at'])
     op.create_index('ix_webhook_deliveries_webhook_id_asset_id', 'webhook_deliveries', ['webhook_id', 'asset_id'])
+    op.create_index('ix_webhook_deliveries_finished_at', 'webhook_deliveries', ['finished_at'])
     op.create_table(
         'webhook_attempts',
         sa.Column('attempt_id', SERIAL, autoincrement=True, nullable=False),

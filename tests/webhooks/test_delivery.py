@@ -9,11 +9,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import WebhookAttempt, WebhookDelivery, WebhookEvent, as_utc, utcnow
-from heimdex_pipeline.webhooks import SIGNATURE_HEADER, DeliveryPolicy, deliver_due, verify
+from heimdex_pipeline.webhooks import SIGNATURE_HEADER, DeliveryPolicy, deliver_due, forget_old, verify
 from heimdex_pipeline.webhooks.sender import post
 from tests.dagster_home import free_port
 from tests.webhooks.receiver import Receiver
@@ -233,3 +233,23 @@ def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout() -> None:
         server.close()
     assert (answer.status_code, answer.error) == (None, "timed out after 1 s")
     assert 1000 <= answer.latency_ms < 1500
+
+
+def test_finished_deliveries_are_forgotten_after_the_history(catalog_url: str, receiver: Receiver,
+                                                             register: Callable, happen: Callable) -> None:
+    register(receiver.url)
+    old, recent = happen("v_" + "5" * 32), happen("v_" + "6" * 32)
+    pending = happen("v_" + "7" * 32)
+    deliver_due(catalog_url, FAST, budget_s=30)
+    month_ago = utcnow() - timedelta(days=31)
+    with session_scope(catalog_url) as session:
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.event_id.in_([old, pending]))
+                        .values(finished_at=month_ago))
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.event_id == pending).values(status="pending"))
+        session.execute(update(WebhookEvent).where(WebhookEvent.event_id.in_([old, pending]))
+                        .values(created_at=month_ago))
+    assert forget_old(catalog_url, FAST) == 1
+    with session_scope(catalog_url) as session:
+        assert set(session.scalars(select(WebhookEvent.event_id))) == {recent, pending}
+        assert set(session.scalars(select(WebhookDelivery.event_id))) == {recent, pending}
+        assert session.scalar(select(func.count()).select_from(WebhookAttempt)) == 2
