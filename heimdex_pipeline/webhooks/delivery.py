@@ -119,8 +119,7 @@ def _attempt(delivery: _Taken, policy: DeliveryPolicy) -> Answer:
     return post(delivery.url, body, headers, policy.timeout_s, policy.allow_private)
 
 
-def _settle(catalog_url: str, policy: DeliveryPolicy, delivery: _Taken, answer: Answer,
-            report: DeliveryReport) -> None:
+def _settle(session: Session, policy: DeliveryPolicy, delivery: _Taken, answer: Answer, report: DeliveryReport) -> None:
     """Record the attempt; mark the delivery delivered, due again after a backoff, or failed for good."""
     now = utcnow()
     attempts = delivery.attempts + 1
@@ -136,15 +135,13 @@ def _settle(catalog_url: str, policy: DeliveryPolicy, delivery: _Taken, answer: 
         else:
             values.update(next_attempt_at=retry_at)
             outcome = "retrying"
-    with session_scope(catalog_url) as session:
-        # Gone when its endpoint was deleted meanwhile: nothing is left to record it on.
-        kept = session.execute(update(WebhookDelivery).where(
-            and_(WebhookDelivery.delivery_id == delivery.delivery_id, WebhookDelivery.attempts == delivery.attempts))
-            .values(**values)).rowcount
-        if kept:
-            session.add(WebhookAttempt(delivery_id=delivery.delivery_id, attempted_at=now,
-                                       status_code=answer.status_code, latency_ms=answer.latency_ms,
-                                       error=answer.error))
+    # Gone when its endpoint was deleted meanwhile: nothing is left to record it on.
+    kept = session.execute(update(WebhookDelivery).where(
+        and_(WebhookDelivery.delivery_id == delivery.delivery_id, WebhookDelivery.attempts == delivery.attempts))
+        .values(**values)).rowcount
+    if kept:
+        session.add(WebhookAttempt(delivery_id=delivery.delivery_id, attempted_at=now, status_code=answer.status_code,
+                                   latency_ms=answer.latency_ms, error=answer.error))
     setattr(report, outcome, getattr(report, outcome) + 1)
     report.answers.append(answer)
     log = get_logger("webhooks", asset_id=delivery.asset_id, job_id=delivery.job_id)
@@ -169,8 +166,11 @@ def deliver_due(catalog_url: str, policy: DeliveryPolicy, budget_s: float) -> De
             taken = _take(catalog_url, policy, CONCURRENCY, due_by=started)
             if not taken:
                 break
-            for delivery, answer in zip(taken, pool.map(lambda d: _attempt(d, policy), taken), strict=True):
-                _settle(catalog_url, policy, delivery, answer, report)
+            answers = list(pool.map(lambda d: _attempt(d, policy), taken))
+            # One transaction for the batch's outcomes.
+            with session_scope(catalog_url) as session:
+                for delivery, answer in zip(taken, answers, strict=True):
+                    _settle(session, policy, delivery, answer, report)
     return report
 
 
