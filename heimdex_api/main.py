@@ -10,7 +10,7 @@ from dagster import DagsterInstance
 from fastapi import FastAPI
 
 from heimdex_api.api.job_threads import install_job_threads
-from heimdex_api.api.routes import assets, files, health, ingest, jobs, legacy, uploads
+from heimdex_api.api.routes import assets, files, health, ingest, jobs, legacy, uploads, webhooks
 from heimdex_api.core.config import ApiSettings, get_api_settings
 from heimdex_api.core.errors import install_error_handlers
 from heimdex_api.core.limits import BodyLimitMiddleware
@@ -93,7 +93,7 @@ def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | 
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
                        legacy_limit=settings.max_legacy_upload_bytes)
-    for module in (health, ingest, assets, jobs, uploads, files):
+    for module in (health, ingest, assets, jobs, uploads, files, webhooks):
         app.include_router(module.router)
     if settings.enable_legacy:
         app.include_router(legacy.router)

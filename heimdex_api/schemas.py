@@ -230,6 +230,59 @@ class AssetResponse(BaseModel):
     checks: CheckSummary
 
 
+WebhookEventType = Literal["asset.ready", "asset.failed", "job.succeeded", "job.failed"]
+
+
+class WebhookCreate(Request):
+    url: str = Field(min_length=1, max_length=2048,
+                     description="Where events are POSTed: http or https; in production a public address only "
+                                 "(HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES). Redirects are not followed.")
+    events: list[WebhookEventType] = Field(min_length=1, max_length=4,
+                                           description="The events wanted; each at most once.")
+
+
+class WebhookOut(BaseModel):
+    webhook_id: str
+    url: str
+    events: list[WebhookEventType]
+    created_at: str
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="The key of the `Heimdex-Signature` HMAC. Answered this once only: keep it.")
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookOut]
+
+
+class WebhookAttemptOut(BaseModel):
+    attempted_at: str
+    status_code: int | None = Field(description="The receiver's answer; null when there was none (see `error`)")
+    latency_ms: int = Field(ge=0)
+    error: str | None = Field(description="Why the attempt failed: no connection, a timeout, a non-2xx answer, a "
+                                           "redirect, a refused address")
+
+
+class WebhookDeliveryOut(BaseModel):
+    delivery_id: int
+    event_id: str
+    event_type: WebhookEventType
+    asset_id: str
+    job_id: str
+    status: Literal["pending", "delivered", "failed"] = Field(
+        description="`failed`: still refused when its retries ran out, 24 hours after the event")
+    created_at: str
+    next_attempt_at: str | None = Field(description="While pending: when the next attempt is due")
+    finished_at: str | None
+    attempts: list[WebhookAttemptOut]
+
+
+class WebhookDeliveryList(BaseModel):
+    deliveries: list[WebhookDeliveryOut] = Field(description="Newest first")
+    next_before: int | None = Field(description="Pass as `before` for the next, older page; null on the last page")
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok"]
     time: str

@@ -4,8 +4,8 @@ from dagster import Definitions, in_process_executor
 
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.jobs import ingest_video_job, sidecar_job, thumbnails_job
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
-from heimdex_pipeline.sensors import upload_sensor
+from heimdex_pipeline.resources import CatalogResource, MediaStorage, WebhookSender
+from heimdex_pipeline.sensors import upload_sensor, webhook_sensor
 from heimdex_pipeline.settings import get_settings
 
 _settings = get_settings()
@@ -18,9 +18,10 @@ defs = Definitions(
     # definitions again (docs/benchmarks.md, "Throughput").
     executor=in_process_executor,
     jobs=[ingest_video_job, sidecar_job, thumbnails_job],
-    sensors=[upload_sensor],
+    sensors=[upload_sensor, webhook_sensor],
     resources={
         "catalog": CatalogResource(database_url=_settings.catalog_url),
         "storage": MediaStorage.from_settings(_settings),
+        "webhooks": WebhookSender.from_settings(_settings),
     },
 )

@@ -68,6 +68,21 @@ class PipelineSettings(BaseSettings):
         description="Age after which an API video whose run was never launched is ingested by the sensor; "
                     "longer than any commit takes, so that a commit in flight is never raced.")
 
+    # Webhooks (heimdex_pipeline.webhooks): sent by the `webhook_sensor` from the catalog's outbox.
+    webhook_interval_s: int = Field(default=4, ge=1, description="Minimum seconds between two runs of the sender")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60, description="Time allowed to one POST to a receiver")
+    webhook_retry_base_s: float = Field(
+        default=10.0, gt=0, description="Delay before the first retry of a failed delivery; it doubles at each one")
+    webhook_retry_max_delay_s: float = Field(default=3600.0, gt=0, description="Longest delay between two attempts")
+    webhook_retry_for_s: float = Field(
+        default=24 * 3600.0, gt=0, description="How long after its event a delivery is still tried")
+    webhook_history_days: float = Field(
+        default=30.0, gt=0, description="Days a finished delivery and its attempts are kept, then deleted")
+    webhook_allow_private_addresses: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback, private, link-local and other non-public addresses (a receiver "
+                    "on this machine or the local network). Off in production: a webhook URL is the client's.")
+
     @property
     def catalog_url(self) -> str:
         """The catalog's database URL, defaulting to SQLite beside the derived files."""

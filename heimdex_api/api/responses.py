@@ -64,6 +64,12 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
                  503: ("media_unavailable",)},
 }
 ROUTE_ERRORS["thumbnails_job"] = ROUTE_ERRORS["sidecar_job"]
+ROUTE_ERRORS.update({
+    "create_webhook": {400: _BAD_BODY, 409: ("webhook_limit_reached",), 413: _BODY_TOO_LARGE,
+                       422: ("webhook_url_not_allowed",), 503: _DATABASE},
+    "list_webhooks": {503: _DATABASE},
+    "read_webhook": {404: ("webhook_not_found",), 503: _DATABASE},
+})
 # The routes of an upload's signed URLs (api/routes/uploads.py): no bearer token, the URL is the credential.
 _SIGNED_URL = ("url_signature_invalid", "url_expired")
 _UPLOAD_WRITE = ("upload_already_committed", "upload_busy")

@@ -76,6 +76,7 @@ class ApiSettings(PipelineSettings):
     migrate_on_start: bool = Field(default=True, description="Run `alembic upgrade head` when the app starts.")
     max_upload_bytes: int = Field(default=50 * 1024**3, ge=0, description="Largest content_length init accepts.")
     max_legacy_upload_bytes: int = Field(default=512 * 1024**2, ge=0, description="Largest /metadata upload.")
+    max_webhooks_per_org: int = Field(default=20, ge=1, description="Webhook endpoints an org may register.")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest JSON request body.")
     idempotency_wait_s: float = Field(default=120.0, gt=0,
                                       description="How long a request waits for a concurrent one with its key.")

@@ -15,6 +15,7 @@ from heimdex_pipeline.storage import check_org_id, is_org_id
 ADMIN = "admin"
 READ = "assets:read"
 WRITE = "assets:write"
+WEBHOOKS = "webhooks:write"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     Definitions,
-    EventLogEntry,
     ExecuteInProcessResult,
     RunRecord,
     RunsFilter,
@@ -30,10 +29,12 @@ from heimdex_api.core.errors import NotFound, Unavailable
 from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.models import as_utc
 from heimdex_pipeline.catalog.repository import mark_run_launched, run_progress
 from heimdex_pipeline.definitions import defs
 from heimdex_pipeline.pools import prepare_pools
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.runs import run_error
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
 from heimdex_pipeline.storage.layout import sidecar_key, sidecar_storage_key
 from heimdex_pipeline.tags import (
@@ -212,36 +213,6 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else None
 
 
-def _failed_check(entries: list[EventLogEntry]) -> dict[str, str] | None:
-    """The first failed check among a run's entries, if one failed."""
-    for entry in entries:
-        if entry.dagster_event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
-            continue
-        evaluation = entry.dagster_event.asset_check_evaluation_data
-        if not evaluation.passed:
-            return {"code": "check_failed", "message": f"{evaluation.asset_key.to_user_string()}: "
-                                                       f"{evaluation.check_name}: {evaluation.description}"}
-    return None
-
-
-def _failure(instance: DagsterInstance, run_id: str) -> dict[str, str]:
-    """The first step failure's message, else the run failure's; a failed blocking check's own description."""
-    # One read of the run's log for the failures and the check results a blocking check's failure needs.
-    entries = instance.all_logs(run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE,
-                                                 DagsterEventType.ASSET_CHECK_EVALUATION})
-    failures = [entry for entry in entries if entry.dagster_event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION]
-    step_failures = [entry for entry in failures if entry.dagster_event.event_type == DagsterEventType.STEP_FAILURE]
-    if not (first := next(iter(step_failures or failures), None)):
-        return {"code": "run_failure", "message": "the run failed"}
-    event = first.dagster_event
-    data = event.step_failure_data if event.event_type == DagsterEventType.STEP_FAILURE else None
-    if data is not None and data.error is not None:
-        if data.error.cls_name == "DagsterAssetCheckFailedError" and (failed := _failed_check(entries)):
-            return failed
-        return {"code": "step_failure", "message": f"{event.step_key}: {data.error.message.strip()}"}
-    return {"code": "run_failure", "message": first.message or "the run failed"}
-
-
 def find_run(instance: DagsterInstance, run_id: str, org_id: str) -> RunRecord:
     """The run record of one of the org's jobs; 404 for unknown runs and other orgs' runs alike."""
     record = instance.get_run_record_by_id(run_id)
@@ -277,7 +248,7 @@ def read_job_state(instance: DagsterInstance, run_id: str, org_id: str) -> JobSt
     return JobState(org_id=org_id, job_id=run.run_id, type=run.tags.get(TYPE_TAG),
                     asset_id=run.tags.get(PARTITION_TAG), status=status, started_at=_iso(record.start_time),
                     finished_at=_iso(record.end_time), finished=run.is_finished,
-                    error=_failure(instance, run_id) if status == "failed" else None)
+                    error=run_error(instance, run_id) if status == "failed" else None)
 
 
 def with_result(job: JobState, store: ObjectStore) -> JobState:
@@ -300,8 +271,7 @@ def with_progress(job: JobState, catalog_url: str) -> JobState:
         row = run_progress(session, job.job_id)
     if row is None:
         return job
-    # SQLite gives the time back without its zone; it was written in UTC.
-    updated_at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+    updated_at = as_utc(row.updated_at)
     progress = {"step": row.step, "unit": row.unit, "done": row.done, "total": row.total or None,
                 "fraction": round(row.done / row.total, 4) if row.total else 0.0, "updated_at": updated_at.isoformat()}
     return replace(job, progress=progress)

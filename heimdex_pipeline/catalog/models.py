@@ -2,7 +2,18 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names, so Alembic can drop them on every backend.
@@ -18,6 +29,11 @@ NAMING_CONVENTION = {
 def utcnow() -> datetime:
     """Now, timezone-aware."""
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A time read back from the catalog, with its zone: SQLite gives it back without, and it was written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -97,3 +113,77 @@ class RunProgress(Base):
     done: Mapped[int] = mapped_column(BigInteger)
     total: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# SQLite counts a primary key up by itself only when it is declared INTEGER.
+_SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Webhook(Base):
+    """An org's endpoint for event notifications: where to POST which events, and the secret that signs them."""
+
+    __tablename__ = "webhooks"
+
+    webhook_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(64), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    # The HMAC key of the signatures, answered once when the endpoint is made: the sender needs it in clear.
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookEvent(Base):
+    """An event about a video, as its body is sent: one per run outcome and type (`job.succeeded`, ...)."""
+
+    __tablename__ = "webhook_events"
+    # A run's outcome is recorded once, however often the sensor reads it again after a crash.
+    __table_args__ = (UniqueConstraint("job_id", "type"), Index("ix_webhook_events_created_at", "created_at"))
+
+    event_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    asset_id: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(64))
+    # The exact JSON sent: every attempt carries the same bytes.
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: the outbox row the sender works through, oldest first per video."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook_id_asset_id", "webhook_id", "asset_id"),
+        Index("ix_webhook_deliveries_finished_at", "finished_at"),
+    )
+
+    # Increasing in the order the events happened: per endpoint and video, deliveries go in this order.
+    delivery_id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.webhook_id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.event_id", ondelete="CASCADE"))
+    asset_id: Mapped[str] = mapped_column(String(64))
+    # pending -> delivered, or failed once retries ran out
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the next attempt is due; while one is in flight, when its lease ends.
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: when, what the receiver answered (or why none), and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+
+    attempt_id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.delivery_id", ondelete="CASCADE"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -48,9 +48,12 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_upgrade_and_downgrade(empty_database: str) -> None:
     _alembic(empty_database, "upgrade", "head")
-    assert {"videos", "sources", "uploads", "idempotency_keys", "run_progress"} <= _tables(empty_database)
+    webhooks = {"webhooks", "webhook_events", "webhook_deliveries", "webhook_attempts"}
+    assert {"videos", "sources", "uploads", "idempotency_keys", "run_progress", *webhooks} <= _tables(empty_database)
     assert {"run_launched_at", "partition_seen_at"} <= _columns(empty_database, "videos")
     assert {"key", "version"} <= _columns(empty_database, "sources")
+    _alembic(empty_database, "downgrade", "-1")
+    assert not webhooks & _tables(empty_database)
     _alembic(empty_database, "downgrade", "-1")
     assert "run_progress" not in _tables(empty_database)
     _alembic(empty_database, "downgrade", "-1")

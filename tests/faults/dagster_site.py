@@ -69,10 +69,10 @@ def first_event(instance: DagsterInstance, run_id: str, event_type: DagsterEvent
                  if step_key is None or entry.step_key == step_key), None)
 
 
-def sensor_state(instance: DagsterInstance) -> InstigatorState | None:
-    """The upload sensor's stored state (its cursor and last ticks), once the daemon has seen it."""
+def sensor_state(instance: DagsterInstance, name: str = "upload_sensor") -> InstigatorState | None:
+    """A sensor's stored state (its cursor and last ticks), once the daemon has seen it."""
     states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-    return states[0] if states else None
+    return next((state for state in states if state.name == name), None)
 
 
 # What runs wait on while a test holds the pool: a run of the test videos lasts seconds, and a

@@ -1,0 +1,58 @@
+"""Webhook endpoints of the caller's org: registered, listed, deleted, and their deliveries; the API's errors."""
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from heimdex_api.core.config import ApiSettings
+from heimdex_api.core.errors import Conflict, NotFound, Unprocessable
+from heimdex_pipeline.catalog.models import Webhook, as_utc
+from heimdex_pipeline.webhooks import UnsafeUrlError, endpoints
+from heimdex_pipeline.webhooks.delivery import PENDING
+
+
+def _iso(moment: Any) -> str | None:
+    return as_utc(moment).isoformat() if moment is not None else None
+
+
+def webhook_view(webhook: Webhook) -> dict[str, Any]:
+    """An endpoint as answered: never with its secret."""
+    return {"webhook_id": webhook.webhook_id, "url": webhook.url, "events": webhook.events,
+            "created_at": _iso(webhook.created_at)}
+
+
+def create(session: Session, settings: ApiSettings, org_id: str, url: str, events: list[str]) -> dict[str, Any]:
+    """Register an endpoint; the answer is the only one that carries its secret."""
+    try:
+        webhook = endpoints.create(session, org_id, url, events, settings.webhook_allow_private_addresses,
+                                   settings.max_webhooks_per_org)
+    except UnsafeUrlError as exc:
+        raise Unprocessable(str(exc), code="webhook_url_not_allowed") from None
+    except endpoints.WebhookLimitError as exc:
+        raise Conflict(str(exc), code="webhook_limit_reached") from None
+    return {**webhook_view(webhook), "secret": webhook.secret}
+
+
+def find(session: Session, org_id: str, webhook_id: str) -> Webhook:
+    """One of the org's endpoints; 404 for unknown ids and other orgs' endpoints alike."""
+    webhook = endpoints.find(session, org_id, webhook_id)
+    if webhook is None:
+        raise NotFound("no such webhook", code="webhook_not_found")
+    return webhook
+
+
+def deliveries_view(session: Session, webhook: Webhook, limit: int, before: int | None) -> dict[str, Any]:
+    """A page of the endpoint's deliveries, newest first, each with its attempts."""
+    page = endpoints.deliveries(session, webhook, limit, before)
+    return {
+        "deliveries": [
+            {"delivery_id": view.delivery.delivery_id, "event_id": view.event.event_id,
+             "event_type": view.event.type, "asset_id": view.event.asset_id, "job_id": view.event.job_id,
+             "status": view.delivery.status, "created_at": _iso(view.delivery.created_at),
+             "next_attempt_at": _iso(view.delivery.next_attempt_at) if view.delivery.status == PENDING else None,
+             "finished_at": _iso(view.delivery.finished_at),
+             "attempts": [{"attempted_at": _iso(a.attempted_at), "status_code": a.status_code,
+                           "latency_ms": a.latency_ms, "error": a.error} for a in view.attempts]}
+            for view in page],
+        "next_before": page[-1].delivery.delivery_id if len(page) == limit else None,
+    }

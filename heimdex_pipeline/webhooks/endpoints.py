@@ -1,0 +1,74 @@
+"""An org's webhook endpoints and their deliveries, as the API manages and lists them."""
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from heimdex_pipeline.catalog.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
+from heimdex_pipeline.webhooks.addresses import parse_url
+from heimdex_pipeline.webhooks.signing import new_secret
+
+
+class WebhookLimitError(Exception):
+    """The org has as many endpoints as it may have."""
+
+
+def create(session: Session, org_id: str, url: str, events: list[str], allow_private: bool,
+           max_per_org: int) -> Webhook:
+    """Register an endpoint of `org_id`; its secret is readable on the row returned, and never answered again."""
+    parse_url(url, allow_private)
+    if session.scalar(select(func.count()).select_from(Webhook).where(Webhook.org_id == org_id)) >= max_per_org:
+        raise WebhookLimitError(f"an org has at most {max_per_org} webhooks")
+    webhook = Webhook(webhook_id="wh_" + secrets.token_hex(12), org_id=org_id, url=url,
+                      events=sorted(set(events)), secret=new_secret())
+    session.add(webhook)
+    session.flush()
+    return webhook
+
+
+def listed(session: Session, org_id: str) -> list[Webhook]:
+    """The org's endpoints, oldest first."""
+    return list(session.scalars(select(Webhook).where(Webhook.org_id == org_id)
+                                .order_by(Webhook.created_at, Webhook.webhook_id)))
+
+
+def find(session: Session, org_id: str, webhook_id: str) -> Webhook | None:
+    """One of the org's endpoints; None for unknown ids and other orgs' endpoints alike."""
+    webhook = session.get(Webhook, webhook_id)
+    return webhook if webhook is not None and webhook.org_id == org_id else None
+
+
+def remove(session: Session, webhook: Webhook) -> None:
+    """Delete an endpoint with its deliveries and their attempts; what was sent stays sent."""
+    session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(
+        select(WebhookDelivery.delivery_id).where(WebhookDelivery.webhook_id == webhook.webhook_id))))
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.webhook_id))
+    session.delete(webhook)
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """A delivery with its event and every attempt, newest attempt last."""
+
+    delivery: WebhookDelivery
+    event: WebhookEvent
+    attempts: list[WebhookAttempt]
+
+
+def deliveries(session: Session, webhook: Webhook, limit: int, before: int | None = None) -> list[DeliveryView]:
+    """The endpoint's deliveries, newest first, `limit` of them from before the delivery id `before`."""
+    query = (select(WebhookDelivery, WebhookEvent)
+             .join(WebhookEvent, WebhookEvent.event_id == WebhookDelivery.event_id)
+             .where(WebhookDelivery.webhook_id == webhook.webhook_id))
+    if before is not None:
+        query = query.where(WebhookDelivery.delivery_id < before)
+    rows = session.execute(query.order_by(WebhookDelivery.delivery_id.desc()).limit(limit)).all()
+    attempts: dict[int, list[WebhookAttempt]] = {delivery.delivery_id: [] for delivery, _ in rows}
+    if attempts:
+        for attempt in session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(attempts))
+                                       .order_by(WebhookAttempt.attempt_id)):
+            attempts[attempt.delivery_id].append(attempt)
+    return [DeliveryView(delivery, event, attempts[delivery.delivery_id]) for delivery, event in rows]
+

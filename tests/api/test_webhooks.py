@@ -1,0 +1,146 @@
+"""`/v1/webhooks`: an org's endpoints and their deliveries, behind `webhooks:write` (or `admin`), and no org
+seeing another's; the secret answered once; URLs Heimdex will not call refused."""
+
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+from heimdex_api.core.config import ApiSettings
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.models import utcnow
+from heimdex_pipeline.webhooks import DeliveryPolicy, Event, deliver_due, record
+from tests.api.support import bearer, make_token
+from tests.dagster_home import free_port
+from tests.webhooks.receiver import Receiver
+
+PUBLIC_URL = "https://hooks.example.com/heimdex"
+# Checks made before the catalog is written are run on SQLite only.
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+def hooks(org: str) -> dict[str, str]:
+    return bearer(make_token(org, ["webhooks:write"]))
+
+
+@pytest.fixture
+def local_client(make_client: Callable[..., TestClient], settings: ApiSettings) -> TestClient:
+    """An API that lets webhooks reach this machine, as a test receiver needs."""
+    return make_client(settings.model_copy(update={"webhook_allow_private_addresses": True}))
+
+
+def test_create_answers_the_secret_once(client: TestClient, hooks: dict[str, str]) -> None:
+    created = client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["asset.ready", "job.failed"]},
+                          headers=hooks)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    webhook_id = body["webhook_id"]
+    assert created.headers["Location"] == f"/v1/webhooks/{webhook_id}"
+    assert body["secret"].startswith("whsec_") and body["url"] == PUBLIC_URL
+    assert body["events"] == ["asset.ready", "job.failed"] and body["created_at"]
+    listed = client.get("/v1/webhooks", headers=hooks).json()["webhooks"]
+    assert listed == [{key: body[key] for key in ("webhook_id", "url", "events", "created_at")}]
+    read = client.get(f"/v1/webhooks/{webhook_id}", headers=hooks)
+    assert read.status_code == 200 and "secret" not in read.json()
+    assert body["secret"] not in client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=hooks).text
+
+
+def test_delete(client: TestClient, hooks: dict[str, str]) -> None:
+    webhook_id = client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["job.succeeded"]},
+                             headers=hooks).json()["webhook_id"]
+    assert client.delete(f"/v1/webhooks/{webhook_id}", headers=hooks).status_code == 204
+    for method, path in (("GET", ""), ("DELETE", ""), ("GET", "/deliveries")):
+        gone = client.request(method, f"/v1/webhooks/{webhook_id}{path}", headers=hooks)
+        assert (gone.status_code, gone.json()["error"]) == (404, "webhook_not_found")
+    assert client.get("/v1/webhooks", headers=hooks).json() == {"webhooks": []}
+
+
+def test_another_org_sees_nothing(client: TestClient, hooks: dict[str, str]) -> None:
+    webhook_id = client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["job.succeeded"]},
+                             headers=hooks).json()["webhook_id"]
+    stranger = bearer(make_token("org-stranger", ["admin"]))
+    assert client.get("/v1/webhooks", headers=stranger).json() == {"webhooks": []}
+    unknown = "wh_" + "0" * 24
+    for path in (webhook_id, f"{webhook_id}/deliveries", unknown, "not-an-id"):
+        answer = client.get(f"/v1/webhooks/{path}", headers=stranger)
+        assert (answer.status_code, answer.json()["error"]) == (404, "webhook_not_found")
+    assert client.delete(f"/v1/webhooks/{webhook_id}", headers=stranger).status_code == 404
+    assert client.get(f"/v1/webhooks/{webhook_id}", headers=hooks).status_code == 200
+
+
+@sqlite_only
+@pytest.mark.parametrize("scopes", [["webhooks:write"], ["admin"]])
+def test_the_scopes_that_may(client: TestClient, org: str, scopes: list[str]) -> None:
+    headers = bearer(make_token(org, scopes))
+    assert client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["job.succeeded"]},
+                       headers=headers).status_code == 201
+    assert client.get("/v1/webhooks", headers=headers).status_code == 200
+
+
+@sqlite_only
+def test_asset_scopes_may_not(client: TestClient, org: str, auth: dict[str, str]) -> None:
+    for method, path in (("POST", ""), ("GET", ""), ("GET", "/wh_" + "0" * 24), ("DELETE", "/wh_" + "0" * 24)):
+        answer = client.request(method, f"/v1/webhooks{path}", headers=auth,
+                                json={"url": PUBLIC_URL, "events": ["job.succeeded"]} if method == "POST" else None)
+        assert (answer.status_code, answer.json()["error"]) == (403, "missing_scope"), (method, path)
+    assert client.get("/v1/webhooks").status_code == 401
+
+
+@sqlite_only
+@pytest.mark.parametrize("url", ["ftp://hooks.example.com/x", "http://127.0.0.1:9000/x", "http://169.254.169.254/",
+                                 "http://localhost/x", "http://[::1]/x", "https://u:p@hooks.example.com/x",
+                                 "not a url", "http://10.0.0.1/x"])
+def test_urls_heimdex_will_not_call(client: TestClient, hooks: dict[str, str], url: str) -> None:
+    answer = client.post("/v1/webhooks", json={"url": url, "events": ["job.succeeded"]}, headers=hooks)
+    assert (answer.status_code, answer.json()["error"]) == (422, "webhook_url_not_allowed")
+    assert client.get("/v1/webhooks", headers=hooks).json() == {"webhooks": []}
+
+
+@sqlite_only
+@pytest.mark.parametrize("events", [[], ["asset.deleted"], ["job.succeeded"] * 5, "job.succeeded"])
+def test_events_must_be_known(client: TestClient, hooks: dict[str, str], events: object) -> None:
+    answer = client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": events}, headers=hooks)
+    assert (answer.status_code, answer.json()["error"]) == (422, "validation_error")
+
+
+def test_an_org_has_a_limited_number_of_endpoints(make_client: Callable[..., TestClient], settings: ApiSettings,
+                                                  hooks: dict[str, str]) -> None:
+    client = make_client(settings.model_copy(update={"max_webhooks_per_org": 2}))
+    for _ in range(2):
+        assert client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["job.failed"]},
+                           headers=hooks).status_code == 201
+    refused = client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["job.failed"]}, headers=hooks)
+    assert (refused.status_code, refused.json()["error"]) == (409, "webhook_limit_reached")
+
+
+def test_deliveries_list_every_attempt_newest_first(local_client: TestClient, hooks: dict[str, str], org: str,
+                                                    settings: ApiSettings) -> None:
+    receiver = Receiver(free_port()).start()
+    try:
+        receiver.answer_with(500)
+        webhook_id = local_client.post("/v1/webhooks", json={"url": receiver.url, "events": ["asset.ready"]},
+                                       headers=hooks).json()["webhook_id"]
+        with session_scope(settings.catalog_url) as session:
+            for n in range(3):
+                record(session, Event("asset.ready", org, "v_" + f"{n}" * 32, f"00000000-0000-4000-8000-00000000000{n}",
+                                      utcnow(), {"status": "succeeded"}))
+        policy = DeliveryPolicy(timeout_s=2.0, retry_base_s=0.001, retry_max_delay_s=0.001, allow_private=True)
+        deliver_due(settings.catalog_url, policy, budget_s=30)
+        deliver_due(settings.catalog_url, policy, budget_s=30)
+    finally:
+        receiver.stop()
+    first = local_client.get(f"/v1/webhooks/{webhook_id}/deliveries?limit=2", headers=hooks)
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [d["asset_id"] for d in page["deliveries"]] == ["v_" + "2" * 32, "v_" + "1" * 32]
+    rest = local_client.get(f"/v1/webhooks/{webhook_id}/deliveries?limit=2&before={page['next_before']}",
+                            headers=hooks).json()
+    assert [d["asset_id"] for d in rest["deliveries"]] == ["v_" + "0" * 32] and rest["next_before"] is None
+    deliveries = page["deliveries"] + rest["deliveries"]
+    assert all(d["status"] == "delivered" and d["next_attempt_at"] is None and d["finished_at"] for d in deliveries)
+    attempts = sorted((a["status_code"] for d in deliveries for a in d["attempts"]), key=str)
+    assert attempts == [200, 200, 200, 500], "one first attempt got the 500, and was retried"
+    retried = next(d for d in deliveries if len(d["attempts"]) == 2)
+    assert [a["error"] for a in retried["attempts"]] == ["HTTP 500", None]
+    assert all(a["latency_ms"] >= 0 and a["attempted_at"] for a in retried["attempts"])
