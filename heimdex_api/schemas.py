@@ -194,7 +194,10 @@ class StoryboardRef(BaseModel):
 
     storage_key: str = Field(description="The sprite's key, relative to the org's folder")
     url: str = Field(description=DOWNLOAD_URL_DESCRIPTION)
-    vtt_location: str = Field(description="`/v1/assets/{asset_id}/storyboard.vtt`: the track, its cues pointing at `url`")
+    vtt_url: str = Field(description="The track for a player's `<track src>`: a signed URL of the API's files route "
+                                     "that a plain GET (any origin) fetches without the token until it expires, its "
+                                     "cues pointing at `url`")
+    vtt_location: str = Field(description="`/v1/assets/{asset_id}/storyboard.vtt`: the same track, with the token")
 
 
 class StoryboardDocument(Storyboard, StoryboardRef):

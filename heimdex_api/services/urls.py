@@ -32,11 +32,14 @@ class DownloadUrls:
         """A URL that fetches the object at `storage_key` (relative to the org's folder) for `ttl_s` seconds."""
         key = org_key(org_id, storage_key)
         presigned = self.store.presigned_get(key, self.ttl_s)
-        if presigned is not None:
-            return presigned
+        return presigned if presigned is not None else self.api_url(org_id, storage_key)
+
+    def api_url(self, org_id: str, storage_key: str) -> str:
+        """The API's own signed `/v1/files/...` URL of `storage_key`, whatever the store: for what the API
+        makes rather than stores as is (a storyboard's track with signed sprite URLs)."""
         # Rounded up to the minute: answers read within a minute give the same URL, which a client may cache.
         expires = -(-(int(time.time()) + self.ttl_s) // 60) * 60
-        query = urlencode(self.signer.sign(DOWNLOAD, org_id, key, expires))
+        query = urlencode(self.signer.sign(DOWNLOAD, org_id, org_key(org_id, storage_key), expires))
         return f"{self.base_url}{FILES_PATH}/{quote(org_id)}/{quote(storage_key)}?{query}"
 
     def thumbnails(self, org_id: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

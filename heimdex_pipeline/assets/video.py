@@ -94,29 +94,45 @@ def _stopped() -> Failure:
     return Failure(description="interrupted: the run was stopped", allow_retries=False)
 
 
+# Runs whose step was interrupted, in this process: their other steps stop at once too.
+_INTERRUPTED_RUNS: set[str] = set()
+
+
 def stops_when_interrupted(step: Callable[..., Any]) -> Callable[..., Any]:
     """Make an interrupt of the step (Ctrl-C, SIGTERM to run.sh, a run terminated in the UI) fail it
-    for good.
+    for good, and every step of the run that starts after it.
 
     The steps run in the run worker itself (the in-process executor), where Dagster raises an
     interrupt inside the step and hands it to the step's retry policy: the step would start over
-    instead of stopping, and the run be killed later, left `STARTED`.
+    instead of stopping, and the run be killed later, left `STARTED`. Once the step has failed,
+    Dagster goes on with the steps that do not need it (the storyboard needs only the probe): they
+    fail at their start, so that the run ends while the services stop.
     """
+
+    def start(context: AssetExecutionContext) -> str:
+        if context.run.run_id in _INTERRUPTED_RUNS:
+            raise _stopped()
+        return context.run.run_id
+
     if inspect.isgeneratorfunction(step):
         @functools.wraps(step)
-        def run_events(*args: object, **kwargs: object) -> Iterator[Any]:
+        def run_events(context: AssetExecutionContext, *args: object, **kwargs: object) -> Iterator[Any]:
+            run_id = start(context)
             try:
-                yield from step(*args, **kwargs)
+                yield from step(context, *args, **kwargs)
             except (DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+                _INTERRUPTED_RUNS.add(run_id)
                 raise _stopped() from exc
 
         return run_events
 
     @functools.wraps(step)
-    def run(*args: object, **kwargs: object) -> Any:
+    def run(context: AssetExecutionContext, *args: object, **kwargs: object) -> Any:
+        run_id = start(context)
         try:
-            return step(*args, **kwargs)
+            return step(context, *args, **kwargs)
         except (DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+            _INTERRUPTED_RUNS.add(run_id)
             raise _stopped() from exc
 
     return run

@@ -11,14 +11,15 @@ seeking, one ffmpeg per tile (`extract_thumbnails`), so its cost follows the til
 the duration.
 """
 
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ffmpeg
+import webvtt
 from pydantic import BaseModel, Field
+from webvtt.errors import MalformedFileError
 
 from heimdex_pipeline.media.limits import Deadline, MediaLimits, current_limits
 from heimdex_pipeline.media.progress import Progress, Report
@@ -43,7 +44,6 @@ LONG_VIDEO_S = 15 * 60.0
 # keyframe interval (x264's 250 frames) and each seek decodes from the keyframe before
 # (docs/benchmarks.md, "Storyboard").
 DECODE_THROUGH_MAX_PIXELS = 60 * 30 * 1280 * 720
-_TIME = re.compile(r"^(\d{2,}):([0-5]\d):([0-5]\d)\.(\d{3})$")
 
 
 def tile_count(duration_s: float) -> int:
@@ -82,9 +82,16 @@ class Storyboard(BaseModel):
         return [ThumbnailSlot((t.start_s + t.end_s) / 2, t.start_s, t.end_s) for t in self.tiles]
 
 
+# A tile at most this many times as tall as wide: a crafted 100x16000 video would otherwise ask
+# for a sprite 160,000 pixels tall, beyond what JPEG can hold, and fail the ingest.
+MAX_TILE_ASPECT = 4
+
+
 def tile_size(probe: dict[str, Any], width: int) -> tuple[int, int]:
-    """A tile's size: `width` wide at the display aspect, even, never taller than the video (as thumbnails)."""
-    return output_size(probe, round(width * probe["display_height"] / probe["display_width"]))
+    """A tile's size: `width` wide at the display aspect, even, never taller than the video (as thumbnails)
+    nor than `MAX_TILE_ASPECT` widths (narrower then)."""
+    return output_size(probe, min(round(width * probe["display_height"] / probe["display_width"]),
+                                  MAX_TILE_ASPECT * width))
 
 
 def plan_storyboard(probe: dict[str, Any], tile_width: int) -> Storyboard:
@@ -123,31 +130,12 @@ class Cue:
 
 
 def parse_vtt(text: str) -> list[Cue]:
-    """The cues of a WebVTT track (ValueError when it is none): what a player reads from it."""
-    blocks = [block.strip("\n") for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n"))]
-    if not blocks or not re.match(r"^WEBVTT(?:[ \t].*)?$", blocks[0].split("\n")[0]):
-        raise ValueError("the track does not start with WEBVTT")
-    cues = []
-    for block in blocks[1:]:
-        # Comments, styles and regions carry no cue.
-        if not block or block.split(maxsplit=1)[0] in ("NOTE", "STYLE", "REGION"):
-            continue
-        lines = block.split("\n")
-        timing = next((i for i, line in enumerate(lines) if "-->" in line), None)
-        if timing is None or timing > 1:
-            raise ValueError(f"a block without a cue timing: {block[:60]!r}")
-        start, _, end = lines[timing].partition("-->")
-        cues.append(Cue(_seconds(start.strip()), _seconds(end.strip().split()[0] if end.strip() else ""),
-                        "\n".join(lines[timing + 1:])))
-    return cues
-
-
-def _seconds(stamp: str) -> float:
-    found = _TIME.match(stamp)
-    if not found:
-        raise ValueError(f"not a cue time HH:MM:SS.mmm: {stamp!r}")
-    hours, minutes, seconds, ms = (int(part) for part in found.groups())
-    return (((hours * 60 + minutes) * 60 + seconds) * 1000 + ms) / 1000
+    """The cues of a WebVTT track as a player reads them (webvtt-py); ValueError when it is none."""
+    try:
+        captions = webvtt.from_string(text).captions
+    except MalformedFileError as exc:
+        raise ValueError(str(exc)) from None
+    return [Cue(c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000, c.text) for c in captions]
 
 
 def decodes_through(probe: dict[str, Any]) -> bool:

@@ -28,8 +28,8 @@ def test_each_step_of_an_ingest_logs_one_json_line(client: TestClient, auth: dic
     logs = [entry for entry in _json_lines(capfd.readouterr().err) if entry.get("org_id") == org]
     steps = [entry["event"] for entry in logs]
     assert steps == ["ingest.init", "ingest.commit", "probe.start", "probe.done", "scenes.start", "scenes.done",
-                     "check.passed", "check.passed", "thumbnails.start", "thumbnails.done", "check.passed",
-                     "ingest.run_started"]
+                     "storyboard.start", "storyboard.done", "check.passed", "check.passed", "check.passed",
+                     "thumbnails.start", "thumbnails.done", "check.passed", "ingest.run_started"]
     for entry in logs[1:]:
         assert entry["asset_id"] == asset_id and entry["level"] == "info" and "timestamp" in entry
     assert {entry["component"] for entry in logs} == {"api", "assets", "checks"}

@@ -5,12 +5,14 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import webvtt
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_pipeline.validation import image_size
 from tests.api.support import bearer, make_token
+from tests.api.uploads import LiveApi
 
 PARTS = ("storyboard.json", "storyboard.vtt", "storyboard.jpg")
 
@@ -49,6 +51,8 @@ def test_the_storyboard_of_an_ingested_clip(client: TestClient, auth: dict[str, 
     view = client.get(f"/v1/assets/{asset_id}", headers=auth).json()
     assert view["storyboard"]["storage_key"] == document["storage_key"]
     assert view["storyboard"]["vtt_location"] == document["vtt_location"]
+    # The same track at a signed URL, for a player's `<track src>` that cannot send the token.
+    assert _fetch_without_token(client, document["vtt_url"]).decode() == track.text
 
 
 def test_another_orgs_or_a_missing_storyboard_answers_404(client: TestClient, auth: dict[str, str], org: str,
@@ -70,3 +74,26 @@ def test_another_orgs_or_a_missing_storyboard_answers_404(client: TestClient, au
         assert answer.status_code == 404 and answer.json() == {"error": "storyboard_not_found",
                                                                "detail": "the storyboard does not exist yet"}
     assert client.get(f"/v1/assets/{asset_id}", headers=auth).json()["storyboard"] is None
+
+
+def test_the_track_url_needs_no_token_on_either_store(live: LiveApi, clip: Path) -> None:
+    """`vtt_url` is what a `<track src>` gets: any origin reads it with a plain GET, and its cues' sprite URLs
+    work without the token too (presigned on S3, signed by the API on local storage)."""
+    answer = live.init(clip.stat().st_size)
+    assert live.http.put(answer["presigned"]["upload_url"], content=clip.read_bytes(),
+                         headers=answer["presigned"]["upload_headers"]).status_code in (200, 201, 204)
+    asset_id = live.commit(answer).json()["asset_id"]
+    view = live.http.get(f"{live.url}/v1/assets/{asset_id}", headers=live.auth).json()
+    ref = view["storyboard"]
+    track = httpx.get(ref["vtt_url"], headers={"Origin": "https://player.example"})
+    assert track.status_code == 200 and track.headers["content-type"].startswith("text/vtt")
+    assert track.headers["access-control-allow-origin"] == "*"
+    cues = webvtt.from_string(track.text).captions
+    assert len(cues) == 50 and cues[-1].end_time.in_milliseconds() == round(
+        live.http.get(f"{live.url}/v1/assets/{asset_id}/storyboard.json", headers=live.auth).json()["duration_s"] * 1000)
+    sprite = httpx.get(cues[0].text.partition("#xywh=")[0])
+    assert sprite.status_code == 200 and image_size(sprite.content) == (1600, 600)
+    # The signature covers the track of this one video of this one org.
+    other = ref["vtt_url"].replace(asset_id, "v_" + "0" * 32)
+    assert httpx.get(other).status_code == 403
+    assert httpx.get(ref["vtt_url"].split("?")[0]).json()["error"] == "url_signature_invalid"

@@ -88,14 +88,16 @@ def test_run_script_stops_every_process_it_started(how: str, dagster_site: Dagst
         if how == "SIGTERM":
             dagster_site.drop(long_video, "org-signals", "long.mp4")
             with dagster_site.instance() as instance:
-                def scene_step_started():
+                def scene_step_decoding():
                     started = [run for run in instance.get_runs() if run.status == DagsterRunStatus.STARTED]
-                    return (started and first_event(instance, started[0].run_id, DagsterEventType.STEP_START,
-                                                    "scene_sidecar")
+                    # Once the step reports frames decoded: its libraries are loaded, and it decodes for
+                    # seconds more on this video.
+                    return (started and any(entry.message.startswith("scene_sidecar: ") and "frames" in entry.message
+                                            for entry in instance.all_logs(started[0].run_id))
                             and first_event(instance, started[0].run_id, DagsterEventType.RUN_START))
 
-                # The signal comes during the scene step (seconds on this video): the run is in flight.
-                start = dagster_site.wait_until(scene_step_started, 240, "scene step of the script's daemon's run")
+                # The signal comes during the scene step's decoding: the run is in flight.
+                start = dagster_site.wait_until(scene_step_decoding, 240, "scene step of the script's daemon's run")
                 run_id, worker = start.run_id, start.dagster_event.pid
         before = session(script.pid)
         commands = " | ".join(proc.cmdline for proc in before)

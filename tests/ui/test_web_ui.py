@@ -13,14 +13,20 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, instance_for_test, materialize
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from heimdex_api.core.config import ApiSettings
+from heimdex_api.main import create_app
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.storyboard import SPRITE_NAME, VTT_NAME, make_storyboard, parse_vtt
+from heimdex_pipeline.catalog.migrate import migrate
+from tests.api.live import serve
+from tests.api.support import SECRET, bearer, commit, make_token, place
 from tests.dagster_home import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -138,6 +144,16 @@ def static_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
+_READ_CUES = """() => new Promise((resolve, reject) => {
+    const element = document.querySelector('track');
+    const read = () => resolve(Array.from(element.track.cues, c => [c.startTime, c.endTime, c.text]));
+    element.track.mode = 'hidden';
+    if (element.readyState === 2) { read(); return; }
+    element.addEventListener('load', read);
+    element.addEventListener('error', () => reject(new Error('the track did not load')));
+})"""
+
+
 def test_a_player_reads_the_storyboard_track(clips, page: Page, static_site: tuple[str, Path]) -> None:
     url, folder = static_site
     path, _ = clips((2.0, 1.5, 3.0))
@@ -147,14 +163,7 @@ def test_a_player_reads_the_storyboard_track(clips, page: Page, static_site: tup
         '<!doctype html><video src="clip.mp4" preload="metadata" muted>'
         f'<track kind="metadata" src="{VTT_NAME}" default></video>')
     page.goto(f"{url}/index.html", wait_until="load")
-    cues = page.evaluate("""() => new Promise((resolve, reject) => {
-        const element = document.querySelector('track');
-        const read = () => resolve(Array.from(element.track.cues, c => [c.startTime, c.endTime, c.text]));
-        element.track.mode = 'hidden';
-        if (element.readyState === 2) { read(); return; }
-        element.addEventListener('load', read);
-        element.addEventListener('error', () => reject(new Error('the track did not load')));
-    })""")
+    cues = page.evaluate(_READ_CUES)
     expected = parse_vtt((folder / VTT_NAME).read_text())
     assert len(cues) == len(expected) == 50
     for (start, end, text), cue in zip(cues, expected, strict=True):
@@ -167,3 +176,40 @@ def test_a_player_reads_the_storyboard_track(clips, page: Page, static_site: tup
         return [target.pathname, target.hash, answer.status, answer.headers.get('content-type')];
     }}""")
     assert sprite == [f"/{SPRITE_NAME}", "#xywh=1440,480,160,120", 200, "image/jpeg"]
+
+
+def test_a_player_on_another_origin_reads_the_apis_track(clips, page: Page, static_site: tuple[str, Path],
+                                                         tmp_path: Path) -> None:
+    """The page of a site, the track from the API's signed `vtt_url` (another origin, no token), the tiles from
+    the sprite's signed URL: what a player embedding Heimdex's storyboard does."""
+    site, folder = static_site
+    path, _ = clips((2.0, 1.5, 3.0))
+    (folder / "clip.mp4").write_bytes(path.read_bytes())
+    catalog_url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    migrate(catalog_url)
+    settings = ApiSettings(derived_root=tmp_path / "derived", database_url=catalog_url, jwt_secret=SECRET,
+                           env="development", job_queue_backend="immediate", migrate_on_start=False,
+                           url_signing_key="u" * 32)
+    auth = bearer(make_token("org-player", ["assets:read", "assets:write"]))
+    with instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance, \
+            serve(create_app(settings, instance=instance)) as api, httpx.Client(base_url=api, timeout=120) as client:
+        upload_id, placed = place(client, auth, "org-player", path)
+        asset_id = commit(client, auth, "org-player", upload_id, placed).json()["asset_id"]
+        board = client.get(f"/v1/assets/{asset_id}/storyboard.json", headers=auth).json()
+        (folder / "player.html").write_text(
+            '<!doctype html><video src="clip.mp4" preload="metadata" muted crossorigin="anonymous">'
+            f'<track kind="metadata" src="{board["vtt_url"]}" default></video>')
+        page.goto(f"{site}/player.html", wait_until="load")
+        cues = page.evaluate(_READ_CUES)
+        assert [(round(start, 3), round(end, 3)) for start, end, _ in cues] == [
+            (tile["start_s"], tile["end_s"]) for tile in board["tiles"]]
+        target, _, rectangle = cues[7][2].partition("#xywh=")
+        assert target.split("?")[0] == board["url"].split("?")[0] and rectangle == "1120,0,160,120"
+        # The page shows a tile as players do: the sprite as an image, cropped to the cue's rectangle.
+        shown = page.evaluate("""async (target) => {
+            const image = new Image();
+            image.src = target;
+            await image.decode();
+            return [image.naturalWidth, image.naturalHeight];
+        }""", target)
+        assert shown == [board["sprite_width"], board["sprite_height"]]

@@ -109,7 +109,8 @@ def read_storyboard_vtt(asset_id: AssetIdPath, principal: PrincipalDep, session:
     """The storyboard's WebVTT track for a player's thumbnail track, its cues pointing at the sprite's download
     URL (no token needed for it); 404 until it exists."""
     principal.require(READ)
-    track = storyboards.storyboard_vtt(store, urls, assets.find_video(session, asset_id, principal.org_id))
+    video = assets.find_video(session, asset_id, principal.org_id)
+    track = storyboards.storyboard_vtt(store, urls, video.org_id, video.asset_id)
     return Response(track, media_type="text/vtt; charset=utf-8")
 
 
