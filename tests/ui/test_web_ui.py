@@ -191,6 +191,7 @@ def test_a_player_on_another_origin_reads_the_apis_track(clips, page: Page, stat
                            env="development", job_queue_backend="immediate", migrate_on_start=False,
                            url_signing_key="u" * 32)
     auth = bearer(make_token("org-player", ["assets:read", "assets:write"]))
+    (tmp_path / "dagster_home").mkdir()
     with instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance, \
             serve(create_app(settings, instance=instance)) as api, httpx.Client(base_url=api, timeout=120) as client:
         upload_id, placed = place(client, auth, "org-player", path)
