@@ -25,6 +25,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MEDIA_DIR = Path(os.environ.get("HEIMDEX_MEDIA_DIR", REPO_ROOT.parent / "shared" / "media" / "pyscenedetect"))
 
 
+FAULTS = Path(__file__).parent / "faults"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fault tests go to one worker, one after the other (`--dist loadgroup`): each starts Dagster's
+    services, breaks one and times how they stop or recover, which two at once on two cores would blur."""
+    for item in items:
+        if FAULTS in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("faults"))
+
+
 @pytest.fixture(scope="session")
 def media_dir() -> Path:
     """PySceneDetect's real test videos (shared/ beside the checkout); never copied into the repo."""
