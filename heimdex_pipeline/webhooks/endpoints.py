@@ -3,7 +3,7 @@
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from heimdex_pipeline.catalog.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
@@ -19,12 +19,18 @@ def create(session: Session, org_id: str, url: str, events: list[str], allow_pri
            max_per_org: int) -> Webhook:
     """Register an endpoint of `org_id`; its secret is readable on the row returned, and never answered again."""
     parse_url(url, allow_private)
-    if session.scalar(select(func.count()).select_from(Webhook).where(Webhook.org_id == org_id)) >= max_per_org:
-        raise WebhookLimitError(f"an org has at most {max_per_org} webhooks")
+    # Registrations of one org take turns, so that none counts before another's insert is committed:
+    # on PostgreSQL by a lock on the org for the transaction; on SQLite the insert below takes the
+    # database's one write lock, and the count after it sees every committed row.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:org_id, 0))"), {"org_id": org_id})
     webhook = Webhook(webhook_id="wh_" + secrets.token_hex(12), org_id=org_id, url=url,
                       events=sorted(set(events)), secret=new_secret())
     session.add(webhook)
     session.flush()
+    # The caller's transaction is rolled back with the error: the new row goes with it.
+    if session.scalar(select(func.count()).select_from(Webhook).where(Webhook.org_id == org_id)) > max_per_org:
+        raise WebhookLimitError(f"an org has at most {max_per_org} webhooks")
     return webhook
 
 

@@ -2,6 +2,7 @@
 seeing another's; the secret answered once; URLs Heimdex will not call refused."""
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -144,3 +145,17 @@ def test_deliveries_list_every_attempt_newest_first(local_client: TestClient, ho
     retried = next(d for d in deliveries if len(d["attempts"]) == 2)
     assert [a["error"] for a in retried["attempts"]] == ["HTTP 500", None]
     assert all(a["latency_ms"] >= 0 and a["attempted_at"] for a in retried["attempts"])
+
+
+def test_concurrent_registrations_keep_the_limit(make_client: Callable[..., TestClient], settings: ApiSettings,
+                                                 hooks: dict[str, str]) -> None:
+    client = make_client(settings.model_copy(update={"max_webhooks_per_org": 3}))
+
+    def register(_: int) -> int:
+        return client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["job.failed"]},
+                           headers=hooks).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(register, range(16)))
+    assert codes == [201] * 3 + [409] * 13
+    assert len(client.get("/v1/webhooks", headers=hooks).json()["webhooks"]) == 3
