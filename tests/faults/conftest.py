@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance
 
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.media.tools import FFMPEG
+from heimdex_pipeline.pools import prepare_pools
 from tests.dagster_home import WORKSPACE_YAML, instance_yaml, start_process
 from tests.faults.dagster_site import DagsterSite
 from tests.faults.process_tree import kill_session
@@ -30,7 +32,13 @@ def dagster_site(tmp_path: Path) -> DagsterSite:
     (home / "dagster.yaml").write_text(instance_yaml())
     (home / "workspace.yaml").write_text(WORKSPACE_YAML)
     catalog_url = f"sqlite:///{derived / 'heimdex.db'}"
+    # Prepared as run.sh prepares it before its services start: the catalog migrated, the instance's
+    # storage made and its pools set by this one process. Left to the daemon and the test's own
+    # reads, two processes made the SQLite schedule store at once, both stamped its alembic version,
+    # and the daemon could not start on the two heads.
     migrate(catalog_url)
+    with DagsterInstance.from_config(str(home)) as instance:
+        prepare_pools(instance)
     env = {**os.environ, "DAGSTER_HOME": str(home), "HEIMDEX_DERIVED_ROOT": str(derived),
            "HEIMDEX_DATABASE_URL": catalog_url, "HEIMDEX_SENSOR_INTERVAL_S": "1"}
     return DagsterSite(home=home, derived=derived, catalog_url=catalog_url, env=env)

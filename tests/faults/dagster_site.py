@@ -13,7 +13,7 @@ from dagster import DagsterEventType, DagsterInstance
 from dagster._core.events.log import EventLogEntry
 from dagster._core.scheduler.instigation import InstigatorState, InstigatorType
 
-from heimdex_pipeline.pools import FFMPEG_POOL, prepare_pools
+from heimdex_pipeline.pools import FFMPEG_POOL
 
 T = TypeVar("T")
 
@@ -82,7 +82,6 @@ HOLDER = "test-holding-the-ffmpeg-pool"
 
 def hold_pool(instance: DagsterInstance) -> None:
     """Claim every slot of the `ffmpeg` pool, as steps of another run would; `release_pool` frees them."""
-    prepare_pools(instance)
     for slot in range(instance.get_concurrency_config().pool_config.default_pool_limit):
         assert instance.event_log_storage.claim_concurrency_slot(FFMPEG_POOL, HOLDER, f"step-{slot}").is_claimed
 

@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import WebhookAttempt, WebhookDelivery, WebhookEvent, as_utc, utcnow
-from heimdex_pipeline.pools import prepare_pools
 from heimdex_pipeline.webhooks import SIGNATURE_HEADER, endpoints, verify
 from tests.dagster_home import free_port
 from tests.faults.dagster_site import DagsterSite
@@ -42,8 +41,6 @@ def test_daemon_killed_mid_backoff_then_every_event_is_delivered(dagster_site: D
         secret = endpoints.create(session, ORG, receiver.url, ["job.succeeded", "asset.ready"], allow_private=True,
                                   max_per_org=20).secret
     try:
-        with dagster_site.instance() as instance:
-            prepare_pools(instance)
         daemon = start_daemon()
         dagster_site.drop(clips((1.0, 1.0), size="160x120")[0], ORG, "clip.mp4")
 
