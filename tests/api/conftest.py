@@ -1,11 +1,9 @@
 """Fixtures of the API tests: a real Dagster instance, SQLite and PostgreSQL catalogs, clients, tokens, clips."""
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
-import httpx
 import pytest
 from dagster import DagsterInstance, instance_for_test
 from fastapi.testclient import TestClient
@@ -13,7 +11,7 @@ from fastapi.testclient import TestClient
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
 from heimdex_pipeline.catalog.migrate import migrate
-from tests.api.live import serve
+from tests.api.live import live_api
 from tests.api.support import SECRET, Snapshot, bearer, commit, make_token, place
 from tests.api.uploads import LiveApi
 
@@ -112,7 +110,7 @@ def asset(client: TestClient, auth: dict[str, str], org: str, clip: Path) -> tup
 @pytest.fixture
 def local_live(tmp_path: Path, sqlite_url: str, dagster_instance: DagsterInstance, org: str) -> Iterator[LiveApi]:
     """The API on local storage over real HTTP (immediate mode, SQLite catalog)."""
-    with _live_api(tmp_path, sqlite_url, dagster_instance, org) as live:
+    with live_api(tmp_path, sqlite_url, dagster_instance, org) as live:
         yield live
 
 
@@ -124,15 +122,6 @@ def live(request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: str, dagste
     if request.param == "s3":
         s3 = request.getfixturevalue("s3")
         storage = {"storage": "s3", "s3_bucket": s3.new_bucket(), "s3_endpoint_url": s3.url}
-    with _live_api(tmp_path, sqlite_url, dagster_instance, org, **storage) as live:
+    with live_api(tmp_path, sqlite_url, dagster_instance, org, **storage) as live:
         yield live
 
-
-@contextmanager
-def _live_api(tmp_path: Path, database_url: str, instance: DagsterInstance, org: str,
-              **storage: str) -> Iterator[LiveApi]:
-    settings = ApiSettings(derived_root=tmp_path / "derived", database_url=database_url, jwt_secret=SECRET,
-                           env="development", job_queue_backend="immediate", migrate_on_start=False,
-                           url_signing_key="u" * 32, **storage)
-    with serve(create_app(settings, instance=instance)) as url, httpx.Client(timeout=60) as http:
-        yield LiveApi(url, settings, instance, org, http)

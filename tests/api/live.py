@@ -12,10 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import uvicorn
+from dagster import DagsterInstance
 from fastapi import FastAPI
 
+from heimdex_api.core.config import ApiSettings
+from heimdex_api.main import create_app
 from tests.api.support import SECRET
+from tests.api.uploads import LiveApi
 from tests.dagster_home import REPO_ROOT, free_port, instance_yaml, wait_until_serving
 
 
@@ -44,6 +49,18 @@ def serve(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+@contextmanager
+def live_api(tmp_path: Path, database_url: str, instance: DagsterInstance, org: str,
+             **storage: str) -> Iterator[LiveApi]:
+    """The API in immediate mode over `instance`, on a migrated catalog and `storage` (local unless told),
+    served in a thread, with download URLs signed: what a browser or a client outside reaches."""
+    settings = ApiSettings(derived_root=tmp_path / "derived", database_url=database_url, jwt_secret=SECRET,
+                           env="development", job_queue_backend="immediate", migrate_on_start=False,
+                           url_signing_key="u" * 32, **storage)
+    with serve(create_app(settings, instance=instance)) as url, httpx.Client(base_url=url, timeout=120) as http:
+        yield LiveApi(url, settings, instance, org, http)
 
 
 @contextmanager

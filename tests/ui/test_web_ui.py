@@ -13,20 +13,17 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from heimdex_api.core.config import ApiSettings
-from heimdex_api.main import create_app
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
+from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.storyboard import SPRITE_NAME, VTT_NAME, make_storyboard, parse_vtt
-from heimdex_pipeline.catalog.migrate import migrate
-from tests.api.live import serve
-from tests.api.support import SECRET, bearer, commit, make_token, place
+from tests.api.live import live_api
+from tests.api.support import commit, place
 from tests.dagster_home import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -187,16 +184,12 @@ def test_a_player_on_another_origin_reads_the_apis_track(clips, page: Page, stat
     (folder / "clip.mp4").write_bytes(path.read_bytes())
     catalog_url = f"sqlite:///{tmp_path / 'catalog.db'}"
     migrate(catalog_url)
-    settings = ApiSettings(derived_root=tmp_path / "derived", database_url=catalog_url, jwt_secret=SECRET,
-                           env="development", job_queue_backend="immediate", migrate_on_start=False,
-                           url_signing_key="u" * 32)
-    auth = bearer(make_token("org-player", ["assets:read", "assets:write"]))
     (tmp_path / "dagster_home").mkdir()
     with instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance, \
-            serve(create_app(settings, instance=instance)) as api, httpx.Client(base_url=api, timeout=120) as client:
-        upload_id, placed = place(client, auth, "org-player", path)
-        asset_id = commit(client, auth, "org-player", upload_id, placed).json()["asset_id"]
-        board = client.get(f"/v1/assets/{asset_id}/storyboard.json", headers=auth).json()
+            live_api(tmp_path, catalog_url, instance, "org-player") as api:
+        upload_id, placed = place(api.http, api.auth, api.org, path)
+        asset_id = commit(api.http, api.auth, api.org, upload_id, placed).json()["asset_id"]
+        board = api.http.get(f"/v1/assets/{asset_id}/storyboard.json", headers=api.auth).json()
         (folder / "player.html").write_text(
             '<!doctype html><video src="clip.mp4" preload="metadata" muted crossorigin="anonymous">'
             f'<track kind="metadata" src="{board["vtt_url"]}" default></video>')
