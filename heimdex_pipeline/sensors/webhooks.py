@@ -60,22 +60,22 @@ def start_cursor(instance: DagsterInstance, since: float) -> dict[str, int]:
 
 def read_outcomes(instance: DagsterInstance, cursor: dict[str, int]) -> tuple[list[EventLogRecord], dict[str, int]]:
     """Run outcomes after `cursor`, in the order they happened, and the cursor past them."""
-    records: list[EventLogRecord] = []
+    read: list[tuple[str, EventLogRecord]] = []
     horizon = None
     for name, event_type in OUTCOMES.items():
         page = instance.fetch_run_status_changes(
             RunStatusChangeRecordsFilter(event_type, after_storage_id=cursor[name]), limit=PAGE, ascending=True)
-        records += page.records
+        read += [(name, record) for record in page.records]
         if page.has_more and page.records:
             # Outcomes of other kinds after this one's last read are left for the next tick, so that
             # those read stay in order across kinds.
             horizon = min(horizon or page.records[-1].storage_id, page.records[-1].storage_id)
-    records = sorted((r for r in records if horizon is None or r.storage_id <= horizon), key=lambda r: r.storage_id)
+    kept = sorted((pair for pair in read if horizon is None or pair[1].storage_id <= horizon),
+                  key=lambda pair: pair[1].storage_id)
     cursor = dict(cursor)
-    for outcome in records:
-        name = next(n for n, t in OUTCOMES.items() if t == outcome.event_log_entry.dagster_event_type)
+    for name, outcome in kept:
         cursor[name] = outcome.storage_id
-    return records, cursor
+    return [outcome for _, outcome in kept], cursor
 
 
 def _materialised(instance: DagsterInstance, run_id: str) -> bool:
