@@ -8,7 +8,6 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
-
 from tusclient.uploader import Uploader
 
 from tests.api.uploads import LiveApi

@@ -6,8 +6,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from heimdex_api.core.signing import UrlSigner
-from tests.api.uploads import LiveApi, cut_short_put
 from tests.api.support import uri_path
+from tests.api.uploads import LiveApi, cut_short_put
 
 
 def test_put_then_commit_runs_the_ingest(live: LiveApi, clip: Path) -> None:
