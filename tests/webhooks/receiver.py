@@ -1,7 +1,8 @@
-"""A real webhook receiver for the tests: an HTTP server on 127.0.0.1 that records every request and
+"""A real webhook receiver for the tests: an HTTP(S) server on 127.0.0.1 that records every request and
 answers as the test says (a status, after a delay), and that can be stopped and started again on its port."""
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -32,12 +33,15 @@ class Receiver:
     answer: Callable[[Received], tuple[int, float]] = lambda _: (200, 0.0)
     received: list[Received] = field(default_factory=list)
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # HTTPS with this context's certificate, reached by `host` (the name the certificate is for).
+    tls: ssl.SSLContext | None = None
+    host: str = "127.0.0.1"
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/heimdex"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/hooks/heimdex"
 
     def answer_with(self, *statuses: int, then: int = 200, delay_s: float = 0.0) -> None:
         """Answer `statuses` in turn, then `then` for every later request."""
@@ -71,6 +75,8 @@ class Receiver:
         ThreadingHTTPServer.allow_reuse_address = True
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

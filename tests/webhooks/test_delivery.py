@@ -16,27 +16,17 @@ from heimdex_pipeline.catalog.models import WebhookAttempt, WebhookDelivery, Web
 from heimdex_pipeline.webhooks import SIGNATURE_HEADER, DeliveryPolicy, deliver_due, forget_old, verify
 from heimdex_pipeline.webhooks.sender import post
 from tests.dagster_home import free_port
+from tests.webhooks.outbox import FAST, deliveries
 from tests.webhooks.receiver import Receiver
-
-# Retries due at once (no wait) in tests that drive the sender pass by pass.
-FAST = DeliveryPolicy(timeout_s=2.0, retry_base_s=0.001, retry_max_delay_s=0.001, allow_private=True)
-
-
-def _deliveries(catalog_url: str) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
-    with session_scope(catalog_url) as session:
-        rows = session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.delivery_id)).all()
-        attempts = session.scalars(select(WebhookAttempt).order_by(WebhookAttempt.attempt_id)).all()
-        session.expunge_all()
-    return [(row, [a for a in attempts if a.delivery_id == row.delivery_id]) for row in rows]
 
 
 def _send_until_settled(catalog_url: str, policy: DeliveryPolicy, passes: int = 20) -> None:
     for _ in range(passes):
         deliver_due(catalog_url, policy, budget_s=30)
-        if all(row.status != "pending" for row, _ in _deliveries(catalog_url)):
+        if all(row.status != "pending" for row, _ in deliveries(catalog_url)):
             return
         time.sleep(0.01)
-    pytest.fail(f"deliveries still pending after {passes} passes: {_deliveries(catalog_url)}")
+    pytest.fail(f"deliveries still pending after {passes} passes: {deliveries(catalog_url)}")
 
 
 def test_a_delivery_is_signed_and_recorded(catalog_url: str, receiver: Receiver, register: Callable,
@@ -55,7 +45,7 @@ def test_a_delivery_is_signed_and_recorded(catalog_url: str, receiver: Receiver,
     assert {key: event[key] for key in ("id", "type", "org_id", "asset_id")} == {
         "id": event_id, "type": "asset.ready", "org_id": "org-hooks", "asset_id": "v_" + "a" * 32}
     assert event["job_id"] and event["created_at"] and event["data"]["status"] == "succeeded"
-    [(delivery, [attempt])] = _deliveries(catalog_url)
+    [(delivery, [attempt])] = deliveries(catalog_url)
     assert (delivery.status, delivery.attempts, delivery.webhook_id) == ("delivered", 1, webhook_id)
     assert attempt.status_code == 200 and attempt.error is None and 0 <= attempt.latency_ms < 2000
     # Delivered is done: a later pass sends nothing again.
@@ -69,7 +59,7 @@ def test_500s_are_retried_with_the_same_body_until_a_2xx(catalog_url: str, recei
     receiver.answer_with(500, 503, 404)
     happen("v_" + "b" * 32)
     _send_until_settled(catalog_url, FAST)
-    [(delivery, attempts)] = _deliveries(catalog_url)
+    [(delivery, attempts)] = deliveries(catalog_url)
     assert delivery.status == "delivered" and delivery.attempts == 4
     assert [a.status_code for a in attempts] == [500, 503, 404, 200]
     assert [a.error for a in attempts] == ["HTTP 500", "HTTP 503", "HTTP 404", None]
@@ -86,7 +76,7 @@ def test_a_retry_waits_its_backoff(catalog_url: str, receiver: Receiver, registe
     policy = DeliveryPolicy(timeout_s=2.0, retry_base_s=60.0, allow_private=True)
     before = utcnow()
     assert deliver_due(catalog_url, policy, budget_s=30).retrying == 1
-    [(delivery, _)] = _deliveries(catalog_url)
+    [(delivery, _)] = deliveries(catalog_url)
     # The first retry comes 30 to 60 s later (the base, drawn in its upper half): not in this pass, nor the next.
     assert timedelta(seconds=29) < as_utc(delivery.next_attempt_at) - before < timedelta(seconds=61)
     assert deliver_due(catalog_url, policy, budget_s=30).answers == []
@@ -101,7 +91,7 @@ def test_a_receiver_too_slow_is_a_timeout_then_retried(catalog_url: str, receive
     happen("v_" + "d" * 32)
     policy = DeliveryPolicy(timeout_s=0.5, retry_base_s=0.001, retry_max_delay_s=0.001, allow_private=True)
     _send_until_settled(catalog_url, policy)
-    [(delivery, attempts)] = _deliveries(catalog_url)
+    [(delivery, attempts)] = deliveries(catalog_url)
     assert delivery.status == "delivered"
     first, last = attempts[0], attempts[-1]
     assert first.status_code is None and "timed out" in first.error.lower()
@@ -130,7 +120,7 @@ def test_a_receiver_down_then_up_gets_every_event_in_order_per_video(catalog_url
     assert sorted(e["id"] for e in got) == sorted(ids), "every event arrived, each once"
     for video in videos:
         assert [e["id"] for e in got if e["asset_id"] == video] == [i for i, (v, _) in zip(ids, sequence) if v == video]
-    first_attempts = [attempts for _, attempts in _deliveries(catalog_url)]
+    first_attempts = [attempts for _, attempts in deliveries(catalog_url)]
     assert sum(len(attempts) for attempts in first_attempts) == len(ids) + 3 * len(videos)
 
 
@@ -189,7 +179,7 @@ def test_a_delivery_is_given_up_when_its_retries_run_out(catalog_url: str, recei
         session.execute(update(WebhookEvent).values(created_at=utcnow() - timedelta(hours=24)))
     report = deliver_due(catalog_url, DeliveryPolicy(timeout_s=2.0, allow_private=True), budget_s=30)
     assert report.failed == 1
-    [(delivery, [attempt])] = _deliveries(catalog_url)
+    [(delivery, [attempt])] = deliveries(catalog_url)
     assert delivery.status == "failed" and delivery.finished_at is not None and attempt.status_code == 500
 
 
