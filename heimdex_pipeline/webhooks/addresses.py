@@ -9,6 +9,9 @@ resolves elsewhere the second time cannot slip through).
 
 import ipaddress
 import socket
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from urllib.parse import SplitResult, urlsplit
 
 MAX_URL_LENGTH = 2048
@@ -60,10 +63,29 @@ def parse_url(url: str, allow_private: bool) -> SplitResult:
     return parts
 
 
-def resolve(host: str, port: int, allow_private: bool) -> str:
+def _lookup(host: str, port: int, timeout_s: float) -> list[tuple]:
+    """`getaddrinfo` given at most `timeout_s`: a name server that is slow to answer (the client's own,
+    for a name of the client's domain) must not hold a delivery past its time limit."""
+    found: Future[list[tuple]] = Future()
+
+    def look_up() -> None:
+        try:
+            found.set_result(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the caller as is
+            found.set_exception(exc)
+
+    # A daemon thread, since a lookup cannot be cut short: one still waiting ends with the resolver's own timeout.
+    threading.Thread(target=look_up, name="heimdex-webhook-lookup", daemon=True).start()
+    try:
+        return found.result(timeout=timeout_s)
+    except FutureTimeoutError:
+        raise UnsafeUrlError(f"{host} did not resolve within {timeout_s:g} s") from None
+
+
+def resolve(host: str, port: int, allow_private: bool, timeout_s: float = 10.0) -> str:
     """The address to connect to for `host`: the first it resolves to, once every one of them is allowed."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _lookup(host, port, timeout_s)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeUrlError(f"{host} does not resolve: {exc}") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]

@@ -50,7 +50,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, allow
         parts = parse_url(url, allow_private)
         https = parts.scheme.lower() == "https"
         port = parts.port or (443 if https else 80)
-        address = resolve(parts.hostname or "", port, allow_private)
+        address = resolve(parts.hostname or "", port, allow_private, timeout_s)
     except UnsafeUrlError as exc:
         return answer(None, f"refused: {exc}")
     # The connection goes to the address checked; TLS still verifies the certificate against the name.
