@@ -1,11 +1,12 @@
 """The webhook outbox: how fast events are recorded, and how fast the sender drains them to a receiver on
-127.0.0.1, normally and after the receiver was down (every video's first event failed once).
+127.0.0.1, normally and after the receiver was down for a pass; then what one org's endpoint that
+never answers costs another org's delivery in a sending pass.
 
 A real catalog (SQLite by default, or `--database-url` for PostgreSQL) and a real HTTP receiver in
 a process of its own that answers 204 at once, so the figures are Heimdex's side: the outbox's
 queries, the signing and one connection per attempt.
 
-    uv run python -m benchmarks.webhooks [--events 2000] [--videos 200] [--database-url URL]
+    uv run python -m benchmarks.webhooks [--events 2000] [--videos 200] [--silent-videos 1000] [--database-url URL]
 """
 
 import argparse
@@ -22,6 +23,7 @@ from benchmarks.run import log, print_header, table
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.catalog.models import WebhookDelivery, utcnow
+from heimdex_pipeline.sensors.webhooks import SEND_BUDGET_S
 from heimdex_pipeline.webhooks import DeliveryPolicy, Event, deliver_due, endpoints, record
 
 ORG = "org-bench"
@@ -70,14 +72,36 @@ def _drain(catalog_url: str, policy: DeliveryPolicy) -> tuple[float, int]:
             return time.perf_counter() - start, passes
 
 
+def _beside_silent(catalog_url: str, videos: int) -> list[str]:
+    """One sending pass, as a webhook sensor tick makes it, where an endpoint that never answers has
+    `videos` videos' events due before one event of the benchmark's org: the pass's length, its
+    attempts, and whether the other org's event went out in it."""
+    silent = socket.create_server(("127.0.0.1", 0), backlog=videos)  # takes connections, never answers
+    with session_scope(catalog_url) as session:
+        endpoints.create(session, "org-silent", f"http://127.0.0.1:{silent.getsockname()[1]}/hook", ["asset.ready"],
+                         allow_private=True, max_per_org=20)
+    with session_scope(catalog_url) as session:
+        for n in range(videos):
+            record(session, Event("asset.ready", "org-silent", f"v_{n:032x}", f"silent-{n}", utcnow(), {}))
+    _record(catalog_url, 1, 1, 10**9)
+    start = time.perf_counter()
+    report = deliver_due(catalog_url, DeliveryPolicy(allow_private=True), budget_s=SEND_BUDGET_S)
+    seconds = time.perf_counter() - start
+    silent.close()
+    return [str(videos), f"{seconds:.1f}", str(len(report.answers)), "yes" if report.delivered == 1 else "no"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--videos", type=int, default=200, help="the events are spread over these (order per video)")
+    parser.add_argument("--silent-videos", type=int, default=1000,
+                        help="videos with an event due to the endpoint that never answers")
     parser.add_argument("--database-url", help="a catalog to use (it is migrated); a fresh SQLite file by default")
     args = parser.parse_args()
     print_header("The webhook outbox", f"uv run python -m benchmarks.webhooks --events {args.events} "
-                                       f"--videos {args.videos}{' --database-url …' if args.database_url else ''}")
+                                       f"--videos {args.videos} --silent-videos {args.silent_videos}"
+                                       f"{' --database-url …' if args.database_url else ''}")
     sock = socket.create_server(("127.0.0.1", 0))
     receiver = _receiver(sock)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
@@ -94,7 +118,8 @@ def main() -> None:
         rows.append(["receiver up", f"{recording:.2f}", f"{seconds:.2f}", str(passes), f"{args.events / seconds:.0f}"])
         log(f"delivered in {seconds:.2f} s")
 
-        # Down: every video's first event fails once and waits its retry, the rest wait behind it.
+        # Down for a pass: the endpoint's first batch is refused and waits its retry, and the endpoint is
+        # set aside for the rest of the pass; the rest wait.
         recording = _record(catalog_url, args.events, args.videos, args.events)
         receiver.kill()
         receiver.join()
@@ -110,8 +135,10 @@ def main() -> None:
         seconds, passes = _drain(catalog_url, policy)
         rows.append(["after an outage", f"{recording:.2f}", f"{seconds:.2f}", str(passes),
                      f"{args.events / seconds:.0f}"])
+        beside = _beside_silent(catalog_url, args.silent_videos)
     receiver.kill()
     print(table(["receiver", "record s", "drain s", "passes", "deliveries/s"], rows))
+    print(table(["silent endpoint's videos", "pass s", "attempts", "other org's event sent"], [beside]))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ Per endpoint and video, deliveries go out in the order their events happened: a 
 while an earlier one of the same endpoint and video is pending. A delivery taken by a sender is
 leased (its next attempt moved past the attempt's end) so that another sender does not take it
 too; a sender that dies mid-attempt leaves it to be sent again once the lease ends: at least once.
+
+Endpoints take turns, since they are different orgs': a batch takes every endpoint's oldest due
+delivery before any endpoint's second, and an endpoint that gave no answer is set aside for the
+rest of the pass, so a dead receiver costs the others at most one batch's wait.
 """
 
 import random
@@ -13,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from heimdex_pipeline.catalog.db import session_scope
@@ -79,28 +83,37 @@ class _Taken:
     occurred_at: datetime
 
 
-def _due(session: Session, now: datetime, limit: int) -> list[_Taken]:
+def _due(session: Session, now: datetime, limit: int, skip: set[str]) -> list[_Taken]:
     earlier = aliased(WebhookDelivery)
     waiting = select(earlier.delivery_id).where(
         earlier.webhook_id == WebhookDelivery.webhook_id, earlier.asset_id == WebhookDelivery.asset_id,
         earlier.status == PENDING, earlier.delivery_id < WebhookDelivery.delivery_id)
+    # Each endpoint's due deliveries numbered in turn, so that a batch takes the first of every endpoint
+    # before the second of any: an endpoint with a thousand due cannot keep another's one waiting.
+    heads = (select(WebhookDelivery.delivery_id,
+                    func.row_number().over(partition_by=WebhookDelivery.webhook_id,
+                                           order_by=WebhookDelivery.delivery_id).label("turn"))
+             .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now, ~waiting.exists(),
+                    WebhookDelivery.webhook_id.not_in(skip))
+             .subquery())
     rows = session.execute(
         select(WebhookDelivery.delivery_id, WebhookDelivery.attempts, Webhook.url, Webhook.secret,
                WebhookEvent.event_id, WebhookEvent.type, WebhookEvent.body, WebhookEvent.asset_id,
                WebhookEvent.job_id, WebhookDelivery.webhook_id, WebhookEvent.created_at)
+        .join(heads, heads.c.delivery_id == WebhookDelivery.delivery_id)
         .join(Webhook, Webhook.webhook_id == WebhookDelivery.webhook_id)
         .join(WebhookEvent, WebhookEvent.event_id == WebhookDelivery.event_id)
-        .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now, ~waiting.exists())
-        .order_by(WebhookDelivery.delivery_id).limit(limit)).all()
+        .order_by(heads.c.turn, WebhookDelivery.delivery_id).limit(limit)).all()
     return [_Taken(*row) for row in rows]
 
 
-def _take(catalog_url: str, policy: DeliveryPolicy, limit: int, due_by: datetime) -> list[_Taken]:
-    """Lease up to `limit` deliveries due by `due_by`, each the oldest pending one of its endpoint and video."""
+def _take(catalog_url: str, policy: DeliveryPolicy, limit: int, due_by: datetime, skip: set[str]) -> list[_Taken]:
+    """Lease up to `limit` deliveries due by `due_by`, each the oldest pending one of its endpoint and video,
+    none of the endpoints in `skip`."""
     now = utcnow()
     taken = []
     with session_scope(catalog_url) as session:
-        for delivery in _due(session, due_by, limit):
+        for delivery in _due(session, due_by, limit, skip):
             # Only if no other sender took it since it was read.
             leased = session.execute(
                 update(WebhookDelivery)
@@ -160,10 +173,13 @@ def deliver_due(catalog_url: str, policy: DeliveryPolicy, budget_s: float) -> De
     report = DeliveryReport()
     started = utcnow()
     deadline = time.monotonic() + budget_s
+    # Endpoints that gave no answer this pass (refused, timed out, unresolvable, a certificate not
+    # verified): their other deliveries wait for a later pass rather than spend the budget the same way.
+    unreachable: set[str] = set()
     with ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="heimdex-webhook") as pool:
         # An attempt is only begun when it can end within the budget.
         while time.monotonic() + policy.timeout_s <= deadline:
-            taken = _take(catalog_url, policy, CONCURRENCY, due_by=started)
+            taken = _take(catalog_url, policy, CONCURRENCY, due_by=started, skip=unreachable)
             if not taken:
                 break
             answers = list(pool.map(lambda d: _attempt(d, policy), taken))
@@ -171,6 +187,8 @@ def deliver_due(catalog_url: str, policy: DeliveryPolicy, budget_s: float) -> De
             with session_scope(catalog_url) as session:
                 for delivery, answer in zip(taken, answers, strict=True):
                     _settle(session, policy, delivery, answer, report)
+            unreachable.update(delivery.webhook_id for delivery, answer in zip(taken, answers, strict=True)
+                               if answer.status_code is None)
     return report
 
 

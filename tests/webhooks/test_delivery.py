@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import WebhookAttempt, WebhookDelivery, WebhookEvent, as_utc, utcnow
 from heimdex_pipeline.webhooks import SIGNATURE_HEADER, DeliveryPolicy, deliver_due, forget_old, verify
+from heimdex_pipeline.webhooks.delivery import CONCURRENCY
 from heimdex_pipeline.webhooks.sender import post
 from tests.dagster_home import free_port
 from tests.webhooks.outbox import FAST, deliveries
@@ -170,6 +171,26 @@ def test_a_private_address_is_refused_without_a_connection(catalog_url: str, rec
     assert receiver.received == []
 
 
+def test_an_endpoint_that_never_answers_holds_up_no_other_org(catalog_url: str, receiver: Receiver,
+                                                               register: Callable, happen: Callable) -> None:
+    """One org's endpoint swallows every request and has 40 videos' events due before another org's one:
+    the pass sends the other's at once, and spends one batch, not its whole budget, on the silent one."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # connections complete, requests are taken in, nothing ever answers
+        register(f"http://127.0.0.1:{silent.getsockname()[1]}/hooks", org_id="org-silent")
+        for n in range(40):
+            happen(f"v_{n:032x}", org_id="org-silent")
+        register(receiver.url, org_id="org-other")
+        happen("v_" + "9" * 32, org_id="org-other")
+        report = deliver_due(catalog_url, DeliveryPolicy(timeout_s=1.0, retry_base_s=0.001, retry_max_delay_s=0.001,
+                                                         allow_private=True), budget_s=6)
+    assert len(receiver.received) == 1 and report.delivered == 1
+    assert report.retrying == CONCURRENCY - 1
+    assert all("timed out" in answer.error for answer in report.answers if not answer.delivered)
+    assert sum(len(attempts) for _, attempts in deliveries(catalog_url)) == CONCURRENCY
+
+
 def test_a_delivery_is_given_up_when_its_retries_run_out(catalog_url: str, receiver: Receiver, register: Callable,
                                                          happen: Callable) -> None:
     register(receiver.url)
@@ -222,6 +243,23 @@ def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout() -> None:
     finally:
         server.close()
     assert (answer.status_code, answer.error) == (None, "timed out after 1 s")
+    assert 1000 <= answer.latency_ms < 1500
+
+
+def test_a_name_slow_to_resolve_is_cut_off_at_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The name server of a client's domain may take its time. No slow name server can be set up here,
+    so the lookup is made to wait 3 s before the system resolver answers; the attempt ends at its limit."""
+    lookup = socket.getaddrinfo
+
+    def slow_lookup(*args: object, **kwargs: object) -> object:
+        time.sleep(3)
+        return lookup(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        answer = post(f"http://localhost:{server.getsockname()[1]}/hook", b"{}", {}, timeout_s=1.0,
+                      allow_private=True)
+    assert (answer.status_code, answer.error) == (None, "refused: localhost did not resolve within 1 s")
     assert 1000 <= answer.latency_ms < 1500
 
 
