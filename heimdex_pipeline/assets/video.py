@@ -14,6 +14,7 @@ from dagster import (
     AssetExecutionContext,
     Backoff,
     Config,
+    DagsterEventType,
     DagsterExecutionInterruptedError,
     Failure,
     Jitter,
@@ -96,6 +97,16 @@ def _stopped() -> Failure:
 
 # Runs whose step was interrupted, in this process: their other steps stop at once too.
 _INTERRUPTED_RUNS: set[str] = set()
+# What Dagster raises in a step when the run worker gets SIGINT (or SIGTERM, which it maps to SIGINT).
+_INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+
+
+def _interrupted_around_a_step(context: AssetExecutionContext) -> bool:
+    """Whether an interrupt reached a step of this run in Dagster's own code around the step's (before
+    it is called, or once it has returned), where the step cannot catch it and Dagster makes it a retry."""
+    return any(
+        (cause := entry.dagster_event.step_retry_data.error.cause) is not None and cause.cls_name in _INTERRUPTS
+        for entry in context.instance.all_logs(context.run.run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY))
 
 
 def stops_when_interrupted(step: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,13 +117,17 @@ def stops_when_interrupted(step: Callable[..., Any]) -> Callable[..., Any]:
     interrupt inside the step and hands it to the step's retry policy: the step would start over
     instead of stopping, and the run be killed later, left `STARTED`. Once the step has failed,
     Dagster goes on with the steps that do not need it (the storyboard needs only the probe): they
-    fail at their start, so that the run ends while the services stop.
+    fail at their start, so that the run ends while the services stop. An interrupt that lands in
+    Dagster's code just before or after the step's own is made a retry by Dagster: that retry, and
+    every step after it, fails at its start too.
     """
 
     def start(context: AssetExecutionContext) -> str:
-        if context.run.run_id in _INTERRUPTED_RUNS:
+        run_id = context.run.run_id
+        if run_id in _INTERRUPTED_RUNS or _interrupted_around_a_step(context):
+            _INTERRUPTED_RUNS.add(run_id)
             raise _stopped()
-        return context.run.run_id
+        return run_id
 
     if inspect.isgeneratorfunction(step):
         @functools.wraps(step)
