@@ -14,6 +14,9 @@ from heimdex_pipeline.webhooks.addresses import UnsafeUrlError, parse_url, resol
 USER_AGENT = "Heimdex-Webhooks/1"
 # Only the start of an answer is read (and dropped): a receiver's body means nothing to Heimdex.
 _ANSWER_READ_BYTES = 4096
+# An error quotes what the receiver sent (a bad status line, say): kept short, since it is stored with
+# every attempt, logged and listed, and a receiver could otherwise send 64 KB of it each time.
+MAX_ERROR_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, allow
     started = time.monotonic()
 
     def answer(status_code: int | None, error: str | None = None) -> Answer:
+        if error is not None and len(error) > MAX_ERROR_CHARS:
+            error = error[:MAX_ERROR_CHARS - 1] + "…"
         return Answer(status_code, round((time.monotonic() - started) * 1000), error)
 
     try:

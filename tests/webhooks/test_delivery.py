@@ -15,7 +15,7 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import WebhookAttempt, WebhookDelivery, WebhookEvent, as_utc, utcnow
 from heimdex_pipeline.webhooks import SIGNATURE_HEADER, DeliveryPolicy, deliver_due, forget_old, verify
 from heimdex_pipeline.webhooks.delivery import CONCURRENCY
-from heimdex_pipeline.webhooks.sender import post
+from heimdex_pipeline.webhooks.sender import MAX_ERROR_CHARS, post
 from tests.dagster_home import free_port
 from tests.webhooks.outbox import FAST, deliveries
 from tests.webhooks.receiver import Receiver
@@ -244,6 +244,29 @@ def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout() -> None:
         server.close()
     assert (answer.status_code, answer.error) == (None, "timed out after 1 s")
     assert 1000 <= answer.latency_ms < 1500
+
+
+def test_what_a_receiver_sends_is_quoted_short_in_the_attempts_error(catalog_url: str, register: Callable,
+                                                                     happen: Callable) -> None:
+    """A status line of 60 KB is not stored, logged and listed whole with every attempt."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer_garbage() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"X" * 60_000 + b"\r\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    try:
+        register(f"http://127.0.0.1:{server.getsockname()[1]}/hook")
+        happen("v_" + "8" * 32)
+        assert deliver_due(catalog_url, FAST, budget_s=30).retrying == 1
+    finally:
+        server.close()
+    [(_, [attempt])] = deliveries(catalog_url)
+    assert attempt.error.startswith("BadStatusLine: XXX") and attempt.error.endswith("…")
+    assert len(attempt.error) == MAX_ERROR_CHARS
 
 
 def test_a_name_slow_to_resolve_is_cut_off_at_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
