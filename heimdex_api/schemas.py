@@ -249,10 +249,19 @@ class WebhookOut(BaseModel):
     url: str
     events: list[WebhookEventType]
     created_at: str
+    previous_secret_expires_at: str | None = Field(
+        description="After a rotation: until when the previous secret signs too; null when it no longer does")
 
 
 class WebhookCreated(WebhookOut):
     secret: str = Field(description="The key of the `Heimdex-Signature` HMAC. Answered this once only: keep it.")
+
+
+class WebhookSecretRotation(Request):
+    previous_valid_for_s: int = Field(
+        default=86_400, ge=0, le=7 * 86_400,
+        description="How long the previous secret signs beside the new one (each request then carries a `v1` for "
+                    "each), while the receiver changes over; 0 ends it at once.")
 
 
 class WebhookList(BaseModel):

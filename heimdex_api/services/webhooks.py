@@ -1,12 +1,13 @@
 """Webhook endpoints of the caller's org: registered, listed, deleted, and their deliveries; the API's errors."""
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, Unprocessable
-from heimdex_pipeline.catalog.models import Webhook, as_utc
+from heimdex_pipeline.catalog.models import Webhook, as_utc, utcnow
 from heimdex_pipeline.webhooks import UnsafeUrlError, endpoints
 from heimdex_pipeline.webhooks.delivery import PENDING
 
@@ -17,8 +18,10 @@ def _iso(moment: Any) -> str | None:
 
 def webhook_view(webhook: Webhook) -> dict[str, Any]:
     """An endpoint as answered: never with its secret."""
+    expires = webhook.previous_secret_expires_at
     return {"webhook_id": webhook.webhook_id, "url": webhook.url, "events": webhook.events,
-            "created_at": _iso(webhook.created_at)}
+            "created_at": _iso(webhook.created_at),
+            "previous_secret_expires_at": _iso(expires) if expires is not None and as_utc(expires) > utcnow() else None}
 
 
 def create(session: Session, settings: ApiSettings, org_id: str, url: str, events: list[str]) -> dict[str, Any]:
@@ -30,6 +33,12 @@ def create(session: Session, settings: ApiSettings, org_id: str, url: str, event
         raise Unprocessable(str(exc), code="webhook_url_not_allowed") from None
     except endpoints.WebhookLimitError as exc:
         raise Conflict(str(exc), code="webhook_limit_reached") from None
+    return {**webhook_view(webhook), "secret": webhook.secret}
+
+
+def rotate_secret(session: Session, webhook: Webhook, previous_valid_for_s: int) -> dict[str, Any]:
+    """Give the endpoint a new secret; the answer is the only one that carries it."""
+    endpoints.rotate_secret(session, webhook, timedelta(seconds=previous_valid_for_s))
     return {**webhook_view(webhook), "secret": webhook.secret}
 
 

@@ -131,6 +131,9 @@ class Webhook(Base):
     # The HMAC key of the signatures, answered once when the endpoint is made: the sender needs it in clear.
     secret: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # After a rotation the old secret signs too, until it expires, while the receiver changes over.
+    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WebhookEvent(Base):

@@ -74,6 +74,8 @@ class _Taken:
     attempts: int
     url: str
     secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
     event_id: str
     event_type: str
     body: str
@@ -98,7 +100,7 @@ def _due(session: Session, now: datetime, limit: int, skip: set[str]) -> list[_T
              .subquery())
     rows = session.execute(
         select(WebhookDelivery.delivery_id, WebhookDelivery.attempts, Webhook.url, Webhook.secret,
-               WebhookEvent.event_id, WebhookEvent.type, WebhookEvent.body, WebhookEvent.asset_id,
+               Webhook.previous_secret, Webhook.previous_secret_expires_at, WebhookEvent.event_id, WebhookEvent.type, WebhookEvent.body, WebhookEvent.asset_id,
                WebhookEvent.job_id, WebhookDelivery.webhook_id, WebhookEvent.created_at)
         .join(heads, heads.c.delivery_id == WebhookDelivery.delivery_id)
         .join(Webhook, Webhook.webhook_id == WebhookDelivery.webhook_id)
@@ -127,7 +129,10 @@ def _take(catalog_url: str, policy: DeliveryPolicy, limit: int, due_by: datetime
 
 def _attempt(delivery: _Taken, policy: DeliveryPolicy) -> Answer:
     body = delivery.body.encode()
-    headers = {SIGNATURE_HEADER: sign(delivery.secret, body), "Heimdex-Event-Id": delivery.event_id,
+    keys = [delivery.secret]
+    if delivery.previous_secret and as_utc(delivery.previous_secret_expires_at) > utcnow():
+        keys.append(delivery.previous_secret)
+    headers = {SIGNATURE_HEADER: sign(keys, body), "Heimdex-Event-Id": delivery.event_id,
                "Heimdex-Event-Type": delivery.event_type}
     return post(delivery.url, body, headers, policy.timeout_s, policy.allow_private)
 

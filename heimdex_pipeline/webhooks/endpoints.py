@@ -2,11 +2,12 @@
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
-from heimdex_pipeline.catalog.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
+from heimdex_pipeline.catalog.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent, utcnow
 from heimdex_pipeline.webhooks.addresses import parse_url
 from heimdex_pipeline.webhooks.signing import new_secret
 
@@ -31,6 +32,18 @@ def create(session: Session, org_id: str, url: str, events: list[str], allow_pri
     # The caller's transaction is rolled back with the error: the new row goes with it.
     if session.scalar(select(func.count()).select_from(Webhook).where(Webhook.org_id == org_id)) > max_per_org:
         raise WebhookLimitError(f"an org has at most {max_per_org} webhooks")
+    return webhook
+
+
+def rotate_secret(session: Session, webhook: Webhook, previous_valid_for: timedelta) -> Webhook:
+    """Give the endpoint a new secret; the one it had signs too for `previous_valid_for` (none for zero),
+    so that a receiver can change over without refusing a delivery."""
+    if previous_valid_for > timedelta(0):
+        webhook.previous_secret, webhook.previous_secret_expires_at = webhook.secret, utcnow() + previous_valid_for
+    else:
+        webhook.previous_secret, webhook.previous_secret_expires_at = None, None
+    webhook.secret = new_secret()
+    session.flush()
     return webhook
 
 

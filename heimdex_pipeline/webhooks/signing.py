@@ -1,13 +1,15 @@
 """Webhook signatures: `Heimdex-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
 
 The timestamp is signed with the body, so a receiver that refuses old timestamps (5 minutes is
-the usual tolerance) cannot be fed a captured request again later.
+the usual tolerance) cannot be fed a captured request again later. While a rotated secret's
+predecessor is still valid the header carries a `v1` for each, and a receiver accepts either.
 """
 
 import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
 
 SIGNATURE_HEADER = "Heimdex-Signature"
 SECRET_PREFIX = "whsec_"
@@ -23,10 +25,12 @@ def _digest(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """The `Heimdex-Signature` value of `body` sent at `timestamp` (now by default)."""
+def sign(secret: str | Sequence[str], body: bytes, timestamp: int | None = None) -> str:
+    """The `Heimdex-Signature` value of `body` sent at `timestamp` (now by default): one `v1` per secret,
+    as while a rotated secret's predecessor still signs."""
     timestamp = int(time.time()) if timestamp is None else timestamp
-    return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    return f"t={timestamp}," + ",".join(f"v1={_digest(key, timestamp, body)}" for key in keys)
 
 
 def verify(secret: str, header: str, body: bytes, tolerance_s: float = DEFAULT_TOLERANCE_S,

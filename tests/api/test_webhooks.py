@@ -3,17 +3,20 @@ seeing another's; the secret answered once; URLs Heimdex will not call refused."
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_pipeline.catalog.db import session_scope
-from heimdex_pipeline.catalog.models import utcnow
-from heimdex_pipeline.webhooks import DeliveryPolicy, Event, deliver_due, record
+from heimdex_pipeline.catalog.models import Webhook, utcnow
+from heimdex_pipeline.webhooks import SIGNATURE_HEADER, DeliveryPolicy, Event, deliver_due, record, verify
 from tests.api.support import bearer, make_token
 from tests.dagster_home import free_port
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import Received, Receiver
 
 PUBLIC_URL = "https://hooks.example.com/heimdex"
 # Checks made before the catalog is written are run on SQLite only.
@@ -41,7 +44,8 @@ def test_create_answers_the_secret_once(client: TestClient, hooks: dict[str, str
     assert body["secret"].startswith("whsec_") and body["url"] == PUBLIC_URL
     assert body["events"] == ["asset.ready", "job.failed"] and body["created_at"]
     listed = client.get("/v1/webhooks", headers=hooks).json()["webhooks"]
-    assert listed == [{key: body[key] for key in ("webhook_id", "url", "events", "created_at")}]
+    assert listed == [{key: body[key] for key in ("webhook_id", "url", "events", "created_at",
+                                                  "previous_secret_expires_at")}]
     read = client.get(f"/v1/webhooks/{webhook_id}", headers=hooks)
     assert read.status_code == 200 and "secret" not in read.json()
     assert body["secret"] not in client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=hooks).text
@@ -159,3 +163,84 @@ def test_concurrent_registrations_keep_the_limit(make_client: Callable[..., Test
         codes = sorted(pool.map(register, range(16)))
     assert codes == [201] * 3 + [409] * 13
     assert len(client.get("/v1/webhooks", headers=hooks).json()["webhooks"]) == 3
+
+
+def _deliver_one(settings: ApiSettings, org: str, receiver: Receiver) -> Received:
+    """Record one event of the org and send it; answer the request the receiver got."""
+    with session_scope(settings.catalog_url) as session:
+        assert record(session, Event("asset.ready", org, "v_" + "7" * 32, str(uuid4()), utcnow(),
+                                     {"status": "succeeded"})) is not None
+    deliver_due(settings.catalog_url, DeliveryPolicy(timeout_s=2.0, allow_private=True), budget_s=30)
+    return receiver.received[-1]
+
+
+def test_a_rotated_secret_signs_beside_the_previous_one_until_it_expires(local_client: TestClient, org: str,
+                                                                        hooks: dict[str, str],
+                                                                        settings: ApiSettings) -> None:
+    receiver = Receiver(free_port()).start()
+    try:
+        created = local_client.post("/v1/webhooks", json={"url": receiver.url, "events": ["asset.ready"]},
+                                    headers=hooks).json()
+        path = f"/v1/webhooks/{created['webhook_id']}"
+        assert created["previous_secret_expires_at"] is None
+        rotated = local_client.post(f"{path}/rotate-secret", headers=hooks)
+        assert rotated.status_code == 200, rotated.text
+        first, second = created["secret"], rotated.json()["secret"]
+        assert second.startswith("whsec_") and second != first
+        until = datetime.fromisoformat(rotated.json()["previous_secret_expires_at"])
+        assert timedelta(hours=23) < until - utcnow() <= timedelta(days=1)
+        read = local_client.get(path, headers=hooks).json()
+        assert "secret" not in read and read["previous_secret_expires_at"] == rotated.json()["previous_secret_expires_at"]
+
+        # While both sign, a receiver that still checks with the old secret accepts the request, as does one
+        # that has switched.
+        request = _deliver_one(settings, org, receiver)
+        header = request.headers[SIGNATURE_HEADER]
+        assert header.count("v1=") == 2
+        assert verify(first, header, request.body) and verify(second, header, request.body)
+
+        # Once the previous secret has expired, only the current one signs.
+        with session_scope(settings.catalog_url) as session:
+            session.execute(update(Webhook).where(Webhook.webhook_id == created["webhook_id"])
+                            .values(previous_secret_expires_at=utcnow() - timedelta(seconds=1)))
+        assert local_client.get(path, headers=hooks).json()["previous_secret_expires_at"] is None
+        request = _deliver_one(settings, org, receiver)
+        assert request.headers[SIGNATURE_HEADER].count("v1=") == 1
+        assert verify(second, request.headers[SIGNATURE_HEADER], request.body)
+        assert not verify(first, request.headers[SIGNATURE_HEADER], request.body)
+
+        # `previous_valid_for_s: 0` retires the old secret at once.
+        third = local_client.post(f"{path}/rotate-secret", json={"previous_valid_for_s": 0}, headers=hooks).json()
+        assert third["previous_secret_expires_at"] is None
+        request = _deliver_one(settings, org, receiver)
+        assert verify(third["secret"], request.headers[SIGNATURE_HEADER], request.body)
+        assert not verify(second, request.headers[SIGNATURE_HEADER], request.body)
+    finally:
+        receiver.stop()
+
+
+@sqlite_only
+@pytest.mark.parametrize("body", [{"previous_valid_for_s": -1}, {"previous_valid_for_s": 7 * 86_400 + 1},
+                                  {"previous_valid_for_s": "60"}, {"previous_valid_for_s": 60, "secret": "mine"}])
+def test_a_rotation_body_out_of_bounds_is_refused(client: TestClient, hooks: dict[str, str], settings: ApiSettings,
+                                                  body: object) -> None:
+    created = client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["job.failed"]}, headers=hooks).json()
+    refused = client.post(f"/v1/webhooks/{created['webhook_id']}/rotate-secret", json=body, headers=hooks)
+    assert (refused.status_code, refused.json()["error"]) == (422, "validation_error")
+    # Nothing changed: the secret first answered is still the one that signs.
+    with session_scope(settings.catalog_url) as session:
+        assert session.get(Webhook, created["webhook_id"]).secret == created["secret"]
+
+
+def test_another_org_or_scope_cannot_rotate_a_secret(client: TestClient, hooks: dict[str, str], org: str,
+                                                    settings: ApiSettings) -> None:
+    created = client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["job.failed"]}, headers=hooks).json()
+    other = bearer(make_token("org-someone-else", ["webhooks:write"]))
+    for webhook_id in (created["webhook_id"], "wh_" + "0" * 24):
+        refused = client.post(f"/v1/webhooks/{webhook_id}/rotate-secret", headers=other)
+        assert (refused.status_code, refused.json()["error"]) == (404, "webhook_not_found")
+    assets_only = client.post(f"/v1/webhooks/{created['webhook_id']}/rotate-secret",
+                              headers=bearer(make_token(org, ["assets:read", "assets:write"])))
+    assert (assets_only.status_code, assets_only.json()["error"]) == (403, "missing_scope")
+    with session_scope(settings.catalog_url) as session:
+        assert session.get(Webhook, created["webhook_id"]).secret == created["secret"]

@@ -16,6 +16,11 @@ def test_the_signature_is_the_documented_hmac() -> None:
     header = sign(secret, body, timestamp=1_700_000_000)
     expected = hmac.new(secret.encode(), b"1700000000." + body, hashlib.sha256).hexdigest()
     assert header == f"t=1700000000,v1={expected}"
+    # While a rotated secret's predecessor still signs: one `v1` for each, the current secret's first.
+    previous = new_secret()
+    expected_previous = hmac.new(previous.encode(), b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign([secret, previous], body, timestamp=1_700_000_000) == \
+        f"t=1700000000,v1={expected},v1={expected_previous}"
     assert secret.startswith("whsec_") and len(secret) > 40 and new_secret() != secret
 
 

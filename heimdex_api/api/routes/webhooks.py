@@ -8,7 +8,14 @@ from heimdex_api.api.deps import PrincipalDep, SessionDep, SettingsDep
 from heimdex_api.api.params import WebhookIdPath
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.security import WEBHOOKS
-from heimdex_api.schemas import WebhookCreate, WebhookCreated, WebhookDeliveryList, WebhookList, WebhookOut
+from heimdex_api.schemas import (
+    WebhookCreate,
+    WebhookCreated,
+    WebhookDeliveryList,
+    WebhookList,
+    WebhookOut,
+    WebhookSecretRotation,
+)
 from heimdex_api.services import webhooks
 from heimdex_pipeline.webhooks import endpoints
 
@@ -45,6 +52,17 @@ def delete_webhook(webhook_id: WebhookIdPath, principal: PrincipalDep, session: 
     principal.require(WEBHOOKS)
     endpoints.remove(session, webhooks.find(session, principal.org_id, webhook_id))
     return Response(status_code=204)
+
+
+@router.post("/{webhook_id}/rotate-secret", response_model=WebhookCreated,
+             responses=error_responses("rotate_webhook_secret"))
+def rotate_webhook_secret(webhook_id: WebhookIdPath, principal: PrincipalDep, session: SessionDep,
+                          body: WebhookSecretRotation | None = None) -> dict[str, Any]:
+    """Give the endpoint a new signing secret, answered this once only. The previous one signs beside it for
+    `previous_valid_for_s` (a day unless told), so that the receiver can switch without refusing a delivery."""
+    principal.require(WEBHOOKS)
+    webhook = webhooks.find(session, principal.org_id, webhook_id)
+    return webhooks.rotate_secret(session, webhook, (body or WebhookSecretRotation()).previous_valid_for_s)
 
 
 @router.get("/{webhook_id}/deliveries", response_model=WebhookDeliveryList,
