@@ -12,6 +12,10 @@ from heimdex_pipeline.webhooks import UnsafeUrlError, endpoints
 from heimdex_pipeline.webhooks.delivery import PENDING
 
 
+def _no_such_webhook() -> NotFound:
+    return NotFound("no such webhook", code="webhook_not_found")
+
+
 def _iso(moment: Any) -> str | None:
     return as_utc(moment).isoformat() if moment is not None else None
 
@@ -38,7 +42,10 @@ def create(session: Session, settings: ApiSettings, org_id: str, url: str, event
 
 def rotate_secret(session: Session, webhook: Webhook, previous_valid_for_s: int) -> dict[str, Any]:
     """Give the endpoint a new secret; the answer is the only one that carries it."""
-    endpoints.rotate_secret(session, webhook, timedelta(seconds=previous_valid_for_s))
+    try:
+        endpoints.rotate_secret(session, webhook, timedelta(seconds=previous_valid_for_s))
+    except LookupError:  # deleted while it was being rotated
+        raise _no_such_webhook() from None
     return {**webhook_view(webhook), "secret": webhook.secret}
 
 
@@ -46,7 +53,7 @@ def find(session: Session, org_id: str, webhook_id: str) -> Webhook:
     """One of the org's endpoints; 404 for unknown ids and other orgs' endpoints alike."""
     webhook = endpoints.find(session, org_id, webhook_id)
     if webhook is None:
-        raise NotFound("no such webhook", code="webhook_not_found")
+        raise _no_such_webhook()
     return webhook
 
 

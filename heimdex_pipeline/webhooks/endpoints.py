@@ -4,7 +4,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from heimdex_pipeline.catalog.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent, utcnow
@@ -37,14 +37,24 @@ def create(session: Session, org_id: str, url: str, events: list[str], allow_pri
 
 def rotate_secret(session: Session, webhook: Webhook, previous_valid_for: timedelta) -> Webhook:
     """Give the endpoint a new secret; the one it had signs too for `previous_valid_for` (none for zero),
-    so that a receiver can change over without refusing a delivery."""
-    if previous_valid_for > timedelta(0):
-        webhook.previous_secret, webhook.previous_secret_expires_at = webhook.secret, utcnow() + previous_valid_for
-    else:
-        webhook.previous_secret, webhook.previous_secret_expires_at = None, None
-    webhook.secret = new_secret()
-    session.flush()
-    return webhook
+    so that a receiver can change over without refusing a delivery. `LookupError` if it was deleted meanwhile."""
+    keep = previous_valid_for > timedelta(0)
+    current = webhook.secret
+    while True:
+        # Replaced only if it is still the secret read: a rotation that lost the race to another one reads the
+        # winner's secret and goes again, so that the secret answered to each caller is the one signing or
+        # the previous one, never lost to a concurrent rotation.
+        replaced = session.execute(
+            update(Webhook).where(Webhook.webhook_id == webhook.webhook_id, Webhook.secret == current)
+            .values(secret=new_secret(), previous_secret=current if keep else None,
+                    previous_secret_expires_at=utcnow() + previous_valid_for if keep else None)
+            .execution_options(synchronize_session=False)).rowcount
+        if replaced:
+            session.refresh(webhook)
+            return webhook
+        current = session.scalar(select(Webhook.secret).where(Webhook.webhook_id == webhook.webhook_id))
+        if current is None:
+            raise LookupError(webhook.webhook_id)
 
 
 def listed(session: Session, org_id: str) -> list[Webhook]:
