@@ -21,6 +21,12 @@ AssetIdPath = Annotated[str, Path(
 JobIdPath = Annotated[str, Path(
     description="A Dagster run id (a UUID); any other id answers 404 `job_not_found`.",
     json_schema_extra={"pattern": RUN_ID_PATTERN.pattern})]
+# Delivery ids are the outbox's 64-bit keys: a larger number is refused (422) before it reaches the database,
+# which would fail on it.
+MAX_DELIVERY_ID = 2**63 - 1
+DeliveryIdPath = Annotated[int, Path(
+    ge=1, le=MAX_DELIVERY_ID,
+    description="A `delivery_id` from the endpoint's deliveries; another endpoint's answers 404 `delivery_not_found`.")]
 WebhookIdPath = Annotated[str, Path(
     description="`wh_` and 24 hex digits; any other id answers 404 `webhook_not_found`.",
     json_schema_extra={"pattern": "^wh_[0-9a-f]{24}$"})]

@@ -70,6 +70,8 @@ ROUTE_ERRORS.update({
     "list_webhooks": {503: _DATABASE},
     "read_webhook": {404: ("webhook_not_found",), 503: _DATABASE},
     "rotate_webhook_secret": {400: _BAD_BODY, 404: ("webhook_not_found",), 413: _BODY_TOO_LARGE, 503: _DATABASE},
+    "redeliver_webhook": {404: ("webhook_not_found", "delivery_not_found"), 409: ("delivery_pending",),
+                          503: _DATABASE},
 })
 # The routes of an upload's signed URLs (api/routes/uploads.py): no bearer token, the URL is the credential.
 _SIGNED_URL = ("url_signature_invalid", "url_expired")

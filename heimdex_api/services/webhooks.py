@@ -57,18 +57,29 @@ def find(session: Session, org_id: str, webhook_id: str) -> Webhook:
     return webhook
 
 
+def _delivery_view(view: endpoints.DeliveryView) -> dict[str, Any]:
+    delivery, event = view.delivery, view.event
+    return {"delivery_id": delivery.delivery_id, "event_id": event.event_id, "event_type": event.type,
+            "asset_id": event.asset_id, "job_id": event.job_id, "status": delivery.status,
+            "created_at": _iso(delivery.created_at),
+            "next_attempt_at": _iso(delivery.next_attempt_at) if delivery.status == PENDING else None,
+            "finished_at": _iso(delivery.finished_at),
+            "attempts": [{"attempted_at": _iso(a.attempted_at), "status_code": a.status_code,
+                          "latency_ms": a.latency_ms, "error": a.error} for a in view.attempts]}
+
+
 def deliveries_view(session: Session, webhook: Webhook, limit: int, before: int | None) -> dict[str, Any]:
     """A page of the endpoint's deliveries, newest first, each with its attempts."""
     page = endpoints.deliveries(session, webhook, limit, before)
-    return {
-        "deliveries": [
-            {"delivery_id": view.delivery.delivery_id, "event_id": view.event.event_id,
-             "event_type": view.event.type, "asset_id": view.event.asset_id, "job_id": view.event.job_id,
-             "status": view.delivery.status, "created_at": _iso(view.delivery.created_at),
-             "next_attempt_at": _iso(view.delivery.next_attempt_at) if view.delivery.status == PENDING else None,
-             "finished_at": _iso(view.delivery.finished_at),
-             "attempts": [{"attempted_at": _iso(a.attempted_at), "status_code": a.status_code,
-                           "latency_ms": a.latency_ms, "error": a.error} for a in view.attempts]}
-            for view in page],
-        "next_before": page[-1].delivery.delivery_id if len(page) == limit else None,
-    }
+    return {"deliveries": [_delivery_view(view) for view in page],
+            "next_before": page[-1].delivery.delivery_id if len(page) == limit else None}
+
+
+def redeliver(session: Session, webhook: Webhook, delivery_id: int) -> dict[str, Any]:
+    """Make a finished delivery of the endpoint due again; answer it as the deliveries list shows it."""
+    try:
+        return _delivery_view(endpoints.redeliver(session, webhook, delivery_id))
+    except LookupError:
+        raise NotFound("the webhook has no such delivery", code="delivery_not_found") from None
+    except endpoints.DeliveryPendingError as exc:
+        raise Conflict(str(exc), code="delivery_pending") from None

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from heimdex_pipeline.catalog.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent, utcnow
 from heimdex_pipeline.webhooks.addresses import parse_url
+from heimdex_pipeline.webhooks.delivery import PENDING
 from heimdex_pipeline.webhooks.signing import new_secret
 
 
@@ -86,13 +87,17 @@ class DeliveryView:
     attempts: list[WebhookAttempt]
 
 
-def deliveries(session: Session, webhook: Webhook, limit: int, before: int | None = None) -> list[DeliveryView]:
-    """The endpoint's deliveries, newest first, `limit` of them from before the delivery id `before`."""
+def deliveries(session: Session, webhook: Webhook, limit: int, before: int | None = None,
+               delivery_id: int | None = None) -> list[DeliveryView]:
+    """The endpoint's deliveries, newest first, `limit` of them from before the delivery id `before`
+    (or only the one `delivery_id`)."""
     query = (select(WebhookDelivery, WebhookEvent)
              .join(WebhookEvent, WebhookEvent.event_id == WebhookDelivery.event_id)
              .where(WebhookDelivery.webhook_id == webhook.webhook_id))
     if before is not None:
         query = query.where(WebhookDelivery.delivery_id < before)
+    if delivery_id is not None:
+        query = query.where(WebhookDelivery.delivery_id == delivery_id)
     rows = session.execute(query.order_by(WebhookDelivery.delivery_id.desc()).limit(limit)).all()
     attempts: dict[int, list[WebhookAttempt]] = {delivery.delivery_id: [] for delivery, _ in rows}
     if attempts:
@@ -101,3 +106,25 @@ def deliveries(session: Session, webhook: Webhook, limit: int, before: int | Non
             attempts[attempt.delivery_id].append(attempt)
     return [DeliveryView(delivery, event, attempts[delivery.delivery_id]) for delivery, event in rows]
 
+
+class DeliveryPendingError(Exception):
+    """The delivery is still being tried: it cannot be asked for again."""
+
+
+def redeliver(session: Session, webhook: Webhook, delivery_id: int) -> DeliveryView:
+    """Make a finished delivery of the endpoint (delivered, or failed for good) due again at once: the sender
+    tries it once more at its next pass, and retries it until the event is `retry_for_s` old as before.
+    `LookupError` when the endpoint has no such delivery."""
+    # One statement, so that two requests cannot both reopen it, nor one reopen a delivery in flight.
+    reopened = session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.delivery_id == delivery_id, WebhookDelivery.webhook_id == webhook.webhook_id,
+               WebhookDelivery.status != PENDING)
+        .values(status=PENDING, next_attempt_at=utcnow(), finished_at=None)
+        .execution_options(synchronize_session=False)).rowcount
+    found = deliveries(session, webhook, 1, delivery_id=delivery_id)
+    if not found:
+        raise LookupError(delivery_id)
+    if not reopened:
+        raise DeliveryPendingError(f"delivery {delivery_id} is still pending: it is retried without asking")
+    return found[0]

@@ -244,3 +244,74 @@ def test_another_org_or_scope_cannot_rotate_a_secret(client: TestClient, hooks: 
     assert (assets_only.status_code, assets_only.json()["error"]) == (403, "missing_scope")
     with session_scope(settings.catalog_url) as session:
         assert session.get(Webhook, created["webhook_id"]).secret == created["secret"]
+
+
+def test_a_finished_delivery_is_sent_again_on_request(local_client: TestClient, org: str, hooks: dict[str, str],
+                                                      settings: ApiSettings) -> None:
+    receiver = Receiver(free_port()).start()
+    try:
+        receiver.answer_with(503, then=200)
+        webhook_id = local_client.post("/v1/webhooks", json={"url": receiver.url, "events": ["asset.ready"]},
+                                       headers=hooks).json()["webhook_id"]
+        with session_scope(settings.catalog_url) as session:
+            record(session, Event("asset.ready", org, "v_" + "6" * 32, str(uuid4()), utcnow(), {"status": "succeeded"}))
+        # Retries that ran out at the first failure: the delivery is failed for good.
+        deliver_due(settings.catalog_url, DeliveryPolicy(timeout_s=2.0, retry_for_s=0, allow_private=True), budget_s=30)
+        path = f"/v1/webhooks/{webhook_id}/deliveries"
+        [failed] = local_client.get(path, headers=hooks).json()["deliveries"]
+        assert failed["status"] == "failed" and [a["status_code"] for a in failed["attempts"]] == [503]
+
+        again = local_client.post(f"{path}/{failed['delivery_id']}/redeliver", headers=hooks)
+        assert again.status_code == 202, again.text
+        assert again.json()["status"] == "pending" and again.json()["next_attempt_at"]
+        # Pending already: asking again changes nothing.
+        twice = local_client.post(f"{path}/{failed['delivery_id']}/redeliver", headers=hooks)
+        assert (twice.status_code, twice.json()["error"]) == (409, "delivery_pending")
+
+        deliver_due(settings.catalog_url, DeliveryPolicy(timeout_s=2.0, allow_private=True), budget_s=30)
+        [delivered] = local_client.get(path, headers=hooks).json()["deliveries"]
+        assert delivered["status"] == "delivered" and [a["status_code"] for a in delivered["attempts"]] == [503, 200]
+        assert [r.event["id"] for r in receiver.received] == [failed["event_id"]] * 2
+        assert receiver.received[0].body == receiver.received[1].body
+
+        # A delivered one may be asked for again too (a receiver that lost what it got).
+        assert local_client.post(f"{path}/{failed['delivery_id']}/redeliver", headers=hooks).status_code == 202
+        deliver_due(settings.catalog_url, DeliveryPolicy(timeout_s=2.0, allow_private=True), budget_s=30)
+        assert len(receiver.received) == 3
+    finally:
+        receiver.stop()
+
+
+def test_redelivery_answers_only_the_orgs_own_deliveries(local_client: TestClient, org: str, hooks: dict[str, str],
+                                                         settings: ApiSettings) -> None:
+    mine = local_client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["asset.ready"]},
+                             headers=hooks).json()["webhook_id"]
+    other_org = bearer(make_token(f"{org}-other", ["webhooks:write"]))
+    theirs = local_client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["asset.ready"]},
+                               headers=other_org).json()["webhook_id"]
+    with session_scope(settings.catalog_url) as session:
+        record(session, Event("asset.ready", f"{org}-other", "v_" + "5" * 32, str(uuid4()), utcnow(), {}))
+    [their_delivery] = local_client.get(f"/v1/webhooks/{theirs}/deliveries",
+                                        headers=other_org).json()["deliveries"]
+    tries = {
+        # Their delivery through my endpoint, and my org asking for their endpoint: nothing to see.
+        f"/v1/webhooks/{mine}/deliveries/{their_delivery['delivery_id']}/redeliver": (404, "delivery_not_found"),
+        f"/v1/webhooks/{theirs}/deliveries/{their_delivery['delivery_id']}/redeliver": (404, "webhook_not_found"),
+        f"/v1/webhooks/{mine}/deliveries/{2**63 - 1}/redeliver": (404, "delivery_not_found"),
+        f"/v1/webhooks/{mine}/deliveries/{2**63}/redeliver": (422, "validation_error"),
+        f"/v1/webhooks/{mine}/deliveries/0/redeliver": (422, "validation_error"),
+    }
+    for path, expected in tries.items():
+        answer = local_client.post(path, headers=hooks)
+        assert (answer.status_code, answer.json()["error"]) == expected, path
+
+
+@sqlite_only
+@pytest.mark.parametrize("before", ["9223372036854775808", "99999999999999999999999", "0"])
+def test_a_page_before_an_id_no_delivery_can_have_is_refused(client: TestClient, hooks: dict[str, str],
+                                                              before: str) -> None:
+    """An id past 64 bits reached the database, which failed on it (500)."""
+    webhook_id = client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["job.failed"]},
+                             headers=hooks).json()["webhook_id"]
+    answer = client.get(f"/v1/webhooks/{webhook_id}/deliveries?before={before}", headers=hooks)
+    assert (answer.status_code, answer.json()["error"]) == (422, "validation_error")

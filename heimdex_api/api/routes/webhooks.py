@@ -5,13 +5,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from heimdex_api.api.deps import PrincipalDep, SessionDep, SettingsDep
-from heimdex_api.api.params import WebhookIdPath
+from heimdex_api.api.params import MAX_DELIVERY_ID, DeliveryIdPath, WebhookIdPath
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.security import WEBHOOKS
 from heimdex_api.schemas import (
     WebhookCreate,
     WebhookCreated,
     WebhookDeliveryList,
+    WebhookDeliveryOut,
     WebhookList,
     WebhookOut,
     WebhookSecretRotation,
@@ -69,8 +70,19 @@ def rotate_webhook_secret(webhook_id: WebhookIdPath, principal: PrincipalDep, se
             responses=error_responses("read_webhook"))
 def list_deliveries(webhook_id: WebhookIdPath, principal: PrincipalDep, session: SessionDep,
                     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-                    before: Annotated[int | None, Query(ge=1, description="`next_before` of the previous page")] = None,
+                    before: Annotated[int | None, Query(ge=1, le=MAX_DELIVERY_ID,
+                                                        description="`next_before` of the previous page")] = None,
                     ) -> dict[str, Any]:
     """The endpoint's deliveries, newest first, each with every attempt: when, the answer's status, the latency."""
     principal.require(WEBHOOKS)
     return webhooks.deliveries_view(session, webhooks.find(session, principal.org_id, webhook_id), limit, before)
+
+
+@router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver", status_code=202, response_model=WebhookDeliveryOut,
+             responses=error_responses("redeliver_webhook"))
+def redeliver(webhook_id: WebhookIdPath, delivery_id: DeliveryIdPath, principal: PrincipalDep,
+              session: SessionDep) -> dict[str, Any]:
+    """Send a finished delivery (delivered, or failed once its retries ran out) again: it is due at once, and
+    retried as before while its event is less than a day old. A pending one answers 409 `delivery_pending`."""
+    principal.require(WEBHOOKS)
+    return webhooks.redeliver(session, webhooks.find(session, principal.org_id, webhook_id), delivery_id)
