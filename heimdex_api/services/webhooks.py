@@ -7,9 +7,10 @@ from sqlalchemy.orm import Session
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, Unprocessable
-from heimdex_pipeline.catalog.models import Webhook, as_utc, utcnow
+from heimdex_pipeline.catalog.models import Webhook, as_utc
 from heimdex_pipeline.webhooks import UnsafeUrlError, endpoints
 from heimdex_pipeline.webhooks.delivery import PENDING
+from heimdex_pipeline.webhooks.signing import previous_in_force
 
 
 def _no_such_webhook() -> NotFound:
@@ -25,7 +26,7 @@ def webhook_view(webhook: Webhook) -> dict[str, Any]:
     expires = webhook.previous_secret_expires_at
     return {"webhook_id": webhook.webhook_id, "url": webhook.url, "events": webhook.events,
             "created_at": _iso(webhook.created_at),
-            "previous_secret_expires_at": _iso(expires) if expires is not None and as_utc(expires) > utcnow() else None}
+            "previous_secret_expires_at": _iso(expires) if previous_in_force(expires) else None}
 
 
 def create(session: Session, settings: ApiSettings, org_id: str, url: str, events: list[str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent, as_utc, utcnow
 from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.webhooks.sender import Answer, post
-from heimdex_pipeline.webhooks.signing import SIGNATURE_HEADER, sign
+from heimdex_pipeline.webhooks.signing import SIGNATURE_HEADER, previous_in_force, sign
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 # Receivers called at once by one sender: each delivery taken is of another endpoint or video.
@@ -100,8 +100,9 @@ def _due(session: Session, now: datetime, limit: int, skip: set[str]) -> list[_T
              .subquery())
     rows = session.execute(
         select(WebhookDelivery.delivery_id, WebhookDelivery.attempts, Webhook.url, Webhook.secret,
-               Webhook.previous_secret, Webhook.previous_secret_expires_at, WebhookEvent.event_id, WebhookEvent.type, WebhookEvent.body, WebhookEvent.asset_id,
-               WebhookEvent.job_id, WebhookDelivery.webhook_id, WebhookEvent.created_at)
+               Webhook.previous_secret, Webhook.previous_secret_expires_at, WebhookEvent.event_id, WebhookEvent.type,
+               WebhookEvent.body, WebhookEvent.asset_id, WebhookEvent.job_id, WebhookDelivery.webhook_id,
+               WebhookEvent.created_at)
         .join(heads, heads.c.delivery_id == WebhookDelivery.delivery_id)
         .join(Webhook, Webhook.webhook_id == WebhookDelivery.webhook_id)
         .join(WebhookEvent, WebhookEvent.event_id == WebhookDelivery.event_id)
@@ -130,7 +131,7 @@ def _take(catalog_url: str, policy: DeliveryPolicy, limit: int, due_by: datetime
 def _attempt(delivery: _Taken, policy: DeliveryPolicy) -> Answer:
     body = delivery.body.encode()
     keys = [delivery.secret]
-    if delivery.previous_secret and as_utc(delivery.previous_secret_expires_at) > utcnow():
+    if delivery.previous_secret and previous_in_force(delivery.previous_secret_expires_at):
         keys.append(delivery.previous_secret)
     headers = {SIGNATURE_HEADER: sign(keys, body), "Heimdex-Event-Id": delivery.event_id,
                "Heimdex-Event-Type": delivery.event_type}

@@ -10,6 +10,9 @@ import hmac
 import secrets
 import time
 from collections.abc import Sequence
+from datetime import datetime
+
+from heimdex_pipeline.catalog.models import as_utc, utcnow
 
 SIGNATURE_HEADER = "Heimdex-Signature"
 SECRET_PREFIX = "whsec_"
@@ -19,6 +22,11 @@ DEFAULT_TOLERANCE_S = 300
 def new_secret() -> str:
     """A fresh signing secret: 256 random bits."""
     return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def previous_in_force(expires_at: datetime | None) -> bool:
+    """Whether a rotated secret's predecessor, kept until `expires_at` (None: not kept), still signs."""
+    return expires_at is not None and as_utc(expires_at) > utcnow()
 
 
 def _digest(secret: str, timestamp: int, body: bytes) -> str:
