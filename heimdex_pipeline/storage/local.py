@@ -311,9 +311,9 @@ class LocalStore(ObjectStore):
             return
         if index_key.startswith(prefix):
             # An index inside the folder (a storyboard's JSON) is swapped in with it.
+            staged_index = staged / index_key[len(prefix):]
             with disk_full_reported(index_path.name):
-                _stage_bytes(staged / index_key[len(prefix):], json_bytes(index)).replace(
-                    staged / index_key[len(prefix):])
+                _stage_bytes(staged_index, json_bytes(index)).replace(staged_index)
             swap_dir(staged, final)
             return
         with disk_full_reported(index_path.name):
