@@ -16,6 +16,7 @@ from heimdex_pipeline.catalog.models import Webhook, utcnow
 from heimdex_pipeline.webhooks import SIGNATURE_HEADER, DeliveryPolicy, Event, deliver_due, record, verify
 from tests.api.support import bearer, make_token
 from tests.dagster_home import free_port
+from tests.webhooks.inward import INWARD_HOSTS
 from tests.webhooks.receiver import Received, Receiver
 
 PUBLIC_URL = "https://hooks.example.com/heimdex"
@@ -95,11 +96,34 @@ def test_asset_scopes_may_not(client: TestClient, org: str, auth: dict[str, str]
 @sqlite_only
 @pytest.mark.parametrize("url", ["ftp://hooks.example.com/x", "http://127.0.0.1:9000/x", "http://169.254.169.254/",
                                  "http://localhost/x", "http://[::1]/x", "https://u:p@hooks.example.com/x",
-                                 "not a url", "http://10.0.0.1/x"])
+                                 "not a url", "http://10.0.0.1/x", "http://[::1/x"])
 def test_urls_heimdex_will_not_call(client: TestClient, hooks: dict[str, str], url: str) -> None:
     answer = client.post("/v1/webhooks", json={"url": url, "events": ["job.succeeded"]}, headers=hooks)
     assert (answer.status_code, answer.json()["error"]) == (422, "webhook_url_not_allowed")
     assert client.get("/v1/webhooks", headers=hooks).json() == {"webhooks": []}
+
+
+@sqlite_only
+@pytest.mark.parametrize(("host", "leads_to"), INWARD_HOSTS.items())
+def test_a_host_leading_inward_is_refused_at_registration(client: TestClient, hooks: dict[str, str], host: str,
+                                                           leads_to: str) -> None:
+    """NAT64, 6to4, Teredo, IPv4-compatible forms and numbers the resolver reads as an address were registered
+    (201) by the old check, which knew dotted IPv4 and plain IPv6 only; the sender refused some of them later."""
+    answer = client.post("/v1/webhooks", json={"url": f"http://{host}:9000/hooks", "events": ["job.succeeded"]},
+                         headers=hooks)
+    assert (answer.status_code, answer.json()["error"]) == (422, "webhook_url_not_allowed"), answer.text
+    assert leads_to in answer.json()["detail"] and "HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES" in answer.json()["detail"]
+    assert client.get("/v1/webhooks", headers=hooks).json() == {"webhooks": []}
+
+
+def test_the_setting_lets_every_inward_host_be_registered(make_client: Callable[..., TestClient],
+                                                          settings: ApiSettings, hooks: dict[str, str]) -> None:
+    client = make_client(settings.model_copy(update={"webhook_allow_private_addresses": True,
+                                                     "max_webhooks_per_org": len(INWARD_HOSTS)}))
+    for host in INWARD_HOSTS:
+        url = f"http://{host}:9000/hooks"
+        answer = client.post("/v1/webhooks", json={"url": url, "events": ["job.succeeded"]}, headers=hooks)
+        assert (answer.status_code, answer.json()["url"]) == (201, url), answer.text
 
 
 @sqlite_only

@@ -5,7 +5,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -17,6 +17,8 @@ from heimdex_pipeline.webhooks import SIGNATURE_HEADER, DeliveryPolicy, deliver_
 from heimdex_pipeline.webhooks.delivery import CONCURRENCY
 from heimdex_pipeline.webhooks.sender import MAX_ERROR_CHARS, post
 from tests.dagster_home import free_port
+from tests.webhooks.connections import no_connection
+from tests.webhooks.inward import INWARD_HOSTS
 from tests.webhooks.outbox import FAST, deliveries
 from tests.webhooks.receiver import Receiver
 
@@ -169,6 +171,41 @@ def test_a_private_address_is_refused_without_a_connection(catalog_url: str, rec
     assert errors == ["refused: 127.0.0.1 is not a public address (HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)",
                       "refused: localhost is not a public address (HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)"]
     assert receiver.received == []
+
+
+@pytest.fixture
+def loopback_port() -> Iterator[int]:
+    """A port listened on at 127.0.0.1 and at ::1, where no connection may arrive."""
+    for _ in range(20):
+        with socket.create_server(("127.0.0.1", 0)) as ipv4:
+            port = ipv4.getsockname()[1]
+            try:
+                ipv6 = socket.create_server(("::1", port), family=socket.AF_INET6)
+            except OSError:
+                continue  # ::1 has that port taken: another
+            with ipv6:
+                yield port
+                for server in (ipv4, ipv6):
+                    server.setblocking(False)
+                    with pytest.raises(BlockingIOError):
+                        server.accept()  # nothing connected: a connection, accepted or not, waits here
+                    # The listener does count: the test's own connection is seen.
+                    with socket.create_connection(server.getsockname()[:2], timeout=5):
+                        server.setblocking(True)
+                        server.settimeout(5)
+                        server.accept()[0].close()
+            return
+    pytest.fail("no port free on both 127.0.0.1 and ::1")
+
+
+@pytest.mark.parametrize("host", INWARD_HOSTS)
+def test_a_host_leading_inward_is_refused_before_any_connection(host: str, loopback_port: int) -> None:
+    """NAT64, 6to4, Teredo and site-local addresses are routed out of this machine's interface, not to the
+    loopback listener: the watch on connections stops the sender's try (the old code tried)."""
+    with no_connection():
+        answer = post(f"http://{host}:{loopback_port}/hooks", b"{}", {}, timeout_s=2.0, allow_private=False)
+    assert answer.status_code is None and answer.error.startswith("refused: ")
+    assert INWARD_HOSTS[host] in answer.error and "not a public address" in answer.error
 
 
 def test_an_endpoint_that_never_answers_holds_up_no_other_org(catalog_url: str, receiver: Receiver,
