@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,12 +48,12 @@ def request_bytes(host: str, path: str, headers: dict[str, str]) -> bytes:
 
 
 async def _connection(host: str, port: int, requests: list[bytes], start: float, deadline: float,
-                      latencies: list[float], errors: list[int]) -> None:
+                      latencies: list[float], errors: list[int], once: deque[bytes] | None) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     await asyncio.sleep(max(0.0, start - time.time()))
-    while time.time() < deadline:
+    while time.time() < deadline and (once is None or once):
         sent = time.perf_counter()
-        writer.write(random.choice(requests))
+        writer.write(random.choice(requests) if once is None else once.popleft())
         head = await reader.readuntil(b"\r\n\r\n")
         length = 0
         for line in head.split(b"\r\n")[1:]:
@@ -69,24 +70,30 @@ async def _drive(plan: dict) -> dict:
     latencies: list[float] = []
     errors: list[int] = []
     requests = [request.encode("latin-1") for request in plan["requests"]]
+    # Each request sent at most once, by whichever connection is free: shuffled, then taken in turn.
+    once = deque(random.sample(requests, len(requests))) if plan["each_once"] else None
     await asyncio.gather(*(_connection(plan["host"], plan["port"], requests, plan["start"], plan["deadline"],
-                                       latencies, errors) for _ in range(plan["connections"])))
+                                       latencies, errors, once) for _ in range(plan["connections"])))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"latencies": latencies, "errors": len(errors), "cpu_s": usage.ru_utime + usage.ru_stime}
+    return {"latencies": latencies, "errors": len(errors), "cpu_s": usage.ru_utime + usage.ru_stime,
+            "ended": time.time()}
 
 
 def run_load(host: str, port: int, requests: list[bytes], connections: int, processes: int,
-             seconds: float) -> LoadResult:
+             seconds: float, each_once: bool = False) -> LoadResult:
     """`connections` keep-alive connections spread over `processes` client processes, for `seconds`,
-    each sending a random one of `requests` after the other."""
+    each sending a random one of `requests` after the other; with `each_once`, every request is sent
+    at most once (each process takes its own share), and the load ends early when all were sent."""
     start = time.time() + 1.0  # every process connected and waiting before the first request
     with tempfile.TemporaryDirectory(prefix="http-load-") as folder:
         children, outputs = [], []
         for index in range(processes):
             outputs.append(Path(folder) / f"{index}.json")
             share = connections // processes + (index < connections % processes)
-            plan = {"host": host, "port": port, "requests": [request.decode("latin-1") for request in requests],
-                    "connections": share, "start": start, "deadline": start + seconds, "output": str(outputs[-1])}
+            mine = requests[index::processes] if each_once else requests
+            plan = {"host": host, "port": port, "requests": [request.decode("latin-1") for request in mine],
+                    "connections": share, "start": start, "deadline": start + seconds, "output": str(outputs[-1]),
+                    "each_once": each_once}
             child = subprocess.Popen([sys.executable, "-m", "benchmarks.http_load"], stdin=subprocess.PIPE)
             child.stdin.write(json.dumps(plan).encode())
             child.stdin.close()
@@ -97,7 +104,9 @@ def run_load(host: str, port: int, requests: list[bytes], connections: int, proc
         outcomes = [json.loads(output.read_text()) for output in outputs]
     latencies = [latency for outcome in outcomes for latency in outcome["latencies"]]
     return LoadResult(requests=len(latencies), errors=sum(outcome["errors"] for outcome in outcomes),
-                      latencies_s=latencies, seconds=seconds,
+                      latencies_s=latencies,
+                      # A load that sends each request once may run out before its time.
+                      seconds=min(seconds, max(outcome["ended"] for outcome in outcomes) - start),
                       client_cpu_s=sum(outcome["cpu_s"] for outcome in outcomes))
 
 

@@ -1,7 +1,9 @@
 """Speed and memory benchmark of the media steps, measured side by side in one run.
 
 Scene detection (given the probe document, as the sidecar asset runs it) is timed against a plain
-`ffmpeg -i FILE -an -f null -` decode of the same file and against the PySceneDetect CLI;
+`ffmpeg -i FILE -an -f null -` decode of the same file and against PySceneDetect's own
+`scenedetect.detect(FILE, ContentDetector())`, each detector in a fresh process and timed inside
+it after its imports, like for like;
 20 thumbnails are taken from a 10-minute clip and from the same clip repeated to an hour;
 each measured step runs in a fresh process, so its peak memory, and that of its ffmpeg
 children, is its own. Every time is the best of `--repeat` runs, interleaved so that load
@@ -19,9 +21,7 @@ import json
 import multiprocessing
 import os
 import platform
-import re
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,10 +48,6 @@ DETECTION_RATIO_TARGET = 1.0
 THUMBNAIL_COUNT = 20
 THUMBNAIL_TARGET_S = 2.0
 MEMORY_TARGET_MB = 400.0
-
-# One row of the CLI's `list-scenes -n` table: | scene | start frame (1-based) | ...
-_CLI_SCENE_ROW = re.compile(r"^\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|", re.MULTILINE)
-
 
 @dataclass(frozen=True)
 class ClipSpec:
@@ -117,10 +113,10 @@ class DetectionResult:
     reference: tuple[str, list[int]] | None
     frames: int = 0
     cuts: list[int] = field(default_factory=list)
-    cli_cuts: list[int] | None = None
+    pyscenedetect_cuts: list[int] | None = None
     decode: list[Run] = field(default_factory=list)
     sidecar: list[Run] = field(default_factory=list)
-    cli: list[Run] = field(default_factory=list)
+    pyscenedetect: list[Run] = field(default_factory=list)
 
 
 @dataclass
@@ -236,16 +232,14 @@ def timed_command(command: list[str]) -> tuple[Run, str]:
     return Run(wall, usage.ru_maxrss), stdout.decode("utf-8", "replace")
 
 
-def scenedetect_cli() -> str | None:
-    """The PySceneDetect CLI of this environment."""
-    beside = Path(sys.executable).with_name("scenedetect")
-    return str(beside) if beside.is_file() else shutil.which("scenedetect")
-
-
-def cli_cuts(stdout: str) -> list[int]:
-    """Cut frames (0-based) from the scene table that `list-scenes -n` prints."""
-    starts = [int(match.group(2)) - 1 for match in _CLI_SCENE_ROW.finditer(stdout)]
-    return starts[1:]
+def pyscenedetect_step(path: str) -> Run:
+    """PySceneDetect's own detection with ContentDetector's defaults, as its CLI runs it; in a fresh worker
+    process, timed after the imports like the sidecar."""
+    start = time.perf_counter()
+    scenes = scenedetect.detect(path, scenedetect.ContentDetector())
+    wall = time.perf_counter() - start
+    rss, child_rss = _peaks()
+    return Run(wall, rss, child_rss, {"cuts": [begin.get_frames() for begin, _ in scenes[1:]]})
 
 
 def same_cuts(ours: list[int], theirs: list[int] | None) -> bool | None:
@@ -255,9 +249,8 @@ def same_cuts(ours: list[int], theirs: list[int] | None) -> bool | None:
     return len(ours) == len(theirs) and all(abs(a - b) <= 1 for a, b in zip(ours, theirs, strict=True))
 
 
-def measure_detection(label: str, path: Path, reference: tuple[str, list[int]] | None, repeat: int,
-                      cli: str | None) -> DetectionResult:
-    """Decode, sidecar detection and CLI detection of one file, interleaved, `repeat` times."""
+def measure_detection(label: str, path: Path, reference: tuple[str, list[int]] | None, repeat: int) -> DetectionResult:
+    """Decode, sidecar detection and PySceneDetect's detection of one file, interleaved, `repeat` times."""
     result = DetectionResult(label=label, reference=reference)
     decode = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-an", "-f", "null", "-"]
     for attempt in range(1, repeat + 1):
@@ -267,13 +260,10 @@ def measure_detection(label: str, path: Path, reference: tuple[str, list[int]] |
         result.sidecar.append(sidecar)
         result.cuts, result.frames = sidecar.output["cuts"], sidecar.output["frames"]
         line = f"{label} run {attempt}/{repeat}: decode {run.wall_s:.2f} s, sidecar {sidecar.wall_s:.2f} s"
-        if cli:
-            # list-scenes -n only prints the scene table: the timed run also gives the CLI's cuts.
-            cli_run, stdout = timed_command([cli, "-i", str(path), "detect-content", "list-scenes", "-n"])
-            result.cli.append(cli_run)
-            result.cli_cuts = cli_cuts(stdout)
-            line += f", scenedetect CLI {cli_run.wall_s:.2f} s"
-        log(line)
+        theirs = in_fresh_process(pyscenedetect_step, str(path))
+        result.pyscenedetect.append(theirs)
+        result.pyscenedetect_cuts = theirs.output["cuts"]
+        log(f"{line}, PySceneDetect {theirs.wall_s:.2f} s")
     return result
 
 
@@ -337,19 +327,19 @@ def detection_report(results: list[DetectionResult]) -> str:
     rows = []
     for result in results:
         decode_s, sidecar_s = best(result.decode), best(result.sidecar)
-        cli_s = best(result.cli) if result.cli else None
+        theirs_s = best(result.pyscenedetect)
         reference = "n/a"
         if result.reference:
             reference = f"{yes_no(same_cuts(result.cuts, result.reference[1]))} ({result.reference[0]})"
         probe_s = min(run.output["probe_s"] for run in result.sidecar)
         rows.append([
             result.label, str(result.frames), f"{decode_s:.2f}", f"{probe_s:.2f}", f"{sidecar_s:.2f}",
-            f"{cli_s:.2f}" if cli_s else "n/a", f"{sidecar_s / decode_s:.2f}x", f"{(probe_s + sidecar_s) / decode_s:.2f}x",
-            f"{sidecar_s / cli_s:.2f}x" if cli_s else "n/a", str(len(result.cuts)),
-            yes_no(same_cuts(result.cuts, result.cli_cuts)), reference,
+            f"{theirs_s:.2f}", f"{sidecar_s / decode_s:.2f}x", f"{(probe_s + sidecar_s) / decode_s:.2f}x",
+            f"{sidecar_s / theirs_s:.2f}x", str(len(result.cuts)),
+            yes_no(same_cuts(result.cuts, result.pyscenedetect_cuts)), reference,
         ])
-    return table(["file", "frames", "decode s", "probe s", "sidecar s", "CLI s", "sidecar/decode", "with probe",
-                  "sidecar/CLI", "cuts", "= CLI cuts", "= reference cuts"], rows)
+    return table(["file", "frames", "decode s", "probe s", "sidecar s", "PySceneDetect s", "sidecar/decode",
+                  "with probe", "sidecar/PySceneDetect", "cuts", "= PySceneDetect cuts", "= reference cuts"], rows)
 
 
 def thumbnail_report(results: list[ThumbnailResult]) -> str:
@@ -378,9 +368,8 @@ def memory_report(detections: list[DetectionResult], thumbnails: list[ThumbnailR
     for result in detections:
         decode_mb = mb(max(run.rss_kb for run in result.decode))
         rows.append([f"(for comparison) plain decode, {result.label}", "", f"{decode_mb:.0f}", "1", ""])
-        if result.cli:
-            rows.append([f"(for comparison) scenedetect CLI, {result.label}",
-                         f"{mb(max(r.rss_kb for r in result.cli)):.0f}", "", "", ""])
+        rows.append([f"(for comparison) PySceneDetect, {result.label}",
+                     f"{mb(max(r.rss_kb for r in result.pyscenedetect)):.0f}", "", "", ""])
     return table(["step", "process", "largest child", "children at once", "total"], rows), totals
 
 
@@ -393,8 +382,8 @@ def verdicts(detections: list[DetectionResult], thumbnails: list[ThumbnailResult
         found.append((ratio <= DETECTION_RATIO_TARGET,
                       f"scene detection <= {DETECTION_RATIO_TARGET:.1f}x plain decode, {result.label}: {ratio:.2f}x"))
     for result in detections:
-        checks = [same_cuts(result.cuts, result.cli_cuts)]
-        against = f"CLI {result.cli_cuts}"
+        checks = [same_cuts(result.cuts, result.pyscenedetect_cuts)]
+        against = f"PySceneDetect {result.pyscenedetect_cuts}"
         if result.reference:
             checks.append(same_cuts(result.cuts, result.reference[1]))
             against += f", {result.reference[0]} {result.reference[1]}"
@@ -419,9 +408,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     repeat = args.repeat or (1 if args.quick else 3)
-    cli = scenedetect_cli()
-    if cli is None:
-        log("the scenedetect CLI is not installed; its columns stay empty")
 
     detection_path, detection_cuts = synthetic_clip(plan.detection_clip)
     thumbnail_path, _ = synthetic_clip(plan.thumbnail_clip)
@@ -438,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{real_path} not found (set HEIMDEX_MEDIA_DIR); measuring the synthetic clip only")
 
     started, load_before = time.perf_counter(), os.getloadavg()
-    detections = [measure_detection(label, path, reference, repeat, cli) for label, path, reference in detection_files]
+    detections = [measure_detection(label, path, reference, repeat) for label, path, reference in detection_files]
     thumbnails = measure_thumbnails([(plan.thumbnail_clip.label, thumbnail_path),
                                      (f"the same x{plan.long_copies} (stream copy)", long_path)],
                                     plan.thumbnail_interval_s, repeat)
@@ -450,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print("Scene detection, wall seconds. sidecar = detect_scenes in a fresh process, given the probe document")
     print("(the probe is the upstream asset: probe s = probe_video, best of the same runs);")
-    print("decode = ffmpeg -i FILE -an -f null -; CLI = scenedetect -i FILE detect-content list-scenes -n")
+    print("decode = ffmpeg -i FILE -an -f null -; PySceneDetect = scenedetect.detect(FILE, ContentDetector()) in a fresh")
+    print("process, timed after its imports as the sidecar is")
     print(detection_report(detections))
     print()
     print(f"Thumbnails, wall seconds: probe + plan + extract, interval {plan.thumbnail_interval_s:g} s, "

@@ -29,3 +29,17 @@ def test_the_storyboard_benchmark_measures_a_tiny_clip(clips) -> None:
     assert run.output["tiles"] == 50 and run.output["path"] == "one pass" and run.output["sprite"] == "1600x600"
     without, with_it = ingest_seconds(path, 1)
     assert len(without) == len(with_it) == 1
+
+
+def test_a_benchmarks_markdown_block_is_what_it_printed(tmp_path: Path) -> None:
+    direct = subprocess.run([sys.executable, "-m", "benchmarks.run", "--help"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120, check=True)
+    block = tmp_path / "block.md"
+    wrapped = subprocess.run([sys.executable, "-m", "benchmarks.markdown", "-o", str(block), "run", "--help"],
+                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert wrapped.returncode == 0, wrapped.stderr
+    assert wrapped.stdout == direct.stdout
+    lines = block.read_text().splitlines()
+    assert lines[0].startswith("Measured on ") and "load average" in lines[0]
+    assert lines[2:4] == ["```", "$ uv run python -m benchmarks.run --help"]
+    assert "\n".join(lines[4:-1]) == direct.stdout.rstrip() and lines[-1] == "```"
