@@ -50,6 +50,7 @@ class Work:
 
 
 _recording: list[Work] = []
+_hooked: list[bool] = []
 
 
 def _audit(event: str, args: tuple) -> None:
@@ -62,11 +63,13 @@ def _audit(event: str, args: tuple) -> None:
         work.files.append(("run", *map(str, args[1])))
 
 
-sys.addaudithook(_audit)  # for good: a hook cannot be removed; it looks at nothing unless a Work is recorded
-
-
 @contextmanager
 def recording(root: Path) -> Iterator[Work]:
+    """Record the work of the process under `root` meanwhile."""
+    if not _hooked:
+        # For good (a hook cannot be removed), so once; it looks at nothing unless a Work is recorded.
+        sys.addaudithook(_audit)
+        _hooked.append(True)
     work = Work(str(root))
 
     def statement(connection: Connection, cursor: object, sql: str, *args: object) -> None:
