@@ -12,7 +12,8 @@ as_root() {
 apt_install() {
   echo "heimdex: installing $* from Debian" >&2
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # Through env: sudo drops the caller's environment, and apt would ask its questions on the terminal.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then

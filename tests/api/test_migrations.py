@@ -74,6 +74,15 @@ def test_upgrade_and_downgrade(empty_database: str) -> None:
     assert "idempotency_keys" in _tables(empty_database)
 
 
+def test_the_models_and_the_migrations_agree(empty_database: str) -> None:
+    """`alembic check`: a database migrated to head is what the models describe (a column or index added to
+    a model without its migration, or the other way round, fails here)."""
+    _alembic(empty_database, "upgrade", "head")
+    checked = _alembic(empty_database, "check", check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "No new upgrade operations detected." in checked.stdout + checked.stderr
+
+
 def _rows(url: str, query: str) -> list[tuple]:
     engine = make_engine(url)
     try:

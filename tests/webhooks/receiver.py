@@ -25,12 +25,18 @@ class Received:
         return json.loads(self.body)
 
 
+# How long an answer held by an event waits at most for it: a test whose sender waited for the answer fails
+# then instead of hanging.
+HOLD_LIMIT_S = 60.0
+
+
 @dataclass
 class Receiver:
-    """Answers each request with `answer(request)` (status, seconds to wait first); records what it got."""
+    """Answers each request with `answer(request)`: a status, and the seconds to wait first or an event to wait
+    for (at most HOLD_LIMIT_S); records what it got."""
 
     port: int
-    answer: Callable[[Received], tuple[int, float]] = lambda _: (200, 0.0)
+    answer: Callable[[Received], tuple[int, float | threading.Event]] = lambda _: (200, 0.0)
     received: list[Received] = field(default_factory=list)
     extra_headers: dict[str, str] = field(default_factory=dict)
     # HTTPS with this context's certificate, reached by `host` (the name the certificate is for).
@@ -57,8 +63,11 @@ class Receiver:
                 request = Received(time.time(), self.path, dict(self.headers.items()), body)
                 with receiver._lock:
                     receiver.received.append(request)
-                    status, delay_s = receiver.answer(request)
-                time.sleep(delay_s)
+                    status, wait = receiver.answer(request)
+                if isinstance(wait, threading.Event):
+                    wait.wait(HOLD_LIMIT_S)
+                else:
+                    time.sleep(wait)
                 try:
                     self.send_response(status)
                     for name, value in receiver.extra_headers.items():
