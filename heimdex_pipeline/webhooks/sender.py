@@ -32,9 +32,10 @@ class Answer:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _cut(connection: HTTPConnection) -> None:
+def _cut(connection: HTTPConnection, cut: threading.Event) -> None:
     # Socket timeouts bound each read, not the whole answer: a receiver trickling a byte at a time
     # would hold the attempt for ever. Shutting the socket ends any read in progress at once.
+    cut.set()
     if connection.sock is not None:
         try:
             connection.sock.shutdown(socket.SHUT_RDWR)
@@ -63,13 +64,18 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, allow
                                   assert_hostname=parts.hostname) if https
                   else HTTPConnection(address, port, timeout=timeout_s))
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    watchdog = threading.Timer(max(0.0, timeout_s - (time.monotonic() - started)), _cut, [connection])
+    cut = threading.Event()
+    watchdog = threading.Timer(max(0.0, timeout_s - (time.monotonic() - started)), _cut, [connection, cut])
     watchdog.start()
     try:
         connection.request("POST", target, body=body, preload_content=False,
                            headers={**headers, "Host": parts.netloc, "User-Agent": USER_AGENT,
                                     "Content-Type": "application/json"})
         response = connection.getresponse()
+        # The cut ends the headers' read as an end of file would, and http.client then answers with the
+        # status line it had: headers cut off are no answer, whatever that line said.
+        if cut.is_set():
+            return answer(None, f"timed out after {timeout_s:g} s")
         response.read(_ANSWER_READ_BYTES)
     except (HTTPError, HTTPException, OSError, ValueError) as exc:
         # ValueError: urllib3's check of the certificate's name raises CertificateError, one of them; left

@@ -276,10 +276,13 @@ def test_the_default_schedule_retries_for_a_day_and_at_least_hourly() -> None:
     assert elapsed > 23 * 3600 and 25 <= attempts <= 60
 
 
-def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout() -> None:
-    """Socket timeouts bound each read: a byte of the status line every 0.3 s, with no end, would hold the
-    attempt for ever without the cut-off. The receiver trickles until the attempt is over, or gives up after
-    HOLD_LIMIT_S."""
+@pytest.mark.parametrize(("start", "byte"), [(b"HTTP/1.", b"1"), (b"HTTP/1.1 200 OK\r\nX-Trickle: ", b"a")],
+                         ids=["status line", "headers after a 200"])
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout(start: bytes, byte: bytes) -> None:
+    """Socket timeouts bound each read: a byte of the status line, or of a header after `200 OK`, every
+    0.3 s, with no end, would hold the attempt for ever without the cut-off; and an answer cut off in its
+    headers is no answer, whatever its status line said (it was recorded as delivered). The receiver
+    trickles until the attempt is over, or gives up after HOLD_LIMIT_S."""
     server = socket.create_server(("127.0.0.1", 0))
     stop, gave_up = threading.Event(), threading.Event()
 
@@ -287,12 +290,12 @@ def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout() -> None:
         connection, _ = server.accept()
         with connection:
             connection.recv(65536)
-            connection.send(b"HTTP/1.")
+            connection.send(start)
             for _ in range(int(HOLD_LIMIT_S / 0.3)):
                 if stop.wait(0.3):
                     return
                 try:
-                    connection.send(b"1")
+                    connection.send(byte)
                 except OSError:
                     return
             gave_up.set()
