@@ -4,7 +4,6 @@ import json
 import time
 from collections.abc import Collection
 from datetime import timedelta
-from functools import partial
 
 from dagster import (
     DagsterInstance,
@@ -31,11 +30,12 @@ from heimdex_pipeline.catalog.repository import (
 )
 from heimdex_pipeline.jobs import ingest_video_job
 from heimdex_pipeline.logs import get_logger
-from heimdex_pipeline.media.fingerprint import asset_id_for, hash_content
+from heimdex_pipeline.media.fingerprint import asset_id_for
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.settings import get_settings
 from heimdex_pipeline.storage import ObjectNotFoundError
 from heimdex_pipeline.tags import PARTITION_TAG, run_tags
+from heimdex_pipeline.uploads.identity import ContentChangedError, hash_seen_object
 
 _settings = get_settings()
 
@@ -74,12 +74,11 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource,
             review.defer(source)
             continue
         try:
-            content = hash_content(source.size_bytes, partial(store.iter_bytes, source.key),
-                                   _settings.weak_threshold_bytes)
+            content, _ = hash_seen_object(store, source, _settings.weak_threshold_bytes)
         except ObjectNotFoundError:
             continue  # removed since it was listed
-        if content.size_bytes != source.size_bytes:
-            continue  # written to while we hashed it: look again next tick
+        except ContentChangedError:
+            continue  # written to since it was listed, or while it was hashed: look again next tick
         asset_id = asset_id_for(source.org_id, content)
         with catalog.session() as session:
             _, created = register_source(session, store, source, asset_id, content, origin="sensor")

@@ -1,5 +1,6 @@
 """The upload sensor: new, growing, duplicate, changed and deleted files, and a bucket of 10,000 files."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,8 +16,10 @@ from heimdex_pipeline.assets import probe_metadata
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.delete import delete_video
+from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for
 from heimdex_pipeline.sensors import upload_sensor
 from heimdex_pipeline.sensors import uploads as uploads_sensor
+from heimdex_pipeline.storage import LocalStore
 
 
 @pytest.fixture(autouse=True)
@@ -178,6 +181,45 @@ def test_changed_content_runs_again(clips, derived_root, instance, resources) ->
     os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 1_000_000))
     (second_id,) = bucket.settle()
     assert second_id != first_id
+
+
+def test_a_same_size_rewrite_while_hashing_is_not_catalogued(derived_root, instance, resources, catalog_url,
+                                                              monkeypatch) -> None:
+    """A file rewritten in place with other bytes of the same size between two reads of its hash: the
+    hash (the old first MiB, the new rest) names neither content. The sensor must not catalogue it, and
+    takes the new content once it has settled. The rewrite happens at a fixed point of the hashing (after
+    its first chunk), so the test is deterministic, not a race."""
+    bucket = Bucket(derived_root, instance, resources)
+    old, new = os.urandom(3 * 1024 * 1024), os.urandom(3 * 1024 * 1024)
+    target = derived_root / "uploads" / "org-demo" / "movie.mp4"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(old)
+    read_bytes = LocalStore.iter_bytes
+    rewrites = []
+
+    def rewritten_after_the_first_chunk(store, key, *args, **kwargs):
+        chunks = read_bytes(store, key, *args, **kwargs)
+        yield next(chunks)
+        if key.endswith("/movie.mp4") and not rewrites:
+            before = target.stat()
+            with target.open("r+b") as handle:  # in place: the open reader reads the new bytes from here on
+                handle.write(new)
+            after = target.stat()
+            assert (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or pytest.fail(
+                "the rewrite left the mtime as it was: nothing could tell it")
+            rewrites.append(key)
+        yield from chunks
+
+    monkeypatch.setattr(LocalStore, "iter_bytes", rewritten_after_the_first_chunk)
+    assert bucket.settle() == [], "the tick hashed a mix of two contents and asked for its run"
+    assert rewrites
+    with session_scope(catalog_url) as session:
+        assert session.query(Video).count() == session.query(Source).count() == 0
+    (asset_id,) = bucket.settle()  # the new content, once it has settled
+    assert asset_id == asset_id_for("org-demo", ContentHash(f"sha256:{hashlib.sha256(new).hexdigest()}", "strong",
+                                                            len(new)))
+    with session_scope(catalog_url) as session:
+        assert [video.asset_id for video in session.query(Video)] == [asset_id]
 
 
 def test_orgs_are_kept_apart(clips, derived_root, instance, resources) -> None:
