@@ -40,7 +40,8 @@ from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.storyboard import decodes_through, make_storyboard
 from heimdex_pipeline.media.synthetic import make_clip
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.resources import MediaStorage, resources_from
+from heimdex_pipeline.settings import PipelineSettings
 from tests.catalogue import catalogue_upload
 
 TILE_WIDTH = 160
@@ -69,7 +70,7 @@ def ingest_seconds(clip: Path, runs: int) -> tuple[list[float], list[float]]:
         catalog_url = f"sqlite:///{folder}/catalog.db"
         migrate(catalog_url)
         storage = MediaStorage(backend="local", root=os.path.join(folder, "derived"))
-        resources = {"catalog": CatalogResource(database_url=catalog_url), "storage": storage}
+        resources = {**resources_from(PipelineSettings(database_url=catalog_url)), "storage": storage}
         asset_id = catalogue_upload(storage.store, catalog_url, instance, clip, "bench")
         materialize(with_it, partition_key=asset_id, instance=instance, resources=resources)  # warm-up
         for attempt in range(runs):

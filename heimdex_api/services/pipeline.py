@@ -33,7 +33,7 @@ from heimdex_pipeline.catalog.models import as_utc
 from heimdex_pipeline.catalog.repository import mark_run_launched, run_progress
 from heimdex_pipeline.definitions import defs
 from heimdex_pipeline.pools import prepare_pools
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.resources import resources_from
 from heimdex_pipeline.runs import run_error
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
 from heimdex_pipeline.storage.layout import sidecar_key, sidecar_storage_key
@@ -83,16 +83,13 @@ class JobLauncher(Protocol):
 
 
 def pipeline_definitions(settings: ApiSettings) -> Definitions:
-    """The pipeline's assets, checks and jobs, bound to the API's catalog and storage."""
+    """The pipeline's assets, checks and jobs, their resources configured by the API's settings (its catalog,
+    storage and media limits), not by the process's environment."""
     return Definitions(
         assets=defs.assets,
         asset_checks=defs.asset_checks,
         jobs=defs.jobs,
-        resources={
-            **(defs.resources or {}),
-            "catalog": CatalogResource(database_url=settings.catalog_url),
-            "storage": MediaStorage.from_settings(settings),
-        },
+        resources=resources_from(settings),
     )
 
 

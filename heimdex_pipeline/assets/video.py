@@ -35,7 +35,7 @@ from heimdex_pipeline.media.errors import TransientMediaError, UnreadableMediaEr
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
 from heimdex_pipeline.pools import FFMPEG_POOL
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.resources import CatalogResource, MediaStorage, MediaWork
 from heimdex_pipeline.settings import get_settings
 from heimdex_pipeline.sidecar import Sidecar, SidecarSource, ThumbnailEntry, sidecar_json_schema
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore, disk_full_reported
@@ -47,6 +47,8 @@ from heimdex_pipeline.storage.layout import (
     thumbnails_prefix,
 )
 
+# Read as the definitions load: Dagster fixes an asset's retry policy, code version and config schema
+# from its definition. What a step reads as it runs comes from its resources (`MediaWork`).
 _settings = get_settings()
 
 # Transient failures (ffmpeg killed, a file briefly missing, a full derived disk that someone
@@ -180,14 +182,14 @@ def start_step(context: AssetExecutionContext, catalog: CatalogResource, step: s
                                 blocking=True, description="ffprobe reads the file as a video within the media limits")],
 )
 @stops_when_interrupted
-def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource,
-                   storage: MediaStorage) -> Iterator[AssetCheckResult | MaterializeResult]:
+def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage,
+                   media: MediaWork) -> Iterator[AssetCheckResult | MaterializeResult]:
     """ffprobe's view of the video, normalised: duration, size, frame rate, codec, rotation, streams."""
     video, log = start_step(context, catalog, "probe")
     store = storage.store
     try:
         with media_errors(log, "probe"), store.probe_input(video.source_key) as source:
-            probe = probe_video(source)
+            probe = probe_video(source, media.limits)
     except Failure as failure:
         # Unreadable for good: the check says why, and the step still fails.
         yield AssetCheckResult(check_name=READABLE_CHECK, passed=False, description=failure.description)
@@ -222,7 +224,8 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource,
     kinds={"pyscenedetect", "json"},
 )
 @stops_when_interrupted
-def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage) -> MaterializeResult:
+def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage,
+                  media: MediaWork) -> MaterializeResult:
     """The scene sidecar (`<asset_id>.vna.json`): source, probe and PySceneDetect's scenes."""
     video, log = start_step(context, catalog, "scenes")
     store = storage.store
@@ -233,7 +236,7 @@ def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, stor
 
     progress = step_progress(context, catalog, "frames")  # before the source is fetched: the step has begun
     with media_errors(log, "scenes"), store.media_input(video.source_key) as source:
-        detection = detect_scenes(source, probe, DETECTOR, progress=progress)
+        detection = detect_scenes(source, probe, DETECTOR, limits=media.limits, progress=progress)
     sidecar = Sidecar(
         asset_id=video.asset_id,
         org_id=video.org_id,
@@ -307,7 +310,7 @@ def _preview_markdown(paths: list[Path]) -> str:
 )
 @stops_when_interrupted
 def thumbnails(context: AssetExecutionContext, config: ThumbnailConfig, catalog: CatalogResource,
-               storage: MediaStorage) -> MaterializeResult:
+               storage: MediaStorage, media: MediaWork) -> MaterializeResult:
     """JPEG thumbnails, one representative frame per scene by default, listed in the sidecar."""
     video, log = start_step(context, catalog, "thumbnails")
     store = storage.store
@@ -323,7 +326,8 @@ def thumbnails(context: AssetExecutionContext, config: ThumbnailConfig, catalog:
     with store.scratch_dir(prefix) as staged:
         with media_errors(log, "thumbnails"), disk_full_reported("thumbnails"), \
                 store.media_input(video.source_key) as source:
-            extracted = extract_thumbnails(source, probe, slots, staged, policy.max_height, progress=progress)
+            extracted = extract_thumbnails(source, probe, slots, staged, policy.max_height, media.limits,
+                                           progress=progress)
         keys = [prefix + thumb.path.name for thumb in extracted]
         sidecar.thumbnails = [
             ThumbnailEntry(idx=t.idx, storage_key=storage_key_of(video.org_id, key), width=t.width,

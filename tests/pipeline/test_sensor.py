@@ -17,15 +17,21 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.delete import delete_video
 from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for
+from heimdex_pipeline.resources import UploadRules
 from heimdex_pipeline.sensors import upload_sensor
-from heimdex_pipeline.sensors import uploads as uploads_sensor
+from heimdex_pipeline.settings import PipelineSettings
 from heimdex_pipeline.storage import LocalStore
 
 
-@pytest.fixture(autouse=True)
-def two_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+def _rules(resources: dict, settings: PipelineSettings, **changes: float) -> dict:
+    """`resources` with the sensor's rules (`UploadRules`) of `settings` changed by `changes` (settings' names)."""
+    return {**resources, "uploads": UploadRules.from_settings(settings.model_copy(update=changes))}
+
+
+@pytest.fixture
+def resources(resources: dict, pipeline_settings: PipelineSettings) -> dict:
     """Files settle by the two-looks rule here, however slow the machine: no file is quiet enough."""
-    monkeypatch.setattr(uploads_sensor._settings, "sensor_settle_s", 3600.0)
+    return _rules(resources, pipeline_settings, sensor_settle_s=3600.0)
 
 
 class Bucket:
@@ -78,9 +84,8 @@ def test_new_file_is_taken_once_it_has_settled(clips, derived_root, instance, re
 
 
 def test_a_file_quiet_for_the_settle_time_is_taken_at_first_look(clips, derived_root, instance, resources,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(uploads_sensor._settings, "sensor_settle_s", 3.0)
-    bucket = Bucket(derived_root, instance, resources)
+                                                                 pipeline_settings) -> None:
+    bucket = Bucket(derived_root, instance, _rules(resources, pipeline_settings, sensor_settle_s=3.0))
     path, _ = clips((2.0, 2.0))
     quiet = bucket.drop(path, "org-demo/quiet.mp4")
     os.utime(quiet, (quiet.stat().st_atime, quiet.stat().st_mtime - 4))
@@ -124,9 +129,9 @@ def test_content_ingested_by_the_api_is_not_run_again(clips, derived_root, insta
     assert bucket.settle() == []
 
 
-def test_hashing_budget_spreads_files_over_ticks(clips, derived_root, instance, resources, monkeypatch) -> None:
-    monkeypatch.setattr(uploads_sensor._settings, "sensor_hash_budget_s", 1e-9)
-    bucket = Bucket(derived_root, instance, resources)
+def test_hashing_budget_spreads_files_over_ticks(clips, derived_root, instance, resources, pipeline_settings) -> None:
+    bucket = Bucket(derived_root, instance, _rules(resources, pipeline_settings, sensor_settle_s=3600.0,
+                                                   sensor_hash_budget_s=1e-9))
     bucket.drop(clips((2.0, 2.0))[0], "org-demo/a.mp4")
     bucket.drop(clips((1.0, 3.0))[0], "org-demo/b.mp4")
     first, second = bucket.settle(), _requested(bucket.tick())
@@ -303,7 +308,7 @@ def _crashed_commit(derived_root: Path, catalog_url: str, clip: Path) -> str:
 
 
 def test_an_api_commit_that_died_before_its_run_is_run_by_the_sensor(clips, derived_root, instance, resources,
-                                                                     catalog_url, monkeypatch) -> None:
+                                                                     catalog_url, pipeline_settings) -> None:
     bucket = Bucket(derived_root, instance, resources)
     upload_id = _crashed_commit(derived_root, catalog_url, clips((2.0, 2.0))[0])
     with session_scope(catalog_url) as session:
@@ -311,7 +316,7 @@ def test_an_api_commit_that_died_before_its_run_is_run_by_the_sensor(clips, deri
         assert upload.status == "committed" and session.get(Video, upload.asset_id).run_launched_at is None
     # Within the grace period the commit may still be launching its run: the sensor leaves it alone.
     assert bucket.settle() == []
-    monkeypatch.setattr(uploads_sensor._settings, "sensor_lost_run_grace_s", 0)
+    bucket.resources = _rules(resources, pipeline_settings, sensor_settle_s=3600.0, sensor_lost_run_grace_s=0)
     result = bucket.tick()
     (request,) = result.run_requests
     assert (request.partition_key, request.run_key) == (upload.asset_id, upload.asset_id)
@@ -320,9 +325,9 @@ def test_an_api_commit_that_died_before_its_run_is_run_by_the_sensor(clips, deri
 
 
 def test_a_launched_api_run_is_not_requested_again(clips, derived_root, instance, resources, catalog_url,
-                                                   monkeypatch) -> None:
-    monkeypatch.setattr(uploads_sensor._settings, "sensor_lost_run_grace_s", 0)
-    bucket = Bucket(derived_root, instance, resources)
+                                                   pipeline_settings) -> None:
+    bucket = Bucket(derived_root, instance, _rules(resources, pipeline_settings, sensor_settle_s=3600.0,
+                                                   sensor_lost_run_grace_s=0))
     upload_id = _crashed_commit(derived_root, catalog_url, clips((2.0, 2.0))[0])
     with session_scope(catalog_url) as session:
         asset_id = session.get(Upload, upload_id).asset_id
