@@ -4,15 +4,15 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.assets.progress import step_progress
-from heimdex_pipeline.assets.video import (
+from heimdex_pipeline.assets.steps import (
     MEDIA_RETRY_POLICY,
     inline_jpeg,
     media_errors,
-    probe_metadata,
     read_upstream,
     start_step,
     stops_when_interrupted,
 )
+from heimdex_pipeline.assets.video import probe_metadata
 from heimdex_pipeline.media.storyboard import DOCUMENT_NAME, SPRITE_NAME, VTT_NAME, make_storyboard
 from heimdex_pipeline.pools import FFMPEG_POOL
 from heimdex_pipeline.resources import CatalogResource, MediaStorage, MediaWork
