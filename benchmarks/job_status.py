@@ -40,7 +40,7 @@ from benchmarks.run import log, print_header, table
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.security import READ, mint_token
 from heimdex_api.services.dagster_instance import tuned_for_serving
-from heimdex_api.services.pipeline import JOB_NAMES, ImmediateLauncher, JobRequest, pipeline_definitions, start_run
+from heimdex_api.services.launchers import JOB_NAMES, ImmediateLauncher, JobRequest, pipeline_definitions, start_run
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.media.synthetic import make_clip
 from heimdex_pipeline.storage import store_from_settings

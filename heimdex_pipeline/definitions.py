@@ -20,6 +20,6 @@ defs = Definitions(
     # What Dagster fixes from the definitions (sensor intervals, the retry policy, the detector behind the
     # sidecar's code version, the thumbnail policy's defaults) is read from the settings as the modules
     # load; what a run or a tick reads comes from these resources (the API binds its own settings':
-    # heimdex_api.services.pipeline.pipeline_definitions).
+    # heimdex_api.services.launchers.pipeline_definitions).
     resources=resources_from(get_settings()),
 )

@@ -7,7 +7,7 @@ from dagster import DagsterInstance, SensorResult, build_sensor_context
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_api.services.pipeline import pipeline_definitions
+from heimdex_api.services.launchers import pipeline_definitions
 from heimdex_pipeline.resources import resources_from
 from heimdex_pipeline.sensors import upload_sensor
 from tests.api.support import bearer, make_token
