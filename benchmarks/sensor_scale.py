@@ -35,10 +35,10 @@ from benchmarks.run import Run, best, in_fresh_process, log, mb, print_header, t
 from heimdex_pipeline.catalog.db import make_engine
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.catalog.models import Source, Video, utcnow
+from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for
 from heimdex_pipeline.media.synthetic import make_clip
 from heimdex_pipeline.resources import MediaStorage, resources_from
-from heimdex_pipeline.settings import PipelineSettings
 from tests.s3_server import s3_endpoint
 
 PARTITIONS = "videos"
@@ -87,7 +87,7 @@ def _count_pages(storage: MediaStorage) -> dict[str, float]:
 
 def tick(ref: InstanceRef, catalog_url: str, storage: dict[str, Any], cursor: str | None) -> Run:
     """One evaluation of the real `upload_sensor`; in a fresh worker process."""
-    from heimdex_pipeline.logs import configure_logging
+    from heimdex_pipeline.core.logs import configure_logging
     from heimdex_pipeline.sensors import upload_sensor
 
     # The sensor's info lines (one per new video) would land in the report on stdout.

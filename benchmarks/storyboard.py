@@ -37,11 +37,11 @@ from benchmarks.run import (
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.assets.checks import storyboard_matches_sprite
 from heimdex_pipeline.catalog.migrate import migrate
+from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.storyboard import decodes_through, make_storyboard
 from heimdex_pipeline.media.synthetic import make_clip
 from heimdex_pipeline.resources import MediaStorage, resources_from
-from heimdex_pipeline.settings import PipelineSettings
 from tests.catalogue import catalogue_upload
 
 TILE_WIDTH = 160

@@ -18,7 +18,7 @@ from heimdex_api.services.dagster_instance import tuned_for_serving
 from heimdex_api.services.finished_jobs import FinishedJobs
 from heimdex_api.services.launchers import JobLauncher, make_launcher
 from heimdex_pipeline.catalog.migrate import migrate
-from heimdex_pipeline.logs import configure_logging
+from heimdex_pipeline.core.logs import configure_logging
 from heimdex_pipeline.storage import ObjectStore, store_from_settings
 
 

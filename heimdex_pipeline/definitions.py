@@ -3,10 +3,10 @@
 from dagster import Definitions, in_process_executor
 
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
+from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.jobs import ingest_video_job, sidecar_job, thumbnails_job
 from heimdex_pipeline.resources import resources_from
 from heimdex_pipeline.sensors import upload_sensor, webhook_sensor
-from heimdex_pipeline.settings import get_settings
 
 defs = Definitions(
     assets=[probe_metadata, scene_sidecar, thumbnails, storyboard],

@@ -21,8 +21,8 @@ from sqlalchemy import delete, select
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import RunProgress, Source, Upload, Video
-from heimdex_pipeline.logs import get_logger
-from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.core.logs import get_logger
+from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.storage import ObjectStore, store_from_settings
 from heimdex_pipeline.storage.layout import (
     probe_key,

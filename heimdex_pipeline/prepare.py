@@ -8,8 +8,8 @@ instance's pools (`heimdex_pipeline.pools`).
 from dagster import DagsterInstance
 
 from heimdex_pipeline.catalog.migrate import migrate
+from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.pools import prepare_pools
-from heimdex_pipeline.settings import get_settings
 
 
 def main() -> None:

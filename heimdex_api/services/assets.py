@@ -21,8 +21,8 @@ from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.catalog.repository import get_video, register_source
+from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.delete import Deletion, VideoBusyError, delete_video
-from heimdex_pipeline.logs import get_logger
 from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
 from heimdex_pipeline.storage.layout import org_uploads_prefix, sidecar_key, sidecar_storage_key

@@ -18,7 +18,7 @@ from heimdex_api.services.sources import check_source_name, source_key
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.catalog.repository import register_source
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.storage import PRESIGNED_PUT_HEADERS, InvalidKeyError, ObjectStore
 from heimdex_pipeline.storage.layout import org_uploads_prefix, upload_prefix
 

@@ -15,7 +15,7 @@ from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.assets.storyboard import storyboard
 from heimdex_pipeline.assets.video import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.models import Video
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.media.storyboard import DOCUMENT_NAME, SPRITE_NAME, VTT_NAME
 from heimdex_pipeline.resources import CatalogResource, MediaStorage
 from heimdex_pipeline.sidecar import Sidecar, ThumbnailEntry

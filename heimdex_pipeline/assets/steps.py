@@ -22,10 +22,10 @@ from dagster import (
 from structlog.stdlib import BoundLogger
 
 from heimdex_pipeline.catalog.models import Video
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
+from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.media.errors import TransientMediaError, UnreadableMediaError
 from heimdex_pipeline.resources import CatalogResource
-from heimdex_pipeline.settings import get_settings
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
 
 # Read as the definitions load: Dagster fixes a step's retry policy from its definition.

@@ -2,12 +2,12 @@
 
 from dagster import ConfigurableResource
 
+from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.resources.catalog import CatalogResource
 from heimdex_pipeline.resources.media import MediaWork
 from heimdex_pipeline.resources.storage import MediaStorage
 from heimdex_pipeline.resources.uploads import UploadRules
 from heimdex_pipeline.resources.webhooks import WebhookSender
-from heimdex_pipeline.settings import PipelineSettings
 
 
 def resources_from(settings: PipelineSettings) -> dict[str, ConfigurableResource]:

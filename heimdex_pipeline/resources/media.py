@@ -7,7 +7,7 @@ from dagster import ConfigurableResource
 from heimdex_pipeline.media.limits import MediaLimits, limits_from
 
 if TYPE_CHECKING:
-    from heimdex_pipeline.settings import PipelineSettings
+    from heimdex_pipeline.core.settings import PipelineSettings
 
 
 class MediaWork(ConfigurableResource):

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from dagster import ConfigurableResource
 
 if TYPE_CHECKING:
-    from heimdex_pipeline.settings import PipelineSettings
+    from heimdex_pipeline.core.settings import PipelineSettings
 
 
 class UploadRules(ConfigurableResource):

@@ -27,10 +27,10 @@ from sqlalchemy import func, select
 
 from heimdex_pipeline.catalog.models import Webhook, as_utc
 from heimdex_pipeline.catalog.repository import get_video
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
+from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.resources import CatalogResource, MediaStorage, WebhookSender
 from heimdex_pipeline.runs import run_error
-from heimdex_pipeline.settings import get_settings
 from heimdex_pipeline.storage import ObjectStore
 from heimdex_pipeline.storage.layout import sidecar_key
 from heimdex_pipeline.tags import PARTITION_TAG, TYPE_TAG

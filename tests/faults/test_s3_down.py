@@ -20,8 +20,8 @@ from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.migrate import migrate
+from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.resources import MediaStorage, resources_from
-from heimdex_pipeline.settings import PipelineSettings
 from tests.api.live import serve
 from tests.api.support import SECRET, bearer, make_token
 from tests.catalogue import catalogue_upload

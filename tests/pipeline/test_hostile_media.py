@@ -11,9 +11,9 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, materialize
 
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.media import probe as probe_module
 from heimdex_pipeline.resources import MediaWork
-from heimdex_pipeline.settings import PipelineSettings
 from tests.media.hostile import add_neighbours, crafted, huge_mjpeg
 
 ASSETS = [probe_metadata, scene_sidecar, thumbnails]
