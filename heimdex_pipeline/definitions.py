@@ -4,8 +4,8 @@ from dagster import Definitions, in_process_executor
 
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.core.settings import get_settings
-from heimdex_pipeline.jobs import ingest_video_job, sidecar_job, thumbnails_job
 from heimdex_pipeline.resources import resources_from
+from heimdex_pipeline.runs.jobs import ingest_video_job, sidecar_job, thumbnails_job
 from heimdex_pipeline.sensors import upload_sensor, webhook_sensor
 
 defs = Definitions(

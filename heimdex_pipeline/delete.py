@@ -23,6 +23,7 @@ from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import RunProgress, Source, Upload, Video
 from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.core.settings import get_settings
+from heimdex_pipeline.runs.tags import PARTITION_TAG
 from heimdex_pipeline.storage import ObjectStore, store_from_settings
 from heimdex_pipeline.storage.layout import (
     probe_key,
@@ -31,7 +32,6 @@ from heimdex_pipeline.storage.layout import (
     thumbnails_prefix,
     upload_prefix,
 )
-from heimdex_pipeline.tags import PARTITION_TAG
 
 # Runs that may still read or write the video's files.
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,

@@ -12,10 +12,10 @@ from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import as_utc
 from heimdex_pipeline.catalog.repository import run_progress
-from heimdex_pipeline.runs import run_error
+from heimdex_pipeline.runs.outcome import run_error
+from heimdex_pipeline.runs.tags import ORG_TAG, PARTITION_TAG, TYPE_TAG
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
 from heimdex_pipeline.storage.layout import sidecar_key, sidecar_storage_key
-from heimdex_pipeline.tags import ORG_TAG, PARTITION_TAG, TYPE_TAG
 
 _STATUS = {
     DagsterRunStatus.QUEUED: "queued",

@@ -21,9 +21,9 @@ from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.repository import mark_run_launched
 from heimdex_pipeline.definitions import defs
-from heimdex_pipeline.pools import prepare_pools
 from heimdex_pipeline.resources import resources_from
-from heimdex_pipeline.tags import PARENT_RUN_TAG, PARTITION_TAG, RETRY_NUMBER_TAG, ROOT_RUN_TAG, run_tags
+from heimdex_pipeline.runs.pools import prepare_pools
+from heimdex_pipeline.runs.tags import PARENT_RUN_TAG, PARTITION_TAG, RETRY_NUMBER_TAG, ROOT_RUN_TAG, run_tags
 
 JOB_NAMES = {"ingest": "ingest_video", "sidecar": "sidecar_job", "thumbnails": "thumbnails_job"}
 

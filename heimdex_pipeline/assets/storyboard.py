@@ -14,8 +14,8 @@ from heimdex_pipeline.assets.steps import (
 )
 from heimdex_pipeline.assets.video import probe_metadata
 from heimdex_pipeline.media.storyboard import DOCUMENT_NAME, SPRITE_NAME, VTT_NAME, make_storyboard
-from heimdex_pipeline.pools import FFMPEG_POOL
 from heimdex_pipeline.resources import CatalogResource, MediaStorage, MediaWork
+from heimdex_pipeline.runs.pools import FFMPEG_POOL
 from heimdex_pipeline.storage import disk_full_reported
 from heimdex_pipeline.storage.layout import probe_key, storyboard_prefix
 

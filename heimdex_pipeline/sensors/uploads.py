@@ -30,11 +30,11 @@ from heimdex_pipeline.catalog.repository import (
 )
 from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.core.settings import get_settings
-from heimdex_pipeline.jobs import ingest_video_job
 from heimdex_pipeline.media.fingerprint import asset_id_for
 from heimdex_pipeline.resources import CatalogResource, MediaStorage, UploadRules
+from heimdex_pipeline.runs.jobs import ingest_video_job
+from heimdex_pipeline.runs.tags import PARTITION_TAG, run_tags
 from heimdex_pipeline.storage import ObjectNotFoundError
-from heimdex_pipeline.tags import PARTITION_TAG, run_tags
 from heimdex_pipeline.uploads.identity import ContentChangedError, hash_seen_object
 
 @sensor(

@@ -30,10 +30,10 @@ from heimdex_pipeline.catalog.repository import get_video
 from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.resources import CatalogResource, MediaStorage, WebhookSender
-from heimdex_pipeline.runs import run_error
+from heimdex_pipeline.runs.outcome import run_error
+from heimdex_pipeline.runs.tags import PARTITION_TAG, TYPE_TAG
 from heimdex_pipeline.storage import ObjectStore
 from heimdex_pipeline.storage.layout import sidecar_key
-from heimdex_pipeline.tags import PARTITION_TAG, TYPE_TAG
 from heimdex_pipeline.webhooks import Event, deliver_due, forget_old, record
 from heimdex_pipeline.webhooks.events import ASSET_FAILED, ASSET_READY, JOB_FAILED, JOB_SUCCEEDED
 

@@ -15,8 +15,8 @@ from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar,
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import RunProgress, Source, Video
 from heimdex_pipeline.delete import VideoBusyError, delete_video, leftovers
+from heimdex_pipeline.runs.tags import PARTITION_TAG
 from heimdex_pipeline.storage import LocalStore
-from heimdex_pipeline.tags import PARTITION_TAG
 from tests.dagster_home import REPO_ROOT
 
 ASSETS = [probe_metadata, scene_sidecar, thumbnails, *VIDEO_CHECKS]
