@@ -112,7 +112,7 @@ def tick(ref: InstanceRef, catalog_url: str, storage: dict[str, Any], cursor: st
 
 def breakdown(ref: InstanceRef, catalog_url: str, storage: dict[str, Any]) -> Run:
     """The idle tick's parts, timed one by one with the functions it calls; in a fresh worker process."""
-    from heimdex_pipeline.bucket import review_bucket, scan_bucket
+    from heimdex_pipeline.uploads.bucket import review_bucket, scan_bucket
     from heimdex_pipeline.catalog.repository import known_sources, reserved_upload_prefixes
     from heimdex_pipeline.sensors.uploads import lost_sensor_runs
 

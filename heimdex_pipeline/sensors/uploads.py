@@ -17,7 +17,6 @@ from dagster import (
 )
 
 from heimdex_pipeline.assets.partitions import videos_partitions
-from heimdex_pipeline.bucket import review_bucket, scan_bucket
 from heimdex_pipeline.catalog.models import utcnow
 from heimdex_pipeline.catalog.repository import (
     known_sources,
@@ -35,6 +34,7 @@ from heimdex_pipeline.resources import CatalogResource, MediaStorage, UploadRule
 from heimdex_pipeline.runs.jobs import ingest_video_job
 from heimdex_pipeline.runs.tags import PARTITION_TAG, run_tags
 from heimdex_pipeline.storage import ObjectNotFoundError
+from heimdex_pipeline.uploads.bucket import review_bucket, scan_bucket
 from heimdex_pipeline.uploads.identity import ContentChangedError, hash_seen_object
 
 @sensor(
