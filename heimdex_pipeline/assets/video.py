@@ -29,9 +29,9 @@ from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.media.detector import DetectorParams, Scene
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
+from heimdex_pipeline.outputs.sidecar import Sidecar, SidecarSource, ThumbnailEntry, sidecar_json_schema
 from heimdex_pipeline.resources import CatalogResource, MediaStorage, MediaWork
 from heimdex_pipeline.runs.pools import FFMPEG_POOL
-from heimdex_pipeline.sidecar import Sidecar, SidecarSource, ThumbnailEntry, sidecar_json_schema
 from heimdex_pipeline.storage import ObjectNotFoundError, disk_full_reported
 from heimdex_pipeline.storage.layout import (
     SIDECAR_SCHEMA_KEY,

@@ -11,7 +11,7 @@ import webvtt
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_pipeline.validation import image_size
+from heimdex_pipeline.outputs.validation import image_size
 from tests.api.support import bearer, commit, make_token, place
 from tests.api.uploads import LiveApi
 
