@@ -403,7 +403,7 @@ def test_migrate_prepares_the_catalog_on_a_single_head_and_the_pools(
     from alembic.script import ScriptDirectory
 
     argv = command_argv(services[MIGRATE])
-    assert argv == ["python", "-m", "heimdex_pipeline.prepare"]
+    assert argv == ["python", "-m", "heimdex_pipeline.admin.prepare"]
     assert importlib.util.find_spec(argv[2]) is not None
     assert services[MIGRATE].get("restart", "no") == "no", "a one-shot job must not restart"
     # Alembic reads alembic.ini beside migrations/, in the image's working directory.

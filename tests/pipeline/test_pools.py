@@ -1,5 +1,5 @@
 """The `ffmpeg` pool's limit, set before runs claim it (`heimdex_pipeline.runs.pools`), and
-`python -m heimdex_pipeline.prepare`, which sets it and migrates the catalog before the services start."""
+`python -m heimdex_pipeline.admin.prepare`, which sets it and migrates the catalog before the services start."""
 
 import os
 import threading

@@ -12,11 +12,11 @@ import pytest
 from dagster import DagsterInstance, RunsFilter, SensorResult, SkipReason, build_sensor_context, materialize
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from heimdex_pipeline.admin.delete import delete_video
 from heimdex_pipeline.assets import probe_metadata
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.core.settings import PipelineSettings
-from heimdex_pipeline.delete import delete_video
 from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for
 from heimdex_pipeline.resources import UploadRules
 from heimdex_pipeline.sensors import upload_sensor

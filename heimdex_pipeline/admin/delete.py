@@ -2,7 +2,7 @@
 
 Used by the API's `DELETE /v1/assets/{asset_id}`, and by operators, with the services' DAGSTER_HOME:
 
-    DAGSTER_HOME=$PWD/.dagster_home uv run python -m heimdex_pipeline.delete v_… [v_… ...]
+    DAGSTER_HOME=$PWD/.dagster_home uv run python -m heimdex_pipeline.admin.delete v_… [v_… ...]
 
 The order makes an interrupted deletion safe to repeat and never brings the video back: the
 files go first (the source too, or the sensor would ingest it again), then the catalog rows (the
@@ -116,7 +116,7 @@ def delete_video(instance: DagsterInstance, store: ObjectStore, catalog_url: str
 
 def main(argv: list[str] | None = None) -> int:
     """Delete the videos named on the command line, with $DAGSTER_HOME's instance and the services' settings."""
-    parser = argparse.ArgumentParser(prog="python -m heimdex_pipeline.delete", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m heimdex_pipeline.admin.delete", description=__doc__.split("\n")[0])
     parser.add_argument("asset_ids", nargs="+", metavar="asset_id", help="a video's asset id (v_…)")
     args = parser.parse_args(argv)
     if not os.environ.get("DAGSTER_HOME"):

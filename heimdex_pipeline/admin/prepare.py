@@ -1,7 +1,7 @@
 """Prepares storage before Heimdex's services start: the catalog's schema and the Dagster
 instance's pools (`heimdex_pipeline.runs.pools`).
 
-`python -m heimdex_pipeline.prepare`, with the services' settings and DAGSTER_HOME: run by
+`python -m heimdex_pipeline.admin.prepare`, with the services' settings and DAGSTER_HOME: run by
 `./scripts/run.sh` and by docker-compose.yml's one-shot `migrate`. Running it again is harmless.
 """
 
