@@ -37,8 +37,8 @@ from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.catalog.models import Source, Video, utcnow
 from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for
-from heimdex_pipeline.media.synthetic import make_clip
 from heimdex_pipeline.resources import MediaStorage, resources_from
+from tests.media.synthetic import make_clip
 from tests.s3_server import s3_endpoint
 
 PARTITIONS = "videos"

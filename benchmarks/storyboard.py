@@ -40,9 +40,9 @@ from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.storyboard import decodes_through, make_storyboard
-from heimdex_pipeline.media.synthetic import make_clip
 from heimdex_pipeline.resources import MediaStorage, resources_from
 from tests.catalogue import catalogue_upload
+from tests.media.synthetic import make_clip
 
 TILE_WIDTH = 160
 SHORT_CLIP = (2.0, 1.5, 1.5)

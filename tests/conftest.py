@@ -16,9 +16,9 @@ from dagster import DagsterInstance, instance_for_test  # noqa: E402
 
 from heimdex_pipeline.catalog.migrate import migrate  # noqa: E402
 from heimdex_pipeline.core.settings import PipelineSettings  # noqa: E402
-from heimdex_pipeline.media.synthetic import make_clip  # noqa: E402
 from heimdex_pipeline.resources import MediaStorage, resources_from  # noqa: E402
 from tests.catalogue import catalogue_upload  # noqa: E402
+from tests.media.synthetic import make_clip  # noqa: E402
 from tests.postgres import POSTGRES_ADMIN_URL, create_database, drop_databases  # noqa: E402
 from tests.s3_server import S3Endpoint, s3_endpoint  # noqa: E402
 
