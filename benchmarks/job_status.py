@@ -44,14 +44,14 @@ from benchmarks.run import log, print_header, table
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.security import READ, mint_token
 from heimdex_api.services.dagster_instance import tuned_for_serving
-from heimdex_api.services.pipeline import JOB_NAMES, ImmediateLauncher, JobRequest, pipeline_definitions, start_run
+from heimdex_api.services.launchers import JOB_NAMES, ImmediateLauncher, JobRequest, pipeline_definitions, start_run
 from heimdex_pipeline.catalog.migrate import migrate
-from heimdex_pipeline.media.synthetic import make_clip
+from heimdex_pipeline.runs.tags import PARTITION_TAG, run_tags
 from heimdex_pipeline.storage import store_from_settings
 from heimdex_pipeline.storage.layout import sidecar_key
-from heimdex_pipeline.tags import PARTITION_TAG, run_tags
 from tests.catalogue import catalogue_upload
 from tests.dagster_home import REPO_ROOT, free_port, instance_yaml, start_process, stop_process, wait_until_serving
+from tests.media.synthetic import make_clip
 from tests.postgres import create_database, drop_databases
 
 ORG = "org-bench"

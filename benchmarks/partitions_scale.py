@@ -42,7 +42,7 @@ from benchmarks.run import Run, best, in_fresh_process, log, print_header, table
 from benchmarks.sensor_scale import BATCH, PARTITIONS, breakdown, catalogue, tick
 from heimdex_api.services.dagster_instance import tuned_for_serving
 from heimdex_pipeline.catalog.migrate import migrate
-from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.core.settings import get_settings
 from tests.dagster_home import free_port, instance_yaml, start_process, stop_process, wait_until_serving
 from tests.postgres import create_database, drop_databases
 

@@ -36,9 +36,9 @@ import scenedetect
 
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.scenes import detect_scenes
-from heimdex_pipeline.media.synthetic import make_clip
 from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
 from heimdex_pipeline.media.tools import FFMPEG
+from tests.media.synthetic import make_clip
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_CLIP = "testvideo.mp4"

@@ -35,9 +35,10 @@ from benchmarks.run import Run, best, in_fresh_process, log, mb, print_header, t
 from heimdex_pipeline.catalog.db import make_engine
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.catalog.models import Source, Video, utcnow
+from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for
-from heimdex_pipeline.media.synthetic import make_clip
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.resources import MediaStorage, resources_from
+from tests.media.synthetic import make_clip
 from tests.s3_server import s3_endpoint
 
 PARTITIONS = "videos"
@@ -49,7 +50,7 @@ CURSOR_LIMIT_BYTES = 1024
 
 def _resources(catalog_url: str, storage: dict[str, Any]) -> dict[str, Any]:
     """The sensor's resources; `storage` is MediaStorage's config (resources do not pickle into a worker)."""
-    return {"catalog": CatalogResource(database_url=catalog_url), "storage": MediaStorage(**storage)}
+    return {**resources_from(PipelineSettings(database_url=catalog_url)), "storage": MediaStorage(**storage)}
 
 
 def s3_storage(bucket: str, endpoint: str) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def _count_pages(storage: MediaStorage) -> dict[str, float]:
 
 def tick(ref: InstanceRef, catalog_url: str, storage: dict[str, Any], cursor: str | None) -> Run:
     """One evaluation of the real `upload_sensor`; in a fresh worker process."""
-    from heimdex_pipeline.logs import configure_logging
+    from heimdex_pipeline.core.logs import configure_logging
     from heimdex_pipeline.sensors import upload_sensor
 
     # The sensor's info lines (one per new video) would land in the report on stdout.
@@ -111,9 +112,9 @@ def tick(ref: InstanceRef, catalog_url: str, storage: dict[str, Any], cursor: st
 
 def breakdown(ref: InstanceRef, catalog_url: str, storage: dict[str, Any]) -> Run:
     """The idle tick's parts, timed one by one with the functions it calls; in a fresh worker process."""
-    from heimdex_pipeline.bucket import review_bucket, scan_bucket
+    from heimdex_pipeline.uploads.bucket import review_bucket, scan_bucket
     from heimdex_pipeline.catalog.repository import known_sources, reserved_upload_prefixes
-    from heimdex_pipeline.sensors.uploads import _settings, lost_sensor_runs
+    from heimdex_pipeline.sensors.uploads import lost_sensor_runs
 
     resources = _resources(catalog_url, storage)
     store, catalog = resources["storage"].store, resources["catalog"]
@@ -137,7 +138,7 @@ def breakdown(ref: InstanceRef, catalog_url: str, storage: dict[str, Any]) -> Ru
     if s3:
         parts["  of which waiting for the pages (the S3 server)"] = pages["waited_s"]
     timed("review_bucket", lambda: review_bucket(iter(listed), known, reserved, set(),
-                                                 _settings.sensor_max_new_files_per_tick, written_before=None))
+                                                 resources["uploads"].max_new_files_per_tick, written_before=None))
 
     with DagsterInstance.from_ref(ref) as instance:
         timed("lost-run check: partitions not seen yet", lambda: lost_sensor_runs(instance, catalog, ()))

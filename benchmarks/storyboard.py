@@ -37,11 +37,12 @@ from benchmarks.run import (
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.assets.checks import storyboard_matches_sprite
 from heimdex_pipeline.catalog.migrate import migrate
+from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.storyboard import decodes_through, make_storyboard
-from heimdex_pipeline.media.synthetic import make_clip
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.resources import MediaStorage, resources_from
 from tests.catalogue import catalogue_upload
+from tests.media.synthetic import make_clip
 
 TILE_WIDTH = 160
 SHORT_CLIP = (2.0, 1.5, 1.5)
@@ -69,7 +70,7 @@ def ingest_seconds(clip: Path, runs: int) -> tuple[list[float], list[float]]:
         catalog_url = f"sqlite:///{folder}/catalog.db"
         migrate(catalog_url)
         storage = MediaStorage(backend="local", root=os.path.join(folder, "derived"))
-        resources = {"catalog": CatalogResource(database_url=catalog_url), "storage": storage}
+        resources = {**resources_from(PipelineSettings(database_url=catalog_url)), "storage": storage}
         asset_id = catalogue_upload(storage.store, catalog_url, instance, clip, "bench")
         materialize(with_it, partition_key=asset_id, instance=instance, resources=resources)  # warm-up
         for attempt in range(runs):

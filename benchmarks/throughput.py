@@ -43,12 +43,12 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunReco
 
 from benchmarks.run import REPO, ClipSpec, log, print_header, synthetic_clip, table
 from heimdex_pipeline.assets.video import DETECTOR, ThumbnailConfig
+from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.media.fingerprint import asset_id_for, hash_content
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.scenes import detect_scenes
 from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
-from heimdex_pipeline.settings import get_settings
-from heimdex_pipeline.tags import PARENT_RUN_TAG, PARTITION_TAG
+from heimdex_pipeline.runs.tags import PARENT_RUN_TAG, PARTITION_TAG
 from tests.dagster_home import free_port, start_process
 from tests.faults.process_tree import kill_session, session
 

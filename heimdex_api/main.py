@@ -16,9 +16,9 @@ from heimdex_api.core.errors import install_error_handlers
 from heimdex_api.core.limits import BodyLimitMiddleware
 from heimdex_api.services.dagster_instance import tuned_for_serving
 from heimdex_api.services.finished_jobs import FinishedJobs
-from heimdex_api.services.pipeline import JobLauncher, make_launcher
+from heimdex_api.services.launchers import JobLauncher, make_launcher
 from heimdex_pipeline.catalog.migrate import migrate
-from heimdex_pipeline.logs import configure_logging
+from heimdex_pipeline.core.logs import configure_logging
 from heimdex_pipeline.storage import ObjectStore, store_from_settings
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from heimdex_pipeline.media.storyboard import Storyboard
-from heimdex_pipeline.sidecar import Sidecar, ThumbnailEntry
+from heimdex_pipeline.outputs.sidecar import Sidecar, ThumbnailEntry
 from heimdex_pipeline.storage import ORG_ID_PATTERN, RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, check_org_id
 
 UPLOAD_ID_PATTERN = re.compile(r"^up_[0-9a-f]{32}$")

@@ -3,12 +3,10 @@
 from dagster import Definitions, in_process_executor
 
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
-from heimdex_pipeline.jobs import ingest_video_job, sidecar_job, thumbnails_job
-from heimdex_pipeline.resources import CatalogResource, MediaStorage, WebhookSender
+from heimdex_pipeline.core.settings import get_settings
+from heimdex_pipeline.resources import resources_from
+from heimdex_pipeline.runs.jobs import ingest_video_job, sidecar_job, thumbnails_job
 from heimdex_pipeline.sensors import upload_sensor, webhook_sensor
-from heimdex_pipeline.settings import get_settings
-
-_settings = get_settings()
 
 defs = Definitions(
     assets=[probe_metadata, scene_sidecar, thumbnails, storyboard],
@@ -19,9 +17,9 @@ defs = Definitions(
     executor=in_process_executor,
     jobs=[ingest_video_job, sidecar_job, thumbnails_job],
     sensors=[upload_sensor, webhook_sensor],
-    resources={
-        "catalog": CatalogResource(database_url=_settings.catalog_url),
-        "storage": MediaStorage.from_settings(_settings),
-        "webhooks": WebhookSender.from_settings(_settings),
-    },
+    # What Dagster fixes from the definitions (sensor intervals, the retry policy, the detector behind the
+    # sidecar's code version, the thumbnail policy's defaults) is read from the settings as the modules
+    # load; what a run or a tick reads comes from these resources (the API binds its own settings':
+    # heimdex_api.services.launchers.pipeline_definitions).
+    resources=resources_from(get_settings()),
 )

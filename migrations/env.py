@@ -5,7 +5,7 @@ from alembic import context
 import heimdex_api.models  # noqa: F401  (the API's tables, so autogenerate sees them)
 from heimdex_pipeline.catalog.db import make_engine, normalize_url
 from heimdex_pipeline.catalog.models import Base
-from heimdex_pipeline.settings import PipelineSettings
+from heimdex_pipeline.core.settings import PipelineSettings
 
 config = context.config
 target_metadata = Base.metadata

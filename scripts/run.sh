@@ -12,7 +12,7 @@ mkdir -p "$DAGSTER_HOME" "$HEIMDEX_DERIVED_ROOT/uploads"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 
 # The catalog's schema and the instance's pools, before any service uses them.
-uv run python -m heimdex_pipeline.prepare
+uv run python -m heimdex_pipeline.admin.prepare
 
 # The daemon runs here, so the API queues its runs for it: a commit or a job request answers as
 # soon as the run is queued, however long the video. `immediate` (the API's own default) is for

@@ -15,9 +15,10 @@ import pytest  # noqa: E402
 from dagster import DagsterInstance, instance_for_test  # noqa: E402
 
 from heimdex_pipeline.catalog.migrate import migrate  # noqa: E402
-from heimdex_pipeline.resources import CatalogResource, MediaStorage  # noqa: E402
-from heimdex_pipeline.media.synthetic import make_clip  # noqa: E402
+from heimdex_pipeline.core.settings import PipelineSettings  # noqa: E402
+from heimdex_pipeline.resources import MediaStorage, resources_from  # noqa: E402
 from tests.catalogue import catalogue_upload  # noqa: E402
+from tests.media.synthetic import make_clip  # noqa: E402
 from tests.postgres import POSTGRES_ADMIN_URL, create_database, drop_databases  # noqa: E402
 from tests.s3_server import S3Endpoint, s3_endpoint  # noqa: E402
 
@@ -127,9 +128,16 @@ def storage(derived_root: Path) -> MediaStorage:
 
 
 @pytest.fixture
-def resources(storage: MediaStorage, catalog_url: str) -> dict:
+def pipeline_settings(derived_root: Path, catalog_url: str) -> PipelineSettings:
+    """The settings of this test's pipeline: its catalog and derived root, every other setting its default.
+    A test that needs another value builds its resources from a copy (`resources_from`)."""
+    return PipelineSettings(_env_file=None, derived_root=derived_root, database_url=catalog_url)
+
+
+@pytest.fixture
+def resources(pipeline_settings: PipelineSettings, storage: MediaStorage) -> dict:
     """The definitions' resources, pointed at this test's catalog and derived root."""
-    return {"catalog": CatalogResource(database_url=catalog_url), "storage": storage}
+    return {**resources_from(pipeline_settings), "storage": storage}
 
 
 @pytest.fixture

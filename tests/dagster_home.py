@@ -32,9 +32,9 @@ def instance_yaml(storage: dict[str, Any] | None = None) -> str:
 
 
 def prepare(env: dict[str, str]) -> None:
-    """`python -m heimdex_pipeline.prepare` with `env`, as run.sh and docker-compose.yml run it before
+    """`python -m heimdex_pipeline.admin.prepare` with `env`, as run.sh and docker-compose.yml run it before
     the services start: the catalog's schema and the instance's pools."""
-    done = subprocess.run([sys.executable, "-m", "heimdex_pipeline.prepare"], cwd=REPO_ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "heimdex_pipeline.admin.prepare"], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 

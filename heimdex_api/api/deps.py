@@ -17,7 +17,7 @@ from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Unauthorized
 from heimdex_api.core.security import Principal, decode_token
 from heimdex_api.core.signing import url_signer
-from heimdex_api.services.pipeline import JobLauncher
+from heimdex_api.services.launchers import JobLauncher
 from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.storage import ObjectStore

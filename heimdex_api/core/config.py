@@ -7,7 +7,7 @@ import jwt
 from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from heimdex_pipeline.settings import PipelineSettings
+from heimdex_pipeline.core.settings import PipelineSettings
 
 DEFAULT_JWT_SECRET = "change-me"
 DEFAULT_URL_SIGNING_KEY = "change-me"

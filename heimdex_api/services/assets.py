@@ -12,16 +12,17 @@ from heimdex_api.core.errors import Conflict, NotFound, Unprocessable
 from heimdex_api.schemas import SourceRequest, ThumbnailsRequest
 from heimdex_api.services import idempotency
 from heimdex_api.services.checks import check_summary
+from heimdex_api.services.job_state import latest_run_status
+from heimdex_api.services.launchers import JOB_NAMES, JobLauncher, JobRequest, start_run
 from heimdex_api.services.media import IdentifiedSource, identify_request
-from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, latest_run_status, start_run
 from heimdex_api.services.sources import source_key
 from heimdex_api.services.storyboards import storyboard_ref
 from heimdex_api.services.urls import DownloadUrls
+from heimdex_pipeline.admin.delete import Deletion, VideoBusyError, delete_video
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.catalog.repository import get_video, register_source
-from heimdex_pipeline.delete import Deletion, VideoBusyError, delete_video
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
 from heimdex_pipeline.storage.layout import org_uploads_prefix, sidecar_key, sidecar_storage_key
@@ -141,7 +142,7 @@ def sidecar_document(store: ObjectStore, urls: DownloadUrls, video: Video) -> di
 
 def delete_asset(settings: ApiSettings, store: ObjectStore, instance: DagsterInstance, asset_id: str,
                  org_id: str) -> Deletion:
-    """Delete the org's video whole (`heimdex_pipeline.delete`) and the idempotency keys of its jobs; 404 for
+    """Delete the org's video whole (`heimdex_pipeline.admin.delete`) and the idempotency keys of its jobs; 404 for
     another org's, 409 `asset_busy` while a job of it is queued or running."""
     with session_scope(settings.catalog_url) as session:
         find_video(session, asset_id, org_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from cachetools import TTLCache
 
-from heimdex_api.services.pipeline import JobState
+from heimdex_api.services.job_state import JobState
 
 # About 10,000 finished jobs of 20 thumbnails, more of fewer: each entry counts its size in bytes.
 FINISHED_JOBS_BYTES = 64 * 1024 * 1024

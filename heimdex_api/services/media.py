@@ -1,7 +1,6 @@
 """Reading a client's source object: probe it and hash it, answering 4xx for bad input."""
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,11 @@ from heimdex_pipeline.media.errors import (
     UnreadableMediaError,
     UnsupportedFormatError,
 )
-from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for, hash_content
+from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for
 from heimdex_pipeline.media.limits import MediaLimits, limits_from
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
+from heimdex_pipeline.uploads.identity import ContentChangedError, hash_seen_object
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,12 @@ def identify(store: ObjectStore, org_id: str, key: str, weak_threshold_bytes: in
     with store.probe_input(key) as source:
         probe = probe_for_client(source, limits)
     try:
-        content = hash_content(found.size_bytes, partial(store.iter_bytes, key), weak_threshold_bytes)
+        # Hashed as it was before the probe: a file written to since then is refused.
+        content, after = hash_seen_object(store, found, weak_threshold_bytes)
     except ObjectNotFoundError:
         raise _missing() from None
-    after = store.stat(key)
-    if after is None or (after.size_bytes, after.version) != (content.size_bytes, found.version):
-        raise Unprocessable("the source file changed while it was read", code="source_changed")
+    except ContentChangedError:
+        raise Unprocessable("the source file changed while it was read", code="source_changed") from None
     return IdentifiedSource(file=SourceObject.of(org_id, after), probe=probe, content=content,
                             asset_id=asset_id_for(org_id, content))
 

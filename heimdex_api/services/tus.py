@@ -30,7 +30,7 @@ from heimdex_api.core.errors import ApiError, BadRequest, ChecksumMismatch, Conf
 from heimdex_api.core.signing import url_signer
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Upload
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.storage import ObjectStore
 from heimdex_pipeline.storage.receive import Append, OffsetMismatchError, UploadReceiver
 

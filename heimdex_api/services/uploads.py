@@ -10,15 +10,15 @@ from sqlalchemy import and_, delete, or_, update
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
 from heimdex_api.schemas import UPLOAD_ID_PATTERN, CommitRequest, InitRequest, SourceRequest
-from heimdex_api.services.assets import asset_status
 from heimdex_api.services import tus
+from heimdex_api.services.assets import asset_status
+from heimdex_api.services.launchers import JOB_NAMES, JobLauncher, JobRequest, remove_partition, start_run
 from heimdex_api.services.media import IdentifiedSource, identify_request
-from heimdex_api.services.pipeline import JOB_NAMES, JobLauncher, JobRequest, remove_partition, start_run
 from heimdex_api.services.sources import check_source_name, source_key
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.catalog.repository import register_source
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.storage import PRESIGNED_PUT_HEADERS, InvalidKeyError, ObjectStore
 from heimdex_pipeline.storage.layout import org_uploads_prefix, upload_prefix
 

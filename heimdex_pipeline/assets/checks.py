@@ -15,18 +15,18 @@ from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.assets.storyboard import storyboard
 from heimdex_pipeline.assets.video import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.models import Video
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.media.storyboard import DOCUMENT_NAME, SPRITE_NAME, VTT_NAME
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
-from heimdex_pipeline.sidecar import Sidecar, ThumbnailEntry
-from heimdex_pipeline.storage import InvalidKeyError, ObjectNotFoundError, ObjectStore
-from heimdex_pipeline.storage.layout import SIDECAR_SCHEMA_KEY, org_key, probe_key, sidecar_key, storyboard_prefix
-from heimdex_pipeline.validation import (
+from heimdex_pipeline.outputs.sidecar import Sidecar, ThumbnailEntry
+from heimdex_pipeline.outputs.validation import (
     schema_problems,
     scene_coverage_problems,
     storyboard_problems,
     thumbnail_problems,
 )
+from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.storage import InvalidKeyError, ObjectNotFoundError, ObjectStore
+from heimdex_pipeline.storage.layout import SIDECAR_SCHEMA_KEY, org_key, probe_key, sidecar_key, storyboard_prefix
 
 class Unreadable(Exception):
     """A document a check needs is missing or not JSON: the check fails with this message."""

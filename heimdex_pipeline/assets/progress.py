@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext
 from sqlalchemy.exc import SQLAlchemyError
 
 from heimdex_pipeline.catalog.repository import record_progress
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.media.progress import Report
 from heimdex_pipeline.resources import CatalogResource
 

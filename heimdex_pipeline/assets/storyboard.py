@@ -4,19 +4,18 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.assets.progress import step_progress
-from heimdex_pipeline.assets.video import (
+from heimdex_pipeline.assets.steps import (
     MEDIA_RETRY_POLICY,
     inline_jpeg,
     media_errors,
-    probe_metadata,
     read_upstream,
     start_step,
     stops_when_interrupted,
 )
+from heimdex_pipeline.assets.video import probe_metadata
 from heimdex_pipeline.media.storyboard import DOCUMENT_NAME, SPRITE_NAME, VTT_NAME, make_storyboard
-from heimdex_pipeline.pools import FFMPEG_POOL
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
-from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.resources import CatalogResource, MediaStorage, MediaWork
+from heimdex_pipeline.runs.pools import FFMPEG_POOL
 from heimdex_pipeline.storage import disk_full_reported
 from heimdex_pipeline.storage.layout import probe_key, storyboard_prefix
 
@@ -34,21 +33,21 @@ PREVIEW_HEIGHT = 240
     kinds={"ffmpeg", "jpeg"},
 )
 @stops_when_interrupted
-def storyboard(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage) -> MaterializeResult:
+def storyboard(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage,
+               media: MediaWork) -> MaterializeResult:
     """A sprite of 50 evenly spaced frames (100 from 15 minutes on), the WebVTT track whose cues point
     into it (`storyboard.jpg#xywh=...`), and the same geometry as JSON."""
     video, log = start_step(context, catalog, "storyboard")
     store = storage.store
     probe = read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
     prefix = storyboard_prefix(video.org_id, video.asset_id)
-    tile_width = get_settings().storyboard_tile_width
     progress = step_progress(context, catalog, "tiles")
     # Made in a scratch folder and published whole, the JSON last: a failed attempt leaves the old
     # storyboard intact, and a reader never meets a track without its sprite.
     with store.scratch_dir(prefix) as staged:
         with media_errors(log, "storyboard"), disk_full_reported("storyboard"), \
                 store.media_input(video.source_key) as source:
-            board = make_storyboard(source, probe, staged, tile_width, progress=progress)
+            board = make_storyboard(source, probe, staged, media.storyboard_tile_width, media.limits, progress=progress)
         # The preview is made from the staged sprite: once published it may be out of reach (a bucket).
         preview = inline_jpeg(staged / SPRITE_NAME, min(PREVIEW_HEIGHT, board.sprite_height)) or "_no sprite_"
         store.publish_dir(staged, prefix, prefix + DOCUMENT_NAME, board.model_dump(mode="json"))

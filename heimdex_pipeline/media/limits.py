@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from heimdex_pipeline.core.settings import PipelineSettings, get_settings
 from heimdex_pipeline.media.errors import MediaLimitError, MediaTimeoutError
-from heimdex_pipeline.settings import PipelineSettings, get_settings
 
 # The frame size the timeout ratio is counted in.
 REFERENCE_PIXELS = 1920 * 1080

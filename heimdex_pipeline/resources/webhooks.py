@@ -7,7 +7,7 @@ from dagster import ConfigurableResource
 from heimdex_pipeline.webhooks import DeliveryPolicy
 
 if TYPE_CHECKING:
-    from heimdex_pipeline.settings import PipelineSettings
+    from heimdex_pipeline.core.settings import PipelineSettings
 
 
 class WebhookSender(ConfigurableResource):

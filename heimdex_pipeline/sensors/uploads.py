@@ -4,7 +4,6 @@ import json
 import time
 from collections.abc import Collection
 from datetime import timedelta
-from functools import partial
 
 from dagster import (
     DagsterInstance,
@@ -18,7 +17,6 @@ from dagster import (
 )
 
 from heimdex_pipeline.assets.partitions import videos_partitions
-from heimdex_pipeline.bucket import review_bucket, scan_bucket
 from heimdex_pipeline.catalog.models import utcnow
 from heimdex_pipeline.catalog.repository import (
     known_sources,
@@ -29,25 +27,25 @@ from heimdex_pipeline.catalog.repository import (
     unlaunched_videos,
     unseen_partitions,
 )
-from heimdex_pipeline.jobs import ingest_video_job
-from heimdex_pipeline.logs import get_logger
-from heimdex_pipeline.media.fingerprint import asset_id_for, hash_content
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
-from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.core.logs import get_logger
+from heimdex_pipeline.core.settings import get_settings
+from heimdex_pipeline.media.fingerprint import asset_id_for
+from heimdex_pipeline.resources import CatalogResource, MediaStorage, UploadRules
+from heimdex_pipeline.runs.jobs import ingest_video_job
+from heimdex_pipeline.runs.tags import PARTITION_TAG, run_tags
 from heimdex_pipeline.storage import ObjectNotFoundError
-from heimdex_pipeline.tags import PARTITION_TAG, run_tags
-
-_settings = get_settings()
-
+from heimdex_pipeline.uploads.bucket import review_bucket, scan_bucket
+from heimdex_pipeline.uploads.identity import ContentChangedError, hash_seen_object
 
 @sensor(
     job=ingest_video_job,
-    minimum_interval_seconds=_settings.sensor_interval_s,
+    # Fixed when the definitions load: Dagster's daemon reads it from the sensor's definition.
+    minimum_interval_seconds=get_settings().sensor_interval_s,
     default_status=DefaultSensorStatus.RUNNING,
     description="Ingests each settled new object under uploads/<org_id>/ of the storage.",
 )
-def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource,
-                  storage: MediaStorage) -> SensorResult | SkipReason:
+def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource, storage: MediaStorage,
+                  uploads: UploadRules) -> SensorResult | SkipReason:
     """Add a partition and request an ingest run for each new content in the upload bucket."""
     log = get_logger("sensor")
     store = storage.store
@@ -56,8 +54,8 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource,
     previous = set(json.loads(context.cursor)["unsettled"]) if context.cursor else set()
     with catalog.session() as session:
         known, reserved = known_sources(session), reserved_upload_prefixes(session)
-    limit = _settings.sensor_max_new_files_per_tick
-    written_before = None if store.objects_appear_whole else time.time() - _settings.sensor_settle_s
+    limit = uploads.max_new_files_per_tick
+    written_before = None if store.objects_appear_whole else time.time() - uploads.settle_s
     review = review_bucket(scan_bucket(store, known), known, reserved, previous, limit, written_before)
     # An API upload may have been reserved, or committed, while the bucket was listed: what is to
     # be taken is checked again against the catalog as it is now.
@@ -68,18 +66,17 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource,
     new_partitions: dict[str, str] = {}  # asset id to org id
     # Hashing is the tick's only heavy work: past the budget, files wait for the next tick
     # (at least one is taken per tick, so a huge file still gets its turn).
-    deadline = time.monotonic() + _settings.sensor_hash_budget_s
+    deadline = time.monotonic() + uploads.hash_budget_s
     for taken, source in enumerate(review.settled):
         if taken and time.monotonic() > deadline:
             review.defer(source)
             continue
         try:
-            content = hash_content(source.size_bytes, partial(store.iter_bytes, source.key),
-                                   _settings.weak_threshold_bytes)
+            content, _ = hash_seen_object(store, source, uploads.weak_threshold_bytes)
         except ObjectNotFoundError:
             continue  # removed since it was listed
-        if content.size_bytes != source.size_bytes:
-            continue  # written to while we hashed it: look again next tick
+        except ContentChangedError:
+            continue  # written to since it was listed, or while it was hashed: look again next tick
         asset_id = asset_id_for(source.org_id, content)
         with catalog.session() as session:
             _, created = register_source(session, store, source, asset_id, content, origin="sensor")
@@ -91,7 +88,7 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource,
         else:
             log.info("sensor.known_content", asset_id=asset_id, org_id=source.org_id, key=source.key)
     new_partitions.update(lost_sensor_runs(context.instance, catalog, new_partitions.keys()))
-    new_partitions.update(_lost_api_runs(context, catalog))
+    new_partitions.update(_lost_api_runs(context, catalog, uploads.lost_run_grace_s))
     cursor = json.dumps({"unsettled": sorted(review.unsettled)})
     if not new_partitions and not review.unsettled and not previous:
         return SkipReason("no new file in the upload bucket")
@@ -130,15 +127,15 @@ def lost_sensor_runs(instance: DagsterInstance, catalog: CatalogResource, reques
     return lost
 
 
-def _lost_api_runs(context: SensorEvaluationContext, catalog: CatalogResource) -> dict[str, str]:
+def _lost_api_runs(context: SensorEvaluationContext, catalog: CatalogResource, grace_s: float) -> dict[str, str]:
     """API videos whose run was never launched (the API died between its catalog write and the launch).
 
-    Only videos older than the grace period count, so that a commit in flight is never raced;
+    Only videos older than the grace period (`grace_s`) count, so that a commit in flight is never raced;
     one that has a run after all (its launch was recorded too late) is only marked.
     """
     log = get_logger("sensor")
     with catalog.session() as session:
-        candidates = unlaunched_videos(session, utcnow() - timedelta(seconds=_settings.sensor_lost_run_grace_s))
+        candidates = unlaunched_videos(session, utcnow() - timedelta(seconds=grace_s))
     lost: dict[str, str] = {}
     for asset_id, org_id in sorted(candidates.items()):
         if context.instance.get_run_records(RunsFilter(tags={PARTITION_TAG: asset_id}), limit=1):

@@ -27,17 +27,15 @@ from sqlalchemy import func, select
 
 from heimdex_pipeline.catalog.models import Webhook, as_utc
 from heimdex_pipeline.catalog.repository import get_video
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
+from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.resources import CatalogResource, MediaStorage, WebhookSender
-from heimdex_pipeline.runs import run_error
-from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.runs.outcome import run_error
+from heimdex_pipeline.runs.tags import PARTITION_TAG, TYPE_TAG
 from heimdex_pipeline.storage import ObjectStore
 from heimdex_pipeline.storage.layout import sidecar_key
-from heimdex_pipeline.tags import PARTITION_TAG, TYPE_TAG
 from heimdex_pipeline.webhooks import Event, deliver_due, forget_old, record
 from heimdex_pipeline.webhooks.events import ASSET_FAILED, ASSET_READY, JOB_FAILED, JOB_SUCCEEDED
-
-_settings = get_settings()
 
 # The outcomes read, by their name in the cursor.
 OUTCOMES = {"success": DagsterEventType.RUN_SUCCESS, "failure": DagsterEventType.RUN_FAILURE,
@@ -109,7 +107,8 @@ def outcome_events(instance: DagsterInstance, store: ObjectStore, outcome: Event
 
 
 @sensor(
-    minimum_interval_seconds=_settings.webhook_interval_s,
+    # Fixed when the definitions load: Dagster's daemon reads it from the sensor's definition.
+    minimum_interval_seconds=get_settings().webhook_interval_s,
     default_status=DefaultSensorStatus.RUNNING,
     description="Turns each finished run of a video into webhook events, and sends the webhooks due.",
 )

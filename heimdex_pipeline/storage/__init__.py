@@ -15,7 +15,6 @@ from heimdex_pipeline.storage.errors import (
     StorageError,
     StorageUnavailableError,
 )
-from heimdex_pipeline.storage.local import LocalStore, disk_full_reported
 from heimdex_pipeline.storage.layout import (
     ORG_ID_PATTERN,
     RESERVED_ORG_ID_PATTERN,
@@ -23,9 +22,10 @@ from heimdex_pipeline.storage.layout import (
     check_org_id,
     is_org_id,
 )
+from heimdex_pipeline.storage.local import LocalStore, disk_full_reported
 
 if TYPE_CHECKING:
-    from heimdex_pipeline.settings import PipelineSettings
+    from heimdex_pipeline.core.settings import PipelineSettings
 
 
 @lru_cache(maxsize=16)

@@ -26,7 +26,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.storage.base import PRESIGNED_PUT_HEADERS, ObjectStore, StoredObject
 from heimdex_pipeline.storage.errors import (
     InvalidKeyError,
@@ -38,7 +38,7 @@ from heimdex_pipeline.storage.layout import check_key, key_problem
 from heimdex_pipeline.storage.receive import S3Receiver
 
 if TYPE_CHECKING:
-    from heimdex_pipeline.settings import PipelineSettings
+    from heimdex_pipeline.core.settings import PipelineSettings
 
 SCHEME = "s3://"
 # ListObjectsV2's own maximum page.

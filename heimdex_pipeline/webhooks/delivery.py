@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, aliased
 
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent, as_utc, utcnow
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.webhooks.sender import Answer, post
 from heimdex_pipeline.webhooks.signing import SIGNATURE_HEADER, previous_in_force, sign
 

@@ -30,7 +30,7 @@ def _root() -> str:
     """The derived root as a path prefix, ending with a slash."""
     root = context.config.attributes.get("derived_root")
     if root is None:
-        from heimdex_pipeline.settings import PipelineSettings
+        from heimdex_pipeline.core.settings import PipelineSettings
 
         root = PipelineSettings().derived_root
     return str(Path(root).resolve()).rstrip("/") + "/"

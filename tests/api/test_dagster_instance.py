@@ -11,7 +11,7 @@ from sqlalchemy import event
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import Runtime
 from heimdex_api.services.dagster_instance import tuned_for_serving
-from heimdex_api.services.pipeline import DagsterLauncher
+from heimdex_api.services.launchers import DagsterLauncher
 from tests.api.support import SECRET
 
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from heimdex_api.core.config import ApiSettings
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Upload, Video
-from heimdex_pipeline.tags import PARTITION_TAG, run_tags
+from heimdex_pipeline.runs.tags import PARTITION_TAG, run_tags
 from tests.api.support import bearer, commit, make_token, place
 
 

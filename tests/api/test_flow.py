@@ -6,7 +6,7 @@ from dagster import DagsterInstance, DagsterRunStatus, SensorResult, build_senso
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.resources import resources_from
 from heimdex_pipeline.sensors import upload_sensor
 from tests.api.support import commit, place, uri_path
 
@@ -98,8 +98,7 @@ def test_the_sensor_does_not_ingest_committed_or_pending_uploads(client: TestCli
     committed_id, committed_path = place(client, auth, org, clip)
     assert commit(client, auth, org, committed_id, committed_path).status_code == 200
     place(client, auth, org, clip, name="pending.mp4")  # placed, not committed yet: the API owns it
-    resources = {"catalog": CatalogResource(database_url=settings.catalog_url),
-                 "storage": MediaStorage.from_settings(settings)}
+    resources = resources_from(settings)
     cursor = None
     for _ in range(2):  # two looks: a file is taken once it is settled
         result = upload_sensor(build_sensor_context(instance=dagster_instance, cursor=cursor, resources=resources))

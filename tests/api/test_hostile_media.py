@@ -2,7 +2,7 @@
 videos are refused at commit and probe with their own 422 code, registering nothing."""
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from uuid import uuid4
 
@@ -10,7 +10,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_pipeline.settings import get_settings
 from tests.api.support import bearer, commit, init_upload, make_token, place, uri_path
 from tests.media.hostile import KINDS, NOT_A_FORMAT, add_neighbours, crafted, huge_mjpeg
 
@@ -66,20 +65,10 @@ def test_huge_frames_are_refused(client: TestClient, auth: dict[str, str], org: 
     before.assert_unchanged()
 
 
-@pytest.fixture
-def short_duration_limit(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
-    """HEIMDEX_MAX_DURATION_S lowered to one second, for this test only."""
-    monkeypatch.setenv("HEIMDEX_MAX_DURATION_S", "1")
-    get_settings.cache_clear()
-    yield 1.0
-    monkeypatch.undo()
-    get_settings.cache_clear()
-
-
 def test_videos_longer_than_the_limit_are_refused(make_client: Callable[..., TestClient], settings: ApiSettings,
-                                                  short_duration_limit: float, auth: dict[str, str], org: str,
+                                                  auth: dict[str, str], org: str,
                                                   clip: Path, snapshot) -> None:
-    client = make_client(settings.model_copy(update={"max_duration_s": short_duration_limit}))
+    client = make_client(settings.model_copy(update={"max_duration_s": 1.0}))
     upload_id, target = place(client, auth, org, clip)
     before = snapshot()
     response = commit(client, auth, org, upload_id, target)

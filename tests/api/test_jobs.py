@@ -12,10 +12,11 @@ from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.services.finished_jobs import FinishedJobs
-from heimdex_api.services.pipeline import JOB_NAMES, JobState, pipeline_definitions
+from heimdex_api.services.job_state import JobState
+from heimdex_api.services.launchers import JOB_NAMES, pipeline_definitions
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.repository import record_progress
-from heimdex_pipeline.tags import PARTITION_TAG, run_tags
+from heimdex_pipeline.runs.tags import PARTITION_TAG, run_tags
 from tests.api.support import bearer, commit, make_token, place
 
 

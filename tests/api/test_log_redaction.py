@@ -12,7 +12,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from heimdex_pipeline.logs import REDACTED
+from heimdex_pipeline.core.logs import REDACTED
 from tests.api.support import bearer, make_token
 from tests.dagster_home import free_port, wait_until_serving
 

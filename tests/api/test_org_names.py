@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from heimdex_pipeline.bucket import scan_bucket
 from heimdex_pipeline.storage import RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, LocalStore, is_org_id
 from heimdex_pipeline.storage.layout import (
     SIDECAR_SCHEMA_KEY,
@@ -18,6 +17,7 @@ from heimdex_pipeline.storage.layout import (
     sidecar_key,
     thumbnails_prefix,
 )
+from heimdex_pipeline.uploads.bucket import scan_bucket
 from tests.api.support import bearer, make_token
 
 RESERVED = ["uploads", "schemas", "Uploads", "SCHEMAS"]

@@ -10,8 +10,8 @@ import yaml
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, instance_for_test
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_api.services.pipeline import JOB_NAMES, ImmediateLauncher, JobRequest, pipeline_definitions
-from heimdex_pipeline.tags import PARENT_RUN_TAG, PARTITION_TAG, RETRY_NUMBER_TAG, ROOT_RUN_TAG
+from heimdex_api.services.launchers import JOB_NAMES, ImmediateLauncher, JobRequest, pipeline_definitions
+from heimdex_pipeline.runs.tags import PARENT_RUN_TAG, PARTITION_TAG, RETRY_NUMBER_TAG, ROOT_RUN_TAG
 from tests.api.support import SECRET
 from tests.dagster_home import free_port, instance_yaml
 

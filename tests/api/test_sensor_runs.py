@@ -7,8 +7,8 @@ from dagster import DagsterInstance, SensorResult, build_sensor_context
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_api.services.pipeline import pipeline_definitions
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_api.services.launchers import pipeline_definitions
+from heimdex_pipeline.resources import resources_from
 from heimdex_pipeline.sensors import upload_sensor
 from tests.api.support import bearer, make_token
 
@@ -18,8 +18,7 @@ def test_a_sensor_started_run_is_its_orgs_job(client: TestClient, auth: dict[str
     target = settings.derived_root / "uploads" / org / "camera" / "dropped.mp4"
     target.parent.mkdir(parents=True)
     shutil.copyfile(clip, target)
-    resources = {"catalog": CatalogResource(database_url=settings.catalog_url),
-                 "storage": MediaStorage.from_settings(settings)}
+    resources = resources_from(settings)
     cursor, requests = None, []
     for _ in range(2):  # seen, then settled
         result = upload_sensor(build_sensor_context(instance=dagster_instance, cursor=cursor, resources=resources))

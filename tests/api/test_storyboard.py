@@ -2,6 +2,7 @@
 pointing at a sprite URL that needs no token."""
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,8 +11,8 @@ import webvtt
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_pipeline.validation import image_size
-from tests.api.support import bearer, make_token
+from heimdex_pipeline.outputs.validation import image_size
+from tests.api.support import bearer, commit, make_token, place
 from tests.api.uploads import LiveApi
 
 PARTS = ("storyboard.json", "storyboard.vtt", "storyboard.jpg")
@@ -97,3 +98,15 @@ def test_the_track_url_needs_no_token_on_either_store(live: LiveApi, clip: Path)
     other = ref["vtt_url"].replace(asset_id, "v_" + "0" * 32)
     assert httpx.get(other).status_code == 403
     assert httpx.get(ref["vtt_url"].split("?")[0]).json()["error"] == "url_signature_invalid"
+
+
+def test_runs_the_api_executes_follow_its_settings_not_its_environment(
+        make_client: Callable[..., TestClient], settings: ApiSettings, auth: dict[str, str], org: str, clip: Path) -> None:
+    """The API's in-process runs read what the API was configured with (here a tile width of 64 px), like its
+    own reads do: not the process's `HEIMDEX_*` environment, which the definitions' resources were built from."""
+    client = make_client(settings.model_copy(update={"storyboard_tile_width": 64}))
+    upload_id, path = place(client, auth, org, clip)
+    committed = commit(client, auth, org, upload_id, path)
+    assert committed.status_code == 200, committed.text
+    document = client.get(f"/v1/assets/{committed.json()['asset_id']}/storyboard.json", headers=auth).json()
+    assert (document["tile_width"], document["tile_height"]) == (64, 48)

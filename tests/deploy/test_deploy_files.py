@@ -321,7 +321,7 @@ def pyproject() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def pipeline_env_names() -> set[str]:
-    from heimdex_pipeline.settings import PipelineSettings
+    from heimdex_pipeline.core.settings import PipelineSettings
 
     return env_names_of(PipelineSettings)
 
@@ -403,7 +403,7 @@ def test_migrate_prepares_the_catalog_on_a_single_head_and_the_pools(
     from alembic.script import ScriptDirectory
 
     argv = command_argv(services[MIGRATE])
-    assert argv == ["python", "-m", "heimdex_pipeline.prepare"]
+    assert argv == ["python", "-m", "heimdex_pipeline.admin.prepare"]
     assert importlib.util.find_spec(argv[2]) is not None
     assert services[MIGRATE].get("restart", "no") == "no", "a one-shot job must not restart"
     # Alembic reads alembic.ini beside migrations/, in the image's working directory.
@@ -441,7 +441,7 @@ def test_every_heimdex_variable_compose_sets_is_a_setting(
 def test_pipeline_services_set_only_pipeline_settings(
         services: dict[str, Any], pipeline_env_names: set[str], name: str,
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from heimdex_pipeline.settings import PipelineSettings
+    from heimdex_pipeline.core.settings import PipelineSettings
 
     env = service_env(services[name])
     heimdex = {key: value for key, value in env.items() if key.startswith("HEIMDEX_")}
@@ -734,7 +734,7 @@ def test_run_workers_get_the_bucket_settings_and_credentials(
 
 def test_s3_settings_parse_for_the_store(
         services: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from heimdex_pipeline.settings import PipelineSettings
+    from heimdex_pipeline.core.settings import PipelineSettings
 
     from heimdex_pipeline.storage import store_from_settings
 

@@ -15,7 +15,7 @@ from dagster import DagsterInstance
 
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.media.tools import FFMPEG
-from heimdex_pipeline.pools import prepare_pools
+from heimdex_pipeline.runs.pools import prepare_pools
 from tests.dagster_home import WORKSPACE_YAML, instance_yaml, start_process
 from tests.faults.dagster_site import DagsterSite
 from tests.faults.process_tree import kill_session

@@ -13,7 +13,7 @@ from dagster import DagsterEventType, DagsterInstance
 from dagster._core.events.log import EventLogEntry
 from dagster._core.scheduler.instigation import InstigatorState, InstigatorType
 
-from heimdex_pipeline.pools import FFMPEG_POOL
+from heimdex_pipeline.runs.pools import FFMPEG_POOL
 
 T = TypeVar("T")
 

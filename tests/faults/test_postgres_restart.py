@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
 from heimdex_pipeline.catalog.migrate import migrate
-from heimdex_pipeline.tags import PARENT_RUN_TAG, RETRY_NUMBER_TAG
+from heimdex_pipeline.runs.tags import PARENT_RUN_TAG, RETRY_NUMBER_TAG
 from tests.api.support import SECRET, bearer, make_token, uri_path
 from tests.dagster_home import free_port, instance_yaml, start_process, stop_process, wait_until_serving
 from tests.faults.support_io import PrivateCluster, private_cluster

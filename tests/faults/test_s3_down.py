@@ -20,7 +20,8 @@ from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.migrate import migrate
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.core.settings import PipelineSettings
+from heimdex_pipeline.resources import MediaStorage, resources_from
 from tests.api.live import serve
 from tests.api.support import SECRET, bearer, make_token
 from tests.catalogue import catalogue_upload
@@ -151,7 +152,7 @@ def test_a_step_retries_while_s3_is_down(endpoint: Endpoint, dagster: DagsterIns
     catalog_url = f"sqlite:///{tmp_path / 'heimdex.db'}"
     migrate(catalog_url)
     asset_id = catalogue_upload(storage.store, catalog_url, dagster, clip, ORG)
-    resources = {"catalog": CatalogResource(database_url=catalog_url), "storage": storage}
+    resources = {**resources_from(PipelineSettings(_env_file=None, database_url=catalog_url)), "storage": storage}
 
     endpoint.stop()
     failed = materialize([probe_metadata], partition_key=asset_id, resources=resources, instance=dagster,

@@ -23,10 +23,10 @@ from heimdex_pipeline.media.errors import (
 from heimdex_pipeline.media.limits import current_limits
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.scenes import detect_scenes
-from heimdex_pipeline.media.synthetic import make_clip
 from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
 from heimdex_pipeline.media.tools import FFMPEG
 from tests.media.hostile import KINDS, NOT_A_FORMAT, huge_mjpeg, playlists, understate_avi_size
+from tests.media.synthetic import make_clip
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from heimdex_pipeline.media.storyboard import (
     vtt_time,
 )
 from heimdex_pipeline.media.tools import FFMPEG
-from heimdex_pipeline.validation import storyboard_problems
+from heimdex_pipeline.outputs.validation import storyboard_problems
 
 
 def _probe(duration_s: float, width: int = 1280, height: int = 720) -> dict:

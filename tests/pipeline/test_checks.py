@@ -9,7 +9,7 @@ from dagster._core.event_api import PartitionKeyFilter
 
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.assets.video import READABLE_CHECK
-from heimdex_pipeline.tags import PARTITION_TAG
+from heimdex_pipeline.runs.tags import PARTITION_TAG
 
 ASSETS = [probe_metadata, scene_sidecar, thumbnails, storyboard]
 CHECKS = {

@@ -1,4 +1,4 @@
-"""Deleting a video (`heimdex_pipeline.delete`): everything of it goes, a run in flight stops it, an
+"""Deleting a video (`heimdex_pipeline.admin.delete`): everything of it goes, a run in flight stops it, an
 interrupted deletion is finished by the next, and the operators' command does the same."""
 
 import os
@@ -11,12 +11,12 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus, materialize
 from sqlalchemy import select
 
+from heimdex_pipeline.admin.delete import VideoBusyError, delete_video, leftovers
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import RunProgress, Source, Video
-from heimdex_pipeline.delete import VideoBusyError, delete_video, leftovers
+from heimdex_pipeline.runs.tags import PARTITION_TAG
 from heimdex_pipeline.storage import LocalStore
-from heimdex_pipeline.tags import PARTITION_TAG
 from tests.dagster_home import REPO_ROOT
 
 ASSETS = [probe_metadata, scene_sidecar, thumbnails, *VIDEO_CHECKS]
@@ -81,11 +81,11 @@ def test_a_deletion_cut_short_after_the_catalog_is_finished_by_the_next(ingested
     def crash(*args: object) -> None:
         raise ConnectionError("the process died here")
 
-    monkeypatch.setattr("heimdex_pipeline.delete.leftovers", crash)
+    monkeypatch.setattr("heimdex_pipeline.admin.delete.leftovers", crash)
     with pytest.raises(ConnectionError):
         delete_video(instance, LocalStore(derived_root), catalog_url, ingested)
     assert instance.has_dynamic_partition("videos", ingested)
-    monkeypatch.setattr("heimdex_pipeline.delete.leftovers", leftovers)
+    monkeypatch.setattr("heimdex_pipeline.admin.delete.leftovers", leftovers)
 
     again = delete_video(instance, LocalStore(derived_root), catalog_url, ingested)
     assert again.org_id is None and again.objects == 0 and again.partition and again.run_ids
@@ -98,14 +98,14 @@ def test_the_operators_command_deletes_a_video(ingested: str, instance: DagsterI
            "HEIMDEX_DATABASE_URL": catalog_url}
 
     def command(*asset_ids: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "heimdex_pipeline.delete", *asset_ids], cwd=REPO_ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run([sys.executable, "-m", "heimdex_pipeline.admin.delete", *asset_ids], cwd=REPO_ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
 
     done = command(ingested)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{ingested}: deleted (org-demo): ") and "partition removed" in done.stdout
     assert not instance.has_dynamic_partition("videos", ingested)
-    unset = subprocess.run([sys.executable, "-m", "heimdex_pipeline.delete", ingested], cwd=REPO_ROOT,
+    unset = subprocess.run([sys.executable, "-m", "heimdex_pipeline.admin.delete", ingested], cwd=REPO_ROOT,
                            env={**env, "DAGSTER_HOME": ""}, capture_output=True, text=True, timeout=120)
     assert unset.returncode == 2 and "DAGSTER_HOME is not set" in unset.stderr and "Traceback" not in unset.stderr
     again = command(ingested, "v_" + "0" * 32)

@@ -5,15 +5,15 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dagster import DagsterEventType, DagsterInstance, materialize
 
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.media import probe as probe_module
-from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.resources import MediaWork
 from tests.media.hostile import add_neighbours, crafted, huge_mjpeg
 
 ASSETS = [probe_metadata, scene_sidecar, thumbnails]
@@ -28,13 +28,9 @@ def other_org_video(clips, derived_root: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def media_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Set `HEIMDEX_*` media settings for this test only: the assets read them when they run."""
-    get_settings.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    get_settings.cache_clear()
+def _media(resources: dict, settings: PipelineSettings, **changes: float) -> dict:
+    """`resources` with the steps' media limits (`MediaWork`) of `settings` changed by `changes`."""
+    return {**resources, "media": MediaWork.from_settings(settings.model_copy(update=changes))}
 
 
 def _failure(instance: DagsterInstance, run_id: str) -> str:
@@ -78,25 +74,25 @@ def test_huge_frames_fail_at_once(upload, resources, instance: DagsterInstance, 
 
 
 def test_a_video_longer_than_the_limit_fails_at_once(clips, upload, resources, instance: DagsterInstance,
-                                                     derived_root: Path, media_settings) -> None:
+                                                     derived_root: Path, pipeline_settings) -> None:
     asset_id = upload(clips((2.0,))[0])
-    media_settings.setenv("HEIMDEX_MAX_DURATION_S", "1")
-    result = materialize(ASSETS, partition_key=asset_id, instance=instance, resources=resources, raise_on_error=False)
+    result = materialize(ASSETS, partition_key=asset_id, instance=instance,
+                         resources=_media(resources, pipeline_settings, max_duration_s=1.0), raise_on_error=False)
     assert not result.success
     assert "lasts 2 s, more than the limit of 1 s" in _failure(instance, result.run_id)
 
 
 def test_a_tool_past_its_deadline_is_stopped_and_not_retried(clips, upload, resources, instance: DagsterInstance,
-                                                             tmp_path: Path, media_settings) -> None:
+                                                             tmp_path: Path, pipeline_settings,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     asset_id = upload(clips((2.0,))[0])
     hanging = tmp_path / "ffprobe"
     hanging.write_text("#!/bin/sh\nexec sleep 300\n")
     hanging.chmod(hanging.stat().st_mode | stat.S_IXUSR)
-    media_settings.setattr(probe_module, "FFPROBE", os.fspath(hanging))
-    media_settings.setenv("HEIMDEX_MEDIA_TIMEOUT_S", "1")
+    monkeypatch.setattr(probe_module, "FFPROBE", os.fspath(hanging))
     started = time.monotonic()
-    result = materialize([probe_metadata], partition_key=asset_id, instance=instance, resources=resources,
-                         raise_on_error=False)
+    result = materialize([probe_metadata], partition_key=asset_id, instance=instance,
+                         resources=_media(resources, pipeline_settings, media_timeout_s=1.0), raise_on_error=False)
     assert not result.success and time.monotonic() - started < 60
     assert "took longer than its limit of 1 s" in _failure(instance, result.run_id)
 

@@ -21,7 +21,7 @@ from dagster import (
     materialize,
 )
 
-from heimdex_pipeline.assets.video import stops_when_interrupted
+from heimdex_pipeline.assets.steps import stops_when_interrupted
 
 ATTEMPTS: list[int] = []
 

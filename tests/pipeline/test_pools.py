@@ -1,5 +1,5 @@
-"""The `ffmpeg` pool's limit, set before runs claim it (`heimdex_pipeline.pools`), and
-`python -m heimdex_pipeline.prepare`, which sets it and migrates the catalog before the services start."""
+"""The `ffmpeg` pool's limit, set before runs claim it (`heimdex_pipeline.runs.pools`), and
+`python -m heimdex_pipeline.admin.prepare`, which sets it and migrates the catalog before the services start."""
 
 import os
 import threading
@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from heimdex_pipeline.catalog.db import make_engine
 from heimdex_pipeline.catalog.migrate import alembic_config
-from heimdex_pipeline.pools import FFMPEG_POOL, prepare_pools
+from heimdex_pipeline.runs.pools import FFMPEG_POOL, prepare_pools
 from tests.dagster_home import REPO_ROOT, instance_yaml, prepare
 
 ROUNDS = 20

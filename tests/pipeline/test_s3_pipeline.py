@@ -12,7 +12,7 @@ from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source
 from heimdex_pipeline.media.probe import probe_video
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.resources import MediaStorage
 from heimdex_pipeline.sensors import upload_sensor
 from heimdex_pipeline.storage.layout import SIDECAR_SCHEMA_KEY, probe_key, sidecar_key, thumbnails_prefix
 from heimdex_pipeline.storage import s3 as s3_module
@@ -33,8 +33,8 @@ def s3_storage(s3: S3Endpoint) -> MediaStorage:
 
 
 @pytest.fixture
-def s3_resources(s3_storage: MediaStorage, catalog_url: str) -> dict:
-    return {"catalog": CatalogResource(database_url=catalog_url), "storage": s3_storage}
+def s3_resources(s3_storage: MediaStorage, resources: dict) -> dict:
+    return {**resources, "storage": s3_storage}
 
 
 def _scratch_copies() -> set[str]:

@@ -1,5 +1,6 @@
 """The upload sensor: new, growing, duplicate, changed and deleted files, and a bucket of 10,000 files."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -11,18 +12,26 @@ import pytest
 from dagster import DagsterInstance, RunsFilter, SensorResult, SkipReason, build_sensor_context, materialize
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from heimdex_pipeline.admin.delete import delete_video
 from heimdex_pipeline.assets import probe_metadata
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
-from heimdex_pipeline.delete import delete_video
+from heimdex_pipeline.core.settings import PipelineSettings
+from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for
+from heimdex_pipeline.resources import UploadRules
 from heimdex_pipeline.sensors import upload_sensor
-from heimdex_pipeline.sensors import uploads as uploads_sensor
+from heimdex_pipeline.storage import LocalStore
 
 
-@pytest.fixture(autouse=True)
-def two_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+def _rules(resources: dict, settings: PipelineSettings, **changes: float) -> dict:
+    """`resources` with the sensor's rules (`UploadRules`) of `settings` changed by `changes` (settings' names)."""
+    return {**resources, "uploads": UploadRules.from_settings(settings.model_copy(update=changes))}
+
+
+@pytest.fixture
+def resources(resources: dict, pipeline_settings: PipelineSettings) -> dict:
     """Files settle by the two-looks rule here, however slow the machine: no file is quiet enough."""
-    monkeypatch.setattr(uploads_sensor._settings, "sensor_settle_s", 3600.0)
+    return _rules(resources, pipeline_settings, sensor_settle_s=3600.0)
 
 
 class Bucket:
@@ -75,9 +84,8 @@ def test_new_file_is_taken_once_it_has_settled(clips, derived_root, instance, re
 
 
 def test_a_file_quiet_for_the_settle_time_is_taken_at_first_look(clips, derived_root, instance, resources,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(uploads_sensor._settings, "sensor_settle_s", 3.0)
-    bucket = Bucket(derived_root, instance, resources)
+                                                                 pipeline_settings) -> None:
+    bucket = Bucket(derived_root, instance, _rules(resources, pipeline_settings, sensor_settle_s=3.0))
     path, _ = clips((2.0, 2.0))
     quiet = bucket.drop(path, "org-demo/quiet.mp4")
     os.utime(quiet, (quiet.stat().st_atime, quiet.stat().st_mtime - 4))
@@ -121,9 +129,9 @@ def test_content_ingested_by_the_api_is_not_run_again(clips, derived_root, insta
     assert bucket.settle() == []
 
 
-def test_hashing_budget_spreads_files_over_ticks(clips, derived_root, instance, resources, monkeypatch) -> None:
-    monkeypatch.setattr(uploads_sensor._settings, "sensor_hash_budget_s", 1e-9)
-    bucket = Bucket(derived_root, instance, resources)
+def test_hashing_budget_spreads_files_over_ticks(clips, derived_root, instance, resources, pipeline_settings) -> None:
+    bucket = Bucket(derived_root, instance, _rules(resources, pipeline_settings, sensor_settle_s=3600.0,
+                                                   sensor_hash_budget_s=1e-9))
     bucket.drop(clips((2.0, 2.0))[0], "org-demo/a.mp4")
     bucket.drop(clips((1.0, 3.0))[0], "org-demo/b.mp4")
     first, second = bucket.settle(), _requested(bucket.tick())
@@ -178,6 +186,45 @@ def test_changed_content_runs_again(clips, derived_root, instance, resources) ->
     os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 1_000_000))
     (second_id,) = bucket.settle()
     assert second_id != first_id
+
+
+def test_a_same_size_rewrite_while_hashing_is_not_catalogued(derived_root, instance, resources, catalog_url,
+                                                              monkeypatch) -> None:
+    """A file rewritten in place with other bytes of the same size between two reads of its hash: the
+    hash (the old first MiB, the new rest) names neither content. The sensor must not catalogue it, and
+    takes the new content once it has settled. The rewrite happens at a fixed point of the hashing (after
+    its first chunk), so the test is deterministic, not a race."""
+    bucket = Bucket(derived_root, instance, resources)
+    old, new = os.urandom(3 * 1024 * 1024), os.urandom(3 * 1024 * 1024)
+    target = derived_root / "uploads" / "org-demo" / "movie.mp4"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(old)
+    read_bytes = LocalStore.iter_bytes
+    rewrites = []
+
+    def rewritten_after_the_first_chunk(store, key, *args, **kwargs):
+        chunks = read_bytes(store, key, *args, **kwargs)
+        yield next(chunks)
+        if key.endswith("/movie.mp4") and not rewrites:
+            before = target.stat()
+            with target.open("r+b") as handle:  # in place: the open reader reads the new bytes from here on
+                handle.write(new)
+            after = target.stat()
+            assert (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or pytest.fail(
+                "the rewrite left the mtime as it was: nothing could tell it")
+            rewrites.append(key)
+        yield from chunks
+
+    monkeypatch.setattr(LocalStore, "iter_bytes", rewritten_after_the_first_chunk)
+    assert bucket.settle() == [], "the tick hashed a mix of two contents and asked for its run"
+    assert rewrites
+    with session_scope(catalog_url) as session:
+        assert session.query(Video).count() == session.query(Source).count() == 0
+    (asset_id,) = bucket.settle()  # the new content, once it has settled
+    assert asset_id == asset_id_for("org-demo", ContentHash(f"sha256:{hashlib.sha256(new).hexdigest()}", "strong",
+                                                            len(new)))
+    with session_scope(catalog_url) as session:
+        assert [video.asset_id for video in session.query(Video)] == [asset_id]
 
 
 def test_orgs_are_kept_apart(clips, derived_root, instance, resources) -> None:
@@ -261,7 +308,7 @@ def _crashed_commit(derived_root: Path, catalog_url: str, clip: Path) -> str:
 
 
 def test_an_api_commit_that_died_before_its_run_is_run_by_the_sensor(clips, derived_root, instance, resources,
-                                                                     catalog_url, monkeypatch) -> None:
+                                                                     catalog_url, pipeline_settings) -> None:
     bucket = Bucket(derived_root, instance, resources)
     upload_id = _crashed_commit(derived_root, catalog_url, clips((2.0, 2.0))[0])
     with session_scope(catalog_url) as session:
@@ -269,7 +316,7 @@ def test_an_api_commit_that_died_before_its_run_is_run_by_the_sensor(clips, deri
         assert upload.status == "committed" and session.get(Video, upload.asset_id).run_launched_at is None
     # Within the grace period the commit may still be launching its run: the sensor leaves it alone.
     assert bucket.settle() == []
-    monkeypatch.setattr(uploads_sensor._settings, "sensor_lost_run_grace_s", 0)
+    bucket.resources = _rules(resources, pipeline_settings, sensor_settle_s=3600.0, sensor_lost_run_grace_s=0)
     result = bucket.tick()
     (request,) = result.run_requests
     assert (request.partition_key, request.run_key) == (upload.asset_id, upload.asset_id)
@@ -278,9 +325,9 @@ def test_an_api_commit_that_died_before_its_run_is_run_by_the_sensor(clips, deri
 
 
 def test_a_launched_api_run_is_not_requested_again(clips, derived_root, instance, resources, catalog_url,
-                                                   monkeypatch) -> None:
-    monkeypatch.setattr(uploads_sensor._settings, "sensor_lost_run_grace_s", 0)
-    bucket = Bucket(derived_root, instance, resources)
+                                                   pipeline_settings) -> None:
+    bucket = Bucket(derived_root, instance, _rules(resources, pipeline_settings, sensor_settle_s=3600.0,
+                                                   sensor_lost_run_grace_s=0))
     upload_id = _crashed_commit(derived_root, catalog_url, clips((2.0, 2.0))[0])
     with session_scope(catalog_url) as session:
         asset_id = session.get(Upload, upload_id).asset_id

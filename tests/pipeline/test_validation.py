@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from heimdex_pipeline.sidecar import SidecarScene, ThumbnailEntry
-from heimdex_pipeline.validation import MAX_PROBLEMS, image_size, scene_coverage_problems, thumbnail_problems
+from heimdex_pipeline.outputs.sidecar import SidecarScene, ThumbnailEntry
+from heimdex_pipeline.outputs.validation import MAX_PROBLEMS, image_size, scene_coverage_problems, thumbnail_problems
 
 
 def _scenes(*bounds: tuple[float, float, int, int]) -> list[SidecarScene]:

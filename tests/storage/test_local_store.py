@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from heimdex_pipeline.bucket import review_bucket, scan_bucket
 from heimdex_pipeline.media.fingerprint import hash_content
 from heimdex_pipeline.storage import (
     InvalidKeyError,
@@ -16,6 +15,7 @@ from heimdex_pipeline.storage import (
     StorageUnavailableError,
     StoredObject,
 )
+from heimdex_pipeline.uploads.bucket import review_bucket, scan_bucket
 from tests.catalogue import hash_file
 
 

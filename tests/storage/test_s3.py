@@ -17,7 +17,7 @@ import pytest
 from moto.core.authorization import enable_iam_authentication
 from moto.server import ThreadedMotoServer
 
-from heimdex_pipeline.settings import PipelineSettings
+from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.storage import StorageUnavailableError, store_from_settings
 from heimdex_pipeline.storage.s3 import SCRATCH_PREFIX, S3Store
 from tests.dagster_home import free_port

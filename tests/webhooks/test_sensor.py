@@ -9,8 +9,8 @@ from dagster import DagsterInstance, SensorResult, build_sensor_context, materia
 
 from heimdex_pipeline.assets import probe_metadata, scene_sidecar
 from heimdex_pipeline.resources import WebhookSender
+from heimdex_pipeline.runs.tags import run_tags
 from heimdex_pipeline.sensors import webhook_sensor
-from heimdex_pipeline.tags import run_tags
 from heimdex_pipeline.webhooks import SIGNATURE_HEADER, verify
 from tests.webhooks.receiver import Receiver
 

@@ -22,7 +22,7 @@ from heimdex_api.services.storyboards import storyboard_vtt
 from heimdex_api.services.urls import DOWNLOAD, FILES_PATH
 from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
 from heimdex_pipeline.media.storyboard import VTT_NAME
-from heimdex_pipeline.sidecar import Sidecar
+from heimdex_pipeline.outputs.sidecar import Sidecar
 from heimdex_pipeline.storage import InvalidKeyError
 from heimdex_pipeline.storage.layout import org_key
 from heimdex_pipeline.storage.local import LocalStore

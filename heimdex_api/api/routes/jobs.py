@@ -12,7 +12,7 @@ from heimdex_api.api.responses import error_responses
 from heimdex_api.core.errors import NotFound
 from heimdex_api.core.security import READ
 from heimdex_api.schemas import JobResponse
-from heimdex_api.services.pipeline import JobState, job_view, read_job_state, with_progress, with_result
+from heimdex_api.services.job_state import JobState, job_view, read_job_state, with_progress, with_result
 from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.storage import ObjectStore
 

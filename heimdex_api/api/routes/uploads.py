@@ -31,7 +31,7 @@ from heimdex_api.schemas import UploadReceived
 from heimdex_api.services import tus
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Upload
-from heimdex_pipeline.logs import get_logger
+from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.storage import ObjectStore
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])

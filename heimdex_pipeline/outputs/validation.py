@@ -13,7 +13,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
 from heimdex_pipeline.media.storyboard import SPRITE_NAME, Storyboard, parse_vtt
-from heimdex_pipeline.sidecar import SidecarScene, ThumbnailEntry
+from heimdex_pipeline.outputs.sidecar import SidecarScene, ThumbnailEntry
 
 # The problems a check lists at most: a broken sidecar can have thousands, and the first few say enough.
 MAX_PROBLEMS = 10

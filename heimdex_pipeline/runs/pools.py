@@ -5,7 +5,7 @@ run first claims it, and sets it again when the default has changed. On PostgreS
 the run: two runs starting together both insert the pool's row, and a changed default is written
 with an insert that fails on the existing row and aborts the transaction its update then runs in
 (dagster-io/dagster#33552). `prepare_pools`, run once before the services start
-(`python -m heimdex_pipeline.prepare`) and by a process that executes runs itself, leaves runs
+(`python -m heimdex_pipeline.admin.prepare`) and by a process that executes runs itself, leaves runs
 nothing to set.
 """
 

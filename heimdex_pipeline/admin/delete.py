@@ -2,7 +2,7 @@
 
 Used by the API's `DELETE /v1/assets/{asset_id}`, and by operators, with the services' DAGSTER_HOME:
 
-    DAGSTER_HOME=$PWD/.dagster_home uv run python -m heimdex_pipeline.delete v_… [v_… ...]
+    DAGSTER_HOME=$PWD/.dagster_home uv run python -m heimdex_pipeline.admin.delete v_… [v_… ...]
 
 The order makes an interrupted deletion safe to repeat and never brings the video back: the
 files go first (the source too, or the sensor would ingest it again), then the catalog rows (the
@@ -21,8 +21,9 @@ from sqlalchemy import delete, select
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import RunProgress, Source, Upload, Video
-from heimdex_pipeline.logs import get_logger
-from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.core.logs import get_logger
+from heimdex_pipeline.core.settings import get_settings
+from heimdex_pipeline.runs.tags import PARTITION_TAG
 from heimdex_pipeline.storage import ObjectStore, store_from_settings
 from heimdex_pipeline.storage.layout import (
     probe_key,
@@ -31,7 +32,6 @@ from heimdex_pipeline.storage.layout import (
     thumbnails_prefix,
     upload_prefix,
 )
-from heimdex_pipeline.tags import PARTITION_TAG
 
 # Runs that may still read or write the video's files.
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
@@ -116,7 +116,7 @@ def delete_video(instance: DagsterInstance, store: ObjectStore, catalog_url: str
 
 def main(argv: list[str] | None = None) -> int:
     """Delete the videos named on the command line, with $DAGSTER_HOME's instance and the services' settings."""
-    parser = argparse.ArgumentParser(prog="python -m heimdex_pipeline.delete", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m heimdex_pipeline.admin.delete", description=__doc__.split("\n")[0])
     parser.add_argument("asset_ids", nargs="+", metavar="asset_id", help="a video's asset id (v_…)")
     args = parser.parse_args(argv)
     if not os.environ.get("DAGSTER_HOME"):

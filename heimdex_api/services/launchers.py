@@ -1,4 +1,4 @@
-"""Starting and reading Dagster runs: a job id is a run id, and its state lives in Dagster only.
+"""Starting Dagster runs for the API's jobs: a job id is a run id (`job_state` reads it back).
 
 Two launchers, chosen by `HEIMDEX_JOB_QUEUE_BACKEND`: `immediate` executes the run before the
 request answers (still a real run of the instance, visible in the UI); `dagster` submits it to
@@ -8,58 +8,24 @@ the webserver, whose run coordinator queues it for the daemon.
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from dagster import (
-    DagsterEventType,
-    DagsterInstance,
-    DagsterRunStatus,
-    Definitions,
-    ExecuteInProcessResult,
-    RunRecord,
-    RunsFilter,
-)
+from dagster import DagsterEventType, DagsterInstance, Definitions, ExecuteInProcessResult
 from dagster_shared.error import SerializableErrorInfo
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_api.core.errors import NotFound, Unavailable
-from heimdex_api.services.urls import DownloadUrls
+from heimdex_api.core.errors import Unavailable
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.db import session_scope
-from heimdex_pipeline.catalog.models import as_utc
-from heimdex_pipeline.catalog.repository import mark_run_launched, run_progress
+from heimdex_pipeline.catalog.repository import mark_run_launched
 from heimdex_pipeline.definitions import defs
-from heimdex_pipeline.pools import prepare_pools
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
-from heimdex_pipeline.runs import run_error
-from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
-from heimdex_pipeline.storage.layout import sidecar_key, sidecar_storage_key
-from heimdex_pipeline.tags import (
-    ORG_TAG,
-    PARENT_RUN_TAG,
-    PARTITION_TAG,
-    RETRY_NUMBER_TAG,
-    ROOT_RUN_TAG,
-    TYPE_TAG,
-    run_tags,
-)
+from heimdex_pipeline.resources import resources_from
+from heimdex_pipeline.runs.pools import prepare_pools
+from heimdex_pipeline.runs.tags import PARENT_RUN_TAG, PARTITION_TAG, RETRY_NUMBER_TAG, ROOT_RUN_TAG, run_tags
 
 JOB_NAMES = {"ingest": "ingest_video", "sidecar": "sidecar_job", "thumbnails": "thumbnails_job"}
-
-_STATUS = {
-    DagsterRunStatus.QUEUED: "queued",
-    DagsterRunStatus.NOT_STARTED: "queued",
-    DagsterRunStatus.STARTING: "queued",
-    DagsterRunStatus.STARTED: "running",
-    DagsterRunStatus.SUCCESS: "succeeded",
-    DagsterRunStatus.FAILURE: "failed",
-    DagsterRunStatus.CANCELING: "canceled",
-    DagsterRunStatus.CANCELED: "canceled",
-}
-
 
 @dataclass(frozen=True)
 class JobRequest:
@@ -83,16 +49,13 @@ class JobLauncher(Protocol):
 
 
 def pipeline_definitions(settings: ApiSettings) -> Definitions:
-    """The pipeline's assets, checks and jobs, bound to the API's catalog and storage."""
+    """The pipeline's assets, checks and jobs, their resources configured by the API's settings (its catalog,
+    storage and media limits), not by the process's environment."""
     return Definitions(
         assets=defs.assets,
         asset_checks=defs.asset_checks,
         jobs=defs.jobs,
-        resources={
-            **(defs.resources or {}),
-            "catalog": CatalogResource(database_url=settings.catalog_url),
-            "storage": MediaStorage.from_settings(settings),
-        },
+        resources=resources_from(settings),
     )
 
 
@@ -207,89 +170,3 @@ def remove_partition(instance: DagsterInstance, asset_id: str) -> None:
     """Undo `ensure_partition` for a video whose registration was rolled back."""
     if instance.has_dynamic_partition(videos_partitions.name, asset_id):
         instance.delete_dynamic_partition(videos_partitions.name, asset_id)
-
-
-def _iso(timestamp: float | None) -> str | None:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else None
-
-
-def find_run(instance: DagsterInstance, run_id: str, org_id: str) -> RunRecord:
-    """The run record of one of the org's jobs; 404 for unknown runs and other orgs' runs alike."""
-    record = instance.get_run_record_by_id(run_id)
-    if record is None or record.dagster_run.tags.get(ORG_TAG) != org_id:
-        raise NotFound("no such job", code="job_not_found")
-    return record
-
-
-@dataclass(frozen=True)
-class JobState:
-    """A job's answer without its `url`s: what Dagster and the sidecar say of it. Once its run has
-    finished (`finished`), nothing of it changes."""
-
-    org_id: str
-    job_id: str
-    type: str | None
-    asset_id: str | None
-    status: str
-    started_at: str | None
-    finished_at: str | None
-    finished: bool
-    sidecar_uri: str | None = None  # a succeeded job's sidecar, and its thumbnails
-    thumbnails: tuple[dict[str, Any], ...] = ()
-    error: dict[str, str] | None = None
-    progress: dict[str, Any] | None = None  # a running job's current step, as far as it has said
-
-
-def read_job_state(instance: DagsterInstance, run_id: str, org_id: str) -> JobState:
-    """What Dagster's storage has of one of the org's jobs; 404 for unknown runs and other orgs' runs alike."""
-    record = find_run(instance, run_id, org_id)
-    run = record.dagster_run
-    status = _STATUS.get(run.status, "queued")
-    return JobState(org_id=org_id, job_id=run.run_id, type=run.tags.get(TYPE_TAG),
-                    asset_id=run.tags.get(PARTITION_TAG), status=status, started_at=_iso(record.start_time),
-                    finished_at=_iso(record.end_time), finished=run.is_finished,
-                    error=run_error(instance, run_id) if status == "failed" else None)
-
-
-def with_result(job: JobState, store: ObjectStore) -> JobState:
-    """A succeeded job with its sidecar's location and thumbnails; any other job as it is."""
-    if job.status != "succeeded" or not job.asset_id:
-        return job
-    key = sidecar_key(job.org_id, job.asset_id)
-    try:
-        thumbnails = store.read_json(key).get("thumbnails", [])
-    except ObjectNotFoundError:
-        thumbnails = []
-    return replace(job, sidecar_uri=store.uri(key), thumbnails=tuple(thumbnails))
-
-
-def with_progress(job: JobState, catalog_url: str) -> JobState:
-    """A running job with how far its current step is; any other job as it is."""
-    if job.status != "running":
-        return job
-    with session_scope(catalog_url) as session:
-        row = run_progress(session, job.job_id)
-    if row is None:
-        return job
-    updated_at = as_utc(row.updated_at)
-    progress = {"step": row.step, "unit": row.unit, "done": row.done, "total": row.total or None,
-                "fraction": round(row.done / row.total, 4) if row.total else 0.0, "updated_at": updated_at.isoformat()}
-    return replace(job, progress=progress)
-
-
-def job_view(job: JobState, urls: DownloadUrls) -> dict[str, Any]:
-    """The contract's job answer, with the `url`s of its sidecar and thumbnails."""
-    result = None
-    if job.sidecar_uri is not None:
-        result = {"sidecar_uri": job.sidecar_uri,
-                  "sidecar_url": urls.url(job.org_id, sidecar_storage_key(job.asset_id)),
-                  "thumbnails": urls.thumbnails(job.org_id, list(job.thumbnails))}
-    return {"job_id": job.job_id, "type": job.type, "asset_id": job.asset_id, "status": job.status,
-            "started_at": job.started_at, "finished_at": job.finished_at, "result": result, "error": job.error,
-            "progress": job.progress}
-
-
-def latest_run_status(instance: DagsterInstance, asset_id: str) -> str | None:
-    """The job status of the newest run on a video (the API's or the sensor's), if any."""
-    records = instance.get_run_records(RunsFilter(tags={PARTITION_TAG: asset_id}), limit=1)
-    return _STATUS.get(records[0].dagster_run.status) if records else None

@@ -1,15 +1,15 @@
 """Prepares storage before Heimdex's services start: the catalog's schema and the Dagster
-instance's pools (`heimdex_pipeline.pools`).
+instance's pools (`heimdex_pipeline.runs.pools`).
 
-`python -m heimdex_pipeline.prepare`, with the services' settings and DAGSTER_HOME: run by
+`python -m heimdex_pipeline.admin.prepare`, with the services' settings and DAGSTER_HOME: run by
 `./scripts/run.sh` and by docker-compose.yml's one-shot `migrate`. Running it again is harmless.
 """
 
 from dagster import DagsterInstance
 
 from heimdex_pipeline.catalog.migrate import migrate
-from heimdex_pipeline.pools import prepare_pools
-from heimdex_pipeline.settings import get_settings
+from heimdex_pipeline.core.settings import get_settings
+from heimdex_pipeline.runs.pools import prepare_pools
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""What a video's steps write and the rules it must follow: the sidecar document and the checks' rules."""

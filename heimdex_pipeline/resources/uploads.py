@@ -1,0 +1,26 @@
+"""How the upload sensor takes files from the bucket, as a Dagster resource."""
+
+from typing import TYPE_CHECKING
+
+from dagster import ConfigurableResource
+
+if TYPE_CHECKING:
+    from heimdex_pipeline.core.settings import PipelineSettings
+
+
+class UploadRules(ConfigurableResource):
+    """When a file is settled, how much one tick takes and hashes, and when an API video's run counts as lost
+    (the `HEIMDEX_SENSOR_*` settings and `HEIMDEX_WEAK_THRESHOLD_BYTES`)."""
+
+    settle_s: float
+    max_new_files_per_tick: int
+    hash_budget_s: float
+    lost_run_grace_s: float
+    weak_threshold_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: "PipelineSettings") -> "UploadRules":
+        """The rules the settings configure."""
+        return cls(settle_s=settings.sensor_settle_s, max_new_files_per_tick=settings.sensor_max_new_files_per_tick,
+                   hash_budget_s=settings.sensor_hash_budget_s, lost_run_grace_s=settings.sensor_lost_run_grace_s,
+                   weak_threshold_bytes=settings.weak_threshold_bytes)
