@@ -345,10 +345,13 @@ class S3Receiver(UploadReceiver):
         return S3Append(self, state, tail)
 
     def _forget(self) -> None:
-        state = self.state()
-        if state["multipart"]:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.full_key(self.key),
-                                               UploadId=state["multipart"])
+        # Every multipart upload of the key, not only the state's: one opened by an append that
+        # was never saved (its request died) is in no state.
+        full = self.full_key(self.key)
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=full):
+            for item in page.get("Uploads", ()):
+                if item["Key"] == full:
+                    abort_multipart(self.client, self.bucket, full, item["UploadId"])
         self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": self.tail_key},
                                                                            {"Key": self.state_key}]})
 
@@ -356,6 +359,15 @@ class S3Receiver(UploadReceiver):
     def terminate(self) -> None:
         self._forget()
         self.client.delete_object(Bucket=self.bucket, Key=self.full_key(self.key))
+
+
+def abort_multipart(client: Any, bucket: str, full_key: str, upload_id: str) -> None:
+    """Abort a multipart upload; one already aborted or completed is no error."""
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=full_key, UploadId=upload_id)
+    except client.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+            raise
 
 
 class S3Append(Append):
