@@ -5,7 +5,7 @@ from dagster import Definitions, in_process_executor
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.jobs import ingest_video_job, sidecar_job, thumbnails_job
 from heimdex_pipeline.resources import CatalogResource, MediaStorage, WebhookSender
-from heimdex_pipeline.sensors import upload_sensor, webhook_sensor
+from heimdex_pipeline.sensors import upload_sensor, upload_sweep_sensor, webhook_sensor
 from heimdex_pipeline.settings import get_settings
 
 _settings = get_settings()
@@ -18,7 +18,7 @@ defs = Definitions(
     # definitions again (docs/benchmarks.md, "Throughput").
     executor=in_process_executor,
     jobs=[ingest_video_job, sidecar_job, thumbnails_job],
-    sensors=[upload_sensor, webhook_sensor],
+    sensors=[upload_sensor, upload_sweep_sensor, webhook_sensor],
     resources={
         "catalog": CatalogResource(database_url=_settings.catalog_url),
         "storage": MediaStorage.from_settings(_settings),

@@ -73,7 +73,7 @@ class Ending(Enum):
     """What `end_upload` did."""
 
     ENDED = "ended"          # the files are gone and the row with them
-    GONE = "gone"            # there was no such upload (or another request ended it meanwhile)
+    GONE = "gone"            # there was no such upload
     COMMITTED = "committed"  # a commit has it: it is not ended
     BUSY = "busy"            # the lock stayed held past the wait: marked ended, finish it later
 
@@ -98,7 +98,7 @@ def end_upload(catalog_url: str, store: ObjectStore, upload_id: str, lease_s: fl
     while not take_lock(catalog_url, upload_id, token, lease_s, status=TERMINATING):
         with session_scope(catalog_url) as session:
             if session.get(Upload, upload_id) is None:
-                return Ending.GONE  # another termination (a retry, the sweep) finished it
+                return Ending.ENDED  # another termination (a retry, the sweep) finished it
         if time.monotonic() > deadline:
             return Ending.BUSY
         time.sleep(POLL_S)

@@ -132,7 +132,7 @@ def commit_upload(settings: ApiSettings, store: ObjectStore, instance: DagsterIn
     log = get_logger("api", org_id=body.org_id, upload_id=body.upload_id)
     with session_scope(settings.catalog_url) as session:
         upload = session.get(Upload, body.upload_id) if UPLOAD_ID_PATTERN.match(body.upload_id) else None
-    if upload is None or upload.org_id != body.org_id:
+    if upload is None or upload.org_id != body.org_id or upload.status == "terminating":
         raise NotFound("no such upload", code="upload_not_found")
     claimed_at = _claim(settings, upload)
     try:

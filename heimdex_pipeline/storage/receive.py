@@ -30,6 +30,9 @@ S3_MIN_PART_BYTES = 5 * 1024 * 1024
 S3_MAX_PARTS = 10_000
 # Parts of 8 MiB (more for files over 80 GB): few requests, and the memory of one part per append.
 S3_PART_BYTES = 8 * 1024 * 1024
+# The hidden names of partial state: `.<name>.part` beside the target on disk, `<folder>/.tus/` in a bucket.
+LOCAL_PARTIAL_SUFFIX = ".part"
+S3_STATE_FOLDER = ".tus"
 
 
 class OffsetMismatchError(StorageError):
@@ -138,7 +141,7 @@ class LocalReceiver(UploadReceiver):
     def __init__(self, root: Path, key: str, length: int) -> None:
         super().__init__(key, length)
         self.target = root / key
-        self.partial = self.target.with_name(f".{self.target.name}.part")
+        self.partial = self.target.with_name(f".{self.target.name}{LOCAL_PARTIAL_SUFFIX}")
 
     def is_complete(self) -> bool:
         return self.target.is_file()
@@ -290,8 +293,8 @@ class S3Receiver(UploadReceiver):
         self.client, self.bucket, self.full_key, self.guard = client, bucket, full_key, guard
         # Enough parts for the whole length, each at least S3's minimum.
         self.part_bytes = max(part_bytes, S3_MIN_PART_BYTES, -(-length // S3_MAX_PARTS))
-        self.state_key = full_key(f"{self.folder}.tus/state.json")
-        self.tail_key = full_key(f"{self.folder}.tus/tail")
+        self.state_key = full_key(f"{self.folder}{S3_STATE_FOLDER}/state.json")
+        self.tail_key = full_key(f"{self.folder}{S3_STATE_FOLDER}/tail")
 
     def _exists(self, full_key: str) -> bool:
         try:
