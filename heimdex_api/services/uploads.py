@@ -113,13 +113,17 @@ def _unregister(settings: ApiSettings, upload_id: str, source: IdentifiedSource)
 
 
 def _check_complete(store: ObjectStore, upload: Upload) -> None:
-    """409 `upload_incomplete` when bytes were sent to the upload's URLs but not all of them."""
+    """409 `upload_incomplete` when the upload holds some of its bytes but not all: kept by its URLs (a
+    PUT or PATCH that ended short), or a shorter object at its key (a copy or a bucket PUT that
+    stopped short)."""
     try:
         receiver = tus.upload_receiver(store, upload)
     except InvalidKeyError:
         return  # a folder tampered with on disk: reading the source answers for it (422 invalid_source_uri)
     if not receiver.is_complete():
         offset = receiver.offset()
+        if not offset and (found := store.stat(receiver.key)) is not None and found.size_bytes < upload.content_length:
+            offset = found.size_bytes
         if offset:
             raise Conflict({"message": f"the upload holds {offset} of its {upload.content_length} bytes: finish "
                                        "it (PUT again, or resume at the tus URL), then commit", "offset": offset},

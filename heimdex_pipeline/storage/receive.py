@@ -17,6 +17,7 @@ import functools
 import json
 import mmap
 import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
@@ -87,7 +88,7 @@ class UploadReceiver(ABC):
 
     @abstractmethod
     def is_complete(self) -> bool:
-        """Whether the object is whole at its key."""
+        """Whether the object is whole at its key: there, and of the upload's length."""
 
     @abstractmethod
     def append(self, offset: int, restart: bool = False) -> Append:
@@ -144,7 +145,11 @@ class LocalReceiver(UploadReceiver):
         self.partial = self.target.with_name(f".{self.target.name}{LOCAL_PARTIAL_SUFFIX}")
 
     def is_complete(self) -> bool:
-        return self.target.is_file()
+        try:
+            found = self.target.stat()
+        except FileNotFoundError:
+            return False
+        return stat.S_ISREG(found.st_mode) and found.st_size == self.length
 
     def offset(self) -> int:
         if self.is_complete():
@@ -296,14 +301,13 @@ class S3Receiver(UploadReceiver):
         self.state_key = full_key(f"{self.folder}{S3_STATE_FOLDER}/state.json")
         self.tail_key = full_key(f"{self.folder}{S3_STATE_FOLDER}/tail")
 
-    def _exists(self, full_key: str) -> bool:
+    def _size(self, full_key: str) -> int | None:
         try:
-            self.client.head_object(Bucket=self.bucket, Key=full_key)
+            return self.client.head_object(Bucket=self.bucket, Key=full_key)["ContentLength"]
         except self.client.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise
-        return True
 
     def state(self) -> dict[str, Any]:
         """`{"multipart": id or None, "parts": [{"PartNumber", "ETag", "size"}], "tail": size}`."""
@@ -319,7 +323,9 @@ class S3Receiver(UploadReceiver):
 
     @_guarded
     def is_complete(self) -> bool:
-        return self._exists(self.full_key(self.key))
+        # A shorter object (a presigned PUT of fewer bytes, where the store does not check the
+        # signed length) is not the upload: an append from 0 replaces it.
+        return self._size(self.full_key(self.key)) == self.length
 
     @_guarded
     def offset(self) -> int:

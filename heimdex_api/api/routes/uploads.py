@@ -48,9 +48,10 @@ async def put_upload(org_id: str, upload_id: str, request: Request, settings: Se
                      content_length: Annotated[str | None, Header(include_in_schema=False)] = None) -> dict[str, Any]:
     """Store the whole file: the body is the file's bytes, `content_length` of them (init's `upload_url`).
 
-    A body longer than `content_length` answers 413 and keeps nothing; one cut short leaves the
-    upload incomplete (commit answers 409 `upload_incomplete`; the tus URL resumes it); a PUT
-    after commit answers 409. A new PUT replaces what an earlier one stored, until commit.
+    A body longer than `content_length` answers 413 and keeps nothing; a shorter one, declared so
+    or cut short, is kept and leaves the upload incomplete (400 `upload_incomplete` with its
+    offset; commit answers 409 `upload_incomplete`; the tus URL resumes it); a PUT after commit
+    answers 409. A new PUT replaces what an earlier one stored, until commit.
     """
     tus.verify_upload_url(settings, org_id, upload_id, expires, sig)
     upload = await anyio.to_thread.run_sync(lambda: tus.load_upload(settings, org_id, upload_id, writable=True))
@@ -58,9 +59,6 @@ async def put_upload(org_id: str, upload_id: str, request: Request, settings: Se
     if declared is not None and declared > upload.content_length:
         raise PayloadTooLarge(f"Content-Length {declared} exceeds the upload's content_length "
                                   f"{upload.content_length}", code="upload_length_exceeded")
-    if declared is not None and declared < upload.content_length:
-        raise BadRequest(f"Content-Length {declared} is not the upload's content_length {upload.content_length}",
-                             code="content_length_mismatch")
     kept = await tus.receive(settings, store, upload, request.stream(), offset=0, restart=True)
     if kept != upload.content_length:
         raise BadRequest({"message": "the body ended before content_length bytes: the upload is incomplete",
