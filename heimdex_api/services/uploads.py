@@ -5,7 +5,7 @@ from typing import Any
 from uuid import uuid4
 
 from dagster import DagsterInstance
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import and_, delete, or_, select, update
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
@@ -73,6 +73,9 @@ def _claim(settings: ApiSettings, upload: Upload) -> datetime:
                      Upload.committed_at < now - timedelta(seconds=settings.claim_lease_s))))
             .values(status="committing", committed_at=now)
         ).rowcount
+        status = session.scalar(select(Upload.status).where(Upload.upload_id == upload.upload_id))
+    if status in (None, "terminating"):  # ended (tus DELETE) since it was read
+        raise NotFound("no such upload", code="upload_not_found")
     if claimed != 1:
         raise Conflict({"message": "the upload is already committed", "asset_id": upload.asset_id},
                        code="upload_already_committed")

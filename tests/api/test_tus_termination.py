@@ -70,6 +70,10 @@ def _terminate_during_patch(patch_base: str, delete_base: str, answer: dict, sen
         time.sleep(1.0)
         while sent > 8 * MIB and multiparts() == [] and time.monotonic() < deadline:
             time.sleep(0.1)
+        # Another writer meanwhile, through the other process: the lock is the catalog's, not a process's.
+        rival = httpx.patch(f"{delete_base}/v1/{path}", content=b"x", timeout=60,
+                            headers={**OCTETS, "Upload-Offset": "0"})
+        assert (rival.status_code, rival.json()["error"]) == (409, "upload_busy"), rival.text
         deleted = httpx.delete(f"{delete_base}/v1/{path}", headers=TUS, timeout=60)
         assert deleted.status_code == 204, deleted.text
         # Once the DELETE answered, nothing is there, and nothing comes back while the client sends on.
