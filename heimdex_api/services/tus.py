@@ -162,7 +162,7 @@ class _WriteLease:
             try:
                 held = await anyio.to_thread.run_sync(renew_lock, self.catalog_url, self.upload_id, self.token,
                                                       self.lease_s)
-            except Exception as exc:  # noqa: BLE001 (the catalog is down: `check` stops the writes once the lease may lapse)
+            except Exception as exc:  # noqa: BLE001 (catalog down: `check` stops writing once the lease may lapse)
                 get_logger("api", upload_id=self.upload_id).warning("upload.lock_not_renewed", error=str(exc)[:300])
                 continue
             if not held:
