@@ -6,7 +6,7 @@ from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar,
 from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.resources import resources_from
 from heimdex_pipeline.runs.jobs import ingest_video_job, sidecar_job, thumbnails_job
-from heimdex_pipeline.sensors import upload_sensor, webhook_sensor
+from heimdex_pipeline.sensors import upload_sensor, upload_sweep_sensor, webhook_sensor
 
 defs = Definitions(
     assets=[probe_metadata, scene_sidecar, thumbnails, storyboard],
@@ -16,7 +16,7 @@ defs = Definitions(
     # definitions again (docs/benchmarks.md, "Throughput").
     executor=in_process_executor,
     jobs=[ingest_video_job, sidecar_job, thumbnails_job],
-    sensors=[upload_sensor, webhook_sensor],
+    sensors=[upload_sensor, upload_sweep_sensor, webhook_sensor],
     # What Dagster fixes from the definitions (sensor intervals, the retry policy, the detector behind the
     # sidecar's code version, the thumbnail policy's defaults) is read from the settings as the modules
     # load; what a run or a tick reads comes from these resources (the API binds its own settings':

@@ -77,7 +77,7 @@ ROUTE_ERRORS.update({
 _SIGNED_URL = ("url_signature_invalid", "url_expired")
 _UPLOAD_WRITE = ("upload_already_committed", "upload_busy")
 ROUTE_ERRORS["upload_put"] = {
-    400: ("invalid_upload_header", "content_length_mismatch", "upload_incomplete"), 403: _SIGNED_URL,
+    400: ("invalid_upload_header", "upload_incomplete"), 403: _SIGNED_URL,
     404: ("upload_not_found",), 409: _UPLOAD_WRITE, 413: ("upload_length_exceeded",), 503: (*_DATABASE, *_STORAGE)}
 # tus at the resumable URL: documented here, not in the OpenAPI document (a protocol of headers).
 ROUTE_ERRORS["upload_tus"] = {

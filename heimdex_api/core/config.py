@@ -58,10 +58,6 @@ class ApiSettings(PipelineSettings):
     # Tokens without a `scopes` claim get these: the earlier service's tokens carried only org_id.
     # Signs the upload (and download) URLs the API serves itself: whoever holds it can write any upload.
     url_signing_key: SecretStr = SecretStr(DEFAULT_URL_SIGNING_KEY)
-    # A day: long enough for a large file over a slow link, with tus resuming inside it; after it
-    # the client calls init again (the URLs answer 403 `url_expired`).
-    upload_url_ttl_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600,
-                                  description="How long init's upload URLs stay valid (S3 allows at most 7 days).")
     public_url: AnyHttpUrl | None = Field(
         default=None,
         description="The API's absolute base URL as clients reach it (behind a proxy); else the request's own.")

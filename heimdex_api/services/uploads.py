@@ -5,7 +5,7 @@ from typing import Any
 from uuid import uuid4
 
 from dagster import DagsterInstance
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import and_, delete, or_, select, update
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
@@ -73,6 +73,9 @@ def _claim(settings: ApiSettings, upload: Upload) -> datetime:
                      Upload.committed_at < now - timedelta(seconds=settings.claim_lease_s))))
             .values(status="committing", committed_at=now)
         ).rowcount
+        status = session.scalar(select(Upload.status).where(Upload.upload_id == upload.upload_id))
+    if status in (None, "terminating"):  # ended (tus DELETE) since it was read
+        raise NotFound("no such upload", code="upload_not_found")
     if claimed != 1:
         raise Conflict({"message": "the upload is already committed", "asset_id": upload.asset_id},
                        code="upload_already_committed")
@@ -113,13 +116,17 @@ def _unregister(settings: ApiSettings, upload_id: str, source: IdentifiedSource)
 
 
 def _check_complete(store: ObjectStore, upload: Upload) -> None:
-    """409 `upload_incomplete` when bytes were sent to the upload's URLs but not all of them."""
+    """409 `upload_incomplete` when the upload holds some of its bytes but not all: kept by its URLs (a
+    PUT or PATCH that ended short), or a shorter object at its key (a copy or a bucket PUT that
+    stopped short)."""
     try:
         receiver = tus.upload_receiver(store, upload)
     except InvalidKeyError:
         return  # a folder tampered with on disk: reading the source answers for it (422 invalid_source_uri)
     if not receiver.is_complete():
         offset = receiver.offset()
+        if not offset and (found := store.stat(receiver.key)) is not None and found.size_bytes < upload.content_length:
+            offset = found.size_bytes
         if offset:
             raise Conflict({"message": f"the upload holds {offset} of its {upload.content_length} bytes: finish "
                                        "it (PUT again, or resume at the tus URL), then commit", "offset": offset},
@@ -132,7 +139,7 @@ def commit_upload(settings: ApiSettings, store: ObjectStore, instance: DagsterIn
     log = get_logger("api", org_id=body.org_id, upload_id=body.upload_id)
     with session_scope(settings.catalog_url) as session:
         upload = session.get(Upload, body.upload_id) if UPLOAD_ID_PATTERN.match(body.upload_id) else None
-    if upload is None or upload.org_id != body.org_id:
+    if upload is None or upload.org_id != body.org_id or upload.status == "terminating":
         raise NotFound("no such upload", code="upload_not_found")
     claimed_at = _claim(settings, upload)
     try:

@@ -93,12 +93,18 @@ class Upload(Base):
     content_type: Mapped[str | None] = mapped_column(String(255))
     # The key prefix the upload reserves: `uploads/<org_id>/<upload_id>/`.
     prefix: Mapped[str] = mapped_column(Text)
-    # pending -> committing (one commit holds it) -> committed
+    # pending -> committing (one commit holds it) -> committed; pending -> terminating (tus DELETE),
+    # then the row is deleted once the upload's files are gone.
     status: Mapped[str] = mapped_column(String(16), default="pending")
     asset_id: Mapped[str | None] = mapped_column(ForeignKey("videos.asset_id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # When the commit claimed the upload, then when it committed it.
     committed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The upload's write lock (heimdex_pipeline.uploads.lock): the request that writes or ends its
+    # files, and until when its lease holds unless renewed. In the catalog, so that it holds
+    # across API processes.
+    lock_token: Mapped[str | None] = mapped_column(String(32))
+    lock_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RunProgress(Base):

@@ -117,8 +117,9 @@ def mark_partitions_seen(session: Session, asset_ids: Collection[str]) -> None:
 
 
 def reserved_upload_prefixes(session: Session) -> set[str]:
-    """Key prefixes of uploads initiated through the API and not committed yet: the API owns them."""
-    return set(session.scalars(select(Upload.prefix).where(Upload.status.in_(("pending", "committing")))))
+    """Key prefixes of uploads initiated through the API and not committed yet (nor ended yet): the API owns them."""
+    return set(session.scalars(select(Upload.prefix).where(Upload.status.in_(("pending", "committing",
+                                                                             "terminating")))))
 
 
 def record_progress(session: Session, run_id: str, step: str, unit: str, done: int, total: int) -> None:

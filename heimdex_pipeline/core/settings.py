@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -82,6 +82,31 @@ class PipelineSettings(BaseSettings):
         default=False,
         description="Let webhooks reach loopback, private, link-local and other non-public addresses (a receiver "
                     "on this machine or the local network). Off in production: a webhook URL is the client's.")
+
+    # Uploads over HTTP (the API's PUT and tus; heimdex_pipeline.uploads.lock and .sweep).
+    # A day: long enough for a large file over a slow link, with tus resuming inside it; after it
+    # the client calls init again (the URLs answer 403 `url_expired`).
+    upload_url_ttl_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600,
+                                  description="How long init's upload URLs stay valid (S3 allows at most 7 days).")
+    upload_lock_lease_s: float = Field(
+        default=30.0, ge=5, le=600,
+        description="How long an upload's write lock outlives a request that stopped renewing it (it crashed); "
+                    "the request renews it every second while it writes.")
+    upload_sweep_interval_s: int = Field(
+        default=600, ge=30, description="Minimum seconds between two sweeps of abandoned upload state")
+    upload_sweep_age_s: float = Field(
+        default=25 * 3600.0,
+        description="Age after which the partial state of an upload (a partial file on disk; on S3 its `.tus/` "
+                    "objects and its multipart upload) is swept; at least upload_url_ttl_s, since an upload "
+                    "can be resumed until its URLs expire.")
+
+    @model_validator(mode="after")
+    def _sweep_after_expiry(self) -> "PipelineSettings":
+        if self.upload_sweep_age_s < self.upload_url_ttl_s:
+            raise ValueError(f"HEIMDEX_UPLOAD_SWEEP_AGE_S ({self.upload_sweep_age_s:g}) is shorter than "
+                             f"HEIMDEX_UPLOAD_URL_TTL_S ({self.upload_url_ttl_s}): the sweep would remove the "
+                             "bytes of uploads a client may still resume")
+        return self
 
     @property
     def catalog_url(self) -> str:

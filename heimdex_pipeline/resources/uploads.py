@@ -9,18 +9,22 @@ if TYPE_CHECKING:
 
 
 class UploadRules(ConfigurableResource):
-    """When a file is settled, how much one tick takes and hashes, and when an API video's run counts as lost
-    (the `HEIMDEX_SENSOR_*` settings and `HEIMDEX_WEAK_THRESHOLD_BYTES`)."""
+    """When a file is settled, how much one tick takes and hashes, when an API video's run counts as lost
+    (the `HEIMDEX_SENSOR_*` settings and `HEIMDEX_WEAK_THRESHOLD_BYTES`), and what the sweep of abandoned
+    uploads may remove (`HEIMDEX_UPLOAD_SWEEP_AGE_S`, `HEIMDEX_UPLOAD_LOCK_LEASE_S`)."""
 
     settle_s: float
     max_new_files_per_tick: int
     hash_budget_s: float
     lost_run_grace_s: float
     weak_threshold_bytes: int
+    sweep_age_s: float
+    lock_lease_s: float
 
     @classmethod
     def from_settings(cls, settings: "PipelineSettings") -> "UploadRules":
         """The rules the settings configure."""
         return cls(settle_s=settings.sensor_settle_s, max_new_files_per_tick=settings.sensor_max_new_files_per_tick,
                    hash_budget_s=settings.sensor_hash_budget_s, lost_run_grace_s=settings.sensor_lost_run_grace_s,
-                   weak_threshold_bytes=settings.weak_threshold_bytes)
+                   weak_threshold_bytes=settings.weak_threshold_bytes, sweep_age_s=settings.upload_sweep_age_s,
+                   lock_lease_s=settings.upload_lock_lease_s)

@@ -159,3 +159,9 @@ class ObjectStore(ABC):
     def receiver(self, key: str, length: int) -> "UploadReceiver":
         """What receives an upload of `length` bytes for `key` over several requests (the API's PUT
         and tus): partial bytes under hidden names, the object whole at `key` once they are all in."""
+
+    @abstractmethod
+    def sweep_partial_uploads(self, prefix: str, before: float) -> int:
+        """Remove what receivers left under `prefix` and last wrote before `before` (POSIX seconds):
+        partial files on disk; `.tus/` objects and multipart uploads in a bucket. Answers how many
+        were removed; whole objects are never touched, and sweeping again removes nothing more."""

@@ -30,7 +30,7 @@ from heimdex_pipeline.storage.errors import (
     StorageUnavailableError,
 )
 from heimdex_pipeline.storage.layout import check_key
-from heimdex_pipeline.storage.receive import LocalReceiver
+from heimdex_pipeline.storage.receive import LOCAL_PARTIAL_SUFFIX, LocalReceiver
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # What opening or stat'ing a path answers when nothing is there to read (as `Path.is_file` reads them):
@@ -343,6 +343,23 @@ class LocalStore(ObjectStore):
         if folder:
             self.path(folder)
         return LocalReceiver(self.root, key, length)
+
+    def sweep_partial_uploads(self, prefix: str, before: float) -> int:
+        """Remove the partial files (`.<name>.part`) under `prefix` last written before `before`."""
+        folder = self.path(prefix.rstrip("/"))
+        removed = 0
+        for directory, _, names in os.walk(folder):
+            for name in names:
+                if not (name.startswith(".") and name.endswith(LOCAL_PARTIAL_SUFFIX)):
+                    continue
+                path = Path(directory) / name
+                try:
+                    if path.lstat().st_mtime < before:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue  # completed (renamed into place) or removed meanwhile
+        return removed
 
     # -- health --------------------------------------------------------------------------------
     def check(self) -> None:

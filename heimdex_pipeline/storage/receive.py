@@ -17,6 +17,7 @@ import functools
 import json
 import mmap
 import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
@@ -30,6 +31,9 @@ S3_MIN_PART_BYTES = 5 * 1024 * 1024
 S3_MAX_PARTS = 10_000
 # Parts of 8 MiB (more for files over 80 GB): few requests, and the memory of one part per append.
 S3_PART_BYTES = 8 * 1024 * 1024
+# The hidden names of partial state: `.<name>.part` beside the target on disk, `<folder>/.tus/` in a bucket.
+LOCAL_PARTIAL_SUFFIX = ".part"
+S3_STATE_FOLDER = ".tus"
 
 
 class OffsetMismatchError(StorageError):
@@ -84,7 +88,7 @@ class UploadReceiver(ABC):
 
     @abstractmethod
     def is_complete(self) -> bool:
-        """Whether the object is whole at its key."""
+        """Whether the object is whole at its key: there, and of the upload's length."""
 
     @abstractmethod
     def append(self, offset: int, restart: bool = False) -> Append:
@@ -138,10 +142,14 @@ class LocalReceiver(UploadReceiver):
     def __init__(self, root: Path, key: str, length: int) -> None:
         super().__init__(key, length)
         self.target = root / key
-        self.partial = self.target.with_name(f".{self.target.name}.part")
+        self.partial = self.target.with_name(f".{self.target.name}{LOCAL_PARTIAL_SUFFIX}")
 
     def is_complete(self) -> bool:
-        return self.target.is_file()
+        try:
+            found = self.target.stat()
+        except FileNotFoundError:
+            return False
+        return stat.S_ISREG(found.st_mode) and found.st_size == self.length
 
     def offset(self) -> int:
         if self.is_complete():
@@ -290,17 +298,16 @@ class S3Receiver(UploadReceiver):
         self.client, self.bucket, self.full_key, self.guard = client, bucket, full_key, guard
         # Enough parts for the whole length, each at least S3's minimum.
         self.part_bytes = max(part_bytes, S3_MIN_PART_BYTES, -(-length // S3_MAX_PARTS))
-        self.state_key = full_key(f"{self.folder}.tus/state.json")
-        self.tail_key = full_key(f"{self.folder}.tus/tail")
+        self.state_key = full_key(f"{self.folder}{S3_STATE_FOLDER}/state.json")
+        self.tail_key = full_key(f"{self.folder}{S3_STATE_FOLDER}/tail")
 
-    def _exists(self, full_key: str) -> bool:
+    def _size(self, full_key: str) -> int | None:
         try:
-            self.client.head_object(Bucket=self.bucket, Key=full_key)
+            return self.client.head_object(Bucket=self.bucket, Key=full_key)["ContentLength"]
         except self.client.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise
-        return True
 
     def state(self) -> dict[str, Any]:
         """`{"multipart": id or None, "parts": [{"PartNumber", "ETag", "size"}], "tail": size}`."""
@@ -316,7 +323,9 @@ class S3Receiver(UploadReceiver):
 
     @_guarded
     def is_complete(self) -> bool:
-        return self._exists(self.full_key(self.key))
+        # A shorter object (a presigned PUT of fewer bytes, where the store does not check the
+        # signed length) is not the upload: an append from 0 replaces it.
+        return self._size(self.full_key(self.key)) == self.length
 
     @_guarded
     def offset(self) -> int:
@@ -345,10 +354,13 @@ class S3Receiver(UploadReceiver):
         return S3Append(self, state, tail)
 
     def _forget(self) -> None:
-        state = self.state()
-        if state["multipart"]:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.full_key(self.key),
-                                               UploadId=state["multipart"])
+        # Every multipart upload of the key, not only the state's: one opened by an append that
+        # was never saved (its request died) is in no state.
+        full = self.full_key(self.key)
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=full):
+            for item in page.get("Uploads", ()):
+                if item["Key"] == full:
+                    abort_multipart(self.client, self.bucket, full, item["UploadId"])
         self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": self.tail_key},
                                                                            {"Key": self.state_key}]})
 
@@ -356,6 +368,15 @@ class S3Receiver(UploadReceiver):
     def terminate(self) -> None:
         self._forget()
         self.client.delete_object(Bucket=self.bucket, Key=self.full_key(self.key))
+
+
+def abort_multipart(client: Any, bucket: str, full_key: str, upload_id: str) -> None:
+    """Abort a multipart upload; one already aborted or completed is no error."""
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=full_key, UploadId=upload_id)
+    except client.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+            raise
 
 
 class S3Append(Append):

@@ -35,7 +35,7 @@ from heimdex_pipeline.storage.errors import (
     StorageUnavailableError,
 )
 from heimdex_pipeline.storage.layout import check_key, key_problem
-from heimdex_pipeline.storage.receive import S3Receiver
+from heimdex_pipeline.storage.receive import S3_STATE_FOLDER, S3Receiver, abort_multipart
 
 if TYPE_CHECKING:
     from heimdex_pipeline.core.settings import PipelineSettings
@@ -325,6 +325,23 @@ class S3Store(ObjectStore):
     # -- receiving -----------------------------------------------------------------------------
     def receiver(self, key: str, length: int) -> S3Receiver:
         return S3Receiver(self.client, self.bucket, self.full_key, check_key(key), length, guard=self._errors)
+
+    def sweep_partial_uploads(self, prefix: str, before: float) -> int:
+        """Abort the multipart uploads under `prefix` begun before `before`, and delete the `.tus/`
+        objects (a receiver's state and tail) last written before it."""
+        full = self.full_key(prefix.rstrip("/")) + "/"
+        removed = 0
+        with self._errors(f"sweep the partial uploads under {prefix}"):
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=full):
+                for item in page.get("Uploads", ()):
+                    if item["Initiated"].timestamp() < before:
+                        abort_multipart(self.client, self.bucket, item["Key"], item["UploadId"])
+                        removed += 1
+        stale = [stored.key for stored in self.list(prefix) if stored.modified_at < before
+                 and S3_STATE_FOLDER in stored.key.split("/")[:-1]]
+        for key in stale:
+            self.delete(key)
+        return removed + len(stale)
 
     # -- errors --------------------------------------------------------------------------------
     @contextmanager

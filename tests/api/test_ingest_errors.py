@@ -107,7 +107,8 @@ def _truncated(clip: Path, target: Path) -> int:
 
 @pytest.mark.parametrize(("case", "status", "code"), [
     ("missing", 404, "source_not_found"),
-    ("size-differs", 422, "content_length_mismatch"),
+    ("longer-than-declared", 422, "content_length_mismatch"),
+    ("shorter-than-declared", 409, "upload_incomplete"),  # a copy not finished: an incomplete upload
     ("zero-bytes", 422, "empty_source"),
     ("text-named-mp4", 422, "unreadable_media"),
     ("truncated-mp4", 422, "unreadable_media"),
@@ -115,11 +116,12 @@ def _truncated(clip: Path, target: Path) -> int:
 def test_commit_refuses_bad_files_and_keeps_the_upload(client: TestClient, auth: dict[str, str], org: str, clip: Path,
                                                        snapshot, case: str, status: int, code: str) -> None:
     text = b"this is not a video\n" * 20
-    sizes = {"missing": 10, "size-differs": clip.stat().st_size + 1, "zero-bytes": 0, "text-named-mp4": len(text),
+    sizes = {"missing": 10, "longer-than-declared": clip.stat().st_size - 1,
+             "shorter-than-declared": clip.stat().st_size + 1, "zero-bytes": 0, "text-named-mp4": len(text),
              "truncated-mp4": clip.stat().st_size // 2}
     answer = init_upload(client, auth, org, "clip.mp4", sizes[case])
     target = uri_path(answer["presigned"]["asset_uri"])
-    if case == "size-differs":
+    if case in ("longer-than-declared", "shorter-than-declared"):
         target.write_bytes(clip.read_bytes())
     elif case == "zero-bytes":
         target.touch()
@@ -137,7 +139,7 @@ def test_a_failed_commit_loses_nothing(client: TestClient, auth: dict[str, str],
     answer = init_upload(client, auth, org, "clip.mp4", clip.stat().st_size)
     target = uri_path(answer["presigned"]["asset_uri"])
     target.write_bytes(clip.read_bytes()[:100])
-    assert commit(client, auth, org, answer["upload_id"], target).status_code == 422
+    assert commit(client, auth, org, answer["upload_id"], target).json()["error"] == "upload_incomplete"
     target.write_bytes(clip.read_bytes())  # the client finishes its upload and retries
     retried = commit(client, auth, org, answer["upload_id"], target)
     assert retried.status_code == 200, retried.text

@@ -9,6 +9,7 @@ def test_definitions_load_with_every_job_sensor_and_asset() -> None:
     for name in ("ingest_video", "sidecar_job", "thumbnails_job"):
         assert defs.resolve_job_def(name).partitions_def.name == "videos"
     assert defs.resolve_sensor_def("upload_sensor").job_name == "ingest_video"
+    assert defs.resolve_sensor_def("upload_sweep_sensor").minimum_interval_seconds == 600
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {"probe_metadata", "scene_sidecar", "thumbnails",
                                                                                   "storyboard"}

@@ -15,14 +15,13 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Header, Request, Response
-from sqlalchemy import delete
-
 from heimdex_api.api.deps import SettingsDep, StoreDep
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.errors import (
     ApiError,
     BadRequest,
     Conflict,
+    NotFound,
     PayloadTooLarge,
     PreconditionFailed,
     UnsupportedMediaType,
@@ -32,7 +31,7 @@ from heimdex_api.services import tus
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Upload
 from heimdex_pipeline.core.logs import get_logger
-from heimdex_pipeline.storage import ObjectStore
+from heimdex_pipeline.uploads.lock import Ending, end_upload
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
@@ -49,9 +48,10 @@ async def put_upload(org_id: str, upload_id: str, request: Request, settings: Se
                      content_length: Annotated[str | None, Header(include_in_schema=False)] = None) -> dict[str, Any]:
     """Store the whole file: the body is the file's bytes, `content_length` of them (init's `upload_url`).
 
-    A body longer than `content_length` answers 413 and keeps nothing; one cut short leaves the
-    upload incomplete (commit answers 409 `upload_incomplete`; the tus URL resumes it); a PUT
-    after commit answers 409. A new PUT replaces what an earlier one stored, until commit.
+    A body longer than `content_length` answers 413 and keeps nothing; a shorter one, declared so
+    or cut short, is kept and leaves the upload incomplete (400 `upload_incomplete` with its
+    offset; commit answers 409 `upload_incomplete`; the tus URL resumes it); a PUT after commit
+    answers 409. A new PUT replaces what an earlier one stored, until commit.
     """
     tus.verify_upload_url(settings, org_id, upload_id, expires, sig)
     upload = await anyio.to_thread.run_sync(lambda: tus.load_upload(settings, org_id, upload_id, writable=True))
@@ -59,9 +59,6 @@ async def put_upload(org_id: str, upload_id: str, request: Request, settings: Se
     if declared is not None and declared > upload.content_length:
         raise PayloadTooLarge(f"Content-Length {declared} exceeds the upload's content_length "
                                   f"{upload.content_length}", code="upload_length_exceeded")
-    if declared is not None and declared < upload.content_length:
-        raise BadRequest(f"Content-Length {declared} is not the upload's content_length {upload.content_length}",
-                             code="content_length_mismatch")
     kept = await tus.receive(settings, store, upload, request.stream(), offset=0, restart=True)
     if kept != upload.content_length:
         raise BadRequest({"message": "the body ended before content_length bytes: the upload is incomplete",
@@ -131,29 +128,38 @@ async def tus_patch(org_id: str, upload_id: str, request: Request, settings: Set
                                               "Upload-Expires": tus.http_date(until)})
 
 
-def _terminate(settings: Any, store: ObjectStore, upload: Upload) -> None:
-    """Forget the upload: its row (unless a commit took it), its bytes, whatever is under its prefix."""
-    with session_scope(settings.catalog_url) as session:
-        gone = session.execute(delete(Upload).where(Upload.upload_id == upload.upload_id,
-                                                    Upload.status == "pending")).rowcount
-    if gone != 1:
-        raise Conflict("the upload is already committed", code="upload_already_committed")
-    # The receiver first: on S3 its hidden state names the multipart upload to abort, and the
-    # sweep below would delete that state and leave the parts in the bucket.
-    tus.upload_receiver(store, upload).terminate()
-    for stored in list(store.list(upload.prefix)):
-        store.delete(stored.key)
-
-
 @router.delete("/{org_id}/{upload_id}/tus", status_code=204, include_in_schema=False)
 async def tus_delete(org_id: str, upload_id: str, settings: SettingsDep, store: StoreDep, expires: str | None = None,
                      sig: str | None = None, tus_resumable: Annotated[str | None, Header()] = None) -> Response:
-    """Forget the upload and its bytes (tus termination): commit then answers 404."""
+    """Forget the upload and its bytes (tus termination): commit then answers 404.
+
+    A PATCH or PUT writing the upload meanwhile (in any API process) is stopped first: it answers
+    404 and writes nothing more; the files go once it has let go of the upload's lock.
+    """
     try:
         _tus_request(settings, org_id, upload_id, expires, sig, tus_resumable)
-        upload = await anyio.to_thread.run_sync(lambda: tus.load_upload(settings, org_id, upload_id, writable=True))
-        await anyio.to_thread.run_sync(_terminate, settings, store, upload)
+        # Not `load_upload`: an upload left `terminating` by a termination that died is ended again.
+        upload = await anyio.to_thread.run_sync(_read_upload, settings, upload_id)
+        if upload is None or upload.org_id != org_id:
+            raise NotFound("no such upload: it was terminated, or never made", code="upload_not_found")
+        ending = await anyio.to_thread.run_sync(lambda: end_upload(settings.catalog_url, store, upload_id,
+                                                                   settings.upload_lock_lease_s))
+        if ending is Ending.GONE:
+            raise NotFound("no such upload: it was terminated, or never made", code="upload_not_found")
+        if ending is Ending.COMMITTED:
+            raise Conflict("the upload is already committed", code="upload_already_committed")
+        if ending is Ending.BUSY:
+            raise Conflict("the upload is ended, but a request still held it: DELETE again to remove its bytes",
+                           code="upload_busy")
     except ApiError as exc:
         raise _tus_headers(exc) from None
     get_logger("api", org_id=org_id, upload_id=upload_id).info("upload.terminated")
     return Response(status_code=204, headers={"Tus-Resumable": tus.TUS_VERSION})
+
+
+def _read_upload(settings: Any, upload_id: str) -> Upload | None:
+    with session_scope(settings.catalog_url) as session:
+        upload = session.get(Upload, upload_id)
+        if upload is not None:
+            session.expunge(upload)
+    return upload
