@@ -22,6 +22,9 @@ from dagster._core.event_api import PartitionKeyFilter
 
 from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.assets.checks import VIDEO_CHECK_KEYS
+from heimdex_pipeline.media import storyboard as storyboard_module
+from heimdex_pipeline.media.probe import probe_video
+from heimdex_pipeline.media.storyboard import SPRITE_NAME, make_storyboard
 from heimdex_pipeline.media.tools import FFMPEG
 
 ASSETS = [probe_metadata, scene_sidecar, thumbnails, storyboard]
@@ -207,3 +210,23 @@ def test_a_last_scene_of_one_frame_gets_that_frame(videos, upload, resources, in
         assert (last["start_frame"], last["end_frame"]) == (50, 51)
     _frames_agree(ingested, frames, banded=kind == "last_frame_cut.mp4")
     assert ingested["sidecar"]["thumbnails"][-1]["ts_ms"] == round(frames[last["start_frame"]][0] * 1000)
+
+
+@pytest.mark.parametrize("kind", ["vfr_banded.mp4", "broadcast.ts", "last_frame_cut.mp4"])
+def test_storyboard_tiles_by_seeking_show_the_frame_at_their_middle(videos, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """A long video's storyboard is made by seeking, a tile per span (forced here on a short one): each tile,
+    the last ones included, is the frame shown at its span's middle. The only keyframe (at 0) is taken for
+    the first span, as a keyframe inside a span is. Exact seeks gave the first frame after the middle
+    instead (at 7 fps, a frame up to 143 ms later), and nothing at all in MPEG-TS."""
+    path = videos(kind)
+    frames = _decoded(path)
+    times = [time for time, _ in frames]
+    monkeypatch.setattr(storyboard_module, "DECODE_THROUGH_MAX_PIXELS", 0)
+    board = make_storyboard(path, probe_video(path), tmp_path, 160)
+    sprite = cv2.imread(str(tmp_path / SPRITE_NAME))
+    for tile in board.tiles:
+        middle = (tile.start_s + tile.end_s) / 2
+        expected = 0 if tile.start_s == 0 else max(i for i, time in enumerate(times) if time <= middle + 1e-6)
+        cell = sprite[tile.y:tile.y + tile.h, tile.x:tile.x + tile.w]
+        assert abs(_band(cell) - _band(frames[expected][1])) < 4, (tile, _band(cell), _band(frames[expected][1]))
