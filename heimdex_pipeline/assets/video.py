@@ -64,7 +64,7 @@ def _detector_version() -> str:
 @asset(
     partitions_def=videos_partitions,
     retry_policy=MEDIA_RETRY_POLICY,
-    code_version="probe-1",
+    code_version="probe-2",
     group_name="video",
     kinds={"ffmpeg", "json"},
     check_specs=[AssetCheckSpec(READABLE_CHECK, asset="probe_metadata", partitions_def=videos_partitions,
@@ -178,7 +178,7 @@ def _preview_markdown(paths: list[Path]) -> str:
     partitions_def=videos_partitions,
     deps=[scene_sidecar],
     retry_policy=MEDIA_RETRY_POLICY,
-    code_version="thumbnails-1",
+    code_version="thumbnails-2",
     pool=FFMPEG_POOL,
     group_name="video",
     kinds={"ffmpeg", "jpeg"},

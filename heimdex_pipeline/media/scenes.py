@@ -282,9 +282,10 @@ def detect_scenes(path: Path | str, probe: dict[str, Any], params: DetectorParam
 
 
 def _scenes_from_cuts(times: list[float], cut_frames: list[int], probe: dict[str, Any]) -> list[Scene]:
-    """Scenes between consecutive cuts; the last one ends where the last frame ends."""
-    last_duration = (times[-1] - times[-2]) if len(times) > 1 else 1 / (probe.get("fps") or 25)
-    end_of_video = times[-1] + last_duration
+    """Scenes between consecutive cuts; the last one ends where the last frame ends, which lasts what
+    the probe says the video's last frame lasts (so the scenes end at the probe's duration when every
+    frame was decoded)."""
+    end_of_video = times[-1] + probe["last_frame_duration_s"]
     bounds = [0, *sorted(set(f for f in cut_frames if 0 < f < len(times))), len(times)]
     scenes = []
     for index, (first, stop) in enumerate(zip(bounds, bounds[1:], strict=False)):

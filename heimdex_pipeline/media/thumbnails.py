@@ -1,8 +1,13 @@
 """Thumbnails: which instants to show, and JPEG extraction by seeking, not decoding through.
 
-Each thumbnail is taken at a keyframe inside its window when there is one (ffmpeg then
-decodes a single frame), and by an exact seek otherwise, so the cost does not grow with
-the video's duration.
+Each thumbnail is a frame the packet index lists, picked by its timestamp: a keyframe inside
+its window when there is one (ffmpeg then decodes a single frame), else the frame shown at the
+window's target instant, the last one at or before it. A scene starts with a frame, so its
+thumbnail is one of its own frames however short it is (a last scene of one frame, whose
+middle no frame starts at, included). ffmpeg seeks to the keyframe that frame is decoded from
+and keeps the first frame from its timestamp on, so the cost does not grow with the video's
+duration, and a container without an index (MPEG-TS), where a seek lands wherever the
+timestamps say, gets the same frame.
 """
 
 import math
@@ -15,6 +20,7 @@ from typing import Any
 
 import ffmpeg
 
+from heimdex_pipeline.media.errors import UnreadableMediaError
 from heimdex_pipeline.media.limits import Deadline, MediaLimits, current_limits
 from heimdex_pipeline.media.probe import run_ffprobe
 from heimdex_pipeline.media.progress import Progress, Report
@@ -104,28 +110,128 @@ def plan_thumbnails(scenes: list[Scene], duration_s: float, policy: ThumbnailPol
             for i in _evenly(len(scenes), policy.max_count)]
 
 
-def keyframe_times(path: Path, probe: dict[str, Any], windows: Sequence[tuple[float, float]] | None = None,
-                   limits: MediaLimits | None = None, deadline: Deadline | None = None) -> list[float]:
-    """Keyframe times of the video stream, from its packet index (no decoding).
+@dataclass(frozen=True)
+class IndexedFrame:
+    """A frame as the packet index lists it: `time_s` from the video's first frame, `dts_s` the
+    decoding timestamp of its packet on the file's timeline (where a seek to it lands)."""
 
-    Given `windows` (`[start, end)` seconds from the first frame), only the packets from the
-    keyframe before each window to its end are read, so the cost follows the windows rather
-    than the file's duration; keyframes outside them may be missing. ffprobe is stopped at
-    `deadline` (by default the probed video's decoding deadline).
+    time_s: float
+    dts_s: float
+    keyframe: bool
+    # Left out of the video by its edit list: decoded only as a reference for the frames after it.
+    discarded: bool
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The frame a slot shows, the keyframe it is decoded from (None: decode from the start), and an
+    instant between the frame shown before it and itself (seconds from the first frame)."""
+
+    frame: IndexedFrame
+    keyframe: IndexedFrame | None
+    cut_s: float
+
+
+# Seconds an index read starts before a window whose frame or keyframe it did not reach (doubling
+# each time): a seek in a container without an index lands by timestamp, after the keyframe.
+_LEAD_S = 2.0
+# Times come from ffprobe in microseconds.
+_EPSILON_S = 5e-7
+# How far before a frame its cut is made when the frame before it is not known, and how far past a
+# keyframe a seek to it is aimed (its time is rounded to microseconds).
+_CUT_S = 0.0005
+# The demuxers (ffprobe's format names) that seek to the keyframe at or before a presentation time.
+KEYFRAME_INDEXED = {"mov", "matroska"}
+
+
+def frame_index(path: Path, probe: dict[str, Any], windows: Sequence[tuple[float, float]] | None = None,
+                limits: MediaLimits | None = None, deadline: Deadline | None = None) -> list[IndexedFrame]:
+    """The video stream's frames from its packet index (no decoding), in decoding order.
+
+    Given `windows` (`[start, end)` seconds from the first frame), only the packets from where a
+    seek to each window's start lands (the keyframe before it, in an indexed container) to its end
+    are read, so the cost follows the windows rather than the file's duration. ffprobe is stopped
+    at `deadline` (by default the probed video's decoding deadline).
     """
     limits = limits or current_limits()
     require_file(path)
     start = probe.get("video_start_s") or 0.0
-    options = ["-select_streams", f"{probe['video_stream_index']}", "-show_entries", "packet=pts_time,flags"]
+    options = ["-select_streams", f"{probe['video_stream_index']}", "-show_entries", "packet=pts_time,dts_time,flags"]
     if windows is not None:
         if not windows:
             return []
-        # ffprobe takes absolute timestamps and seeks to the keyframe at or before each start.
-        options += ["-read_intervals", ",".join(f"{a + start:.6f}%{b + start:.6f}" for a, b in _merged(windows))]
+        # ffprobe takes absolute timestamps; a window reaching back before the first frame is read from the start.
+        options += ["-read_intervals", ",".join(f"{a + start:.6f}%{b + start:.6f}" if a > 0 else f"%{b + start:.6f}"
+                                                for a, b in _merged(windows))]
     raw = run_ffprobe(FFPROBE, path, options, limits, deadline or limits.decoding_deadline(probe))
-    times = {float(p["pts_time"]) - start for p in raw.get("packets", [])
-             if "K" in p.get("flags", "") and p.get("pts_time") not in (None, "N/A")}
-    return sorted(times)
+    frames = []
+    for packet in raw.get("packets", []):
+        pts, dts = _seconds(packet.get("pts_time")), _seconds(packet.get("dts_time"))
+        if pts is not None:
+            flags = packet.get("flags", "")
+            frames.append(IndexedFrame(pts - start, pts if dts is None else dts, "K" in flags, "D" in flags))
+    return frames
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def pick_frame(slot: ThumbnailSlot, frames: Sequence[IndexedFrame]) -> Pick | None:
+    """The frame `slot` shows: the keyframe inside its window nearest its target (cheap), else the
+    frame shown at the target (the last at or before it); and the keyframe it is decoded from.
+    None when `frames` do not reach back to both."""
+    shown = [f for f in frames if not f.discarded]
+    inside = [f for f in shown
+              if f.keyframe and slot.window_start_s - _EPSILON_S <= f.time_s < slot.window_end_s - _EPSILON_S]
+    if inside:
+        frame = keyframe = min(inside, key=lambda f: abs(f.time_s - slot.target_s))
+    else:
+        before = [f for f in shown if f.time_s <= slot.target_s + _EPSILON_S]
+        if not before:
+            return None
+        frame = max(before, key=lambda f: f.time_s)
+        # The last keyframe shown no later than the frame: decoding from it gives the frame, leading
+        # frames of an open GOP included. A discarded keyframe (before an edit) counts too.
+        keyframes = [f for f in frames if f.keyframe and f.time_s <= frame.time_s + _EPSILON_S]
+        if not keyframes:
+            return None
+        keyframe = max(keyframes, key=lambda f: f.time_s)
+    return Pick(frame, keyframe, _cut(frame, shown))
+
+
+def _cut(frame: IndexedFrame, shown: Sequence[IndexedFrame]) -> float:
+    """Halfway between `frame` and the frame shown before it (_CUT_S before it when none is known)."""
+    earlier = [f.time_s for f in shown if f.time_s < frame.time_s - _EPSILON_S]
+    return (max(earlier) + frame.time_s) / 2 if earlier else frame.time_s - _CUT_S
+
+
+def pick_frames(path: Path, probe: dict[str, Any], slots: Sequence[ThumbnailSlot], limits: MediaLimits,
+                deadline: Deadline) -> list[Pick]:
+    """Each slot's frame (`pick_frame`), reading the index of its window; a window whose frame or
+    keyframe lies before where the read landed is read again from further back, down to the start
+    (where every frame has its keyframe, or is decoded from the start)."""
+    picks: list[Pick | None] = [None] * len(slots)
+    lead = 0.0
+    while True:
+        missing = [i for i, pick in enumerate(picks) if pick is None]
+        if not missing:
+            return picks  # type: ignore[return-value]
+        from_start = all(slots[i].window_start_s - lead <= 0 for i in missing)
+        frames = frame_index(path, probe, [(max(0.0, slots[i].window_start_s - lead), slots[i].window_end_s)
+                                           for i in missing], limits, deadline)
+        for i in missing:
+            picks[i] = pick_frame(slots[i], frames)
+            if picks[i] is None and from_start:
+                shown = [f for f in frames if not f.discarded and f.time_s >= slots[i].window_start_s - _EPSILON_S]
+                if not shown:
+                    raise UnreadableMediaError(f"{path.name} has no frame from {slots[i].window_start_s:.3f} s")
+                first = min(shown, key=lambda f: f.time_s)
+                picks[i] = Pick(first, None, _cut(first, shown))
+        lead = max(_LEAD_S, 2 * lead)
 
 
 def _merged(windows: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -147,27 +253,33 @@ def output_size(probe: dict[str, Any], max_height: int) -> tuple[int, int]:
     return width, height
 
 
-def _seek_point(slot: ThumbnailSlot, keyframes: list[float]) -> tuple[float, bool]:
-    """The keyframe in the window nearest its target (cheap), or the target itself (exact seek)."""
-    inside = [k for k in keyframes if slot.window_start_s <= k < slot.window_end_s]
-    if inside:
-        return min(inside, key=lambda k: abs(k - slot.target_s)), True
-    return slot.target_s, False
+def _seek_s(keyframe: IndexedFrame, probe: dict[str, Any]) -> float:
+    """Where on the file's timeline a seek lands on `keyframe` or before it: a container with a keyframe
+    index (MP4, Matroska) lands on the keyframe at or before a presentation time, just past the
+    keyframe's own; the others land by decoding timestamp, at the keyframe's (a B-frame's lies
+    between the keyframe's two: its presentation time would land after it)."""
+    if set((probe.get("container") or "").split(",")) & KEYFRAME_INDEXED:
+        return keyframe.time_s + (probe.get("video_start_s") or 0.0) + _CUT_S
+    return keyframe.dts_s
 
 
-def _extract_one(path: Path, out: Path, seek_s: float, on_keyframe: bool, size: tuple[int, int],
-                 file_offset_s: float, limits: MediaLimits, deadline: Deadline) -> None:
-    # On a keyframe, a non-accurate seek lands on it and decodes one frame; elsewhere the
-    # accurate seek decodes from the previous keyframe up to the target.
-    options: dict[str, Any] = {"ss": f"{seek_s + file_offset_s + (0.0005 if on_keyframe else 0):.6f}"}
-    if on_keyframe:
-        options["noaccurate_seek"] = None
+def _extract_one(path: Path, out: Path, pick: Pick, size: tuple[int, int], probe: dict[str, Any],
+                 limits: MediaLimits, deadline: Deadline) -> None:
+    # Timestamps stay those of the file (-copyts), so the picked frame is found by its own: ffmpeg
+    # seeks (-ss counts from the file's start) to its keyframe, without cutting there, and keeps the
+    # first frame after the cut, which is the picked one.
+    video_start, file_start = probe.get("video_start_s") or 0.0, probe.get("format_start_s") or 0.0
+    options: dict[str, Any] = {}
+    if pick.keyframe is not None and (seek_s := _seek_s(pick.keyframe, probe)) > file_start:
+        options = {"ss": f"{seek_s - file_start:.6f}", "noaccurate_seek": None}
     stream = (
         ffmpeg.input(input_url(path), threads=1, **FORMAT_OPTIONS, **decoder_options(limits), **options)
-        .video.filter("scale", size[0], size[1])
+        .video.filter("trim", start=f"{pick.cut_s + video_start:.6f}")
+        .filter("scale", size[0], size[1])
         .filter("setsar", 1)
-        .output(str(out), vframes=1, format="image2", vcodec="mjpeg", **{"q:v": 3}, threads=1)
-        .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+        .output(str(out), vframes=1, format="image2", vcodec="mjpeg", fps_mode="passthrough", **{"q:v": 3},
+                threads=1)
+        .global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-copyts")
         .overwrite_output()
     )
     run_tool("ffmpeg", stream.compile(cmd=FFMPEG), path, deadline)
@@ -187,18 +299,14 @@ def extract_thumbnails(path: Path | str, probe: dict[str, Any], slots: list[Thum
     require_file(path)
     limits.check(probe, path.name)
     deadline = limits.decoding_deadline(probe)
-    keyframes = keyframe_times(path, probe, [(slot.window_start_s, slot.window_end_s) for slot in slots],
-                               limits, deadline)
+    picks = pick_frames(path, probe, slots, limits, deadline) if slots else []
     size = output_size(probe, max_height)
-    file_offset = (probe.get("video_start_s") or 0.0) - (probe.get("format_start_s") or 0.0)
     out_dir.mkdir(parents=True, exist_ok=True)
-    points = [_seek_point(slot, keyframes) for slot in slots]
-    jobs = [(path, out_dir / f"{i:04d}.jpg", seek, on_key, size, file_offset, limits, deadline)
-            for i, (seek, on_key) in enumerate(points)]
+    jobs = [(path, out_dir / f"{i:04d}.jpg", pick, size, probe, limits, deadline) for i, pick in enumerate(picks)]
     counted = Progress(len(jobs), progress)
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         for done, _ in enumerate(pool.map(lambda job: _extract_one(*job), jobs), start=1):
             counted.update(done)
     counted.finish()
-    return [Thumbnail(idx=i, path=job[1], width=size[0], height=size[1], ts_ms=round(seek * 1000))
-            for i, (job, (seek, _)) in enumerate(zip(jobs, points, strict=True))]
+    return [Thumbnail(idx=i, path=job[1], width=size[0], height=size[1], ts_ms=round(pick.frame.time_s * 1000))
+            for i, (job, pick) in enumerate(zip(jobs, picks, strict=True))]

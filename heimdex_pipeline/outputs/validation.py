@@ -40,8 +40,9 @@ def schema_problems(document: Any, schema: dict[str, Any]) -> list[str]:
 def scene_coverage_problems(scenes: Sequence[SidecarScene], duration_s: float, fps: float | None) -> list[str]:
     """How the scenes fail to cover `[0, duration_s)` in order, without gap or overlap.
 
-    The last scene ends where the last frame ends, which may differ from the stream's announced
-    duration by up to one frame (`fps`, 25 when unknown).
+    `duration_s` is the probe's: the end of the last frame, where the last scene ends too when every
+    frame was decoded. One frame (`fps`, 25 when unknown) is allowed, for a last frame lost to a
+    damaged packet; a file that holds less than its index announces falls short by more.
     """
     if not scenes:
         return ["no scene"]
