@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
@@ -30,6 +30,8 @@ class LoadResult:
     latencies_s: list[float]
     seconds: float
     client_cpu_s: float
+    statuses: list[int] = field(default_factory=list)  # of the non-200 answers
+    dropped: int = 0  # connections reset, closed or silent past the timeout
 
     @property
     def rate(self) -> float:
@@ -47,46 +49,64 @@ def request_bytes(host: str, path: str, headers: dict[str, str]) -> bytes:
 
 
 async def _connection(host: str, port: int, requests: list[bytes], start: float, deadline: float,
-                      latencies: list[float], errors: list[int]) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    await asyncio.sleep(max(0.0, start - time.time()))
+                      latencies: list[float], errors: list[int], dropped: list[str], timeout_s: float) -> None:
+    """One client: its next request as soon as the last answer is read. A connection the server
+    drops (reset, closed, or no answer within `timeout_s`) is counted and opened again."""
+    await asyncio.sleep(max(0.0, start - 1.0 - time.time()))
     while time.time() < deadline:
-        sent = time.perf_counter()
-        writer.write(random.choice(requests))
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        await reader.readexactly(length)
-        latencies.append(time.perf_counter() - sent)
-        if head[9:12] != b"200":
-            errors.append(int(head[9:12]))
-    writer.close()
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        except (OSError, TimeoutError) as exc:
+            dropped.append(type(exc).__name__)
+            await asyncio.sleep(0.1)
+            continue
+        await asyncio.sleep(max(0.0, start - time.time()))
+        try:
+            while time.time() < deadline:
+                sent = time.perf_counter()
+                writer.write(random.choice(requests))
+                async with asyncio.timeout(timeout_s):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        if line[:15].lower() == b"content-length:":
+                            length = int(line[15:])
+                    await reader.readexactly(length)
+                latencies.append(time.perf_counter() - sent)
+                if head[9:12] != b"200":
+                    errors.append(int(head[9:12]))
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            dropped.append(type(exc).__name__)
+        finally:
+            writer.close()
 
 
 async def _drive(plan: dict) -> dict:
     latencies: list[float] = []
     errors: list[int] = []
+    dropped: list[str] = []
     requests = [request.encode("latin-1") for request in plan["requests"]]
     await asyncio.gather(*(_connection(plan["host"], plan["port"], requests, plan["start"], plan["deadline"],
-                                       latencies, errors) for _ in range(plan["connections"])))
+                                       latencies, errors, dropped, plan["timeout_s"])
+                           for _ in range(plan["connections"])))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"latencies": latencies, "errors": len(errors), "cpu_s": usage.ru_utime + usage.ru_stime}
+    return {"latencies": latencies, "errors": errors, "dropped": len(dropped),
+            "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def run_load(host: str, port: int, requests: list[bytes], connections: int, processes: int,
-             seconds: float) -> LoadResult:
+             seconds: float, timeout_s: float = 30.0) -> LoadResult:
     """`connections` keep-alive connections spread over `processes` client processes, for `seconds`,
-    each sending a random one of `requests` after the other."""
-    start = time.time() + 1.0  # every process connected and waiting before the first request
+    each sending a random one of `requests` after the other (an answer later than `timeout_s` is a drop)."""
+    start = time.time() + 2.0  # every process connected and waiting before the first request
     with tempfile.TemporaryDirectory(prefix="http-load-") as folder:
         children, outputs = [], []
         for index in range(processes):
             outputs.append(Path(folder) / f"{index}.json")
             share = connections // processes + (index < connections % processes)
             plan = {"host": host, "port": port, "requests": [request.decode("latin-1") for request in requests],
-                    "connections": share, "start": start, "deadline": start + seconds, "output": str(outputs[-1])}
+                    "connections": share, "start": start, "deadline": start + seconds, "output": str(outputs[-1]),
+                    "timeout_s": timeout_s}
             child = subprocess.Popen([sys.executable, "-m", "benchmarks.http_load"], stdin=subprocess.PIPE)
             child.stdin.write(json.dumps(plan).encode())
             child.stdin.close()
@@ -96,9 +116,10 @@ def run_load(host: str, port: int, requests: list[bytes], connections: int, proc
                 raise RuntimeError(f"a load client failed with status {child.returncode}")
         outcomes = [json.loads(output.read_text()) for output in outputs]
     latencies = [latency for outcome in outcomes for latency in outcome["latencies"]]
-    return LoadResult(requests=len(latencies), errors=sum(outcome["errors"] for outcome in outcomes),
-                      latencies_s=latencies, seconds=seconds,
-                      client_cpu_s=sum(outcome["cpu_s"] for outcome in outcomes))
+    statuses = [status for outcome in outcomes for status in outcome["errors"]]
+    return LoadResult(requests=len(latencies), errors=len(statuses), latencies_s=latencies, seconds=seconds,
+                      client_cpu_s=sum(outcome["cpu_s"] for outcome in outcomes), statuses=statuses,
+                      dropped=sum(outcome["dropped"] for outcome in outcomes))
 
 
 def main() -> None:

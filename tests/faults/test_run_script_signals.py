@@ -9,7 +9,7 @@ own. Once the API and the web UI answer, the signal is sent two ways:
   another script's `./scripts/run.sh &` starts it (SIGINT ignored), while a run worker executes an
   ingest: the run must end marked as failed, not stay `STARTED` for ever.
 
-Every process of the session must be gone within 15 s: uv, uvicorn, `dg dev`, its webserver,
+Every process of the session must be gone within 15 s: uv, the API and its workers, `dg dev`, its webserver,
 daemon, code servers and run workers.
 """
 
@@ -30,7 +30,7 @@ from tests.faults.process_tree import kill_session, session
 
 STOP_BUDGET_S = 15
 # What `dg dev` and the script start, by a piece of their command lines.
-SERVICES = {"uvicorn": "uvicorn heimdex_api.main:app", "dg dev": "dg dev",
+SERVICES = {"api": "heimdex_api.serve", "dg dev": "dg dev",
             "webserver": "dagster_webserver", "daemon": "dagster._daemon run", "code server": "dagster api grpc"}
 
 
