@@ -14,10 +14,16 @@ more bytes than the upload's length answer 413 and keep nothing of that request.
 
 import asyncio
 import base64
+import fcntl
 import hashlib
+import os
+import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from email.utils import formatdate
 from typing import Any
 from weakref import WeakValueDictionary
@@ -42,9 +48,34 @@ CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 BLOCK_BYTES = 2 * 1024 * 1024
 
 
-# One request at a time writes an upload (in this process): a second one, a client retrying
-# while its first connection is still being read, answers 409 and asks HEAD again.
+# One request at a time writes an upload: a second one, a client retrying while its first
+# connection is still being read, answers 409 and asks HEAD again. In this process, an asyncio
+# lock; among the API's worker processes on this host, a POSIX lock on one byte of a shared file,
+# at an offset drawn from the upload id (the kernel drops it with the process that held it).
 _locks: "WeakValueDictionary[str, asyncio.Lock]" = WeakValueDictionary()
+_HOST_LOCK_FILE = Path(tempfile.gettempdir()) / "heimdex-upload-locks"
+
+
+@cache
+def _host_lock_fd() -> int:
+    # Opened once and never closed: closing any descriptor of the file drops the process's locks on it.
+    return os.open(_HOST_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+@contextmanager
+def _host_lock(upload_id: str) -> Iterator[bool]:
+    """Hold the upload's lock among this host's processes while the block runs; False if another holds it."""
+    offset = int.from_bytes(hashlib.blake2b(upload_id.encode(), digest_size=5).digest(), "big")
+    fd = _host_lock_fd()
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+    except OSError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
 
 
 def upload_key(upload: Upload) -> str:
@@ -187,56 +218,65 @@ async def receive(settings: ApiSettings, store: ObjectStore, upload: Upload, str
     request kept) past the upload's length, 460 `checksum_mismatch` (nothing kept) when the
     bytes do not match the checksum. A client that goes away leaves the bytes that arrived.
     """
+    busy = Conflict("another request is writing this upload; ask HEAD for its offset", code="upload_busy")
     lock = _locks.setdefault(upload.upload_id, asyncio.Lock())
     if lock.locked():
-        raise Conflict("another request is writing this upload; ask HEAD for its offset", code="upload_busy")
+        raise busy
+    async with lock:
+        with _host_lock(upload.upload_id) as held:
+            if not held:
+                raise busy
+            return await _receive(settings, store, upload, stream, offset=offset, restart=restart, checksum=checksum)
+
+
+async def _receive(settings: ApiSettings, store: ObjectStore, upload: Upload, stream: AsyncIterator[bytes], *,
+                   offset: int, restart: bool, checksum: tuple[Any, bytes] | None) -> int:
     log = get_logger("api", org_id=upload.org_id, upload_id=upload.upload_id)
     started = time.monotonic()
-    async with lock:
-        receiver = upload_receiver(store, upload)
-        try:
-            append = await anyio.to_thread.run_sync(receiver.append, offset, restart)
-        except OffsetMismatchError as exc:
-            raise Conflict({"message": f"the upload's bytes end at {exc.offset}, not at {offset}",
-                            "offset": exc.offset}, code="upload_offset_mismatch") from None
-        hasher = checksum[0] if checksum else None
-        writer = _BlockWriter(append, hasher)
-        room = upload.content_length - append.start  # read once: an ORM attribute costs per chunk
-        try:
-            async for chunk in stream:
-                if writer.received + len(chunk) > room:
-                    raise PayloadTooLarge(f"more bytes than the upload's length, {upload.content_length}",
-                                          code="upload_length_exceeded")
-                await writer.add(chunk)
-            await writer.flush()
-        except ClientDisconnect:
-            # tus keeps what arrived, so the client resumes from there (HEAD); a PUT cut short
-            # leaves an incomplete upload, which commit refuses (409 upload_incomplete). Bytes
-            # under a checksum cannot be verified without the rest: they are dropped.
-            if checksum is not None:
-                await writer.settle()
-                await anyio.to_thread.run_sync(append.drop)
-                return append.start
-            await writer.flush()
-            kept = await anyio.to_thread.run_sync(append.save)
-            log.warning("upload.cut_short", offset=kept, length=upload.content_length)
-            return kept
-        except BaseException:
+    receiver = upload_receiver(store, upload)
+    try:
+        append = await anyio.to_thread.run_sync(receiver.append, offset, restart)
+    except OffsetMismatchError as exc:
+        raise Conflict({"message": f"the upload's bytes end at {exc.offset}, not at {offset}",
+                        "offset": exc.offset}, code="upload_offset_mismatch") from None
+    hasher = checksum[0] if checksum else None
+    writer = _BlockWriter(append, hasher)
+    room = upload.content_length - append.start  # read once: an ORM attribute costs per chunk
+    try:
+        async for chunk in stream:
+            if writer.received + len(chunk) > room:
+                raise PayloadTooLarge(f"more bytes than the upload's length, {upload.content_length}",
+                                      code="upload_length_exceeded")
+            await writer.add(chunk)
+        await writer.flush()
+    except ClientDisconnect:
+        # tus keeps what arrived, so the client resumes from there (HEAD); a PUT cut short
+        # leaves an incomplete upload, which commit refuses (409 upload_incomplete). Bytes
+        # under a checksum cannot be verified without the rest: they are dropped.
+        if checksum is not None:
             await writer.settle()
             await anyio.to_thread.run_sync(append.drop)
-            raise
-        if checksum is not None and hasher.digest() != checksum[1]:
-            await anyio.to_thread.run_sync(append.drop)
-            raise ChecksumMismatch("the bytes do not match Upload-Checksum; nothing of them was kept")
-        if append.offset == upload.content_length:
-            # A commit that took the upload meanwhile is reading its file: this one must not replace it.
-            try:
-                await anyio.to_thread.run_sync(lambda: load_upload(settings, upload.org_id, upload.upload_id,
-                                                                   writable=True))
-            except ApiError:
-                await anyio.to_thread.run_sync(append.drop)
-                raise
+            return append.start
+        await writer.flush()
         kept = await anyio.to_thread.run_sync(append.save)
+        log.warning("upload.cut_short", offset=kept, length=upload.content_length)
+        return kept
+    except BaseException:
+        await writer.settle()
+        await anyio.to_thread.run_sync(append.drop)
+        raise
+    if checksum is not None and hasher.digest() != checksum[1]:
+        await anyio.to_thread.run_sync(append.drop)
+        raise ChecksumMismatch("the bytes do not match Upload-Checksum; nothing of them was kept")
+    if append.offset == upload.content_length:
+        # A commit that took the upload meanwhile is reading its file: this one must not replace it.
+        try:
+            await anyio.to_thread.run_sync(lambda: load_upload(settings, upload.org_id, upload.upload_id,
+                                                               writable=True))
+        except ApiError:
+            await anyio.to_thread.run_sync(append.drop)
+            raise
+    kept = await anyio.to_thread.run_sync(append.save)
     log.info("upload.received", offset=kept, length=upload.content_length, complete=kept == upload.content_length,
              received=kept - offset if not restart else kept, elapsed_s=round(time.monotonic() - started, 3))
     return kept

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -257,3 +258,40 @@ def test_two_workers_serve_one_api(tmp_path: Path, clip: Path) -> None:
         finally:
             on_first.close()
             on_second.close()
+
+
+def test_one_request_at_a_time_writes_an_upload_across_workers(tmp_path: Path, clip: Path) -> None:
+    """A client retrying through another worker while its first PUT is still being read answers 409
+    `upload_busy`, as it does within one process; once the first is gone the retry goes through."""
+    data = clip.read_bytes()
+    with serve(tmp_path, api_workers="2") as served:
+        first, second = served.workers()
+        on_first, on_second = _connection_on(served, first), _connection_on(served, second)
+        try:
+            upload = served.init(data)
+            url = urlsplit(upload["presigned"]["upload_url"])
+            # A PUT through the first worker that has sent part of its body and is still sending.
+            stalled = on_first.stream("PUT", f"{url.path}?{url.query}", content=_slow_body(data, pause_s=5),
+                                      headers={"Content-Length": str(len(data))})
+            writing = threading.Thread(target=_consume, args=(stalled,))
+            writing.start()
+            time.sleep(1.5)
+            retry = on_second.put(upload["presigned"]["upload_url"], content=data)
+            assert retry.status_code == 409 and retry.json()["error"] == "upload_busy", retry.text
+            writing.join()
+            again = on_second.put(upload["presigned"]["upload_url"], content=data)
+            assert again.status_code == 200, again.text
+        finally:
+            on_first.close()
+            on_second.close()
+
+
+def _slow_body(data: bytes, pause_s: float) -> Iterator[bytes]:
+    yield data[:1024]
+    time.sleep(pause_s)
+    yield data[1024:]
+
+
+def _consume(stream: Any) -> None:
+    with stream as answer:
+        answer.read()
