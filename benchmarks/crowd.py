@@ -137,7 +137,8 @@ class Site:
         return {"Authorization": f"Bearer {mint_token(ORG, [READ, WRITE], self.settings, ttl_s=3600)}"}
 
     def upload(self, clip: Path) -> tuple[list[int], str | None, str | None]:
-        """init, PUT, commit of `clip`: every status answered, the asset id and job id (None if refused)."""
+        """init, PUT, commit of `clip`: every status answered, the asset id and job id; if refused, None and
+        the refusal (`<status> <error code>`)."""
         data = clip.read_bytes()
         statuses = []
         body = json.dumps({"org_id": ORG, "source_name": clip.name, "content_length": len(data),
@@ -146,20 +147,20 @@ class Site:
                                  body)
         statuses.append(status)
         if status != 201:
-            return statuses, None, None
+            return statuses, None, _refusal(status, answer)
         init = json.loads(answer)
         url = urlsplit(init["presigned"]["upload_url"])
         status, _ = request(self.port, "PUT", f"{url.path}?{url.query}", init["presigned"]["upload_headers"], data)
         statuses.append(status)
         if status != 200:
-            return statuses, None, None
+            return statuses, None, _refusal(status, answer)
         body = json.dumps({"org_id": ORG, "upload_id": init["upload_id"],
                            "source_uri": init["presigned"]["asset_uri"]}).encode()
         status, answer = request(self.port, "POST", "/v1/ingest/commit",
                                  {**self.auth, "Content-Type": "application/json"}, body)
         statuses.append(status)
         if status != 200:
-            return statuses, None, None
+            return statuses, None, _refusal(status, answer)
         committed = json.loads(answer)
         return statuses, committed["asset_id"], committed.get("job_id")
 
@@ -177,6 +178,21 @@ class Site:
         return len(asset_ids) - len(waiting), time.monotonic() - started
 
 
+def _refusal(status: int, answer: bytes) -> str:
+    try:
+        return f"{status} {json.loads(answer)['error']}"
+    except (ValueError, KeyError, TypeError):
+        return str(status)
+
+
+def upload_one(site: Site, clip: Path, uploads: list[tuple[list[int], str | None, str | None]]) -> None:
+    """One upload; a connection the server reset or left unanswered (120 s) counts as status 0."""
+    try:
+        uploads.append(site.upload(clip))
+    except (OSError, http.client.HTTPException) as exc:
+        uploads.append(([0], None, type(exc).__name__))
+
+
 def sample_health(port: int, stop: threading.Event, latencies: list[float], failures: list[str]) -> None:
     """`/v1/health` on a fresh connection every HEALTH_EVERY_S until `stop`."""
     while not stop.is_set():
@@ -187,7 +203,7 @@ def sample_health(port: int, stop: threading.Event, latencies: list[float], fail
                 latencies.append(time.perf_counter() - started)
             else:
                 failures.append(f"http {status}")
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             failures.append(type(exc).__name__)
         stop.wait(max(0.0, HEALTH_EVERY_S - (time.perf_counter() - started)))
 
@@ -232,6 +248,7 @@ def report(args: argparse.Namespace, command: str, load_before: str, load_after:
         f"| readers: dropped connections (reset, closed, or no answer in 30 s) | {readers.dropped} |",
         f"| non-200 answers to readers; 5xx to anyone | {readers.errors}; {fivexx} |",
         f"| uploads committed | {committed} of {len(uploads)} |",
+        f"| uploads refused: why | {', '.join(sorted(str(why) for _, asset, why in uploads if not asset)) or '-'} |",
         f"| committed uploads ready | {ready} of {committed}, {ready_s:.0f} s after the load |",
         f"| goal reached | {'yes' if reached else 'no'} |",
     ]
@@ -272,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         stop, health, health_failures = threading.Event(), [], []
         uploads: list[Any] = []
         sampler = threading.Thread(target=sample_health, args=(site.port, stop, health, health_failures))
-        uploaders = [threading.Thread(target=lambda clip=clip: uploads.append(site.upload(clip)))
-                     for clip in clips[1:]]
+        uploaders = [threading.Thread(target=upload_one, args=(site, clip, uploads)) for clip in clips[1:]]
         profilers = site.profile(args.profile, args.seconds) if args.profile else []
         load_before = uptime()
         sampler.start()

@@ -73,6 +73,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
 
 APP = "heimdex_api.main:app"
+WORKER_PING_TIMEOUT_S = 30
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -92,7 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["HEIMDEX_MIGRATE_ON_START"] = "false"
     uvicorn.run(APP, host=args.host, port=args.port, workers=settings.api_workers,
                 http=f"{__spec__.name}:BoundedHttpToolsProtocol",  # by name: each worker imports it
-                h11_max_incomplete_event_size=settings.max_header_bytes)
+                h11_max_incomplete_event_size=settings.max_header_bytes,
+                # uvicorn kills a worker that does not answer its supervisor's ping within this; its 5 s
+                # killed workers that were starting (importing Dagster) on a busy machine.
+                timeout_worker_healthcheck=WORKER_PING_TIMEOUT_S)
 
 
 if __name__ == "__main__":
