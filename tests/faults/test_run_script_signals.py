@@ -77,6 +77,9 @@ def test_run_script_stops_every_process_it_started(how: str, dagster_site: Dagst
         assert script.poll() is None, dagster_site.logs()
         run_id, worker = None, None
         if how == "Ctrl-C":
+            # The script's API bounds request heads (heimdex_api/serve.py): 8 MB of header answers 431.
+            big = httpx.get(f"http://127.0.0.1:{api_port}/v1/health", headers={"X-Pad": "a" * 8_000_000})
+            assert big.status_code == 431, big.text[:200]
             # The script's API queues runs for the script's daemon: the commit answers at once.
             answer, took_s = _commit_through_the_api(f"http://127.0.0.1:{api_port}", media_dir / "testvideo.mp4",
                                                      "org-signals")
