@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
@@ -31,6 +31,8 @@ class LoadResult:
     latencies_s: list[float]
     seconds: float
     client_cpu_s: float
+    statuses: list[int] = field(default_factory=list)  # of the non-200 answers
+    dropped: int = 0  # connections reset, closed or silent past the timeout
 
     @property
     def rate(self) -> float:
@@ -48,43 +50,62 @@ def request_bytes(host: str, path: str, headers: dict[str, str]) -> bytes:
 
 
 async def _connection(host: str, port: int, requests: list[bytes], start: float, deadline: float,
-                      latencies: list[float], errors: list[int], once: deque[bytes] | None) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    await asyncio.sleep(max(0.0, start - time.time()))
+                      latencies: list[float], errors: list[int], dropped: list[str], timeout_s: float,
+                      once: deque[bytes] | None) -> None:
+    """One client: its next request as soon as the last answer is read. A connection the server
+    drops (reset, closed, or no answer within `timeout_s`) is counted and opened again. With `once`, the
+    requests are taken from it, each sent once, until it is empty."""
+    await asyncio.sleep(max(0.0, start - 1.0 - time.time()))
     while time.time() < deadline and (once is None or once):
-        sent = time.perf_counter()
-        writer.write(random.choice(requests) if once is None else once.popleft())
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        await reader.readexactly(length)
-        latencies.append(time.perf_counter() - sent)
-        if head[9:12] != b"200":
-            errors.append(int(head[9:12]))
-    writer.close()
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        except (OSError, TimeoutError) as exc:
+            dropped.append(type(exc).__name__)
+            await asyncio.sleep(0.1)
+            continue
+        await asyncio.sleep(max(0.0, start - time.time()))
+        try:
+            while time.time() < deadline and (once is None or once):
+                sent = time.perf_counter()
+                writer.write(random.choice(requests) if once is None else once.popleft())
+                async with asyncio.timeout(timeout_s):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        if line[:15].lower() == b"content-length:":
+                            length = int(line[15:])
+                    await reader.readexactly(length)
+                latencies.append(time.perf_counter() - sent)
+                if head[9:12] != b"200":
+                    errors.append(int(head[9:12]))
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            dropped.append(type(exc).__name__)
+        finally:
+            writer.close()
 
 
 async def _drive(plan: dict) -> dict:
     latencies: list[float] = []
     errors: list[int] = []
+    dropped: list[str] = []
     requests = [request.encode("latin-1") for request in plan["requests"]]
     # Each request sent at most once, by whichever connection is free: shuffled, then taken in turn.
     once = deque(random.sample(requests, len(requests))) if plan["each_once"] else None
     await asyncio.gather(*(_connection(plan["host"], plan["port"], requests, plan["start"], plan["deadline"],
-                                       latencies, errors, once) for _ in range(plan["connections"])))
+                                       latencies, errors, dropped, plan["timeout_s"], once)
+                           for _ in range(plan["connections"])))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"latencies": latencies, "errors": len(errors), "cpu_s": usage.ru_utime + usage.ru_stime,
-            "ended": time.time()}
+    return {"latencies": latencies, "errors": errors, "dropped": len(dropped),
+            "cpu_s": usage.ru_utime + usage.ru_stime, "ended": time.time()}
 
 
 def run_load(host: str, port: int, requests: list[bytes], connections: int, processes: int,
-             seconds: float, each_once: bool = False) -> LoadResult:
+             seconds: float, timeout_s: float = 30.0, each_once: bool = False) -> LoadResult:
     """`connections` keep-alive connections spread over `processes` client processes, for `seconds`,
-    each sending a random one of `requests` after the other; with `each_once`, every request is sent
-    at most once (each process takes its own share), and the load ends early when all were sent."""
-    start = time.time() + 1.0  # every process connected and waiting before the first request
+    each sending a random one of `requests` after the other (an answer later than `timeout_s` is a drop);
+    with `each_once`, every request is sent at most once (each process takes its own share), and the load
+    ends early when all were sent."""
+    start = time.time() + 2.0  # every process connected and waiting before the first request
     with tempfile.TemporaryDirectory(prefix="http-load-") as folder:
         children, outputs = [], []
         for index in range(processes):
@@ -93,7 +114,7 @@ def run_load(host: str, port: int, requests: list[bytes], connections: int, proc
             mine = requests[index::processes] if each_once else requests
             plan = {"host": host, "port": port, "requests": [request.decode("latin-1") for request in mine],
                     "connections": share, "start": start, "deadline": start + seconds, "output": str(outputs[-1]),
-                    "each_once": each_once}
+                    "timeout_s": timeout_s, "each_once": each_once}
             child = subprocess.Popen([sys.executable, "-m", "benchmarks.http_load"], stdin=subprocess.PIPE)
             child.stdin.write(json.dumps(plan).encode())
             child.stdin.close()
@@ -103,11 +124,12 @@ def run_load(host: str, port: int, requests: list[bytes], connections: int, proc
                 raise RuntimeError(f"a load client failed with status {child.returncode}")
         outcomes = [json.loads(output.read_text()) for output in outputs]
     latencies = [latency for outcome in outcomes for latency in outcome["latencies"]]
-    return LoadResult(requests=len(latencies), errors=sum(outcome["errors"] for outcome in outcomes),
-                      latencies_s=latencies,
-                      # A load that sends each request once may run out before its time.
-                      seconds=min(seconds, max(outcome["ended"] for outcome in outcomes) - start),
-                      client_cpu_s=sum(outcome["cpu_s"] for outcome in outcomes))
+    statuses = [status for outcome in outcomes for status in outcome["errors"]]
+    # A load that sends each request once may run out before its time.
+    seconds = min(seconds, max(outcome["ended"] for outcome in outcomes) - start)
+    return LoadResult(requests=len(latencies), errors=len(statuses), latencies_s=latencies, seconds=seconds,
+                      client_cpu_s=sum(outcome["cpu_s"] for outcome in outcomes), statuses=statuses,
+                      dropped=sum(outcome["dropped"] for outcome in outcomes))
 
 
 def main() -> None:

@@ -6,8 +6,9 @@ Two fresh databases on the local PostgreSQL server (Dagster's storage, and the c
 as the API starts them, leave real sidecars and thumbnails in the store; the other runs are
 seeded through the instance's storage API (the run, then its run and step events), tagged as the
 API tags them: mostly succeeded with a sidecar (a copy of a real one), some failed at a step,
-some queued, plus other orgs' runs. `uvicorn heimdex_api.main:app` then runs in production
-settings, as `scripts/run.sh` starts it, and the same load (`benchmarks/http_load.py`) is
+some queued, plus other orgs' runs. The API then runs in production settings from its entry point
+(`python -m heimdex_api.serve`, as `scripts/run.sh` starts it) in one worker process, since each
+process keeps its own finished jobs, and the same load (`benchmarks/http_load.py`) is
 driven at both routes in alternating rounds: cold rounds, each on a freshly started server, then
 warm rounds once every id has been read, each phase with its own verdict (medians of its rounds).
 
@@ -204,8 +205,8 @@ def read_each_once(base_url: str, run_ids: list[str], headers: dict[str, str]) -
 def start_server(env: dict[str, str], workdir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
     """The API as `scripts/run.sh` starts it, once it answers; the process and its host:port."""
     port = port or free_port()
-    server = start_process([sys.executable, "-m", "uvicorn", "heimdex_api.main:app", "--host", "127.0.0.1",
-                            "--port", str(port)], env, workdir / "api.log")
+    server = start_process([sys.executable, "-m", "heimdex_api.serve", "--host", "127.0.0.1", "--port", str(port)],
+                           {**env, "HEIMDEX_API_WORKERS": "1"}, workdir / "api.log")
     wait_until_serving(f"http://127.0.0.1:{port}/v1/health", server, workdir / "api.log", timeout_s=120)
     return server, f"127.0.0.1:{port}"
 
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print_header("Heimdex job-status load", f"{command}: load average {load_before:.2f} before, {load_after:.2f} after")
     print(f"Dagster storage: PostgreSQL, {total} runs ({len(run_ids)} of the org: {args.real_runs} real ingests, "
-          f"the rest seeded); uvicorn heimdex_api.main:app, production settings.")
+          f"the rest seeded); python -m heimdex_api.serve, one worker, production settings.")
     print(f"Load: {args.concurrency} keep-alive connections over {args.clients} client processes, "
           f"{args.seconds:.0f} s a round, jobs over random run ids of the org.")
     print("cold: each round on a freshly started server, which has kept no finished job, each id read at most once "

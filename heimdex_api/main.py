@@ -9,11 +9,11 @@ import anyio
 from dagster import DagsterInstance
 from fastapi import FastAPI
 
-from heimdex_api.api.job_threads import install_job_threads
+from heimdex_api.api.job_threads import install_job_threads, limit_request_threads
 from heimdex_api.api.routes import assets, files, health, ingest, jobs, legacy, uploads, webhooks
 from heimdex_api.core.config import ApiSettings, get_api_settings
 from heimdex_api.core.errors import install_error_handlers
-from heimdex_api.core.limits import BodyLimitMiddleware
+from heimdex_api.core.limits import BodyLimitMiddleware, BodyReadTimeoutMiddleware
 from heimdex_api.services.dagster_instance import tuned_for_serving
 from heimdex_api.services.finished_jobs import FinishedJobs
 from heimdex_api.services.launchers import JobLauncher, make_launcher
@@ -79,6 +79,7 @@ def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        limit_request_threads()
         if settings.migrate_on_start:
             migrate(settings.catalog_url, derived_root=settings.derived_root)
         yield
@@ -93,6 +94,7 @@ def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | 
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
                        legacy_limit=settings.max_legacy_upload_bytes)
+    app.add_middleware(BodyReadTimeoutMiddleware, timeout_s=settings.body_read_timeout_s)
     for module in (health, ingest, assets, jobs, uploads, files, webhooks):
         app.include_router(module.router)
     if settings.enable_legacy:

@@ -54,7 +54,9 @@ trap 'stop_services; exit 143' TERM
 # children inherit SIGINT ignored, and Dagster then ignores SIGTERM as well; the services must
 # get SIGINT back to shut down cleanly.
 set -m
-env --default-signal=INT uv run uvicorn heimdex_api.main:app --host 127.0.0.1 --port "${HEIMDEX_API_PORT:-8000}" &
+# The API's own server (heimdex_api/serve.py): HEIMDEX_API_WORKERS processes, a bound on request
+# headers, the body read timeout.
+env --default-signal=INT uv run python -m heimdex_api.serve --host 127.0.0.1 --port "${HEIMDEX_API_PORT:-8000}" &
 services+=("$!")
 # `dg dev` runs the webserver and the daemon (sensor, run queue, backfills) together, on
 # workspace.yaml's code location (the one the deployment's webserver loads).

@@ -1,5 +1,5 @@
 """The threads of requests that start jobs, and the thread that reads jobs from Dagster, kept apart
-from anyio's default pool."""
+from anyio's default pool; and the size of that pool."""
 
 from collections.abc import Callable
 from typing import TypeVar
@@ -9,10 +9,22 @@ from fastapi import FastAPI, Request
 
 T = TypeVar("T")
 
-# As many as anyio's default pool: job requests queue among themselves, never in front of others.
+# As many as anyio's default pool had: job requests queue among themselves, never in front of others.
 JOB_REQUEST_THREADS = 40
+# anyio's default pool, where the plain-function routes and dependencies run (catalog and storage
+# reads). Its own default, 40, let a burst of reads run 40 threads at once; each wants the GIL,
+# which the event loop then got once in 40 switches (5 ms each), so that every answer, a health
+# check's too, waited hundreds of milliseconds (docs/benchmarks.md, "A crowd"). The reads are
+# short and mostly Python: a few threads overlap their waits on the database, and the rest of a
+# burst queues in order for them instead of for the GIL.
+REQUEST_THREADS = 8
 # As many as the instance's storages keep connections open (`optimize_for_webserver`: one each).
 JOB_READ_THREADS = 1
+
+
+def limit_request_threads() -> None:
+    """Size anyio's default pool of the running event loop to REQUEST_THREADS (call it from the app's lifespan)."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
 
 
 def install_job_threads(app: FastAPI) -> None:

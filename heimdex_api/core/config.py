@@ -84,6 +84,17 @@ class ApiSettings(PipelineSettings):
     download_url_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600,
                                     description="How long the `url` of a sidecar or thumbnail in an answer stays valid.")
 
+    # Serving (heimdex_api/serve.py).
+    api_workers: int = Field(default=2, ge=1, le=64,
+                             description="Processes serving the API on its one port (`python -m heimdex_api.serve`).")
+    max_header_bytes: int = Field(
+        default=64 * 1024, ge=8 * 1024,
+        description="Largest request line plus headers; past it the server answers 431 and closes the connection.")
+    body_read_timeout_s: float = Field(
+        default=60.0, gt=0,
+        description="How long a request body may send nothing while the API waits for it; then 408 and the "
+                    "connection is closed (an upload keeps what arrived, as when the client goes away).")
+
     @property
     def development(self) -> bool:
         return self.env == "development"

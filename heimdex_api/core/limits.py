@@ -1,6 +1,10 @@
-"""A request-body size limit: larger bodies are refused with 413 before any route reads them."""
+"""Request-body limits: larger bodies are refused with 413 before any route reads them, and a body
+that stalls is answered 408."""
 
+import anyio
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from heimdex_api.core.errors import error_response
@@ -39,3 +43,64 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class BodyReadTimeout(ClientDisconnect):
+    """The client sent nothing of the request body for the timeout: handled as a client gone away
+    (an upload keeps what arrived), and answered 408."""
+
+
+class BodyReadTimeoutMiddleware:
+    """Answer 408 and close the connection when a request body sends nothing for `timeout_s` while
+    the app waits for it.
+
+    Only the app's waits count, so a slow app is never timed out by its own slowness. The app
+    sees the timeout as the client going away (`ClientDisconnect`): what it answers then is
+    replaced by the 408 (and if it answers nothing, the 408 is sent for it).
+    """
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app, self.timeout_s = app, timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_done = timed_out = started = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done, timed_out
+            if body_done:  # waiting for a disconnect, not for the body
+                return await receive()
+            try:
+                with anyio.fail_after(self.timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                timed_out = True
+                raise BodyReadTimeout() from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if timed_out:
+                if not started:
+                    started = True
+                    await _timeout_response(self.timeout_s)(scope, receive, send)
+                return  # the app's own answer, past the timeout, is dropped
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except BodyReadTimeout:
+            if started:
+                raise
+            await guarded_send({"type": "http.response.start"})
+
+
+def _timeout_response(timeout_s: float) -> JSONResponse:
+    response = error_response(408, "request_timeout", f"the request body sent nothing for {timeout_s:g} s")
+    # uvicorn closes the connection after an answer that says so: the rest of the body is never read.
+    response.headers["Connection"] = "close"
+    return response

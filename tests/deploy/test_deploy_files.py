@@ -28,6 +28,9 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from heimdex_api import serve
+from heimdex_api.core.config import ApiSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -386,15 +389,30 @@ def test_user_code_server_loads_the_definitions_module(
 def test_api_command_imports_the_fastapi_app(services: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
                                              tmp_path: Path) -> None:
     argv = command_argv(services[API])
-    assert argv[0] == "uvicorn"
-    target = next(part for part in argv[1:] if ":" in part and not part.startswith("-"))
-    module_name, attribute = target.split(":")
+    # The API's own server, as run.sh starts it: the header bound, workers and body timeout are its own.
+    assert argv[:3] == ["python", "-m", "heimdex_api.serve"]
+    args = serve.parse_args(argv[3:])
+    module_name, attribute = serve.APP.split(":")
     # With the service's own environment: the app refuses to start in production without its secret.
     _isolate_env(monkeypatch, tmp_path, {key: value for key, value in service_env(services[API]).items()
                                          if key.startswith("HEIMDEX_")})
     app = getattr(importlib.import_module(module_name), attribute)
     assert callable(app), f"{target} is not an ASGI app"
-    assert option_value(argv, "--host") == "0.0.0.0"
+    assert args.host == "0.0.0.0" and args.port == API_PORT
+
+
+def test_api_and_run_script_serve_through_the_entry_point_with_its_settings(
+        services: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A bare `uvicorn heimdex_api.main:app` has no bound on request headers: nothing serves the API that way."""
+    run_script = (ROOT / "scripts" / "run.sh").read_text()
+    assert "uv run python -m heimdex_api.serve --host 127.0.0.1" in run_script
+    for text in (run_script, COMPOSE_FILE.read_text(), DOCKERFILE.read_text(), (ROOT / "README.md").read_text()):
+        assert "uvicorn heimdex_api.main:app" not in text
+    _isolate_env(monkeypatch, tmp_path, {key: value for key, value in service_env(services[API]).items()
+                                         if key.startswith("HEIMDEX_")})
+    settings = ApiSettings(_env_file=None)
+    assert settings.api_workers >= 2, "one process starves under a crowd (docs/benchmarks.md)"
+    assert settings.max_header_bytes <= 64 * 1024
 
 
 def test_migrate_prepares_the_catalog_on_a_single_head_and_the_pools(

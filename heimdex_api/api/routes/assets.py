@@ -3,6 +3,7 @@
 from functools import partial
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 
 from heimdex_api.api.deps import (
@@ -27,6 +28,7 @@ from heimdex_api.schemas import (
     ThumbnailsRequest,
 )
 from heimdex_api.services import assets, idempotency, storyboards
+from heimdex_pipeline.catalog.db import session_scope
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
@@ -70,11 +72,21 @@ async def thumbnails_job(asset_id: AssetIdPath, body: ThumbnailsRequest, request
 
 
 @router.get("/{asset_id}", response_model=AssetResponse, responses=error_responses("read_asset"))
-def read_asset(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, store: StoreDep,
-               instance: InstanceDep, urls: DownloadUrlsDep) -> dict[str, Any]:
+async def read_asset(asset_id: AssetIdPath, principal: PrincipalDep, settings: SettingsDep, store: StoreDep,
+                     instance: InstanceDep, urls: DownloadUrlsDep) -> dict[str, Any]:
     """The video, its status, sidecar reference and thumbnails, with the URLs of their bytes."""
     principal.require(READ)
-    return assets.asset_view(instance, store, urls, assets.find_video(session, asset_id, principal.org_id))
+
+    # One worker thread, whose catalog connection is returned before it gives its thread back. As a
+    # plain function with the session dependency, the request took a thread for the session, one
+    # for the route and one to check the answer, holding the connection while it queued for the
+    # last: under a crowd the catalog's pool ran dry, and the threads waiting for a connection
+    # held every thread (503 after 30 s; docs/benchmarks.md, "A crowd").
+    def view() -> dict[str, Any]:
+        with session_scope(settings.catalog_url) as session:
+            return assets.asset_view(instance, store, urls, assets.find_video(session, asset_id, principal.org_id))
+
+    return await anyio.to_thread.run_sync(view)
 
 
 # The document is answered as the pipeline wrote it (plus the thumbnails' `url`), so its model is

@@ -16,8 +16,9 @@ from heimdex_pipeline.storage import StorageUnavailableError
 router = APIRouter(prefix="/v1", tags=["health"])
 
 
+# A coroutine: answered on the event loop, never queued behind the routes that wait in worker threads.
 @router.get("/health", response_model=HealthResponse)
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     """200 while the process serves requests; no auth."""
     return {"status": "ok", "time": datetime.now(UTC).isoformat()}
 
