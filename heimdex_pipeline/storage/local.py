@@ -16,6 +16,7 @@ import os
 import shutil
 import stat as stat_mode
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,10 +95,14 @@ def _stage_bytes(path: Path, source: bytes | BinaryIO) -> Path:
 
 def swap_dir(staged: Path, final: Path) -> None:
     """Replace `final` by `staged` so readers see the old set or the new one, never a mix."""
-    retired = None
-    if final.exists():
-        retired = final.with_name(f"{_hidden_beside(final, f'old-{os.getpid()}')}{_STAGING_SUFFIX}")
+    # Moved aside without looking first: a deletion may remove `final` at any moment. The name is
+    # unique, as two publishers of the prefix may each retire the set they found; a rename, never a
+    # mkdir, so that a full disk cannot fail it.
+    retired: Path | None = final.with_name(f"{_hidden_beside(final, f'old-{uuid.uuid4().hex}')}{_STAGING_SUFFIX}")
+    try:
         os.replace(final, retired)
+    except FileNotFoundError:
+        retired = None
     try:
         os.replace(staged, final)
     except BaseException:
@@ -264,13 +269,13 @@ class LocalStore(ObjectStore):
     def delete_prefix(self, prefix: str) -> int:
         """Remove the files under `prefix`, then its folders left empty (the folder of `prefix` included)."""
         count = super().delete_prefix(prefix)
-        folder = self.path(prefix.rstrip("/"))
-        if folder.is_dir():
-            for path in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True) + [folder]:
-                try:
-                    path.rmdir()
-                except OSError:
-                    pass  # not empty: something was written there since, or is not an object
+        # Deepest first, without looking before: another deletion of the same prefix may remove any
+        # of these folders at any moment (os.walk skips a folder gone before it is read).
+        for folder, _, _ in os.walk(self.path(prefix.rstrip("/")), topdown=False):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass  # gone already, or not empty: something was written there since, or is not an object
         return count
 
     def prepare_prefix(self, prefix: str) -> None:
