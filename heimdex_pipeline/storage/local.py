@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from heimdex_pipeline.storage.base import ObjectStore, StoredObject, json_bytes
+from heimdex_pipeline.storage.base import ObjectStore, ServedFile, StoredObject, json_bytes
 from heimdex_pipeline.storage.errors import (
     DiskFullError,
     InvalidKeyError,
@@ -336,6 +336,29 @@ class LocalStore(ObjectStore):
 
     def presigned_get(self, key: str, expires_s: int) -> str | None:
         return None
+
+    def served_file(self, key: str) -> ServedFile:
+        """Walk from the root one folder at a time, none of them a link (`O_NOFOLLOW`), and take the
+        last name only if it is a regular file: a link planted in the derived folder, pointing out of
+        the root or at another object (an upload served as a JPEG), is no file of this key."""
+        *folders, name = check_key(key).split("/")
+        try:
+            fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY)
+            try:
+                for folder in folders:
+                    inner = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                    os.close(fd)
+                    fd = inner
+                found = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if _absent(exc):
+                raise ObjectNotFoundError(f"nothing is stored at {key}") from None
+            raise
+        if not stat_mode.S_ISREG(found.st_mode):
+            raise ObjectNotFoundError(f"no regular file is stored at {key}")
+        return ServedFile(self.root / key, found)
 
     def presigned_put(self, key: str, expires_s: int, content_type: str | None,
                       content_length: int) -> str | None:

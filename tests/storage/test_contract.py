@@ -201,3 +201,20 @@ def test_deletions_of_one_prefix_racing_each_other_all_succeed(store: ObjectStor
             removed = list(pool.map(delete, range(3)))
         assert 6 <= sum(removed) <= 18, removed
         assert list(store.list(prefix)) == []
+
+
+def test_served_file_is_a_file_of_the_store_or_nothing(store: ObjectStore) -> None:
+    store.write_bytes("org-a/thumbnails/v_1/0000.jpg", b"\xff\xd8\xff")
+    if store.presigned_get("org-a/thumbnails/v_1/0000.jpg", 60) is None:
+        # A store without URLs of its own: the API streams this very file.
+        served = store.served_file("org-a/thumbnails/v_1/0000.jpg")
+        assert served.path.read_bytes() == b"\xff\xd8\xff" and served.stat.st_size == 3
+    else:
+        # The bucket's objects are fetched from it: the API serves none of them.
+        with pytest.raises(ObjectNotFoundError):
+            store.served_file("org-a/thumbnails/v_1/0000.jpg")
+    for missing in ("org-a/thumbnails/v_1/0001.jpg", "org-a/thumbnails/v_1", "org-b/thumbnails/v_1/0000.jpg"):
+        with pytest.raises(ObjectNotFoundError):
+            store.served_file(missing)
+    with pytest.raises(InvalidKeyError):
+        store.served_file("org-a/../org-b/x.jpg")

@@ -236,3 +236,23 @@ def test_a_publish_racing_a_deletion_of_its_folder_never_fails(store: LocalStore
         deleter.join()
     assert errors == []
     assert not [p for p in (store.root / "org-a" / "thumbnails").iterdir() if p.name.startswith(".")]
+
+
+def test_served_file_follows_no_link(store: LocalStore, tmp_path: Path) -> None:
+    # The API streams `served_file`: a link planted on the server's disk, to a file out of the root,
+    # to another object of the store, or as a folder on the way, is no file of the key.
+    _put(store, "uploads/org-a/up_1/clip.mp4", b"video")
+    _put(store, "org-a/thumbnails/v_1/0000.jpg", b"jpeg")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "0000.jpg").write_bytes(b"not the store's")
+    links = {"org-a/thumbnails/v_1/0001.jpg": outside / "0000.jpg",
+             "org-a/thumbnails/v_1/0002.jpg": store.root / "uploads/org-a/up_1/clip.mp4",
+             "org-a/thumbnails/v_2": outside, "org-a/thumbnails/v_3": store.root / "org-a/thumbnails/v_1"}
+    for key, target in links.items():
+        (store.root / key).symlink_to(target)
+    assert store.served_file("org-a/thumbnails/v_1/0000.jpg").path.read_bytes() == b"jpeg"
+    for key in ("org-a/thumbnails/v_1/0001.jpg", "org-a/thumbnails/v_1/0002.jpg", "org-a/thumbnails/v_2/0000.jpg",
+                "org-a/thumbnails/v_3/0000.jpg"):
+        with pytest.raises(ObjectNotFoundError):
+            store.served_file(key)
