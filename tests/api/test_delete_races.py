@@ -21,10 +21,11 @@ from tests.api.support import bearer, make_token, uri_path
 # Each round ingests a video, then sends two DELETEs and a commit of a second upload of the same
 # bytes together. The commit is sent a little later in each round, so that across the rounds its
 # catalogue write lands before, inside and after the deletions (a deletion takes 0.1-0.5 s here).
-# One run of the 12 rounds on the old code (SQLite catalog, a machine at load 15) had 2 rounds
-# whose commit answered 500 beside two 204s; the issue saw a 500 in 1 round of 6 to 10, and videos
-# left answering 200 with a failed job (the commit's run launched into the partition the deletion
-# then removed). 12 rounds take 3 to 7 minutes a backend, most of it the ingests.
+# Measured on SQLite with the machine at load 15: main before these fixes had 2 rounds of 12 with
+# a 500; with the stores fixed but no claim, 3 rounds of 12 went wrong (the first a commit's 500
+# beside two 204s). The issue saw a 500 in 1 round of 6 to 10, and videos left answering 200 with a
+# failed job (the commit's run launched into the partition the deletion then removed). 12 rounds
+# take 3 to 7 minutes a backend, most of it the ingests.
 ROUNDS = 12
 COMMIT_DELAYS_S = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
