@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from dagster import DagsterInstance
@@ -19,6 +21,7 @@ from heimdex_api.services.sources import source_key
 from heimdex_api.services.storyboards import storyboard_ref
 from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.admin.delete import Deletion, VideoBusyError, delete_video
+from heimdex_pipeline.catalog.claims import AssetBusyError, asset_claim
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.catalog.repository import get_video, register_source
@@ -143,13 +146,30 @@ def sidecar_document(store: ObjectStore, urls: DownloadUrls, video: Video) -> di
 def delete_asset(settings: ApiSettings, store: ObjectStore, instance: DagsterInstance, asset_id: str,
                  org_id: str) -> Deletion:
     """Delete the org's video whole (`heimdex_pipeline.admin.delete`) and the idempotency keys of its jobs; 404 for
-    another org's, 409 `asset_busy` while a job of it is queued or running."""
+    another org's; 409 `asset_busy` while a job of it is queued or running, or being started. A video a
+    racing deletion removed first comes back with no `org_id`."""
     with session_scope(settings.catalog_url) as session:
         find_video(session, asset_id, org_id)
     try:
-        deletion = delete_video(instance, store, settings.catalog_url, asset_id)
+        deletion = delete_video(instance, store, settings.catalog_url, asset_id,
+                                settings.asset_claim_wait_s, settings.asset_claim_lease_s)
     except VideoBusyError as exc:
-        raise Conflict({"message": "a job of this asset is queued or running: wait for it to end, then delete",
-                        "job_ids": exc.run_ids}, code="asset_busy") from None
+        raise Conflict({"message": "a job of this asset is queued, running or being started: wait for it to end, "
+                                   "then delete", "job_ids": exc.run_ids}, code="asset_busy") from None
     idempotency.forget_jobs(settings, org_id, deletion.run_ids)
     return deletion
+
+
+@contextmanager
+def video_turn(settings: ApiSettings, asset_id: str, kind: str) -> Iterator[None]:
+    """Hold the video's claim (`catalog.claims`) from cataloguing it to launching its run, so that a
+    deletion never runs in between; 409 `asset_busy` after `asset_claim_wait_s`."""
+    if not ASSET_ID_PATTERN.match(asset_id):
+        raise NotFound("no such asset", code="asset_not_found")
+    try:
+        with asset_claim(settings.catalog_url, asset_id, kind, settings.asset_claim_wait_s,
+                         settings.asset_claim_lease_s):
+            yield
+    except AssetBusyError:
+        raise Conflict("the asset is being deleted, or its job started, by another request: try again",
+                       code="asset_busy") from None

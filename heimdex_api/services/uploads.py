@@ -1,5 +1,6 @@
 """The ingest endpoints: reserve an upload, commit it (identify, register, run), probe a file."""
 
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -11,7 +12,7 @@ from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
 from heimdex_api.schemas import UPLOAD_ID_PATTERN, CommitRequest, InitRequest, SourceRequest
 from heimdex_api.services import tus
-from heimdex_api.services.assets import asset_status
+from heimdex_api.services.assets import asset_status, video_turn
 from heimdex_api.services.launchers import JOB_NAMES, JobLauncher, JobRequest, remove_partition, start_run
 from heimdex_api.services.media import IdentifiedSource, identify_request
 from heimdex_api.services.sources import check_source_name, source_key
@@ -142,27 +143,33 @@ def commit_upload(settings: ApiSettings, store: ObjectStore, instance: DagsterIn
     if upload is None or upload.org_id != body.org_id or upload.status == "terminating":
         raise NotFound("no such upload", code="upload_not_found")
     claimed_at = _claim(settings, upload)
+    turn = ExitStack()
     try:
         _check_complete(store, upload)
         key = source_key(store, body.source_uri, upload.prefix)
         source = identify_request(settings, store, body.org_id, key, body.weak_threshold_bytes,
                                   expected_size=upload.content_length)
+        # Cataloguing, the partition and the launch hold the video's turn: a deletion of the same
+        # content comes wholly before (the video is then new) or after (it finds the run).
+        turn.enter_context(video_turn(settings, source.asset_id, "commit"))
         created = _register(settings, store, upload.upload_id, claimed_at, source)
     except BaseException:
+        turn.close()
         _release(settings, upload.upload_id, claimed_at)
         raise
-    log = log.bind(asset_id=source.asset_id)
-    log.info("ingest.commit", created=created, hash_quality=source.content.quality)
-    answer = {"asset_id": source.asset_id, "source_uri": store.uri(key), "job_id": None}
-    if created:
-        try:
-            answer["job_id"] = start_run(settings, instance, launcher,
-                                         JobRequest("ingest", source.asset_id, body.org_id, JOB_NAMES["ingest"]))
-        except BaseException:
-            _unregister(settings, upload.upload_id, source)
-            remove_partition(instance, source.asset_id)
-            raise
-        log.info("ingest.run_started", job_id=answer["job_id"])
+    with turn:
+        log = log.bind(asset_id=source.asset_id)
+        log.info("ingest.commit", created=created, hash_quality=source.content.quality)
+        answer = {"asset_id": source.asset_id, "source_uri": store.uri(key), "job_id": None}
+        if created:
+            try:
+                answer["job_id"] = start_run(settings, instance, launcher,
+                                             JobRequest("ingest", source.asset_id, body.org_id, JOB_NAMES["ingest"]))
+            except BaseException:
+                _unregister(settings, upload.upload_id, source)
+                remove_partition(instance, source.asset_id)
+                raise
+            log.info("ingest.run_started", job_id=answer["job_id"])
     return {**answer, "status": asset_status(store, body.org_id, source.asset_id)}
 
 

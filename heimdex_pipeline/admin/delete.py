@@ -7,7 +7,9 @@ Used by the API's `DELETE /v1/assets/{asset_id}`, and by operators, with the ser
 The order makes an interrupted deletion safe to repeat and never brings the video back: the
 files go first (the source too, or the sensor would ingest it again), then the catalog rows (the
 video is gone from the API and the sensor's lost-run check), then the runs and the partition,
-which a later deletion of the same id still removes (`leftovers`).
+which a later deletion of the same id still removes (`leftovers`). The whole deletion holds the
+video's claim (`heimdex_pipeline.catalog.claims`), so that a commit, a job request or the upload
+sensor bringing the same video in never lands in the middle of it.
 """
 
 import argparse
@@ -19,6 +21,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from sqlalchemy import delete, select
 
 from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.catalog.claims import AssetBusyError, asset_claim
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import RunProgress, Source, Upload, Video
 from heimdex_pipeline.core.logs import get_logger
@@ -39,10 +42,11 @@ IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunSt
 
 
 class VideoBusyError(Exception):
-    """A run of the video is queued or running: deleting under it would break it."""
+    """A run of the video is queued or running, or is being started: deleting under it would break it."""
 
     def __init__(self, asset_id: str, run_ids: list[str]) -> None:
-        super().__init__(f"{asset_id} has {len(run_ids)} run(s) queued or in progress: {', '.join(run_ids)}")
+        super().__init__(f"{asset_id} has {len(run_ids)} run(s) queued or in progress"
+                         f"{': ' + ', '.join(run_ids) if run_ids else ', or one being started'}")
         self.run_ids = run_ids
 
 
@@ -87,12 +91,28 @@ def leftovers(instance: DagsterInstance, deletion: Deletion) -> None:
         deletion.partition = True
 
 
-def delete_video(instance: DagsterInstance, store: ObjectStore, catalog_url: str, asset_id: str) -> Deletion:
-    """Delete the video `asset_id` whole; VideoBusyError while a run of it is queued or running.
+def delete_video(instance: DagsterInstance, store: ObjectStore, catalog_url: str, asset_id: str,
+                 claim_wait_s: float | None = None, claim_lease_s: float | None = None) -> Deletion:
+    """Delete the video `asset_id` whole; VideoBusyError while a run of it is queued or running, or while
+    another request held its claim for longer than `claim_wait_s` (the settings' unless given).
 
-    A video no longer catalogued (deleted already, or never) still has its runs and partition
-    removed, if an earlier deletion was cut short before them.
+    The whole deletion holds the video's claim (`catalog.claims`), as a commit or a job request
+    holds it from cataloguing the video to launching its run: the two never interleave, so either
+    the run exists before the deletion looks (and makes it wait), or the video comes back whole
+    after it. A video no longer catalogued (deleted already, or never) still has its runs and
+    partition removed, if an earlier deletion was cut short before them.
     """
+    settings = get_settings()
+    wait_s = settings.asset_claim_wait_s if claim_wait_s is None else claim_wait_s
+    lease_s = settings.asset_claim_lease_s if claim_lease_s is None else claim_lease_s
+    try:
+        with asset_claim(catalog_url, asset_id, "delete", wait_s, lease_s):
+            return _delete_claimed(instance, store, catalog_url, asset_id)
+    except AssetBusyError:
+        raise VideoBusyError(asset_id, video_runs(instance, asset_id, IN_FLIGHT)) from None
+
+
+def _delete_claimed(instance: DagsterInstance, store: ObjectStore, catalog_url: str, asset_id: str) -> Deletion:
     if busy := video_runs(instance, asset_id, IN_FLIGHT):
         raise VideoBusyError(asset_id, busy)
     with session_scope(catalog_url) as session:

@@ -107,6 +107,20 @@ class Upload(Base):
     lock_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class AssetClaim(Base):
+    """Who has a video's turn: a deletion, or what may bring the video into being (a commit, a job
+    request, the upload sensor), so that they never interleave (`heimdex_pipeline.catalog.claims`)."""
+
+    __tablename__ = "asset_claims"
+
+    # No foreign key: a claim is taken before the video is catalogued, and outlives its deletion.
+    asset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # What holds it and a token of that one holding: `<kind>:<hex>`.
+    holder: Mapped[str] = mapped_column(String(64))
+    # Renewed while its holder works; after it, the holder is taken for dead and another may take over.
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class RunProgress(Base):
     """How far a running step of a run is: written by the step every second or so, read by the API's job answer."""
 

@@ -41,7 +41,7 @@ def get_video(session: Session, asset_id: str) -> Video | None:
     return session.get(Video, asset_id)
 
 
-def _insert(session: Session, model: type) -> Insert:
+def insert_statement(session: Session, model: type) -> Insert:
     """An INSERT that can say `ON CONFLICT` on the session's database (SQLite or PostgreSQL)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(model)
@@ -58,7 +58,7 @@ def register_source(session: Session, store: ObjectStore, source: SourceObject, 
     file neither fail nor split the transaction (no savepoint, which pysqlite would commit).
     """
     created = session.execute(
-        _insert(session, Video).values(
+        insert_statement(session, Video).values(
             asset_id=asset_id, org_id=source.org_id, source_key=source.key, source_name=source.name,
             size_bytes=content.size_bytes, hash=content.value, hash_quality=content.quality, origin=origin,
             created_at=utcnow(),
@@ -71,7 +71,7 @@ def register_source(session: Session, store: ObjectStore, source: SourceObject, 
         video.source_key, video.source_name = source.key, source.name
     row: dict[str, Any] = {"org_id": source.org_id, "size_bytes": source.size_bytes, "version": source.version,
                            "asset_id": asset_id, "seen_at": utcnow()}
-    session.execute(_insert(session, Source).values(key=source.key, **row)
+    session.execute(insert_statement(session, Source).values(key=source.key, **row)
                     .on_conflict_do_update(index_elements=[Source.key], set_=row))
     return video, created
 
@@ -125,7 +125,7 @@ def reserved_upload_prefixes(session: Session) -> set[str]:
 def record_progress(session: Session, run_id: str, step: str, unit: str, done: int, total: int) -> None:
     """Say how far the run's current step is (one row per run, replaced each time)."""
     row = {"step": step, "unit": unit, "done": done, "total": total, "updated_at": utcnow()}
-    session.execute(_insert(session, RunProgress).values(run_id=run_id, **row)
+    session.execute(insert_statement(session, RunProgress).values(run_id=run_id, **row)
                     .on_conflict_do_update(index_elements=[RunProgress.run_id], set_=row))
 
 

@@ -68,6 +68,15 @@ class PipelineSettings(BaseSettings):
         description="Age after which an API video whose run was never launched is ingested by the sensor; "
                     "longer than any commit takes, so that a commit in flight is never raced.")
 
+    # A video's claim (heimdex_pipeline.catalog.claims): a deletion and a commit or job of it take turns.
+    asset_claim_wait_s: float = Field(
+        default=120.0, ge=0,
+        description="How long a deletion, commit or job request waits while another holds the same video's turn "
+                    "(an immediate-mode run is waited for whole) before answering 409 asset_busy")
+    asset_claim_lease_s: float = Field(
+        default=60.0, gt=0,
+        description="How long a video's turn outlives a holder that died (a holder alive renews it)")
+
     # Webhooks (heimdex_pipeline.webhooks): sent by the `webhook_sensor` from the catalog's outbox.
     webhook_interval_s: int = Field(default=4, ge=1, description="Minimum seconds between two runs of the sender")
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=60, description="Time allowed to one POST to a receiver")

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 class UploadRules(ConfigurableResource):
     """When a file is settled, how much one tick takes and hashes, when an API video's run counts as lost
     (the `HEIMDEX_SENSOR_*` settings and `HEIMDEX_WEAK_THRESHOLD_BYTES`), and what the sweep of abandoned
-    uploads may remove (`HEIMDEX_UPLOAD_SWEEP_AGE_S`, `HEIMDEX_UPLOAD_LOCK_LEASE_S`)."""
+    uploads may remove (`HEIMDEX_UPLOAD_SWEEP_AGE_S`, `HEIMDEX_UPLOAD_LOCK_LEASE_S`), and the lease of the claims
+    a tick takes (`HEIMDEX_ASSET_CLAIM_LEASE_S`)."""
 
     settle_s: float
     max_new_files_per_tick: int
@@ -20,6 +21,8 @@ class UploadRules(ConfigurableResource):
     weak_threshold_bytes: int
     sweep_age_s: float
     lock_lease_s: float
+    # How long the claim on a video a tick takes lasts (`catalog.claims`) if the daemon never gives it back.
+    claim_lease_s: float
 
     @classmethod
     def from_settings(cls, settings: "PipelineSettings") -> "UploadRules":
@@ -27,4 +30,4 @@ class UploadRules(ConfigurableResource):
         return cls(settle_s=settings.sensor_settle_s, max_new_files_per_tick=settings.sensor_max_new_files_per_tick,
                    hash_budget_s=settings.sensor_hash_budget_s, lost_run_grace_s=settings.sensor_lost_run_grace_s,
                    weak_threshold_bytes=settings.weak_threshold_bytes, sweep_age_s=settings.upload_sweep_age_s,
-                   lock_lease_s=settings.upload_lock_lease_s)
+                   lock_lease_s=settings.upload_lock_lease_s, claim_lease_s=settings.asset_claim_lease_s)

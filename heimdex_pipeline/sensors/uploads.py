@@ -17,8 +17,10 @@ from dagster import (
 )
 
 from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.catalog.claims import new_holder, release_claims, try_claim
 from heimdex_pipeline.catalog.models import utcnow
 from heimdex_pipeline.catalog.repository import (
+    get_video,
     known_sources,
     mark_partitions_seen,
     mark_run_launched,
@@ -37,6 +39,10 @@ from heimdex_pipeline.storage import ObjectNotFoundError
 from heimdex_pipeline.uploads.bucket import review_bucket, scan_bucket
 from heimdex_pipeline.uploads.identity import ContentChangedError, hash_seen_object
 
+# Who holds the claims the sensor takes (`catalog.claims`).
+SENSOR_HOLDER = "upload_sensor"
+
+
 @sensor(
     job=ingest_video_job,
     # Fixed when the definitions load: Dagster's daemon reads it from the sensor's definition.
@@ -49,6 +55,9 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource, st
     """Add a partition and request an ingest run for each new content in the upload bucket."""
     log = get_logger("sensor")
     store = storage.store
+    # The runs and partitions the last tick asked for are in the instance now: its turns end here.
+    release_claims(catalog.database_url, f"{SENSOR_HOLDER}:")
+    turns = _Turns(catalog, uploads.claim_lease_s)
     # The cursor keeps only short digests of objects not settled yet, so it stays small
     # however many objects the bucket holds; ingested objects are known from the catalog.
     previous = set(json.loads(context.cursor)["unsettled"]) if context.cursor else set()
@@ -78,6 +87,11 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource, st
         except ContentChangedError:
             continue  # written to since it was listed, or while it was hashed: look again next tick
         asset_id = asset_id_for(source.org_id, content)
+        if not turns.take(asset_id):
+            review.defer(source)  # being deleted, or brought in by the API: looked at again next tick
+            continue
+        if store.stat(source.key) is None:
+            continue  # a deletion removed it since it was hashed
         with catalog.session() as session:
             _, created = register_source(session, store, source, asset_id, content, origin="sensor")
         if asset_id in new_partitions:
@@ -86,9 +100,10 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource, st
             new_partitions[asset_id] = source.org_id
             log.info("sensor.ingest", asset_id=asset_id, org_id=source.org_id, key=source.key)
         else:
+            turns.give_back(asset_id)
             log.info("sensor.known_content", asset_id=asset_id, org_id=source.org_id, key=source.key)
-    new_partitions.update(lost_sensor_runs(context.instance, catalog, new_partitions.keys()))
-    new_partitions.update(_lost_api_runs(context, catalog, uploads.lost_run_grace_s))
+    new_partitions.update(turns.still_catalogued(lost_sensor_runs(context.instance, catalog, new_partitions.keys())))
+    new_partitions.update(turns.still_catalogued(_lost_api_runs(context, catalog, uploads.lost_run_grace_s)))
     cursor = json.dumps({"unsettled": sorted(review.unsettled)})
     if not new_partitions and not review.unsettled and not previous:
         return SkipReason("no new file in the upload bucket")
@@ -102,6 +117,36 @@ def upload_sensor(context: SensorEvaluationContext, catalog: CatalogResource, st
             [videos_partitions.build_add_request(list(new_partitions))] if new_partitions else []),
         cursor=cursor,
     )
+
+
+class _Turns:
+    """The videos whose claim (`catalog.claims`) this tick holds: from cataloguing a video until the
+    daemon has added its partition and its run, which it does after the tick returns, so the claims
+    are given back by the next tick. A deletion waits for them; one that holds a video's claim makes
+    this tick leave the video for the next."""
+
+    def __init__(self, catalog: CatalogResource, lease_s: float) -> None:
+        self.catalog, self.holder, self.lease_s = catalog, new_holder(SENSOR_HOLDER), lease_s
+
+    def take(self, asset_id: str) -> bool:
+        return try_claim(self.catalog.database_url, asset_id, self.holder, self.lease_s) is None
+
+    def give_back(self, asset_id: str) -> None:
+        release_claims(self.catalog.database_url, self.holder, asset_id)
+
+    def still_catalogued(self, videos: dict[str, str]) -> dict[str, str]:
+        """Those of `videos` (asset id to org id) whose claim this tick took and which are still catalogued."""
+        kept = {}
+        for asset_id, org_id in videos.items():
+            if not self.take(asset_id):
+                continue
+            with self.catalog.session() as session:
+                catalogued = get_video(session, asset_id) is not None
+            if catalogued:
+                kept[asset_id] = org_id
+            else:
+                self.give_back(asset_id)
+        return kept
 
 
 def lost_sensor_runs(instance: DagsterInstance, catalog: CatalogResource, requested: Collection[str]) -> dict[str, str]:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from heimdex_pipeline.storage.base import PRESIGNED_PUT_HEADERS, ObjectStore, StoredObject
+from heimdex_pipeline.storage.base import PRESIGNED_PUT_HEADERS, ObjectStore, ServedFile, StoredObject
 from heimdex_pipeline.storage.errors import (
     DiskFullError,
     InvalidKeyError,
@@ -68,6 +68,7 @@ __all__ = [
     "LocalStore",
     "ObjectNotFoundError",
     "ObjectStore",
+    "ServedFile",
     "StorageError",
     "StorageUnavailableError",
     "StoredObject",

@@ -5,6 +5,7 @@ Two implementations: `LocalStore` (a folder on disk, the embedded default) and `
 """
 
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -28,6 +29,15 @@ class StoredObject:
     size_bytes: int
     version: str
     modified_at: float
+
+
+@dataclass(frozen=True)
+class ServedFile:
+    """A regular file of a store on disk, as the API streams it under its own signed URL: its path, and
+    what stat said of it (size, modification time) once it was found to be a file of the store's own."""
+
+    path: Path
+    stat: os.stat_result
 
 
 # Headers a store's presigned PUT is signed with, so the client must send them: `If-None-Match: *`
@@ -140,6 +150,13 @@ class ObjectStore(ABC):
     def presigned_get(self, key: str, expires_s: int) -> str | None:
         """A URL that fetches the object without other credentials, or None when the store has no
         URLs of its own (the API then serves the bytes under its own signed URL)."""
+
+    @abstractmethod
+    def served_file(self, key: str) -> ServedFile:
+        """The file the API streams for `key` under its own signed URL, for a store without URLs of its own:
+        a regular file of the store, reached without following a symbolic link anywhere on its way.
+        ObjectNotFoundError when there is none (missing, no regular file, a link on the way), and on a
+        store whose objects clients fetch from it directly (`presigned_get`)."""
 
     @abstractmethod
     def presigned_put(self, key: str, expires_s: int, content_type: str | None,

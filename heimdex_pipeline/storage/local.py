@@ -16,13 +16,14 @@ import os
 import shutil
 import stat as stat_mode
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from heimdex_pipeline.storage.base import ObjectStore, StoredObject, json_bytes
+from heimdex_pipeline.storage.base import ObjectStore, ServedFile, StoredObject, json_bytes
 from heimdex_pipeline.storage.errors import (
     DiskFullError,
     InvalidKeyError,
@@ -94,10 +95,14 @@ def _stage_bytes(path: Path, source: bytes | BinaryIO) -> Path:
 
 def swap_dir(staged: Path, final: Path) -> None:
     """Replace `final` by `staged` so readers see the old set or the new one, never a mix."""
-    retired = None
-    if final.exists():
-        retired = final.with_name(f"{_hidden_beside(final, f'old-{os.getpid()}')}{_STAGING_SUFFIX}")
+    # Moved aside without looking first: a deletion may remove `final` at any moment. The name is
+    # unique, as two publishers of the prefix may each retire the set they found; a rename, never a
+    # mkdir, so that a full disk cannot fail it.
+    retired: Path | None = final.with_name(f"{_hidden_beside(final, f'old-{uuid.uuid4().hex}')}{_STAGING_SUFFIX}")
+    try:
         os.replace(final, retired)
+    except FileNotFoundError:
+        retired = None
     try:
         os.replace(staged, final)
     except BaseException:
@@ -264,13 +269,13 @@ class LocalStore(ObjectStore):
     def delete_prefix(self, prefix: str) -> int:
         """Remove the files under `prefix`, then its folders left empty (the folder of `prefix` included)."""
         count = super().delete_prefix(prefix)
-        folder = self.path(prefix.rstrip("/"))
-        if folder.is_dir():
-            for path in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True) + [folder]:
-                try:
-                    path.rmdir()
-                except OSError:
-                    pass  # not empty: something was written there since, or is not an object
+        # Deepest first, without looking before: another deletion of the same prefix may remove any
+        # of these folders at any moment (os.walk skips a folder gone before it is read).
+        for folder, _, _ in os.walk(self.path(prefix.rstrip("/")), topdown=False):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass  # gone already, or not empty: something was written there since, or is not an object
         return count
 
     def prepare_prefix(self, prefix: str) -> None:
@@ -331,6 +336,29 @@ class LocalStore(ObjectStore):
 
     def presigned_get(self, key: str, expires_s: int) -> str | None:
         return None
+
+    def served_file(self, key: str) -> ServedFile:
+        """Walk from the root one folder at a time, none of them a link (`O_NOFOLLOW`), and take the
+        last name only if it is a regular file: a link planted in the derived folder, pointing out of
+        the root or at another object (an upload served as a JPEG), is no file of this key."""
+        *folders, name = check_key(key).split("/")
+        try:
+            fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY)
+            try:
+                for folder in folders:
+                    inner = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                    os.close(fd)
+                    fd = inner
+                found = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if _absent(exc):
+                raise ObjectNotFoundError(f"nothing is stored at {key}") from None
+            raise
+        if not stat_mode.S_ISREG(found.st_mode):
+            raise ObjectNotFoundError(f"no regular file is stored at {key}")
+        return ServedFile(self.root / key, found)
 
     def presigned_put(self, key: str, expires_s: int, content_type: str | None,
                       content_length: int) -> str | None:

@@ -302,6 +302,10 @@ class S3Store(ObjectStore):
             return self._presigner.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=_expiry(expires_s))
 
+    def served_file(self, key: str) -> NoReturn:
+        """Never a file: a bucket's objects are fetched from the bucket (`presigned_get`), not streamed by the API."""
+        raise ObjectNotFoundError(f"{check_key(key)} is fetched from the bucket, not through the API")
+
     def presigned_put(self, key: str, expires_s: int, content_type: str | None, content_length: int) -> str:
         """A presigned PUT with the length (and the content type, when given) among the signed
         headers: a PUT of another length or type is refused by the store's signature check. It is

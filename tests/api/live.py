@@ -64,25 +64,28 @@ def live_api(tmp_path: Path, database_url: str, instance: DagsterInstance, org: 
 
 
 @contextmanager
-def api_server(home: Path, derived: Path, database_url: str, **settings: str) -> Iterator[str]:
-    """Start `uvicorn heimdex_api.main:app` over a fresh DAGSTER_HOME; yield its base URL.
+def api_server(home: Path, derived: Path, database_url: str, log_name: str = "api.log",
+               **settings: str) -> Iterator[str]:
+    """Start `uvicorn heimdex_api.main:app` over a DAGSTER_HOME (made fresh unless it is there already: several
+    API processes may share one, each with its own `log_name`); yield its base URL.
 
     At the end the process gets SIGABRT first when it did not stop on SIGTERM, so that
-    faulthandler writes every thread's stack to `home/api.log` (what a deadlock looks like).
+    faulthandler writes every thread's stack to `home/<log_name>` (what a deadlock looks like).
     """
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(instance_yaml())
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(instance_yaml())
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "HEIMDEX_DERIVED_ROOT": str(derived),
            "HEIMDEX_DATABASE_URL": database_url, "HEIMDEX_JWT_SECRET": SECRET, "HEIMDEX_ENV": "development",
            **{f"HEIMDEX_{name.upper()}": value for name, value in settings.items()}}
-    log = (home / "api.log").open("wb")
+    log = (home / log_name).open("wb")
     process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "uvicorn", "heimdex_api.main:app",
                                 "--host", "127.0.0.1", "--port", str(port)],
                                env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(f"{url}/v1/health", process, home / "api.log", 60)
+        wait_until_serving(f"{url}/v1/health", process, home / log_name, 60)
         yield url
     finally:
         process.terminate()

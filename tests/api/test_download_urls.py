@@ -179,6 +179,29 @@ def test_a_removed_file_answers_404(
     assert _error(_fetch(client, entry["url"])) == (404, "file_not_found")
 
 
+def test_a_symlink_in_the_derived_folder_is_no_file(
+        client: TestClient, auth: dict[str, str], org: str, asset: tuple[str, Path], settings: ApiSettings,
+        tmp_path: Path) -> None:
+    # Planted by someone with the server's disk: a link out of the root answered 500 (the store's
+    # InvalidKeyError), and one to the upload served the video as `image/jpeg`. Both answer as a
+    # missing file, and so does a thumbnail folder that is a link.
+    first, second = _asset(client, auth, asset[0])["thumbnails"][:2]
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(b"\xff\xd8\xff not the store's")
+    for entry, target in ((first, outside), (second, asset[1])):
+        path = settings.derived_root.resolve() / org_key(org, entry["storage_key"])
+        path.unlink()
+        path.symlink_to(target)
+        assert _error(_fetch(client, entry["url"])) == (404, "file_not_found"), target
+    folder = (settings.derived_root.resolve() / org_key(org, first["storage_key"])).parent
+    copy = tmp_path / "thumbnails-elsewhere"
+    folder.rename(copy)
+    (copy / Path(first["storage_key"]).name).unlink()
+    (copy / Path(first["storage_key"]).name).write_bytes(b"\xff\xd8\xff")
+    folder.symlink_to(copy, target_is_directory=True)
+    assert _error(_fetch(client, first["url"])) == (404, "file_not_found")
+
+
 # ---------------------------------------------------------------------------------------------
 # S3 storage: the bucket's presigned GET
 # ---------------------------------------------------------------------------------------------

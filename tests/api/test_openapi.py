@@ -110,9 +110,9 @@ def test_codes_are_listed_per_route(make_client: Callable[..., TestClient], sett
     document = _document(make_client, settings)
     paths = document["paths"]
     commit, job = paths["/v1/ingest/commit"]["post"], paths["/v1/assets/{asset_id}/sidecar"]["post"]
-    assert _codes(document, commit, "409") == ["upload_already_committed", "upload_incomplete"]
+    assert _codes(document, commit, "409") == ["upload_already_committed", "upload_incomplete", "asset_busy"]
     assert {"unsupported_format", "media_limit_exceeded", "validation_error"} <= set(_codes(document, commit, "422"))
-    assert _codes(document, job, "409") == ["idempotency_conflict", "idempotency_in_progress"]
+    assert _codes(document, job, "409") == ["idempotency_conflict", "idempotency_in_progress", "asset_busy"]
     assert set(_codes(document, job, "503")) == {"dagster_unavailable", "media_unavailable", "database_unavailable",
                                                  "storage_unavailable", "storage_bucket_missing",
                                                  "storage_access_denied"}

@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from heimdex_pipeline.admin.delete import delete_video
 from heimdex_pipeline.assets import probe_metadata
+from heimdex_pipeline.catalog.claims import asset_claim
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.core.settings import PipelineSettings
@@ -286,7 +289,9 @@ class DiesBeforeLaunching:
         os._exit(17)
 
 derived, url, upload_id, path = sys.argv[1:]
-settings = ApiSettings(derived_root=Path(derived), database_url=url, migrate_on_start=False, env="development")
+# The video's claim, which the dead commit never gives back, lasts 1 s past it.
+settings = ApiSettings(derived_root=Path(derived), database_url=url, migrate_on_start=False, env="development",
+                       asset_claim_lease_s=1)
 commit_upload(settings, LocalStore(Path(derived)), DagsterInstance.ephemeral(), DiesBeforeLaunching(),
               CommitRequest(org_id="org-demo", upload_id=upload_id, source_uri=Path(path).as_uri()))
 """
@@ -317,6 +322,7 @@ def test_an_api_commit_that_died_before_its_run_is_run_by_the_sensor(clips, deri
     # Within the grace period the commit may still be launching its run: the sensor leaves it alone.
     assert bucket.settle() == []
     bucket.resources = _rules(resources, pipeline_settings, sensor_settle_s=3600.0, sensor_lost_run_grace_s=0)
+    time.sleep(1)  # the dead commit's claim on the video ends with its lease
     result = bucket.tick()
     (request,) = result.run_requests
     assert (request.partition_key, request.run_key) == (upload.asset_id, upload.asset_id)
@@ -366,6 +372,7 @@ def test_a_deleted_video_dropped_again_is_ingested_again(clips, derived_root, in
     # The daemon's run of that request, with its run key, as the sensor daemon tags it.
     assert materialize([probe_metadata], partition_key=asset_id, instance=instance, resources=resources,
                        tags={RUN_KEY_TAG: asset_id, SENSOR_NAME_TAG: upload_sensor.name}).success
+    assert _requested(bucket.tick()) == []  # the daemon's next tick, which gives back the video's claim
     delete_video(instance, resources["storage"].store, catalog_url, asset_id)
     assert _requested(bucket.tick()) == []  # the file went with the video: nothing to take
     # The daemon drops a request whose run key one of the sensor's runs already has: none is left.
@@ -374,3 +381,30 @@ def test_a_deleted_video_dropped_again_is_ingested_again(clips, derived_root, in
     bucket.drop(path, "org-demo/a.mp4")
     assert bucket.settle() == [asset_id]
     assert instance.has_dynamic_partition("videos", asset_id)
+
+
+def test_a_deletion_and_the_sensor_take_turns_on_a_video(clips, derived_root, instance, resources,
+                                                         catalog_url) -> None:
+    # The daemon adds the partition and the run a tick asks for after the tick returns: a deletion
+    # in between removed the partition, and the run then failed on a deleted video. The tick keeps
+    # the video's claim until the next tick, so the deletion waits for it; and a tick leaves alone a
+    # video whose claim a deletion holds.
+    bucket = Bucket(derived_root, instance, resources)
+    path, _ = clips((2.0, 2.0))
+    bucket.drop(path, "org-demo/a.mp4")
+    (asset_id,) = bucket.settle()
+    store = resources["storage"].store
+    deletion = threading.Thread(target=delete_video, args=(instance, store, catalog_url, asset_id, 60))
+    deletion.start()
+    deletion.join(timeout=1.5)
+    assert deletion.is_alive()  # waiting for the daemon to have applied the tick
+    assert _requested(bucket.tick()) == []
+    deletion.join(timeout=60)
+    assert not deletion.is_alive() and not instance.has_dynamic_partition("videos", asset_id)
+
+    with asset_claim(catalog_url, asset_id, "delete", wait_s=0, lease_s=60):
+        bucket.drop(path, "org-demo/b.mp4")
+        assert bucket.settle() == []  # left for a tick after the deletion
+        with session_scope(catalog_url) as session:
+            assert session.get(Video, asset_id) is None
+    assert _requested(bucket.tick()) == [asset_id]

@@ -18,6 +18,7 @@ from heimdex_api.api.deps import (
 from heimdex_api.api.job_threads import run_job_request
 from heimdex_api.api.params import AssetIdPath, IdempotencyKeyHeader
 from heimdex_api.api.responses import error_responses
+from heimdex_api.core.errors import NotFound
 from heimdex_api.core.security import READ, WRITE, Principal
 from heimdex_api.schemas import (
     AssetResponse,
@@ -40,8 +41,10 @@ async def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Re
     principal.require_org(body.org_id)
 
     def start() -> dict[str, Any]:
-        job = assets.prepare_job(settings, store, asset_id, body, job_type)
-        return assets.start_job(settings, instance, launcher, job)
+        # From the catalog read to the launch: a deletion of the video has its turn before or after, never between.
+        with assets.video_turn(settings, asset_id, "job"):
+            job = assets.prepare_job(settings, store, asset_id, body, job_type)
+            return assets.start_job(settings, instance, launcher, job)
 
     if key is None:
         return await run_job_request(request, start)
@@ -150,4 +153,7 @@ async def delete_asset(asset_id: AssetIdPath, request: Request, principal: Princ
     deletion = await run_job_request(
         request, partial(assets.delete_asset, settings, store, instance, asset_id, principal.org_id))
     request.app.state.finished_jobs.forget(principal.org_id, deletion.run_ids)
+    if deletion.org_id is None:
+        # Another deletion had the video's turn first and removed it whole.
+        raise NotFound("no such asset", code="asset_not_found")
     return Response(status_code=204)

@@ -8,7 +8,6 @@ covers the full key, and only sidecars, thumbnails and storyboards inside the or
 
 import re
 from pathlib import PurePosixPath
-from stat import S_ISREG
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -23,9 +22,8 @@ from heimdex_api.services.urls import DOWNLOAD, FILES_PATH
 from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
 from heimdex_pipeline.media.storyboard import VTT_NAME
 from heimdex_pipeline.outputs.sidecar import Sidecar
-from heimdex_pipeline.storage import InvalidKeyError
+from heimdex_pipeline.storage import InvalidKeyError, ObjectNotFoundError
 from heimdex_pipeline.storage.layout import org_key
-from heimdex_pipeline.storage.local import LocalStore
 
 router = APIRouter(prefix=FILES_PATH, tags=["files"])
 
@@ -63,14 +61,11 @@ def download_file(
         return Response(storyboard_vtt(store, urls, org_id, track.group(1)), media_type="text/vtt; charset=utf-8",
                         headers={"Access-Control-Allow-Origin": "*"})
     media_type = _MEDIA_TYPES.get(PurePosixPath(key).suffix)
-    # A store with URLs of its own (S3) never signs these URLs: its objects are fetched from it.
-    if not isinstance(store, LocalStore) or not storage_key.startswith(_SERVED_FOLDERS) or media_type is None:
+    if not storage_key.startswith(_SERVED_FOLDERS) or media_type is None:
         raise NotFound("no such file", code="file_not_found")
-    path = store.path(key)
     try:
-        stat = path.stat()
-    except OSError:
-        stat = None
-    if stat is None or not S_ISREG(stat.st_mode):
-        raise NotFound("the file is gone: it was replaced or removed", code="file_not_found")
-    return FileResponse(path, media_type=media_type, stat_result=stat)
+        # Only a regular file of the store's own; a store with URLs of its own (S3) has none to serve.
+        served = store.served_file(key)
+    except ObjectNotFoundError:
+        raise NotFound("the file is gone: it was replaced or removed", code="file_not_found") from None
+    return FileResponse(served.path, media_type=media_type, stat_result=served.stat)
