@@ -14,12 +14,20 @@ from heimdex_api.api.routes import assets, files, health, ingest, jobs, legacy, 
 from heimdex_api.core.config import ApiSettings, get_api_settings
 from heimdex_api.core.errors import install_error_handlers
 from heimdex_api.core.limits import BodyLimitMiddleware, BodyReadTimeoutMiddleware
+from heimdex_api.schemas import (
+    CommitRequest,
+    SourceRequest,
+    ThumbnailsRequest,
+    source_uri_schema,
+    webhook_url_schema,
+)
 from heimdex_api.services.dagster_instance import tuned_for_serving
 from heimdex_api.services.finished_jobs import FinishedJobs
 from heimdex_api.services.launchers import JobLauncher, make_launcher
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.core.logs import configure_logging
 from heimdex_pipeline.storage import ObjectStore, store_from_settings
+from heimdex_pipeline.storage.layout import UPLOADS
 
 
 class Runtime:
@@ -58,14 +66,20 @@ class Runtime:
         return made[part] if part in made else await anyio.to_thread.run_sync(getattr, self, part)
 
 
-def _document_limits(app: FastAPI, settings: ApiSettings) -> None:
-    """Write the limits of these settings into the OpenAPI document (`content_length` above: 413)."""
+def _document_deployment(app: FastAPI, settings: ApiSettings) -> None:
+    """Write what these settings and this store enforce into the OpenAPI document: the largest `content_length`
+    (above it: 422 `upload_too_large`), where a `source_uri` may point, which webhook URLs are taken."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            properties = build()["components"]["schemas"]["InitRequest"]["properties"]
-            properties["content_length"]["maximum"] = settings.max_upload_bytes
+            schemas = build()["components"]["schemas"]
+            schemas["InitRequest"]["properties"]["content_length"]["maximum"] = settings.max_upload_bytes
+            source_uri = source_uri_schema(app.state.runtime.store.uri(UPLOADS))
+            for model in (CommitRequest, SourceRequest, ThumbnailsRequest):
+                schemas[model.__name__]["properties"]["source_uri"].update(source_uri)
+            schemas["WebhookCreate"]["properties"]["url"].update(
+                webhook_url_schema(settings.webhook_allow_private_addresses))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -99,7 +113,7 @@ def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | 
         app.include_router(module.router)
     if settings.enable_legacy:
         app.include_router(legacy.router)
-    _document_limits(app, settings)
+    _document_deployment(app, settings)
     return app
 
 

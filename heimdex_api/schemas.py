@@ -2,7 +2,9 @@
 
 The constraints the code enforces are written into the schema, so that a client generated from
 the OpenAPI sends only what the server can take. Those checked by a service with its own error
-code (source names, URIs, upload ids) are documented here and enforced there.
+code (source names, URIs, upload ids) are documented here and enforced there; those that depend
+on the server's settings and storage (`source_uri_schema`, `webhook_url_schema`, the largest
+`content_length`) are written into the document by `heimdex_api.main`.
 """
 
 import re
@@ -13,18 +15,20 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from heimdex_pipeline.media.storyboard import Storyboard
 from heimdex_pipeline.outputs.sidecar import Sidecar, ThumbnailEntry
 from heimdex_pipeline.storage import ORG_ID_PATTERN, RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, check_org_id
+from heimdex_pipeline.storage.layout import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, UPLOADS
 
 UPLOAD_ID_PATTERN = re.compile(r"^up_[0-9a-f]{32}$")
 MAX_SOURCE_URI_LENGTH = 4096
-# A local file URI (empty host or `localhost`), absolute path of URI characters, no query or fragment;
-# it must also lie in the org's uploads (for commit, in the upload's folder): 422 `invalid_source_uri`.
-SOURCE_URI_PATTERN = r"^file://(localhost)?/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$"
 # Every character `str.isspace()` takes (all below U+3001), which `str.strip()` removes.
 _SPACES = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace())
 _NAME_BAD = r"/\\\u0000-\u001f\u007f"
 # services/sources.py::check_source_name: no separator, NUL or control character, no leading '-'
-# or '.', no surrounding space; its limit of 255 UTF-8 bytes is stated, as a schema cannot count bytes.
+# or '.', no surrounding space.
 SOURCE_NAME_PATTERN = f"^[^-.{_NAME_BAD}{_SPACES}]([^{_NAME_BAD}]*[^{_NAME_BAD}{_SPACES}])?$"
+# Its limit of 255 UTF-8 bytes, as a schema can say it (it counts characters): 255 ASCII characters,
+# 127 of at most 2 bytes, or 63 of any.
+SOURCE_NAME_BYTES = [{"maxLength": 255, "pattern": "^[\\u0000-\\u007f]*$"},
+                     {"maxLength": 127, "pattern": "^[\\u0000-\\u07ff]*$"}, {"maxLength": 63}]
 
 
 OrgId = Annotated[str, Field(
@@ -33,12 +37,89 @@ OrgId = Annotated[str, Field(
                 f"Not a name of the storage layout ({', '.join(sorted(RESERVED_ORG_IDS))}, in any case)."),
     AfterValidator(check_org_id)]
 SourceUri = Annotated[str, Field(
-    max_length=MAX_SOURCE_URI_LENGTH, json_schema_extra={"format": "uri", "pattern": SOURCE_URI_PATTERN},
-    description="`file://` URI of a file inside `<derived>/uploads/<org_id>/` (symlinks followed); "
-                "anything else answers 422 `invalid_source_uri`, a missing file 404 `source_not_found`.")]
+    max_length=MAX_SOURCE_URI_LENGTH,
+    description="The URI of a file in the org's uploads, as init's `asset_uri` gives it: `file://<derived>/uploads/"
+                "<org_id>/...` on local storage (percent-encoded, symlinks followed), `s3://<bucket>/<prefix>uploads/"
+                "<org_id>/...` on S3 (the key verbatim); the pattern holds this server's folder or bucket, and "
+                "names of at most 255 bytes. Anything else answers 422 `invalid_source_uri`, as does a link "
+                "leading out of the uploads and, for a commit, a file outside the upload's own folder; a missing "
+                "file, or one in another org's uploads, 404 `source_not_found`.")]
 WeakThreshold = Annotated[int | None, Field(
     default=None, ge=0, le=2**40,
     description="Files larger than this get a weak hash (default HEIMDEX_WEAK_THRESHOLD_BYTES, 1,000,000,000).")]
+
+
+# The characters of a name in a `source_uri`, as the store reads them. One byte of the key each: RFC 3986's
+# path characters but `.` (which `_name` places), and, in a `file://` URI (which the store percent-decodes),
+# the escape of a printable ASCII byte but `.`, `/` and `\` (so that `.` and `..` are seen as such).
+_PATH_CHAR = "[A-Za-z0-9_~!$&'()*+,;=:@-]"
+_ASCII_ESCAPE = "%(?:2[0-9A-Da-d]|[346][0-9A-Fa-f]|5[0-9ABD-Fabd-f]|7[0-9A-Ea-e])"
+# The escapes of one well-formed UTF-8 character of 2 to 4 bytes (RFC 3629).
+_CONT = "%[89ABab][0-9A-Fa-f]"
+_UTF8_ESCAPE = (f"%[Cc][2-9A-Fa-f]{_CONT}|%[Dd][0-9A-Fa-f]{_CONT}|%[Ee]0%[ABab][0-9A-Fa-f]{_CONT}"
+                f"|%[Ee][1-9A-Ca-cEFef]{_CONT}{_CONT}|%[Ee][Dd]%[89][0-9A-Fa-f]{_CONT}"
+                f"|%[Ff]0%[9ABab][0-9A-Fa-f]{_CONT}{_CONT}|%[Ff][1-3]{_CONT}{_CONT}{_CONT}"
+                f"|%[Ff]4%8[0-9A-Fa-f]{_CONT}{_CONT}")
+
+
+def _name(char: str, most: int) -> str:
+    """A name of at most `most` characters (`char`, or `.`) that is not `.` or `..`."""
+    any_char = f"\\.|{char}"
+    return (f"(?:{char})(?:{any_char}){{0,{most - 1}}}|\\.(?:{char})(?:{any_char}){{0,{most - 2}}}"
+            f"|\\.\\.(?:{any_char}){{1,{most - 2}}}")
+
+
+def _literal(text: str) -> str:
+    """`text` as a regex that matches it alone, escaping only what ECMA-262 and Python both take escaped."""
+    return re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\1", text)
+
+
+def source_uri_schema(uploads_uri: str) -> dict[str, Any]:
+    """The constraints of `source_uri` on a store whose upload area is at `uploads_uri` (`store.uri(UPLOADS)`):
+    a file below an org's folder of it, named so that `store.key_of` takes it.
+
+    The store percent-decodes a `file://` URI, and takes an `s3://` one verbatim (there, only
+    characters that need no escape). A name is at most MAX_SEGMENT_BYTES long: that many one-byte
+    characters, or a quarter as many where wider ones are written. A character of the URI is at
+    least one byte of the key, so the length keeps the key within MAX_KEY_BYTES.
+    """
+    one_byte = f"{_PATH_CHAR}|{_ASCII_ESCAPE}" if uploads_uri.startswith("file:") else _PATH_CHAR
+    names = [_name(one_byte, MAX_SEGMENT_BYTES)]
+    if uploads_uri.startswith("file:"):
+        names.append(_name(f"{one_byte}|{_UTF8_ESCAPE}", MAX_SEGMENT_BYTES // 4))
+    org = ORG_ID_PATTERN.pattern.removeprefix("^").removesuffix("$")
+    return {"format": "uri", "pattern": f"^{_literal(uploads_uri)}/{org}(?:/(?:{'|'.join(names)}))+$",
+            "maxLength": min(MAX_SOURCE_URI_LENGTH, len(uploads_uri) - len(UPLOADS) + MAX_KEY_BYTES)}
+
+
+_PORT = "[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]"
+# A name whose last label starts with a letter: no top-level domain is all digits, and a host that is
+# (`0`, `2130706433`, `127.1`, `0x7f.1`) the resolver reads as an address. Labels are not held to DNS's
+# lengths, which registration does not check either (one way only to match: no backtracking on long input).
+_HOST_NAME = "(?:[A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*"
+_OCTET = "25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]"
+_IPV4 = f"(?:{_OCTET})(?:\\.(?:{_OCTET})){{3}}"
+# RFC 3986's characters of a path, a query or a fragment.
+_URL_CHAR = "[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2}"
+_HTTP = "^[hH][tT][tT][pP][sS]?://"
+_LOCAL_NAME = "[lL][oO][cC][aA][lL][hH][oO][sS][tT](?:\\.[lL][oO][cC][aA][lL][dD][oO][mM][aA][iI][nN])?"
+
+
+def webhook_url_schema(allow_private: bool) -> dict[str, Any]:
+    """The constraints of a webhook `url` that `heimdex_pipeline.webhooks.addresses.parse_url` takes at
+    registration with `allow_private` (HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES).
+
+    The host is a name, or with `allow_private` a dotted IPv4 address too; the other forms a
+    resolver reads as an address, and IPv6 literals, are left out. Without `allow_private`, a
+    name ending in `localhost` is refused (`not`); where a name leads is checked at each delivery.
+    """
+    host = f"(?:{_HOST_NAME}|{_IPV4})" if allow_private else _HOST_NAME
+    schema: dict[str, Any] = {"format": "uri",
+                              "pattern": f"{_HTTP}{host}(?::(?:{_PORT}))?(?:/(?:{_URL_CHAR})*)?"
+                                         f"(?:\\?(?:{_URL_CHAR})*)?(?:#(?:{_URL_CHAR})*)?$"}
+    if not allow_private:
+        schema["not"] = {"pattern": f"{_HTTP}[^/?#:]*{_LOCAL_NAME}(?:[:/?#]|$)"}
+    return schema
 
 
 class Request(BaseModel):
@@ -58,11 +139,12 @@ class Request(BaseModel):
 
 class InitRequest(Request):
     org_id: OrgId
-    source_name: str = Field(min_length=1, max_length=1024, json_schema_extra={"pattern": SOURCE_NAME_PATTERN},
+    source_name: str = Field(min_length=1, max_length=1024,
+                             json_schema_extra={"pattern": SOURCE_NAME_PATTERN, "anyOf": SOURCE_NAME_BYTES},
                              description="A plain file name of at most 255 UTF-8 bytes; else 422 "
                                          "`invalid_source_name`.")
-    content_length: int = Field(ge=0, description="The file's size in bytes; above HEIMDEX_MAX_UPLOAD_BYTES "
-                                                      "413 `upload_too_large`.")
+    content_length: int = Field(ge=0, description="The file's size in bytes; above the maximum "
+                                                      "(HEIMDEX_MAX_UPLOAD_BYTES) 422 `upload_too_large`.")
     content_type: str | None = Field(default=None, max_length=255)
 
 
@@ -238,8 +320,11 @@ WebhookEventType = Literal["asset.ready", "asset.failed", "job.succeeded", "job.
 
 class WebhookCreate(Request):
     url: str = Field(min_length=1, max_length=2048,
-                     description="Where events are POSTed: http or https; in production a public address only "
-                                 "(HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES). Redirects are not followed.")
+                     description="Where events are POSTed: http or https, its host a name, not `localhost`, or with "
+                                 "HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES a name or a dotted IPv4 address (the "
+                                 "pattern is this server's); no credentials, no port 0. Else 422 "
+                                 "`webhook_url_not_allowed`. Where a name leads is checked at each delivery: a "
+                                 "non-public address fails it. Redirects are not followed.")
     events: list[WebhookEventType] = Field(min_length=1, max_length=4,
                                            description="The events wanted; each at most once.")
 

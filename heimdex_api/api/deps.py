@@ -65,7 +65,9 @@ async def get_principal(settings: SettingsDep,
     return decode_token(credentials.credentials, settings)
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+# Committed before the answer is sent (FastAPI's default scope ends a dependency after it): a client that
+# reads right after a 201 or a 204 sees the write, and a commit that fails answers an error, not the 201.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 DownloadUrlsDep = Annotated[DownloadUrls, Depends(get_download_urls)]
 InstanceDep = Annotated[DagsterInstance, Depends(get_instance)]

@@ -32,7 +32,7 @@ _DESCRIPTIONS = {
     404: "Nothing there; another org's object answers the same.",
     409: "The request conflicts with an earlier one.",
     412: "A tus request of another protocol version than Tus-Resumable 1.0.0.",
-    413: "The body, or the declared upload, is larger than the limit.",
+    413: "The body is larger than the limit.",
     415: "A tus PATCH without Content-Type application/offset+octet-stream.",
     422: "The request can never succeed as it is: `validation_error` (schema) or a business code.",
     460: "tus checksum extension: the bytes do not match Upload-Checksum; nothing of them was kept.",
@@ -43,8 +43,9 @@ _DESCRIPTIONS = {
 # Per route: the codes it can answer, by status, beyond the 401/403/422 every such route has.
 ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "env_check": {503: _DATABASE},
-    "init": {400: _BAD_BODY, 403: _ORG, 413: (*_BODY_TOO_LARGE, "upload_too_large"),
-             422: ("invalid_source_name",), 503: (*_DATABASE, *_STORAGE)},
+    # A content_length above the document's maximum is a 422 like any value the schema refuses: the body is small.
+    "init": {400: _BAD_BODY, 403: _ORG, 413: _BODY_TOO_LARGE, 422: ("invalid_source_name", "upload_too_large"),
+             503: (*_DATABASE, *_STORAGE)},
     "commit": {400: _BAD_BODY, 403: _ORG, 404: ("upload_not_found", "source_not_found"),
                409: ("upload_already_committed", "upload_incomplete", "asset_busy"), 413: _BODY_TOO_LARGE,
                422: (*_SOURCE, "content_length_mismatch"), 503: _JOB_503},

@@ -28,7 +28,7 @@ from heimdex_pipeline.catalog.repository import get_video, register_source
 from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
-from heimdex_pipeline.storage.layout import org_uploads_prefix, sidecar_key, sidecar_storage_key
+from heimdex_pipeline.storage.layout import sidecar_key, sidecar_storage_key
 
 # What an asset without a sidecar says, by the state of its newest run.
 _PENDING_STATUS = {"running": "processing", "failed": "failed", "canceled": "failed"}
@@ -54,7 +54,7 @@ def thumbnail_config(body: ThumbnailsRequest) -> dict[str, Any]:
 
 
 def _identify(settings: ApiSettings, store: ObjectStore, body: SourceRequest) -> IdentifiedSource:
-    key = source_key(store, body.source_uri, org_uploads_prefix(body.org_id))
+    key = source_key(store, body.source_uri, body.org_id)
     return identify_request(settings, store, body.org_id, key, body.weak_threshold_bytes)
 
 

@@ -45,7 +45,8 @@ def probe_for_client(source: Path | str, limits: MediaLimits | None = None) -> d
         raise Unavailable(str(exc), code="media_unavailable") from None
 
 
-def _missing() -> NotFound:
+def source_not_found() -> NotFound:
+    """404 `source_not_found`: nothing of the org's is at `source_uri` (nor is it said what another org has there)."""
     return NotFound("nothing is at source_uri", code="source_not_found")
 
 
@@ -62,7 +63,7 @@ def identify(store: ObjectStore, org_id: str, key: str, weak_threshold_bytes: in
     """
     found = store.stat(key)
     if found is None:
-        raise _missing()
+        raise source_not_found()
     if found.size_bytes == 0:
         raise Unprocessable("the source file is empty", code="empty_source")
     if expected_size is not None and found.size_bytes != expected_size:
@@ -76,7 +77,7 @@ def identify(store: ObjectStore, org_id: str, key: str, weak_threshold_bytes: in
         # Hashed as it was before the probe: a file written to since then is refused.
         content, after = hash_seen_object(store, found, weak_threshold_bytes)
     except ObjectNotFoundError:
-        raise _missing() from None
+        raise source_not_found() from None
     except ContentChangedError:
         raise Unprocessable("the source file changed while it was read", code="source_changed") from None
     return IdentifiedSource(file=SourceObject.of(org_id, after), probe=probe, content=content,

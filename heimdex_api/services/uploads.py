@@ -9,7 +9,7 @@ from dagster import DagsterInstance
 from sqlalchemy import and_, delete, or_, select, update
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_api.core.errors import Conflict, NotFound, PayloadTooLarge
+from heimdex_api.core.errors import Conflict, NotFound, Unprocessable
 from heimdex_api.schemas import UPLOAD_ID_PATTERN, CommitRequest, InitRequest, SourceRequest
 from heimdex_api.services import tus
 from heimdex_api.services.assets import asset_status, video_turn
@@ -21,7 +21,7 @@ from heimdex_pipeline.catalog.models import Source, Upload, Video
 from heimdex_pipeline.catalog.repository import register_source
 from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.storage import PRESIGNED_PUT_HEADERS, InvalidKeyError, ObjectStore
-from heimdex_pipeline.storage.layout import org_uploads_prefix, upload_prefix
+from heimdex_pipeline.storage.layout import upload_prefix
 
 
 def init_upload(settings: ApiSettings, store: ObjectStore, body: InitRequest, base_url: str) -> dict[str, Any]:
@@ -29,7 +29,8 @@ def init_upload(settings: ApiSettings, store: ObjectStore, body: InitRequest, ba
     its upload URLs (`base_url`: the request's, unless HEIMDEX_PUBLIC_URL says otherwise)."""
     name = check_source_name(body.source_name)
     if body.content_length > settings.max_upload_bytes:
-        raise PayloadTooLarge(f"content_length exceeds {settings.max_upload_bytes} bytes", code="upload_too_large")
+        # 422, not 413: the request itself is small, its field is above the maximum the document states.
+        raise Unprocessable(f"content_length exceeds {settings.max_upload_bytes} bytes", code="upload_too_large")
     upload_id = f"up_{uuid4().hex}"
     prefix = upload_prefix(body.org_id, upload_id)
     # Recorded first: the sensor leaves the prefix alone from the moment anything can be placed there.
@@ -146,7 +147,7 @@ def commit_upload(settings: ApiSettings, store: ObjectStore, instance: DagsterIn
     turn = ExitStack()
     try:
         _check_complete(store, upload)
-        key = source_key(store, body.source_uri, upload.prefix)
+        key = source_key(store, body.source_uri, body.org_id, upload.prefix)
         source = identify_request(settings, store, body.org_id, key, body.weak_threshold_bytes,
                                   expected_size=upload.content_length)
         # Cataloguing, the partition and the launch hold the video's turn: a deletion of the same
@@ -175,7 +176,7 @@ def commit_upload(settings: ApiSettings, store: ObjectStore, instance: DagsterIn
 
 def probe_source(settings: ApiSettings, store: ObjectStore, body: SourceRequest) -> dict[str, Any]:
     """The probe document of a file in the org's uploads, with its hash and asset id; changes nothing."""
-    key = source_key(store, body.source_uri, org_uploads_prefix(body.org_id))
+    key = source_key(store, body.source_uri, body.org_id)
     source = identify_request(settings, store, body.org_id, key, body.weak_threshold_bytes)
     return {**source.probe, "asset_id": source.asset_id, "hash": source.content.value,
             "hash_quality": source.content.quality, "size_bytes": source.content.size_bytes}

@@ -1,8 +1,7 @@
 """A schemathesis check for Heimdex: a request the OpenAPI calls valid never fails validation.
 
-`schemathesis.toml` lets a schema-valid request be refused with 422 for what no schema can say
-(the file at `source_uri` and its folder); this check keeps that from hiding a disagreement
-between the document and the code, which the server would answer as `validation_error`.
+schemathesis's own `positive_data_acceptance` fails any 422 to such a request; this check says
+which disagreement it is when the server's validation refuses what the document allows.
 Loaded by `schemathesis run` (the `hooks` of schemathesis.toml) and by tests/api/test_openapi.py.
 """
 

@@ -25,13 +25,16 @@ def test_init_refuses_unsafe_source_names(client: TestClient, auth: dict[str, st
     before.assert_unchanged()
 
 
-@pytest.mark.parametrize(("length", "status"), [(-1, 422), (10**15, 413), (10**40, 413), ("12", 422), (1.5, 422)])
+@pytest.mark.parametrize(("length", "code"), [(-1, "validation_error"), (10**15, "upload_too_large"),
+                                            (10**40, "upload_too_large"), ("12", "validation_error"),
+                                            (1.5, "validation_error")])
 def test_init_refuses_bad_content_lengths(client: TestClient, auth: dict[str, str], org: str, snapshot,
-                                          length: object, status: int) -> None:
+                                          length: object, code: str) -> None:
+    """Above the document's maximum (HEIMDEX_MAX_UPLOAD_BYTES) is a 422 like any value the schema refuses."""
     before = snapshot()
     response = client.post("/v1/ingest/init", headers=auth,
                            json={"org_id": org, "source_name": "a.mp4", "content_length": length})
-    assert response.status_code == status, response.text
+    assert (response.status_code, response.json()["error"]) == (422, code), response.text
     before.assert_unchanged()
 
 
@@ -201,3 +204,20 @@ def test_probe_refuses_bad_sources(client: TestClient, auth: dict[str, str], org
     uri = uri.format(uploads=settings.derived_root.resolve() / "uploads" / org)
     response = client.post("/v1/ingest/probe", headers=auth, json={"org_id": org, "source_uri": uri})
     assert (response.status_code, response.json()["error"]) == (status, code)
+
+
+def test_a_file_in_another_orgs_uploads_is_not_found(client: TestClient, auth: dict[str, str], org: str,
+                                                     clip: Path, snapshot) -> None:
+    """Inside the upload area (where the OpenAPI's `source_uri` pattern points), another org's file answers as a
+    missing one does: 404, never saying it is there, nor 422 for a URI the document calls valid."""
+    other = f"{org}-other"
+    _, theirs = place(client, bearer(make_token(other, ["admin"])), other, clip)
+    upload_id = init_upload(client, auth, org, "clip.mp4", clip.stat().st_size)["upload_id"]
+    before = snapshot()
+    missing = client.post("/v1/ingest/probe", headers=auth,
+                          json={"org_id": org, "source_uri": theirs.with_name("missing.mp4").as_uri()})
+    for response in (client.post("/v1/ingest/probe", headers=auth, json={"org_id": org, "source_uri": theirs.as_uri()}),
+                     commit(client, auth, org, upload_id, theirs)):
+        assert (response.status_code, response.json()) == (404, missing.json()), response.text
+    assert missing.json()["error"] == "source_not_found"
+    before.assert_unchanged()

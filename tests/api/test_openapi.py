@@ -1,15 +1,21 @@
-"""The OpenAPI document tells the truth: schemathesis, every check, over the whole document, in-process.
+"""The OpenAPI document tells the truth: schemathesis, every check, over the whole document, in-process
+and against a served API as a user runs it.
 
-A fixed seed and example count keep the run short and repeatable; a longer run against a real
+A fixed seed and example count keep the runs short and repeatable; a longer run against a real
 server is one command (README, "The OpenAPI document").
 """
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import hypothesis
+import jsonschema_rs
 import pytest
 import schemathesis
 import schemathesis.engine
@@ -23,9 +29,20 @@ from heimdex_api.api.params import RUN_ID_PATTERN
 from heimdex_api.api.responses import ROUTE_ERRORS, UNAUTHORIZED, route_errors
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
-from heimdex_api.schemas import SOURCE_NAME_PATTERN, UPLOAD_ID_PATTERN
+from heimdex_api.schemas import (
+    SOURCE_NAME_BYTES,
+    SOURCE_NAME_PATTERN,
+    UPLOAD_ID_PATTERN,
+    source_uri_schema,
+    webhook_url_schema,
+)
+from heimdex_api.services.sources import check_source_name
 from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
-from heimdex_pipeline.storage import RESERVED_ORG_ID_PATTERN
+from heimdex_pipeline.storage import RESERVED_ORG_ID_PATTERN, LocalStore
+from heimdex_pipeline.storage.layout import UPLOADS
+from heimdex_pipeline.storage.s3 import S3Store
+from heimdex_pipeline.webhooks.addresses import parse_url
+from tests.api.live import api_server
 from tests.api.support import SECRET, bearer, make_token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +94,31 @@ def test_the_api_answers_as_documented(tmp_path: Path, sqlite_url: str, dagster_
     assert not problems, "\n\n".join(sorted(problems))
 
 
+def test_a_user_running_schemathesis_against_the_served_api_sees_no_failure(tmp_path: Path, sqlite_url: str,
+                                                                          org: str) -> None:
+    """The README's command, as a user runs it: `uvicorn heimdex_api.main:app` in production mode on a port
+    of 127.0.0.1, a token from `python -m heimdex_api.core.security`, and `schemathesis run --checks all`
+    from a folder without the repository's schemathesis.toml, so that its default expectations judge:
+    what the document calls invalid answers 4xx but 413, what it calls valid answers no 422.
+
+    Seed 1 and 25 examples per operation: about 1,300 cases, some 30 s on 2 shared cores.
+    """
+    server = {"env": "production", "jwt_secret": SECRET, "url_signing_key": "u" * 32}
+    with api_server(tmp_path / "home", tmp_path / "derived", sqlite_url, **server) as url:
+        environment = {"PATH": os.environ["PATH"], **{f"HEIMDEX_{k.upper()}": v for k, v in server.items()}}
+        token = subprocess.run([sys.executable, "-m", "heimdex_api.core.security", "--org", org, "--scope", "admin"],
+                               cwd=tmp_path, env={**environment, "PYTHONPATH": str(REPO_ROOT)}, check=True,
+                               capture_output=True, text=True, timeout=60).stdout.strip()
+        run = subprocess.run([str(Path(sys.executable).with_name("schemathesis")), "run", f"{url}/openapi.json",
+                              "--checks", "all", "-H", f"Authorization: Bearer {token}",
+                              "--max-examples", "25", "--seed", "1", "--no-color"],
+                             cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+    report = run.stdout + run.stderr
+    assert "Configuration:" not in report  # no schemathesis.toml was read: its defaults judge
+    cases = re.search(r"(\d+) generated", report)
+    assert run.returncode == 0 and cases and int(cases.group(1)) > 1000, report
+
+
 def _document(make_client: Callable[..., TestClient], settings: ApiSettings, **changes: Any) -> dict[str, Any]:
     return make_client(settings.model_copy(update=changes)).get("/openapi.json").json()
 
@@ -116,7 +158,8 @@ def test_codes_are_listed_per_route(make_client: Callable[..., TestClient], sett
     assert set(_codes(document, job, "503")) == {"dagster_unavailable", "media_unavailable", "database_unavailable",
                                                  "storage_unavailable", "storage_bucket_missing",
                                                  "storage_access_denied"}
-    assert _codes(document, paths["/v1/ingest/init"]["post"], "413") == ["payload_too_large", "upload_too_large"]
+    assert _codes(document, paths["/v1/ingest/init"]["post"], "413") == ["payload_too_large"]
+    assert "upload_too_large" in _codes(document, paths["/v1/ingest/init"]["post"], "422")
     assert _codes(document, paths["/v1/jobs/{job_id}"]["get"], "404") == ["job_not_found"]
 
 
@@ -134,9 +177,18 @@ def test_constraints_the_code_enforces_are_in_the_schema(make_client: Callable[.
     schemas = document["components"]["schemas"]
     assert schemas["InitRequest"]["properties"]["content_length"]["maximum"] == 1000
     assert schemas["InitRequest"]["properties"]["source_name"]["pattern"] == SOURCE_NAME_PATTERN
-    source_uri = schemas["SourceRequest"]["properties"]["source_uri"]
-    assert (source_uri["format"], source_uri["maxLength"]) == ("uri", 4096)
-    assert source_uri["pattern"].startswith("^file://")
+    uploads = (settings.derived_root.resolve() / "uploads").as_uri()
+    for name in ("CommitRequest", "SourceRequest", "ThumbnailsRequest"):
+        source_uri = schemas[name]["properties"]["source_uri"]
+        assert source_uri == {**source_uri, **source_uri_schema(uploads)}
+    pattern = re.compile(source_uri["pattern"])
+    assert pattern.match(f"{uploads}/org-a/up_1/vid%C3%A9o.mp4") and pattern.match(f"{uploads}/org-b/.a")
+    assert not any(pattern.match(uri) for uri in ("file:///", f"{uploads}/org-a/", f"{uploads}/org-a/../a",
+                                                  f"{uploads}/org-a/%2e%2e/a", f"{uploads}/org-a/a%00",
+                                                  f"{uploads}/org-a/{'a' * 256}", "file:///etc/passwd"))
+    assert schemas["InitRequest"]["properties"]["source_name"]["anyOf"] == SOURCE_NAME_BYTES
+    assert {k: v for k, v in schemas["WebhookCreate"]["properties"]["url"].items()
+            if k in ("format", "pattern", "not")} == webhook_url_schema(allow_private=False)
     assert schemas["SourceRequest"]["properties"]["org_id"]["not"] == {"pattern": RESERVED_ORG_ID_PATTERN.pattern}
     assert schemas["CommitRequest"]["properties"]["upload_id"]["pattern"] == UPLOAD_ID_PATTERN.pattern
     policy = schemas["ThumbnailPolicyIn"]["properties"]
@@ -153,6 +205,61 @@ def test_constraints_the_code_enforces_are_in_the_schema(make_client: Callable[.
             status, success = next(item for item in operation["responses"].items() if item[0].startswith("2"))
             if status != "204" and path not in NOT_JSON:
                 assert success["content"]["application/json"]["schema"].get("$ref"), (method, path)
+
+
+@pytest.mark.parametrize("allow_private", [False, True], ids=["public-only", "private-allowed"])
+def test_a_webhook_url_the_document_allows_is_registered(allow_private: bool) -> None:
+    """Every URL the pattern allows, `parse_url` takes: no 422 for a URL the document calls valid. Numeric hosts,
+    which the resolver reads as addresses, and IPv6 literals are outside it."""
+    schema = webhook_url_schema(allow_private)
+    valid = jsonschema_rs.validator_for({"type": "string", **schema}, validate_formats=True)
+
+    @hypothesis.settings(max_examples=300, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(hypothesis.strategies.from_regex(schema["pattern"], fullmatch=True))
+    def registered(url: str) -> None:
+        if valid.is_valid(url):
+            parse_url(url, allow_private)
+
+    registered()
+    for url in ("0", "http://0/", "http://2130706433/", "http://127.1/", "http://0x7f.1/", "http://127.0.0.1./",
+                "http://[::ffff:127.0.0.1]/", "http://[64:ff9b::7f00:1]/", "http://user@hooks.example.com/",
+                "http://hooks.example.com:0/", "ftp://hooks.example.com/"):
+        assert not valid.is_valid(url), url
+    assert valid.is_valid("https://hooks.example.com:8443/heimdex?x=1#y")
+    assert valid.is_valid("http://127.0.0.1:8000/hook") is valid.is_valid("http://localhost/") is allow_private
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_a_source_uri_the_document_allows_names_a_key_in_the_uploads(tmp_path: Path, storage: str) -> None:
+    """Every URI the pattern allows, the store reads as a key of the upload area (then 404 or the file's answer),
+    never refusing it as `invalid_source_uri`."""
+    store = (LocalStore(tmp_path) if storage == "local"
+             else S3Store("bucket", endpoint_url="http://127.0.0.1:9", prefix="heimdex/", region="us-east-1"))
+    schema = source_uri_schema(store.uri(UPLOADS))
+    valid = jsonschema_rs.validator_for({"type": "string", **schema}, validate_formats=True)
+
+    @hypothesis.settings(max_examples=300, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(hypothesis.strategies.from_regex(schema["pattern"], fullmatch=True))
+    def read(uri: str) -> None:
+        if valid.is_valid(uri):
+            assert store.key_of(uri).startswith(f"{UPLOADS}/")
+
+    read()
+
+
+def test_a_source_name_the_document_allows_is_taken() -> None:
+    schema = {"type": "string", "pattern": SOURCE_NAME_PATTERN, "anyOf": SOURCE_NAME_BYTES}
+    valid = jsonschema_rs.validator_for(schema)
+
+    @hypothesis.settings(max_examples=500, deadline=None)
+    @hypothesis.given(hypothesis.strategies.text(min_size=1, max_size=300))
+    def taken(name: str) -> None:
+        if valid.is_valid(name):
+            check_source_name(name)
+
+    taken()
+    assert valid.is_valid("a" * 255) and valid.is_valid("é" * 127) and valid.is_valid("😀" * 63)
+    assert not any(valid.is_valid(name) for name in ("a" * 256, "é" * 128, "😀" * 64))
 
 
 def test_the_schemas_agree_with_the_code(client: TestClient, org: str) -> None:
