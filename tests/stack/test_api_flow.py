@@ -4,7 +4,7 @@ thumbnail downloaded by its presigned URL, and the webhook delivered to a receiv
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -38,7 +38,9 @@ def test_upload_commit_runs_in_its_own_container_and_delivers_the_webhook(stack:
         container_id = tags["docker/container_id"]
         assert tags["dagster/image"] == f"heimdex:{stack.env['HEIMDEX_IMAGE_TAG']}"
         wait_for("the run's container is removed", lambda: not stack.run_containers(all=True), 30)
-        events = list(stack.engine.events(since=since, until=datetime.now(timezone.utc), decode=True,
+        # The engine reads `until` in whole seconds: 2 s ahead takes in the events of this second.
+        until = datetime.now(timezone.utc) + timedelta(seconds=2)
+        events = list(stack.engine.events(since=since, until=until, decode=True,
                                           filters={"label": f"dagster/run_id={job_id}", "type": "container"}))
         actions = [event["Action"] for event in events if event["id"] == container_id]
         assert actions[:2] == ["create", "start"] and {"die", "destroy"} <= set(actions), actions
