@@ -1,8 +1,12 @@
-# syntax=docker/dockerfile:1
 # One image for every Heimdex role: Dagster webserver (3000), daemon, user-code gRPC server
 # (4000), the run workers DockerRunLauncher starts, the REST API (8000) and the migrations.
 # docker-compose.yml picks the role with `command:`; the default is the code server.
-FROM python:3.11-slim-bookworm
+# The base and uv images are arguments only so that scripts/compose-offline.sh can build from
+# local stand-ins where these cannot be pulled; the defaults are what every other build uses.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+FROM ${UV_IMAGE} AS uv
+FROM ${PYTHON_IMAGE}
 
 # ffmpeg/ffprobe for probing, scene detection and thumbnails.
 RUN apt-get update \
@@ -10,7 +14,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 # uv, pinned; it installs exactly what uv.lock says.
-COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /uvx /bin/
+COPY --from=uv /uv /uvx /bin/
 
 ENV PYTHONUNBUFFERED=1 \
     UV_COMPILE_BYTECODE=1 \

@@ -283,8 +283,9 @@ class S3Store(ObjectStore):
 
     def probe_input(self, key: str) -> AbstractContextManager[Path | str]:
         """A presigned GET of the object, valid for PROBE_URL_S: ffprobe reads the headers by range
-        requests where a scratch copy would download the whole object. Nothing to clean up."""
-        return nullcontext(self.presigned_get(key, PROBE_URL_S))
+        requests where a scratch copy would download the whole object. Nothing to clean up.
+        Signed for the endpoint this process talks to, not the public one: ffprobe runs here."""
+        return nullcontext(self._signed_get(self.client, key, PROBE_URL_S))
 
     @contextmanager
     def _scratch_copy(self, key: str) -> Iterator[Path]:
@@ -297,9 +298,12 @@ class S3Store(ObjectStore):
             yield path
 
     def presigned_get(self, key: str, expires_s: int) -> str:
+        return self._signed_get(self._presigner, key, expires_s)
+
+    def _signed_get(self, signer, key: str, expires_s: int) -> str:  # noqa: ANN001 (boto3's generated type)
         full = self.full_key(key)
         with self._errors(f"sign a GET of {key}"):
-            return self._presigner.generate_presigned_url(
+            return signer.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=_expiry(expires_s))
 
     def served_file(self, key: str) -> NoReturn:

@@ -106,6 +106,20 @@ def test_presigned_urls_name_the_public_endpoint(s3: S3Endpoint, store: S3Store)
     assert store.presigned_get("org/sidecars/b.vna.json", 60).startswith(f"{s3.url}/")
 
 
+def test_the_probe_reads_by_the_endpoint_the_services_reach(s3: S3Endpoint, store: S3Store) -> None:
+    """ffprobe runs in the service, which reaches the store at its own endpoint (`minio:9000` in
+    compose), where the public address (127.0.0.1:9000 on the host) answers nothing: the API's
+    commit answered 503 media_unavailable, "Connection refused", on the compose stack."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        nothing_there = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    inside = S3Store(store.bucket, endpoint_url=s3.url, public_endpoint_url=nothing_there)
+    inside.write_bytes("uploads/o/u1/clip.mp4", b"video bytes", "video/mp4")
+    with inside.probe_input("uploads/o/u1/clip.mp4") as url:
+        assert str(url).startswith(f"{s3.url}/") and httpx.get(str(url)).content == b"video bytes"
+    assert inside.presigned_get("uploads/o/u1/clip.mp4", 60).startswith(f"{nothing_there}/")
+
+
 def test_missing_bucket(s3: S3Endpoint, tmp_path: Path) -> None:
     store = S3Store("heimdex-no-such-bucket", endpoint_url=s3.url)
     (tmp_path / "clip.mp4").write_bytes(b"x" * 100)
