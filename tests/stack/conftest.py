@@ -8,7 +8,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from heimdex_pipeline.media.synthetic import make_clip
+from tests.media.synthetic import make_clip
 from tests.stack.compose import PROJECT, RECEIVER, RECEIVER_SCRIPT, Stack, env_file, wait_for
 
 STACK = Path(__file__).parent
