@@ -2,6 +2,7 @@
 and a listener that counts connections."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from fastapi import FastAPI
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
-from tests.api.support import SECRET
+from tests.api.support import SECRET, uri_path
 from tests.api.uploads import LiveApi
 from tests.dagster_home import REPO_ROOT, free_port, instance_yaml, wait_until_serving
 
@@ -130,3 +131,19 @@ class Listener:
         self._stop.set()
         self._thread.join(timeout=5)
         self._sock.close()
+
+
+def placed_upload(url: str, headers: dict[str, str], org: str, source: Path) -> tuple[str, Path]:
+    """`source` copied to where a new upload of a served API wants it; the upload's id and the file."""
+    init = httpx.post(f"{url}/v1/ingest/init", headers=headers, timeout=60,
+                      json={"org_id": org, "source_name": "clip.mp4", "content_length": source.stat().st_size})
+    assert init.status_code == 201, init.text
+    path = uri_path(init.json()["presigned"]["asset_uri"])
+    shutil.copyfile(source, path)
+    return init.json()["upload_id"], path
+
+
+def commit_placed(url: str, headers: dict[str, str], org: str, upload_id: str, path: Path) -> httpx.Response:
+    """The commit of a placed upload, through a served API."""
+    return httpx.post(f"{url}/v1/ingest/commit", headers=headers, timeout=300,
+                      json={"org_id": org, "upload_id": upload_id, "source_uri": path.as_uri()})

@@ -1,6 +1,5 @@
 """Many clients at once against a real uvicorn process: immediate-mode runs and racing commits."""
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -14,8 +13,8 @@ from sqlalchemy import func, select
 
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Source, Upload, Video
-from tests.api.live import api_server
-from tests.api.support import bearer, make_token, uri_path
+from tests.api.live import api_server, commit_placed, placed_upload
+from tests.api.support import bearer, make_token
 
 
 @pytest.fixture
@@ -31,23 +30,9 @@ def sqlite_server(tmp_path: Path, sqlite_url: str) -> Iterator[str]:
         yield url
 
 
-def _placed(url: str, headers: dict[str, str], org: str, source: Path) -> tuple[str, Path]:
-    init = httpx.post(f"{url}/v1/ingest/init", headers=headers, timeout=60,
-                      json={"org_id": org, "source_name": "clip.mp4", "content_length": source.stat().st_size})
-    assert init.status_code == 201, init.text
-    path = uri_path(init.json()["presigned"]["asset_uri"])
-    shutil.copyfile(source, path)
-    return init.json()["upload_id"], path
-
-
-def _commit(url: str, headers: dict[str, str], org: str, upload_id: str, path: Path) -> httpx.Response:
-    return httpx.post(f"{url}/v1/ingest/commit", headers=headers, timeout=300,
-                      json={"org_id": org, "upload_id": upload_id, "source_uri": path.as_uri()})
-
-
 def _committed(url: str, headers: dict[str, str], org: str, source: Path) -> tuple[str, Path]:
-    upload_id, path = _placed(url, headers, org, source)
-    commit = _commit(url, headers, org, upload_id, path)
+    upload_id, path = placed_upload(url, headers, org, source)
+    commit = commit_placed(url, headers, org, upload_id, path)
     assert commit.status_code == 200, commit.text
     return commit.json()["asset_id"], path
 
@@ -142,8 +127,8 @@ def test_job_requests_waiting_for_a_run_leave_threads_to_other_requests(sqlite_s
 def test_racing_commits_of_one_upload_make_one_winner_and_one_run(server: str, database_url: str, clip: Path) -> None:
     org = f"org-{uuid4().hex[:10]}"
     headers = bearer(make_token(org))
-    upload_id, path = _placed(server, headers, org, clip)
-    answers = _all_at_once(10, lambda _: _commit(server, headers, org, upload_id, path))
+    upload_id, path = placed_upload(server, headers, org, clip)
+    answers = _all_at_once(10, lambda _: commit_placed(server, headers, org, upload_id, path))
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [200] + [409] * 9, [a.text for a in answers]
     assert all(a.json()["error"] == "upload_already_committed" for a in answers if a.status_code == 409)
@@ -160,8 +145,8 @@ def test_racing_commits_of_one_upload_make_one_winner_and_one_run(server: str, d
 def test_racing_commits_of_one_content_make_one_run(server: str, database_url: str, clip: Path) -> None:
     org = f"org-{uuid4().hex[:10]}"
     headers = bearer(make_token(org))
-    uploads = [_placed(server, headers, org, clip) for _ in range(6)]
-    answers = _all_at_once(6, lambda i: _commit(server, headers, org, *uploads[i]))
+    uploads = [placed_upload(server, headers, org, clip) for _ in range(6)]
+    answers = _all_at_once(6, lambda i: commit_placed(server, headers, org, *uploads[i]))
     assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
     assert len({a.json()["asset_id"] for a in answers}) == 1
     assert len([a for a in answers if a.json()["job_id"] is not None]) == 1

@@ -2,7 +2,6 @@
 several uvicorn workers are) over one catalog, Dagster instance and derived root: every answer is a
 clear one, never a 5xx, and afterwards the video is either gone whole or there whole and ready."""
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -15,8 +14,8 @@ import pytest
 from dagster import DagsterInstance, RunsFilter
 
 from heimdex_pipeline.runs.tags import PARTITION_TAG
-from tests.api.live import api_server
-from tests.api.support import bearer, make_token, uri_path
+from tests.api.live import api_server, commit_placed, placed_upload
+from tests.api.support import bearer, make_token
 
 # Each round ingests a video, then sends two DELETEs and a commit of a second upload of the same
 # bytes together. The commit is sent a little later in each round, so that across the rounds its
@@ -38,20 +37,6 @@ def servers(tmp_path: Path, database_url: str) -> Iterator[tuple[str, str, Path]
         yield first, second, home
 
 
-def _placed(url: str, headers: dict[str, str], org: str, source: Path) -> tuple[str, Path]:
-    init = httpx.post(f"{url}/v1/ingest/init", headers=headers, timeout=60,
-                      json={"org_id": org, "source_name": "clip.mp4", "content_length": source.stat().st_size})
-    assert init.status_code == 201, init.text
-    path = uri_path(init.json()["presigned"]["asset_uri"])
-    shutil.copyfile(source, path)
-    return init.json()["upload_id"], path
-
-
-def _commit(url: str, headers: dict[str, str], org: str, upload_id: str, path: Path) -> httpx.Response:
-    return httpx.post(f"{url}/v1/ingest/commit", headers=headers, timeout=300,
-                      json={"org_id": org, "upload_id": upload_id, "source_uri": path.as_uri()})
-
-
 def _files_of(derived: Path, org: str) -> list[Path]:
     return [path for path in derived.rglob("*") if path.is_file() and org in path.parts]
 
@@ -65,11 +50,11 @@ def test_deletions_racing_each_other_and_a_commit_of_the_same_bytes(
         for round_ in range(ROUNDS):
             org = f"org-{uuid4().hex[:10]}"
             headers = bearer(make_token(org))
-            upload_id, path = _placed(first, headers, org, clip)
-            ingested = _commit(first, headers, org, upload_id, path)
+            upload_id, path = placed_upload(first, headers, org, clip)
+            ingested = commit_placed(first, headers, org, upload_id, path)
             assert ingested.status_code == 200 and ingested.json()["status"] == "ready", ingested.text
             asset_id = ingested.json()["asset_id"]
-            again_id, again_path = _placed(second, headers, org, clip)
+            again_id, again_path = placed_upload(second, headers, org, clip)
             barrier, delay = threading.Barrier(3), COMMIT_DELAYS_S[round_ % len(COMMIT_DELAYS_S)]
 
             def delete(url: str) -> httpx.Response:
@@ -79,7 +64,7 @@ def test_deletions_racing_each_other_and_a_commit_of_the_same_bytes(
             def commit() -> httpx.Response:
                 barrier.wait()
                 time.sleep(delay)
-                return _commit(second, headers, org, again_id, again_path)
+                return commit_placed(second, headers, org, again_id, again_path)
 
             with ThreadPoolExecutor(3) as pool:
                 deletions = [pool.submit(delete, first), pool.submit(delete, second)]
