@@ -14,6 +14,9 @@ from tests.api.live import Listener
 from tests.api.support import init_upload, uri_path
 from tests.s3_server import S3Endpoint
 
+# The declared length of the upload the URIs are committed against.
+UPLOAD_LENGTH = 100
+
 
 def _uris(port: int, folder: Path) -> dict[str, str]:
     target = f"127.0.0.1:{port}"
@@ -53,7 +56,7 @@ def listener() -> Iterator[Listener]:
 
 @pytest.fixture
 def upload(client: TestClient, auth: dict[str, str], org: str) -> tuple[str, Path]:
-    answer = init_upload(client, auth, org, "clip.mp4", 100)
+    answer = init_upload(client, auth, org, "clip.mp4", UPLOAD_LENGTH)
     return answer["upload_id"], uri_path(answer["presigned"]["asset_uri"]).parent
 
 
@@ -87,7 +90,10 @@ def test_a_playlist_naming_a_url_is_not_followed(client: TestClient, auth: dict[
                                                  asset: tuple[str, Path], name: str) -> None:
     upload_id, folder = upload
     segment = f"http://127.0.0.1:{listener.port}/segment.ts"
-    (folder / name).write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{segment}\n#EXT-X-ENDLIST\n")
+    playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{segment}\n#EXT-X-ENDLIST\n"
+    # As long as the upload declared (a comment fills it), so that the commit judges what the file is,
+    # not that it is shorter than announced (409 upload_incomplete).
+    (folder / name).write_text(playlist + "#" * (UPLOAD_LENGTH - len(playlist) - 1) + "\n")
     for response in _post_everywhere(client, auth, org, upload_id, asset[0], (folder / name).as_uri()):
         assert response.status_code == 422, response.text
     time.sleep(0.5)
