@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 import boto3
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
@@ -300,7 +301,7 @@ class S3Store(ObjectStore):
     def presigned_get(self, key: str, expires_s: int) -> str:
         return self._signed_get(self._presigner, key, expires_s)
 
-    def _signed_get(self, signer, key: str, expires_s: int) -> str:  # noqa: ANN001 (boto3's generated type)
+    def _signed_get(self, signer: BaseClient, key: str, expires_s: int) -> str:
         full = self.full_key(key)
         with self._errors(f"sign a GET of {key}"):
             return signer.generate_presigned_url(
