@@ -112,7 +112,8 @@ def _sidecar_bytes(store: ObjectStore, video: Video) -> bytes | None:
         return None
 
 
-def asset_view(instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls, video: Video) -> dict[str, Any]:
+def asset_view(session: Session, instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls,
+               video: Video) -> dict[str, Any]:
     """The contract's asset answer: `ready` once the sidecar exists, else the state of its newest run; the
     sidecar, each thumbnail and the storyboard's sprite with the `url` of its bytes; what the video's asset checks say."""
     raw = _sidecar_bytes(store, video)
@@ -130,7 +131,7 @@ def asset_view(instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls
     return {"asset_id": video.asset_id, "org_id": video.org_id, "source_uri": store.uri(video.source_key),
             "size_bytes": video.size_bytes, "hash": video.hash, "hash_quality": video.hash_quality,
             "status": status, "sidecar": sidecar, "thumbnails": thumbnails,
-            "storyboard": storyboard_ref(store, urls, video), "checks": check_summary(instance, video.asset_id)}
+            "storyboard": storyboard_ref(store, urls, video), "checks": check_summary(session, video.asset_id)}
 
 
 def sidecar_document(store: ObjectStore, urls: DownloadUrls, video: Video) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from heimdex_pipeline.assets.steps import (
     start_step,
     stops_when_interrupted,
 )
+from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.media.detector import DetectorParams, Scene
 from heimdex_pipeline.media.probe import probe_video
@@ -51,6 +52,13 @@ PREVIEW_COUNT = 4
 PREVIEW_HEIGHT = 90
 # The probe step's own check: the one place that knows why a file could not be read.
 READABLE_CHECK = "video_is_readable"
+
+
+def _readable(context: AssetExecutionContext, catalog: CatalogResource, video: Video, passed: bool,
+              description: str) -> AssetCheckResult:
+    """The probe's own check, kept in the catalog too: could ffprobe read the file as a video?"""
+    catalog.record_check(video, context.asset_key, READABLE_CHECK, passed, description, context.run.run_id)
+    return AssetCheckResult(check_name=READABLE_CHECK, passed=passed, description=description)
 
 
 def _detector_version() -> str:
@@ -81,7 +89,7 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, sto
             probe = probe_video(source, media.limits)
     except Failure as failure:
         # Unreadable for good: the check says why, and the step still fails.
-        yield AssetCheckResult(check_name=READABLE_CHECK, passed=False, description=failure.description)
+        yield _readable(context, catalog, video, False, failure.description)
         raise
     key = probe_key(video.org_id, video.asset_id)
     store.write_json(key, probe)
@@ -98,8 +106,7 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, sto
             "rotation": probe["rotation"],
             "probe_uri": MetadataValue.path(store.uri(key)),
         },
-        check_results=[AssetCheckResult(check_name=READABLE_CHECK, passed=True,
-                                        description=f"{probe['codec']} video, {probe['duration_s']} s")],
+        check_results=[_readable(context, catalog, video, True, f"{probe['codec']} video, {probe['duration_s']} s")],
     )
 
 

@@ -87,7 +87,8 @@ async def read_asset(asset_id: AssetIdPath, principal: PrincipalDep, settings: S
     # held every thread (503 after 30 s; docs/benchmarks.md, "A crowd").
     def view() -> dict[str, Any]:
         with session_scope(settings.catalog_url) as session:
-            return assets.asset_view(instance, store, urls, assets.find_video(session, asset_id, principal.org_id))
+            return assets.asset_view(session, instance, store, urls,
+                                    assets.find_video(session, asset_id, principal.org_id))
 
     return await anyio.to_thread.run_sync(view)
 
