@@ -54,6 +54,12 @@ class PipelineSettings(BaseSettings):
         default=4.0, gt=0,
         description="decoding seconds allowed per second of video, per 1920x1080 of frame (at least one)")
 
+    # A burst of ingests on the API's own cores starved it (docs/benchmarks.md, "A crowd"): media
+    # steps run at a lower CPU priority, and yield the processor to requests.
+    media_niceness: int = Field(
+        default=10, ge=0, le=19,
+        description="nice value of the thread that runs a video's steps, and of its decoders and ffmpeg (0 keeps it)")
+
     weak_threshold_bytes: int = Field(default=1_000_000_000, ge=0)
     # Minimum seconds between two looks at the bucket. Dagster's sensor daemon loops every 5 s and
     # skips a sensor whose last tick began less than this ago: at 5, a loop a few milliseconds
