@@ -34,7 +34,8 @@ FOOTAGE: dict[str, tuple[tuple[int, int], ...]] = {
     "issue-134-rotate.mp4": ((3, 87), (93, 207)),
 }
 # Their frame rates, to seek to a shot's first frame rather than decode up to it.
-FOOTAGE_RATES = {"testvideo.mp4": 30000 / 1001, "issue-195-aspect-ratio.mp4": 25.0, "issue-134-rotate.mp4": 24000 / 1001}
+FOOTAGE_RATES = {"testvideo.mp4": 30000 / 1001, "issue-195-aspect-ratio.mp4": 25.0,
+                 "issue-134-rotate.mp4": 24000 / 1001}
 # Generated material; {w}x{h} the edit's size, {r} its rate, {seed} and {c0}..{c2} drawn per shot.
 GENERATED = (
     "testsrc2=s={w}x{h}:r={r}",
@@ -221,14 +222,16 @@ def build(edit: Edit, media: Path, cache: Path) -> Path:
         count += len(inputs)
     graph += _joins(edit)
     partial = out.with_suffix(".partial.mp4")
-    subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *arguments,
-                    "-filter_complex", ";".join(graph), "-map", "[edit]", "-c:v", "libx264", "-preset", "veryfast",
-                    "-crf", "20", "-fps_mode", "passthrough", "-an", str(partial)], check=True)
-    made = _frame_count(partial)
-    if made != truth(edit).frames:
-        partial.unlink()
-        raise RuntimeError(f"{edit.name}: ffmpeg made {made} frames, the recipe says {truth(edit).frames}")
-    os.replace(partial, out)
+    try:
+        subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *arguments,
+                        "-filter_complex", ";".join(graph), "-map", "[edit]", "-c:v", "libx264", "-preset", "veryfast",
+                        "-crf", "20", "-fps_mode", "passthrough", "-an", str(partial)], check=True)
+        made = _frame_count(partial)
+        if made != truth(edit).frames:
+            raise RuntimeError(f"{edit.name}: ffmpeg made {made} frames, the recipe says {truth(edit).frames}")
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)  # only a failed making leaves one
     return out
 
 
@@ -273,9 +276,11 @@ def _colour(rng: random.Random) -> str:
     return f"0x{rng.randrange(1 << 24):06x}"
 
 
-def _generated(rng: random.Random, edit_size: tuple[int, int, int]) -> str:
+def _generated(rng: random.Random, edit_size: tuple[int, int, int], previous: str) -> str:
+    """A generated shot's source, of another kind than `previous` (two shots of one pattern in a row
+    can look alike, and a join between them would be no transition to see)."""
     w, h, fps = edit_size
-    template = rng.choice(GENERATED)
+    template = rng.choice([t for t in GENERATED if not previous.startswith("lavfi:" + t.split("=")[0])])
     return "lavfi:" + template.format(w=w, h=h, r=fps, seed=rng.randrange(1 << 30), c0=_colour(rng),
                                       c1=_colour(rng), c2=_colour(rng), rule=rng.choice((18, 30, 90, 110)),
                                       scale=rng.choice((2, 3, 3.5)))
@@ -312,7 +317,7 @@ def _plan_edit(rng: random.Random, name: str, size: tuple[int, int, int]) -> Edi
     flashed = set(rng.sample(range(count), 3))
     panned = rng.choice([i for i in range(count) if i not in flashed])
     shots = []
-    previous: tuple[str, int, int] | None = None
+    previous: tuple[str, int, int] | None = None  # the footage span of the shot before
     for index in range(count):
         # Frames the joins take from this shot, before and after its own (untouched) middle.
         head = _taken(joins[index - 1], incoming=True) if index > 0 else 0
@@ -342,7 +347,8 @@ def _plan_edit(rng: random.Random, name: str, size: tuple[int, int, int]) -> Edi
             shots.append(Shot(f"file:{source}", total, start=start, dark=dark, flashes=flashes))
         else:
             previous = None
-            shots.append(Shot(_generated(rng, size), total, start=rng.randrange(8), dark=dark, flashes=flashes))
+            source = _generated(rng, size, shots[-1].source if shots else "")
+            shots.append(Shot(source, total, start=rng.randrange(8), dark=dark, flashes=flashes))
     return Edit(name, w, h, fps, tuple(shots), tuple(joins))
 
 

@@ -90,8 +90,9 @@ def score(boundaries: list[int], truth: Truth) -> Score:
         result.total.update(kinds)
         if hits[i]:
             result.found.update(kinds)
-            result.doubles[transition.kind] += len(hits[i]) - 1
-            result.false["double"] += len(hits[i]) - 1
+            if len(hits[i]) > 1:
+                result.doubles[transition.kind] += len(hits[i]) - 1
+                result.false["double"] += len(hits[i]) - 1
             if transition.kind == "hard" and transition.first in hits[i]:
                 result.exact_hard += 1
     return result

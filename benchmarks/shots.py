@@ -25,6 +25,7 @@ Exits with status 1 when Heimdex misses one of issue 21's goals on the held-out 
 import argparse
 import multiprocessing
 import os
+import shlex
 import sys
 import threading
 import time
@@ -143,7 +144,8 @@ def goals(result: Score) -> list[tuple[str, bool]]:
     hard = result.transitions(("hard",))[1]
     gradual_recall = 100 * found / total if total else 0.0
     return [(f"F1 >= {GOAL_F1:.0f}: {_percent(result.f1())}", 100 * result.f1() >= GOAL_F1),
-            (f"gradual recall >= {GOAL_GRADUAL_RECALL:.0f}%: {gradual_recall:.1f}%", gradual_recall >= GOAL_GRADUAL_RECALL),
+            (f"gradual recall >= {GOAL_GRADUAL_RECALL:.0f}%: {gradual_recall:.1f}%",
+             gradual_recall >= GOAL_GRADUAL_RECALL),
             (f"no false boundary from a flash: {result.false['flash']}", result.false["flash"] == 0),
             (f"every hard cut exact to the frame: {result.exact_hard}/{hard}", result.exact_hard == hard)]
 
@@ -159,45 +161,54 @@ def describe_set(edits: list[Edit]) -> str:
             f"{'; '.join(formats)}")
 
 
+def detect_all(edits: list[Edit], detectors: list[str], jobs: int
+               ) -> tuple[dict[tuple[str, str], list[int]], Counter[str], dict[str, Any]]:
+    """Make the edits (unless cached), run the detectors on each, `jobs` at once: the boundaries by
+    (detector, edit), the wall seconds of Heimdex and of PySceneDetect, and Heimdex's detector block."""
+    found: dict[tuple[str, str], list[int]] = {}
+    seconds: Counter[str] = Counter()
+    described: dict[str, Any] = {}
+    others = [d for d in detectors if d != HEIMDEX]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        built = time.perf_counter()
+        paths = list(pool.map(build, edits, [media_dir()] * len(edits), [cache_dir()] * len(edits)))
+        log(f"{len(edits)} edits ready in {time.perf_counter() - built:.0f} s, in {cache_dir()}")
+        tasks = {edit.name: (pool.submit(heimdex_boundaries, path) if HEIMDEX in detectors else None,
+                             pool.submit(pyscenedetect_boundaries, others, path) if others else None)
+                 for edit, path in zip(edits, paths, strict=True)}
+        for name, (ours, theirs) in tasks.items():
+            if ours is not None:
+                found[HEIMDEX, name], elapsed, described = ours.result()
+                seconds["Heimdex `detect_scenes` (probe included)"] += elapsed
+            if theirs is not None:
+                lists, elapsed = theirs.result()
+                found.update(((d, name), cuts) for d, cuts in lists.items())
+                seconds[f"PySceneDetect's {len(others)} detectors on one shared decode"] += elapsed
+            log(f"{name}: detected")
+    return found, seconds, described
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the edits, run every detector on each, print the scores."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.shots", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2, help="edits made and detectors run at once (default 2)")
-    parser.add_argument("--seed", type=int, default=SEED, help=f"draws the edits and the held-out part (default {SEED})")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help=f"draws the edits and the held-out part (default {SEED})")
     parser.add_argument("--edits-per-format", type=int, default=3, help="edits of each size and rate (default 3)")
-    parser.add_argument("--detectors", nargs="+", choices=[HEIMDEX, *PYSCENEDETECT], default=[HEIMDEX, *PYSCENEDETECT],
-                        help="which detectors (default all, Heimdex first)")
+    parser.add_argument("--detectors", nargs="+", choices=[HEIMDEX, *PYSCENEDETECT],
+                        default=[HEIMDEX, *PYSCENEDETECT], help="which detectors (default all, Heimdex first)")
     args = parser.parse_args(argv)
     if not media_dir().is_dir():
         parser.error(f"the shared media are not at {media_dir()}: set HEIMDEX_MEDIA_DIR")
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     edits = plan(args.seed, args.edits_per_format)
     tuning, held_out = split(edits, args.seed)
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        built = time.perf_counter()
-        paths = list(pool.map(build, edits, [media_dir()] * len(edits), [cache_dir()] * len(edits)))
-        log(f"{len(edits)} edits ready in {time.perf_counter() - built:.0f} s, in {cache_dir()}")
-        pysd = [d for d in args.detectors if d != HEIMDEX]
-        tasks = {e.name: (pool.submit(heimdex_boundaries, path) if HEIMDEX in args.detectors else None,
-                          pool.submit(pyscenedetect_boundaries, pysd, path) if pysd else None)
-                 for e, path in zip(edits, paths, strict=True)}
-        found: dict[tuple[str, str], list[int]] = {}
-        seconds: Counter[str] = Counter()
-        described: dict[str, Any] = {}
-        for name, (heimdex, others) in tasks.items():
-            if heimdex is not None:
-                found[HEIMDEX, name], elapsed, described = heimdex.result()
-                seconds["Heimdex `detect_scenes` (probe included)"] += elapsed
-            if others is not None:
-                lists, elapsed = others.result()
-                found.update(((d, name), cuts) for d, cuts in lists.items())
-                seconds[f"PySceneDetect's {len(pysd)} detectors on one shared decode"] += elapsed
-            log(f"{name}: detected")
+    found, seconds, described = detect_all(edits, args.detectors, args.jobs)
 
     def scores(part: list[Edit]) -> dict[str, Score]:
         return {d: sum((score(found[d, e.name], truth(e)) for e in part), Score()) for d in args.detectors}
 
-    command = "uv run python -m benchmarks.shots" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    command = shlex.join(["uv", "run", "python", "-m", "benchmarks.shots", *(sys.argv[1:] if argv is None else argv)])
     print_header("Heimdex shot-boundary benchmark",
                  f"{command}: measured in {time.perf_counter() - started:.0f} s with {args.jobs} jobs; "
                  f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
@@ -220,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nIssue 21's goals for Heimdex on the {title}:")
             for line, met in goals(part_scores[HEIMDEX]):
                 print(f"- {line}: {'met' if met else 'MISSED'}")
-                status = 1 if part is held_out and not met else status
+                if part is held_out and not met:
+                    status = 1
     frames = sum(truth(e).frames for e in edits)
     print(f"\nWall seconds over all {frames} frames, {args.jobs} edits at once (not a speed benchmark):\n")
     print(_markdown(["detectors", "seconds", "frames/s"],
