@@ -58,8 +58,8 @@ DARK_LEVEL = 0.25
 
 @dataclass(frozen=True)
 class Shot:
-    """One shot: `frames` pictures from `source` ('file:NAME' from `start`, 'lavfi:GRAPH', or
-    'pan:NAME@FRAME,...' for a whip pan across those frames side by side).
+    """One shot: `frames` pictures from `source`, from its frame `start`: 'file:NAME' (a file of the
+    shared media), 'lavfi:GRAPH', or 'pan:NAME@FRAME,...' (a whip pan across those frames side by side).
 
     `flashes` are (first frame, frames) inside the shot; `pan` is the whip's (first frame, frames).
     """
@@ -158,15 +158,15 @@ def truth(edit: Edit) -> Truth:
     return found
 
 
-def _shot_filters(shot: Shot, index: int, edit: Edit, views: list[int]) -> str:
-    """The filter chain of one shot, from its input(s) to `[s{index}]`: retimed to the edit's rate
+def _shot_filters(shot: Shot, index: int, edit: Edit, inputs: list[int]) -> str:
+    """The filter chain of one shot, from its ffmpeg inputs (their numbers) to `[s{index}]`: retimed to the edit's rate
     frame for frame, sized, darkened and flashed."""
     w, h, fps = edit.width, edit.height, edit.fps
     fit = f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1"
     if shot.source.startswith("pan:"):
         # Three views side by side, held still, crossed by a slow drift and one whip (smoothstep),
         # blurred by mixing successive frames as a shutter would, with grain so no frame repeats.
-        stacked = "".join(f"[{view}:v]trim=end_frame=1,{fit}[v{index}_{n}];" for n, view in enumerate(views))
+        stacked = "".join(f"[{view}:v]trim=end_frame=1,{fit}[v{index}_{n}];" for n, view in enumerate(inputs))
         first, count = shot.pan or (0, 1)
         drift, whip = 0.3 * w / shot.frames, 1.6 * w
         x = (f"0.05*{w}+{drift:.3f}*n+{whip:.0f}*(3*pow(clip((n-{first})/{count},0,1),2)"
@@ -176,7 +176,7 @@ def _shot_filters(shot: Shot, index: int, edit: Edit, views: list[int]) -> str:
                  f"crop={w}:{h}:'{x}':0,tmix=frames=3,noise=alls=6:allf=t")
     else:
         first = 0 if shot.source.startswith("file:") else shot.start  # a file is read from its shot's start
-        chain = f"[{views[0]}:v]trim=start_frame={first}:end_frame={first + shot.frames},{fit}"
+        chain = f"[{inputs[0]}:v]trim=start_frame={first}:end_frame={first + shot.frames},{fit}"
     chain += f",format=yuv420p,settb=1/{fps},setpts=N,fps={fps}"
     if shot.dark:
         k = DARK_LEVEL
@@ -189,7 +189,7 @@ def _shot_filters(shot: Shot, index: int, edit: Edit, views: list[int]) -> str:
     return chain + f"[s{index}]"
 
 
-def _inputs(shot: Shot, edit: Edit, media: Path) -> list[list[str]]:
+def _inputs(shot: Shot, media: Path) -> list[list[str]]:
     """The ffmpeg inputs a shot reads, one argument list each."""
     def footage(name: str, frame: int) -> list[str]:
         # Half a frame early, so that rounding lands on `frame` itself (a frame off would not matter:
@@ -215,7 +215,7 @@ def build(edit: Edit, media: Path, cache: Path) -> Path:
     graph: list[str] = []
     count = 0
     for index, shot in enumerate(edit.shots):
-        inputs = _inputs(shot, edit, media)
+        inputs = _inputs(shot, media)
         for one in inputs:
             arguments += one
         graph.append(_shot_filters(shot, index, edit, list(range(count, count + len(inputs)))))

@@ -17,7 +17,7 @@ read the held-out one as the figure. The edits are made once into ~/.cache/heimd
 (HEIMDEX_SHOTS_CACHE), keyed by their recipe; the real media come from
 ../shared/media/pyscenedetect (HEIMDEX_MEDIA_DIR).
 
-    uv run python -m benchmarks.shots [--jobs N] [--seed N] [--edits-per-format N]
+    uv run python -m benchmarks.shots [--jobs N] [--seed N] [--edits-per-format N] [--detectors NAME ...]
 
 Exits with status 1 when Heimdex misses one of issue 21's goals on the held-out part.
 """
@@ -213,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
                  f"{command}: measured in {time.perf_counter() - started:.0f} s with {args.jobs} jobs; "
                  f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(f"The set (seed {args.seed}): {describe_set(edits)}.")
-    print(f"Held out: {', '.join(e.name for e in held_out)}. Tuning: {', '.join(e.name for e in tuning)}.")
+    print(f"Held out: {', '.join(e.name for e in held_out) or 'none'}. "
+          f"Tuning: {', '.join(e.name for e in tuning) or 'none'}.")
     if described:
-        print(f"Heimdex's detector: {described['name']} {described['parameters']}")
+        print(f"Heimdex's detector: {described.get('name')} {described.get('parameters')}")
     print("A transition is found when a boundary lies within 2 frames of it (of its span for a gradual one);")
     print("any other boundary is false. Figures are percentages; gradual = fades, dissolves and wipes.")
     status = 0

@@ -47,7 +47,9 @@ def test_a_benchmarks_markdown_block_is_what_it_printed(tmp_path: Path) -> None:
 
 def _mean_lumas(path: Path, size: int) -> list[float]:
     """Each frame's mean luma, decoded by ffmpeg."""
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+    from heimdex_pipeline.media.tools import FFMPEG
+
+    raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
                          capture_output=True, check=True).stdout
     return [sum(raw[i:i + size]) / size for i in range(0, len(raw), size)]
 
