@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from heimdex_pipeline.media.detector import DetectorParams
 from heimdex_pipeline.media.storyboard import Storyboard
 from heimdex_pipeline.outputs.sidecar import Sidecar, ThumbnailEntry
 from heimdex_pipeline.storage import ORG_ID_PATTERN, RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, check_org_id
@@ -195,6 +196,16 @@ class SourceRequest(Request):
     org_id: OrgId
     source_uri: SourceUri
     weak_threshold_bytes: WeakThreshold
+
+
+class SidecarRequest(SourceRequest):
+    """The sidecar job's body: the source, and the scene detector if not the deployment's."""
+
+    detector: DetectorParams | None = Field(
+        default=None,
+        description="The PySceneDetect detector and its parameters, told apart by `kind`; unset parameters keep "
+                    "PySceneDetect's defaults, values out of bounds answer 422. Null: the deployment's "
+                    "(HEIMDEX_SCENE_DETECTOR), ContentDetector unless set.")
 
 
 class ThumbnailPolicyIn(Request):

@@ -24,6 +24,7 @@ from heimdex_api.schemas import (
     AssetResponse,
     JobAccepted,
     SidecarDocument,
+    SidecarRequest,
     SourceRequest,
     StoryboardDocument,
     ThumbnailsRequest,
@@ -56,10 +57,10 @@ async def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Re
 
 @router.post("/{asset_id}/sidecar", status_code=202, response_model=JobAccepted,
              responses=error_responses("sidecar_job"))
-async def sidecar_job(asset_id: AssetIdPath, body: SourceRequest, request: Request, principal: PrincipalDep,
+async def sidecar_job(asset_id: AssetIdPath, body: SidecarRequest, request: Request, principal: PrincipalDep,
                       settings: SettingsDep, store: StoreDep, instance: InstanceDep, launcher: LauncherDep,
                       idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
-    """Probe the video and (re)write its scene sidecar."""
+    """Probe the video and (re)write its scene sidecar, with the detector the body names or the deployment's."""
     return await _submit("sidecar", asset_id, body, request, idempotency_key, principal, settings, store, instance,
                          launcher)
 
