@@ -298,6 +298,22 @@ class StoryboardDocument(Storyboard, StoryboardRef):
     `end_s`, at `x, y` in the sprite), with the sprite's `storage_key` and `url` and the track's location."""
 
 
+class SceneListRef(BaseModel):
+    """Where one form of the scene list is."""
+
+    url: str = Field(description="A signed URL of the API's files route that a plain GET fetches without the token "
+                                 "until it expires (HEIMDEX_DOWNLOAD_URL_TTL_S)")
+    location: str = Field(description="`/v1/assets/{asset_id}/scenes.<csv|edl|otio>`: the same, with the token")
+
+
+class SceneListRefs(BaseModel):
+    """The scene list as editors take it, made from the sidecar when asked."""
+
+    csv: SceneListRef = Field(description="`scenedetect list-scenes`'s CSV")
+    edl: SceneListRef = Field(description="A CMX 3600 EDL")
+    otio: SceneListRef = Field(description="An OpenTimelineIO timeline")
+
+
 class FailedCheck(BaseModel):
     asset: str = Field(description="The asset of the video the check looks at: `probe_metadata`, `scene_sidecar`, ...")
     check: str
@@ -324,6 +340,7 @@ class AssetResponse(BaseModel):
     thumbnails: list[ThumbnailOut]
     storyboard: StoryboardRef | None = Field(description="Null until the storyboard is made")
     checks: CheckSummary
+    scene_lists: SceneListRefs | None = Field(description="Null until the sidecar is made")
 
 
 WebhookEventType = Literal["asset.ready", "asset.failed", "job.succeeded", "job.failed"]
