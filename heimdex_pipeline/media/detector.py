@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # PySceneDetect's SceneManager downscales to at least this width before detecting.
 DETECTION_WIDTH = 256
@@ -22,10 +22,16 @@ MinSceneLen = Annotated[int, Field(
     description="Frames that must pass after a cut before the next one (PySceneDetect's `min_scene_len`).")]
 
 
-class Weights(BaseModel):
-    """How much each component counts in a frame's content score (ContentDetector's `Components`)."""
+# The schema's way of saying that not every weight may be 0 (the score divides by their sum).
+_SOME_WEIGHT = {"not": {"required": ["delta_hue", "delta_sat", "delta_lum"],
+                        "properties": {name: {"const": 0} for name in ("delta_hue", "delta_sat", "delta_lum",
+                                                                       "delta_edges")}}}
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+class Weights(BaseModel):
+    """How much each component counts in a frame's content score (ContentDetector's `Components`); not all 0."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, json_schema_extra=_SOME_WEIGHT)
 
     delta_hue: float = Field(default=1.0, ge=0, le=100)
     delta_sat: float = Field(default=1.0, ge=0, le=100)
@@ -49,6 +55,14 @@ class _Detector(BaseModel):
 
     # PySceneDetect's class, named in the sidecar and the code version.
     detector_class: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_numbers(cls, data: Any) -> Any:
+        # JSON Schema counts 12.0 as an integer; strict mode still refuses 12.5 and "12".
+        if isinstance(data, dict):
+            return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in data.items()}
+        return data
 
     def describe(self) -> dict[str, Any]:
         """The detector block of the sidecar: name, version and parameters."""
@@ -81,16 +95,9 @@ class _ContentScored(_Detector):
     """A detector scoring frames as ContentDetector does: its weights and edge kernel."""
 
     weights: Weights = Weights()
-    kernel_size: int | None = Field(
-        default=None, ge=3, le=31,
+    kernel_size: Literal[3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31] | None = Field(
+        default=None,
         description="Odd size of the kernel that widens edges; null: from the resolution, as PySceneDetect does")
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd(cls, kernel_size: int | None) -> int | None:
-        if kernel_size is not None and kernel_size % 2 == 0:
-            raise ValueError("kernel_size must be odd")
-        return kernel_size
 
 
 class ContentParams(_ContentScored):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from heimdex_pipeline.core.settings import PipelineSettings
 from heimdex_pipeline.media.detector import (
     AdaptiveParams,
     ContentParams,
@@ -122,3 +123,13 @@ def test_the_description_names_the_detector_and_every_parameter() -> None:
     assert params.code_version().startswith("HashDetector-") and "threshold=0.3" in params.code_version()
     assert ContentParams().code_version() != ContentParams(threshold=26).code_version()
     assert "weights.delta_edges=0.0" in ContentParams().code_version()
+
+
+def test_the_deployment_chooses_its_detector_in_one_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEIMDEX_SCENE_DETECTOR", '{"kind": "adaptive", "adaptive_threshold": 2.5}')
+    assert PipelineSettings().scene_detector == AdaptiveParams(adaptive_threshold=2.5)
+    monkeypatch.setenv("HEIMDEX_SCENE_DETECTOR", '{"kind": "adaptive", "adaptive_threshold": -1}')
+    with pytest.raises(ValidationError, match="adaptive_threshold"):
+        PipelineSettings()
+    monkeypatch.delenv("HEIMDEX_SCENE_DETECTOR")
+    assert PipelineSettings().scene_detector == ContentParams()
