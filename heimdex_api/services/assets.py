@@ -17,8 +17,8 @@ from heimdex_api.services.checks import check_summary
 from heimdex_api.services.job_state import latest_run_status
 from heimdex_api.services.launchers import JOB_NAMES, JobLauncher, JobRequest, start_run
 from heimdex_api.services.media import IdentifiedSource, identify_request
-from heimdex_api.services.sources import source_key
 from heimdex_api.services.scene_lists import scene_list_refs
+from heimdex_api.services.sources import source_key
 from heimdex_api.services.storyboards import storyboard_ref
 from heimdex_api.services.urls import DownloadUrls
 from heimdex_pipeline.admin.delete import Deletion, VideoBusyError, delete_video

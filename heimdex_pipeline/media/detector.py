@@ -101,7 +101,7 @@ class _ContentScored(_Detector):
 
 
 class ContentParams(_ContentScored):
-    """`ContentDetector` (`detect-content`): a cut where a frame's HSV change from the one before reaches `threshold`."""
+    """`ContentDetector` (`detect-content`): a cut where a frame's HSV change from the last reaches `threshold`."""
 
     detector_class: ClassVar[str] = "ContentDetector"
     kind: Literal["content"] = "content"
@@ -134,7 +134,7 @@ class HashParams(_Detector):
 
 
 class HistogramParams(_Detector):
-    """`HistogramDetector` (`detect-hist`): a cut where the luma histograms of two frames correlate below 1 - `threshold`."""
+    """`HistogramDetector` (`detect-hist`): a cut where two frames' luma histograms correlate below 1 - `threshold`."""
 
     detector_class: ClassVar[str] = "HistogramDetector"
     kind: Literal["histogram"] = "histogram"
@@ -152,8 +152,9 @@ class ThresholdParams(_Detector):
     min_scene_len_frames: MinSceneLen = 15
     method: Literal["floor", "ceiling"] = Field(
         default="floor", description="floor: faded out below the threshold (black); ceiling: at or above it (white)")
-    fade_bias: float = Field(default=0.0, ge=-1, le=1,
-                             description="Where the cut goes in the fade: -1 where it went out, 0 the middle, 1 where it came back")
+    fade_bias: float = Field(
+        default=0.0, ge=-1, le=1,
+        description="Where the cut goes in the fade: -1 where it went out, 0 the middle, 1 where it came back")
     add_final_scene: bool = Field(default=True, description="A video ending faded out gets a cut where it went out "
                                                             "(the CLI always does)")
     min_out_length_frames: int = Field(default=0, ge=0, le=100_000, description="Least frames faded out for a cut")

@@ -82,8 +82,8 @@ def test_each_detector_cuts_where_the_scenedetect_command_does(media: Path, name
 
 @pytest.mark.parametrize(("name", "params", "detect"), OTHERS,
                          ids=[f"{params.kind}-{index}" for index, (_, params, _) in enumerate(OTHERS)])
-def test_parameters_reach_the_detector_as_the_command_line_gives_them(media: Path, name: str,
-                                                                      params: DetectorParams, detect: list[str]) -> None:
+def test_parameters_reach_the_detector_as_the_command_line_gives_them(media: Path, name: str, params: DetectorParams,
+                                                                      detect: list[str]) -> None:
     _assert_within_a_frame(media / name, params, detect)
 
 
