@@ -3,10 +3,10 @@
 The decoder can skip whole frames: `reference_only` leaves out the frames no other frame is
 predicted from, which the decoder then never has to reconstruct. A stream opened `fast`
 also skips the in-loop deblocking filter (a fifth of H.264's decoding work) and scales with
-swscale straight to the working width; that moves a frame's content score by up to 8.5
+swscale straight to the working width; that moves a frame's content score by up to 7.6
 against PySceneDetect's (`benchmarks/loop_filter.py`). Otherwise frames are made as
 PySceneDetect's OpenCV backend makes them (whole decode, packed BGR, OpenCV's bilinear
-resize), which gives its scores.
+resize), which gives its scores: exactly on its test media, but for 0.08 on the rotated file.
 
 Files are opened as ffprobe and ffmpeg open them (`heimdex_pipeline.media.tools`): only
 video containers, only local files, frames above the size limit refused by the decoder;
