@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from heimdex_pipeline.core.json_numbers import integral_numbers
 from heimdex_pipeline.media.detector import DetectorParams
 from heimdex_pipeline.media.storyboard import Storyboard
 from heimdex_pipeline.outputs.sidecar import Sidecar, ThumbnailEntry
@@ -128,14 +129,7 @@ class Request(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _integral_numbers(cls, data: Any) -> Any:
-        # JSON Schema counts 12.0 as an integer, so an int field takes it; strict mode still refuses
-        # 12.5 and "12" (and a float field takes 12 anyway).
-        if isinstance(data, dict):
-            return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in data.items()}
-        return data
+    _integral_numbers = model_validator(mode="before")(integral_numbers)
 
 
 class InitRequest(Request):

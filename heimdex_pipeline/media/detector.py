@@ -14,6 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from heimdex_pipeline.core.json_numbers import integral_numbers
+
 # PySceneDetect's SceneManager downscales to at least this width before detecting.
 DETECTION_WIDTH = 256
 
@@ -56,13 +58,7 @@ class _Detector(BaseModel):
     # PySceneDetect's class, named in the sidecar and the code version.
     detector_class: ClassVar[str]
 
-    @model_validator(mode="before")
-    @classmethod
-    def _integral_numbers(cls, data: Any) -> Any:
-        # JSON Schema counts 12.0 as an integer; strict mode still refuses 12.5 and "12".
-        if isinstance(data, dict):
-            return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in data.items()}
-        return data
+    _integral_numbers = model_validator(mode="before")(integral_numbers)
 
     def describe(self) -> dict[str, Any]:
         """The detector block of the sidecar: name, version and parameters."""
