@@ -51,9 +51,14 @@ class Weights(BaseModel):
         return self.delta_hue, self.delta_sat, self.delta_lum, self.delta_edges
 
 
+def _kind_required(schema: dict[str, Any]) -> None:
+    # `kind` has a default in Python (ContentParams() is the content detector), but a body must name it.
+    schema["required"] = ["kind", *schema.get("required", [])]
+
+
 class _Detector(BaseModel):
     # Strict: "0.3" or true for a number is an error, as in every request body of the API.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, json_schema_extra=_kind_required)
 
     # PySceneDetect's class, named in the sidecar and the code version.
     detector_class: ClassVar[str]
