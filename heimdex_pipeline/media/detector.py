@@ -1,8 +1,8 @@
 """What scene detection is asked and what it answers: the detector and its parameters, scenes and result.
 
-One model per PySceneDetect detector, told apart by `kind`; its defaults are PySceneDetect's
-(the `detect-*` commands' where its CLI and its library differ, since those are what users
-compare against). The bounds keep a hostile job body from asking for work without end.
+One model per PySceneDetect detector, told apart by `kind`; its defaults are those of
+PySceneDetect's classes, but for ThresholdDetector's `add_final_scene`, which its command line
+always sets. The bounds keep a hostile job body from asking for work without end.
 
 Kept apart from `scenes` so that the Dagster definitions and the API (which show and validate
 the detector) load without PyAV, OpenCV or PySceneDetect.
