@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from heimdex_pipeline.media.detector import ContentParams, DetectorParams
+
 
 class PipelineSettings(BaseSettings):
     """Where media lives and how the pipeline treats it; every field is `HEIMDEX_<NAME>`."""
@@ -34,9 +36,12 @@ class PipelineSettings(BaseSettings):
     retry_max_retries: int = Field(default=3, ge=0)
     retry_delay_s: float = Field(default=2.0, ge=0)
 
-    # ContentDetector's defaults; a change here makes every partition stale.
-    scene_threshold: float = Field(default=27.0, gt=0)
-    scene_min_scene_len_frames: int = Field(default=15, ge=1)
+    # The scene detector of every job that names none; a change here makes every partition stale.
+    scene_detector: DetectorParams = Field(
+        default_factory=ContentParams,
+        description="PySceneDetect detector and parameters, as the API's `detector` in JSON "
+                    "(HEIMDEX_SCENE_DETECTOR='{\"kind\": \"hash\", \"threshold\": 0.3}'); unset fields keep "
+                    "PySceneDetect's defaults")
 
     thumbnail_max_count: int = Field(default=20, ge=1, le=50)
     thumbnail_max_height: int = Field(default=360, ge=64)

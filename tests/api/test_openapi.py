@@ -47,7 +47,9 @@ from tests.api.support import SECRET, bearer, make_token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The answers that are no JSON document: a storyboard's track and sprite, as players and browsers take them.
-NOT_JSON = {"/v1/assets/{asset_id}/storyboard.vtt": "text/vtt", "/v1/assets/{asset_id}/storyboard.jpg": "image/jpeg"}
+NOT_JSON = {"/v1/assets/{asset_id}/storyboard.vtt": "text/vtt", "/v1/assets/{asset_id}/storyboard.jpg": "image/jpeg",
+            "/v1/assets/{asset_id}/scenes.csv": "text/csv", "/v1/assets/{asset_id}/scenes.edl": "text/plain",
+            "/v1/assets/{asset_id}/scenes.otio": "application/json"}
 SEED, MAX_EXAMPLES = 1, 12
 
 
