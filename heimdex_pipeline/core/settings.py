@@ -42,6 +42,11 @@ class PipelineSettings(BaseSettings):
         description="PySceneDetect detector and parameters, as the API's `detector` in JSON "
                     "(HEIMDEX_SCENE_DETECTOR='{\"kind\": \"hash\", \"threshold\": 0.3}'); unset fields keep "
                     "PySceneDetect's defaults")
+    # Replaced by `scene_detector`, and refused rather than ignored: a deployment upgraded with them
+    # still in its environment would otherwise change its cuts without a word.
+    scene_threshold: float | None = Field(default=None, exclude=True, description="removed: see scene_detector")
+    scene_min_scene_len_frames: int | None = Field(default=None, exclude=True,
+                                                   description="removed: see scene_detector")
 
     thumbnail_max_count: int = Field(default=20, ge=1, le=50)
     thumbnail_max_height: int = Field(default=360, ge=64)
@@ -119,6 +124,14 @@ class PipelineSettings(BaseSettings):
         description="Age after which the partial state of an upload (a partial file on disk; on S3 its `.tus/` "
                     "objects and its multipart upload) is swept; at least upload_url_ttl_s, since an upload "
                     "can be resumed until its URLs expire.")
+
+    @model_validator(mode="after")
+    def _no_removed_scene_settings(self) -> "PipelineSettings":
+        if self.scene_threshold is not None or self.scene_min_scene_len_frames is not None:
+            raise ValueError("HEIMDEX_SCENE_THRESHOLD and HEIMDEX_SCENE_MIN_SCENE_LEN_FRAMES are replaced by "
+                             "HEIMDEX_SCENE_DETECTOR, e.g. "
+                             "'{\"kind\": \"content\", \"threshold\": 27, \"min_scene_len_frames\": 15}'")
+        return self
 
     @model_validator(mode="after")
     def _sweep_after_expiry(self) -> "PipelineSettings":

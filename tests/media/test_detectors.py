@@ -133,3 +133,12 @@ def test_the_deployment_chooses_its_detector_in_one_variable(monkeypatch: pytest
         PipelineSettings()
     monkeypatch.delenv("HEIMDEX_SCENE_DETECTOR")
     assert PipelineSettings().scene_detector == ContentParams()
+
+
+def test_the_settings_the_detector_replaced_are_refused_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HEIMDEX_SCENE_THRESHOLD", "HEIMDEX_SCENE_MIN_SCENE_LEN_FRAMES"):
+        monkeypatch.setenv(name, "30")
+        with pytest.raises(ValidationError, match="replaced by HEIMDEX_SCENE_DETECTOR"):
+            PipelineSettings()
+        monkeypatch.delenv(name)
+    assert "scene_threshold" not in PipelineSettings().model_dump()
