@@ -114,7 +114,11 @@ def test_a_user_running_schemathesis_against_the_served_api_sees_no_failure(tmp_
     from a folder without the repository's schemathesis.toml, so that its default expectations judge:
     what the document calls invalid answers 4xx but 413, what it calls valid answers no 422.
 
-    Seed 1 and 25 examples per operation: about 1,300 cases, some 30 s on 2 shared cores.
+    Seed 1 and 25 examples per operation: about 1,300 cases, some 30 s on 2 shared cores. Nearly all of its
+    CPU is the coverage phase, which cannot go: run against the API before issue 19's fixes (60deff7^), the
+    coverage phase alone found all three of its failures (content_length 53687091201 answered 413, source_uri
+    "file:///" and webhook url "0" answered 422), while examples, fuzzing and stateful at 25 examples found
+    the last two only.
     """
     server = {"env": "production", "jwt_secret": SECRET, "url_signing_key": "u" * 32}
     with api_server(tmp_path / "home", tmp_path / "derived", sqlite_url, **server) as url:
