@@ -8,6 +8,7 @@ the run before them. The QC checks do not block: a silent or dark video is still
 its failures are told (the API's `checks`, the `asset.qc_failed` webhook).
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
@@ -158,17 +159,23 @@ def storyboard_matches_sprite(context: AssetCheckExecutionContext, catalog: Cata
     return _result(context, video, problems, f"{count} cues point into the sprite", tiles=count)
 
 
-@asset_check(asset=media_qc, partitions_def=videos_partitions, description="audio present and not silent throughout")
-def audio_is_heard(context: AssetCheckExecutionContext, catalog: CatalogResource,
-                   storage: MediaStorage) -> AssetCheckResult:
-    """The video has an audio stream, and it is not silent from start to end."""
+def _qc_result(context: AssetCheckExecutionContext, catalog: CatalogResource, storage: MediaStorage,
+               judge: Callable[[QcDocument], tuple[list[str], str]]) -> AssetCheckResult:
+    """A QC check's result: `judge` gives the problems it finds in the video's QC document, and what a pass says."""
     video = catalog.video(context.partition_key)
     try:
         report = _qc(storage.store, video)
     except Unreadable as exc:
         return _result(context, video, [str(exc)], "")
-    passed = f"{report.audio.channels} channel(s) heard" if report.audio else ""
-    return _result(context, video, audio_problems(report), passed)
+    return _result(context, video, *judge(report))
+
+
+@asset_check(asset=media_qc, partitions_def=videos_partitions, description="audio present and not silent throughout")
+def audio_is_heard(context: AssetCheckExecutionContext, catalog: CatalogResource,
+                   storage: MediaStorage) -> AssetCheckResult:
+    """The video has an audio stream, and it is not silent from start to end."""
+    return _qc_result(context, catalog, storage, lambda report: (
+        audio_problems(report), f"{report.audio.channels} channel(s) heard" if report.audio else ""))
 
 
 @asset_check(asset=media_qc, partitions_def=videos_partitions,
@@ -177,15 +184,14 @@ def loudness_on_target(context: AssetCheckExecutionContext, catalog: CatalogReso
                        qc: QcRules) -> AssetCheckResult:
     """The integrated loudness is within HEIMDEX_QC_LOUDNESS_TARGET_LUFS ± HEIMDEX_QC_LOUDNESS_TOLERANCE_LU
     (passes when no target is set)."""
-    video = catalog.video(context.partition_key)
-    try:
-        report = _qc(storage.store, video)
-    except Unreadable as exc:
-        return _result(context, video, [str(exc)], "")
     target, tolerance = qc.loudness_target_lufs, qc.loudness_tolerance_lu
-    measured = f"{report.loudness.integrated_lufs:g} LUFS" if report.loudness else "no loudness"
-    passed = f"{measured}, no target set" if target is None else f"{measured}, within {target:g} ± {tolerance:g}"
-    return _result(context, video, loudness_problems(report, target, tolerance), passed)
+
+    def judge(report: QcDocument) -> tuple[list[str], str]:
+        measured = f"{report.loudness.integrated_lufs:g} LUFS" if report.loudness else "no loudness"
+        passed = f"{measured}, no target set" if target is None else f"{measured}, within {target:g} ± {tolerance:g}"
+        return loudness_problems(report, target, tolerance), passed
+
+    return _qc_result(context, catalog, storage, judge)
 
 
 @asset_check(asset=media_qc, partitions_def=videos_partitions,
@@ -193,13 +199,9 @@ def loudness_on_target(context: AssetCheckExecutionContext, catalog: CatalogReso
 def no_long_black_or_freeze(context: AssetCheckExecutionContext, catalog: CatalogResource, storage: MediaStorage,
                             qc: QcRules) -> AssetCheckResult:
     """No black or frozen stretch longer than `max_stretch_s`, but for those at the start or the end (`edge_s`)."""
-    video = catalog.video(context.partition_key)
-    try:
-        report = _qc(storage.store, video)
-    except Unreadable as exc:
-        return _result(context, video, [str(exc)], "")
-    return _result(context, video, stretch_problems(report, qc.max_stretch_s, qc.edge_s),
-                   f"no black or frozen stretch over {qc.max_stretch_s:g} s away from the start and end")
+    return _qc_result(context, catalog, storage, lambda report: (
+        stretch_problems(report, qc.max_stretch_s, qc.edge_s),
+        f"no black or frozen stretch over {qc.max_stretch_s:g} s away from the start and end"))
 
 
 QC_CHECKS = [audio_is_heard, loudness_on_target, no_long_black_or_freeze]

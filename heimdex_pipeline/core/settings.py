@@ -44,17 +44,15 @@ class PipelineSettings(BaseSettings):
         default=160, ge=16, le=640,
         description="width of a storyboard tile in pixels (its height keeps the display aspect; never above the video's)")
 
-    # Technical QC (heimdex_pipeline.media.qc): what counts as silence, black and frozen, and what its checks allow.
-    qc_silence_db: float = Field(default=-50.0, le=0, description="audio below this level (dBFS) is silence")
-    qc_silence_min_s: float = Field(default=2.0, gt=0, description="shortest silence reported")
-    qc_black_min_s: float = Field(default=0.5, gt=0, description="shortest black stretch reported")
-    qc_black_pixel_threshold: float = Field(
-        default=0.10, ge=0, le=1, description="luma (share of its range) below which a pixel is black")
-    qc_black_picture_ratio: float = Field(
-        default=0.98, ge=0, le=1, description="share of black pixels that makes a picture black")
-    qc_freeze_noise_db: float = Field(
-        default=-60.0, le=0, description="difference between frames (dB) below which the picture is unchanged")
-    qc_freeze_min_s: float = Field(default=2.0, gt=0, description="shortest frozen stretch reported")
+    # Technical QC (heimdex_pipeline.media.qc): what counts as silence, black and frozen (each is described
+    # where the QC document records it: QcThresholds), then what its checks allow.
+    qc_silence_db: float = Field(default=-50.0, le=0)
+    qc_silence_min_s: float = Field(default=2.0, gt=0)
+    qc_black_min_s: float = Field(default=0.5, gt=0)
+    qc_black_pixel_threshold: float = Field(default=0.10, ge=0, le=1)
+    qc_black_picture_ratio: float = Field(default=0.98, ge=0, le=1)
+    qc_freeze_noise_db: float = Field(default=-60.0, le=0)
+    qc_freeze_min_s: float = Field(default=2.0, gt=0)
     qc_loudness_target_lufs: float | None = Field(
         default=None, le=0, description="integrated loudness the loudness check expects (-23 for EBU R128, "
                                         "-24 for ATSC A/85, about -14 for streaming); unset: no target")

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from heimdex_pipeline.core.settings import PipelineSettings, get_settings
 from heimdex_pipeline.media.limits import MediaLimits, current_limits
 from heimdex_pipeline.media.tools import (
     FFMPEG,
@@ -45,18 +46,20 @@ INTERLACED_SHARE = 1 / 3
 
 
 class QcThresholds(BaseModel):
-    """What counts as silence, black and frozen: the defaults of the issue and of FFmpeg's filters."""
+    """What counts as silence, black and frozen (the settings hold the defaults: `thresholds_from`)."""
 
-    silence_db: float = Field(default=-50.0, le=0, description="audio below this level (dBFS) is silence")
-    silence_min_s: float = Field(default=2.0, gt=0, description="shortest silence reported")
-    black_min_s: float = Field(default=0.5, gt=0, description="shortest black stretch reported")
-    black_pixel_threshold: float = Field(
-        default=0.10, ge=0, le=1, description="luma (0..1 of its range) below which a pixel is black")
-    black_picture_ratio: float = Field(
-        default=0.98, ge=0, le=1, description="share of black pixels that makes a picture black")
-    freeze_noise_db: float = Field(
-        default=-60.0, le=0, description="mean difference between frames (dB) below which the picture is unchanged")
-    freeze_min_s: float = Field(default=2.0, gt=0, description="shortest frozen stretch reported")
+    silence_db: float = Field(description="audio below this level (dBFS) is silence")
+    silence_min_s: float = Field(description="shortest silence reported")
+    black_min_s: float = Field(description="shortest black stretch reported")
+    black_pixel_threshold: float = Field(description="luma (share of its range) below which a pixel is black")
+    black_picture_ratio: float = Field(description="share of black pixels that makes a picture black")
+    freeze_noise_db: float = Field(description="difference between frames (dB) below which the picture is unchanged")
+    freeze_min_s: float = Field(description="shortest frozen stretch reported")
+
+
+def thresholds_from(settings: PipelineSettings) -> QcThresholds:
+    """The thresholds the given settings set (`HEIMDEX_QC_*`)."""
+    return QcThresholds(**{name: getattr(settings, f"qc_{name}") for name in QcThresholds.model_fields})
 
 
 class Tool(BaseModel):
@@ -286,8 +289,9 @@ def parse_report(log: str, probe: dict[str, Any], thresholds: QcThresholds) -> Q
 def measure_qc(path: Path | str, probe: dict[str, Any], thresholds: QcThresholds | None = None,
                limits: MediaLimits | None = None) -> QcReport:
     """Measure a probed video's loudness, silences, black and frozen stretches and interlacing in one
-    ffmpeg pass, stopped at the video's decoding deadline (`limits`, by default the settings')."""
-    thresholds = thresholds or QcThresholds()
+    ffmpeg pass with `thresholds` (by default the settings'), stopped at the video's decoding deadline
+    (`limits`, by default the settings')."""
+    thresholds = thresholds or thresholds_from(get_settings())
     limits = limits or current_limits()
     require_file(path)
     limits.check(probe, source_name(path))

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from heimdex_pipeline.media.qc import QcReport
+from heimdex_pipeline.outputs.sidecar import published_schema
 
 SCHEMA_VERSION = "1.0"
 
@@ -21,7 +22,4 @@ class QcDocument(QcReport):
 
 def qc_json_schema() -> dict[str, Any]:
     """The JSON Schema of the QC document, as written to `<derived>/schemas/qc.schema.json`."""
-    schema = QcDocument.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"https://heimdex.dev/schemas/qc/{SCHEMA_VERSION}"
-    return schema
+    return published_schema(QcDocument, "qc", SCHEMA_VERSION)

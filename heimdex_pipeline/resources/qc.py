@@ -4,14 +4,14 @@ from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource
 
-from heimdex_pipeline.media.qc import QcThresholds
+from heimdex_pipeline.media.qc import QcThresholds, thresholds_from
 
 if TYPE_CHECKING:
     from heimdex_pipeline.core.settings import PipelineSettings
 
 
 class QcRules(ConfigurableResource):
-    """The QC pass's thresholds and its checks' limits (`HEIMDEX_QC_*`)."""
+    """The QC pass's thresholds (`QcThresholds`) and its checks' limits (`HEIMDEX_QC_*`)."""
 
     silence_db: float
     silence_min_s: float
@@ -28,7 +28,8 @@ class QcRules(ConfigurableResource):
     @classmethod
     def from_settings(cls, settings: "PipelineSettings") -> "QcRules":
         """The rules the settings configure."""
-        return cls(**{name: getattr(settings, f"qc_{name}") for name in cls.model_fields})
+        checks = ("loudness_target_lufs", "loudness_tolerance_lu", "max_stretch_s", "edge_s")
+        return cls(**thresholds_from(settings).model_dump(), **{name: getattr(settings, f"qc_{name}") for name in checks})
 
     @property
     def thresholds(self) -> QcThresholds:

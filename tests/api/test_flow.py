@@ -77,7 +77,8 @@ def test_seed_guide_flow(client: TestClient, auth: dict[str, str], org: str, tes
     assert {key: value for key, value in view["qc"].items() if key != "url"} == {
         "storage_key": f"qc/{asset_id}.qc.json", "integrated_lufs": None, "loudness_range_lu": None,
         "true_peak_dbtp": None, "loudness_unavailable": "no audio stream", "scan": "progressive", "silences": 0,
-        "black_stretches": 0, "frozen_stretches": 0}
+        # The film's fades to black, and its still shots: none long enough, away from the ends, to fail the check.
+        "black_stretches": 4, "frozen_stretches": 3}
     qc = client.get(f"/v1/assets/{asset_id}/qc", headers=auth)
     assert qc.status_code == 200, qc.text
     assert qc.json()["asset_id"] == asset_id and qc.json()["interlacing"]["measured_by"]["filter"] == "idet"
