@@ -162,6 +162,9 @@ def qc_graph(probe: dict[str, Any], thresholds: QcThresholds) -> tuple[str, list
     video = (
         f"[0:{probe['video_stream_index']}]"
         f"scale=w='trunc(min(iw,{MEASURE_WIDTH})/2)*2':h=ih:flags=fast_bilinear,idet,"
+        # One white frame after the last: a black or frozen stretch that lasts to the end ends on it, at
+        # the video's end, where the filters would otherwise give the last frame's start (or nothing).
+        "tpad=stop=1:color=white,"
         f"blackdetect=d={t.black_min_s}:pix_th={t.black_pixel_threshold}:pic_th={t.black_picture_ratio},"
         f"freezedetect=n={t.freeze_noise_db}dB:d={t.freeze_min_s}[v]"
     )
@@ -221,16 +224,13 @@ def _span(start: float, end: float) -> dict[str, float]:
 
 def _picture_segments(spans: list[tuple[float, float | None]], origin: float, probe: dict[str, Any],
                       ) -> list[PictureSegment]:
-    """Spans on ffmpeg's timeline as segments from the first frame, in seconds and frames.
-
-    A stretch that lasts to the last frame ends with it: the filters give that frame's timestamp as
-    its end (or no end), the segment its end, the video's duration."""
+    """Spans on ffmpeg's timeline as segments from the first frame, in seconds and frames; one without an
+    end lasts to the video's."""
     duration, fps = probe["duration_s"], probe.get("fps") or 25.0
-    last_frame = probe.get("last_frame_duration_s") or 1 / fps
     segments = []
     for start, end in spans:
         start = max(0.0, start - origin)
-        end = duration if end is None or end - origin >= duration - last_frame * 1.5 else end - origin
+        end = duration if end is None else min(duration, end - origin)
         segments.append(PictureSegment(**_span(start, end), start_frame=round(start * fps),
                                        end_frame=round(end * fps)))
     return segments
