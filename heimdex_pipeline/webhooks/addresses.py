@@ -12,6 +12,7 @@ as a number (`0x7f000001`, `127.1`, `0`) by the address it reads.
 """
 
 import ipaddress
+import re
 import socket
 import threading
 from concurrent.futures import Future
@@ -22,6 +23,10 @@ MAX_URL_LENGTH = 2048
 SCHEMES = ("http", "https")
 # Names that mean this machine without any lookup (RFC 6761).
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
+# What a host may be made of: a name's letters, digits, hyphens and dots, or an IPv6 literal's hex digits,
+# colons and dots. Anything else (`*`, `_`, `%`) names no host a resolver looks up, and the API's document
+# refuses it.
+_HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -142,6 +147,8 @@ def parse_url(url: str, allow_private: bool) -> SplitResult:
     host = parts.hostname
     if not host or port == 0:
         raise UnsafeUrlError("the URL names no host, or port 0")
+    if not _HOST.fullmatch(host):
+        raise UnsafeUrlError(f"{host} is no host name or address")
     if not allow_private:
         literal = numeric_address(host)
         if literal is not None and not is_public(literal):
