@@ -23,10 +23,10 @@ MAX_URL_LENGTH = 2048
 SCHEMES = ("http", "https")
 # Names that mean this machine without any lookup (RFC 6761).
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
-# What a host may be made of: a name's letters, digits, hyphens and dots, or an IPv6 literal's hex digits,
-# colons and dots. Anything else (`*`, `_`, `%`) names no host a resolver looks up, and the API's document
+# What a host that is no address (in any form the resolver reads as one) may be made of: letters, digits,
+# hyphens and dots. Anything else (`*`, `_`, `%`) names no host a resolver looks up, and the API's document
 # refuses it.
-_HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")
+_HOST_NAME = re.compile(r"[A-Za-z0-9.-]+")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -147,8 +147,6 @@ def parse_url(url: str, allow_private: bool) -> SplitResult:
     host = parts.hostname
     if not host or port == 0:
         raise UnsafeUrlError("the URL names no host, or port 0")
-    if not _HOST.fullmatch(host):
-        raise UnsafeUrlError(f"{host} is no host name or address")
     if not allow_private:
         literal = numeric_address(host)
         if literal is not None and not is_public(literal):
@@ -157,6 +155,8 @@ def parse_url(url: str, allow_private: bool) -> SplitResult:
             raise UnsafeUrlError(f"{detail} (HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)")
         if host.rstrip(".").lower().endswith(_LOCAL_NAMES):
             raise UnsafeUrlError(f"{host} is not a public address (HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)")
+    if numeric_address(host) is None and not _HOST_NAME.fullmatch(host):
+        raise UnsafeUrlError(f"{host} is no host name or address")
     return parts
 
 
