@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from heimdex_pipeline.core.json_numbers import integral_numbers
 from heimdex_pipeline.media.detector import DetectorParams
 from heimdex_pipeline.media.storyboard import Storyboard
+from heimdex_pipeline.outputs.qc import QcDocument
 from heimdex_pipeline.outputs.sidecar import Sidecar, ThumbnailEntry
 from heimdex_pipeline.storage import ORG_ID_PATTERN, RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, check_org_id
 from heimdex_pipeline.storage.layout import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, UPLOADS
@@ -308,6 +309,29 @@ class SceneListRefs(BaseModel):
     otio: SceneListRef = Field(description="An OpenTimelineIO timeline")
 
 
+class QcLink(BaseModel):
+    storage_key: str = Field(description="The QC document's key, relative to the org's folder")
+    url: str = Field(description=DOWNLOAD_URL_DESCRIPTION)
+
+
+class QcSummary(QcLink):
+    """A video's technical QC in brief: the loudness figures, the picture's scan, and how many stretches of
+    each kind were found (the document at `url`, or `GET /v1/assets/{asset_id}/qc`, lists them)."""
+
+    integrated_lufs: float | None = Field(description="EBU R128 integrated loudness; null: see loudness_unavailable")
+    loudness_range_lu: float | None
+    true_peak_dbtp: float | None
+    loudness_unavailable: str | None = Field(description="Why there is no loudness: no audio stream, or silent audio")
+    scan: Literal["progressive", "tff", "bff", "undetermined"]
+    silences: int = Field(ge=0)
+    black_stretches: int = Field(ge=0)
+    frozen_stretches: int = Field(ge=0)
+
+
+class QcDocumentOut(QcDocument, QcLink):
+    """The technical QC document as stored (`schemas/qc.schema.json`), with its `storage_key` and `url`."""
+
+
 class FailedCheck(BaseModel):
     asset: str = Field(description="The asset of the video the check looks at: `probe_metadata`, `scene_sidecar`, ...")
     check: str
@@ -333,11 +357,12 @@ class AssetResponse(BaseModel):
     sidecar: SidecarRef | None
     thumbnails: list[ThumbnailOut]
     storyboard: StoryboardRef | None = Field(description="Null until the storyboard is made")
+    qc: QcSummary | None = Field(default=None, description="Null until the technical QC is made")
     checks: CheckSummary
     scene_lists: SceneListRefs | None = Field(description="Null until the sidecar is made")
 
 
-WebhookEventType = Literal["asset.ready", "asset.failed", "job.succeeded", "job.failed"]
+WebhookEventType = Literal["asset.ready", "asset.failed", "asset.qc_failed", "job.succeeded", "job.failed"]
 
 
 class WebhookCreate(Request):
@@ -347,7 +372,7 @@ class WebhookCreate(Request):
                                  "pattern is this server's); no credentials, no port 0. Else 422 "
                                  "`webhook_url_not_allowed`. Where a name leads is checked at each delivery: a "
                                  "non-public address fails it. Redirects are not followed.")
-    events: list[WebhookEventType] = Field(min_length=1, max_length=4,
+    events: list[WebhookEventType] = Field(min_length=1, max_length=5,
                                            description="The events wanted; each at most once.")
 
 

@@ -58,6 +58,7 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "read_asset": {404: ("asset_not_found",), 503: (*_DATABASE, *_STORAGE)},
     "read_sidecar": {404: ("asset_not_found", "sidecar_not_found"), 503: (*_DATABASE, *_STORAGE)},
     "read_storyboard": {404: ("asset_not_found", "storyboard_not_found"), 503: (*_DATABASE, *_STORAGE)},
+    "read_qc": {404: ("asset_not_found", "qc_not_found"), 503: (*_DATABASE, *_STORAGE)},
     "delete_asset": {404: ("asset_not_found",), 409: ("asset_busy",), 503: (*_DATABASE, *_STORAGE)},
     # Dagster's run storage lives in the same database as the catalog in production.
     "read_job": {404: ("job_not_found",), 503: (*_DATABASE, *_STORAGE)},

@@ -18,6 +18,7 @@ from heimdex_api.services.job_state import latest_run_status
 from heimdex_api.services.launchers import JOB_NAMES, JobLauncher, JobRequest, start_run
 from heimdex_api.services.media import IdentifiedSource, identify_request
 from heimdex_api.services.scene_lists import scene_list_refs
+from heimdex_api.services.qc import qc_summary
 from heimdex_api.services.sources import source_key
 from heimdex_api.services.storyboards import storyboard_ref
 from heimdex_api.services.urls import DownloadUrls
@@ -125,7 +126,8 @@ def _sidecar_bytes(store: ObjectStore, video: Video) -> bytes | None:
 def asset_view(session: Session, instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls,
                video: Video) -> dict[str, Any]:
     """The contract's asset answer: `ready` once the sidecar exists, else the state of its newest run; the
-    sidecar, each thumbnail and the storyboard's sprite with the `url` of its bytes; what the video's asset checks say."""
+    sidecar, each thumbnail, the storyboard's sprite and the QC document with the `url` of its bytes; what the
+    video's asset checks say."""
     raw = _sidecar_bytes(store, video)
     sidecar, thumbnails = None, []
     if raw is not None:
@@ -141,7 +143,8 @@ def asset_view(session: Session, instance: DagsterInstance, store: ObjectStore, 
     return {"asset_id": video.asset_id, "org_id": video.org_id, "source_uri": store.uri(video.source_key),
             "size_bytes": video.size_bytes, "hash": video.hash, "hash_quality": video.hash_quality,
             "status": status, "sidecar": sidecar, "thumbnails": thumbnails,
-            "storyboard": storyboard_ref(store, urls, video), "checks": check_summary(session, video.asset_id),
+            "storyboard": storyboard_ref(store, urls, video), "qc": qc_summary(store, urls, video),
+            "checks": check_summary(session, video.asset_id),
             "scene_lists": scene_list_refs(urls, video.org_id, video.asset_id) if raw is not None else None}
 
 

@@ -1,32 +1,47 @@
-"""Asset checks of each video partition: is what the scene, thumbnail and storyboard steps wrote sound?
+"""Asset checks of each video partition: is what the scene, thumbnail and storyboard steps wrote sound,
+and does the video pass its technical QC?
 
 The probe's own check (`video_is_readable`) is made by the probe step itself (`video.py`), the
 only place that knows why a file could not be read. The sidecar's checks block: thumbnails are
 planned from the scenes, so a sidecar that breaks its schema or misses part of the video stops
-the run before them.
+the run before them. The QC checks do not block: a silent or dark video is still ingested, and
+its failures are told (the API's `checks`, the `asset.qc_failed` webhook).
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
 from pydantic import ValidationError
 
 from heimdex_pipeline.assets.partitions import videos_partitions
+from heimdex_pipeline.assets.qc import media_qc
 from heimdex_pipeline.assets.storyboard import storyboard
 from heimdex_pipeline.assets.video import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.media.storyboard import DOCUMENT_NAME, SPRITE_NAME, VTT_NAME
+from heimdex_pipeline.outputs.qc import QcDocument
 from heimdex_pipeline.outputs.sidecar import Sidecar, ThumbnailEntry
 from heimdex_pipeline.outputs.validation import (
+    audio_problems,
+    loudness_problems,
     schema_problems,
     scene_coverage_problems,
     storyboard_problems,
+    stretch_problems,
     thumbnail_problems,
 )
-from heimdex_pipeline.resources import CatalogResource, MediaStorage
+from heimdex_pipeline.resources import CatalogResource, MediaStorage, QcRules
 from heimdex_pipeline.storage import InvalidKeyError, ObjectNotFoundError, ObjectStore
-from heimdex_pipeline.storage.layout import SIDECAR_SCHEMA_KEY, org_key, probe_key, sidecar_key, storyboard_prefix
+from heimdex_pipeline.storage.layout import (
+    SIDECAR_SCHEMA_KEY,
+    org_key,
+    probe_key,
+    qc_key,
+    sidecar_key,
+    storyboard_prefix,
+)
 
 class Unreadable(Exception):
     """A document a check needs is missing or not JSON: the check fails with this message."""
@@ -46,6 +61,13 @@ def _sidecar(store: ObjectStore, video: Video) -> Sidecar:
         return Sidecar.model_validate(_read(store, sidecar_key(video.org_id, video.asset_id), "sidecar"))
     except ValidationError as exc:
         raise Unreadable(f"the sidecar breaks its schema ({exc.error_count()} errors)") from None
+
+
+def _qc(store: ObjectStore, video: Video) -> QcDocument:
+    try:
+        return QcDocument.model_validate(_read(store, qc_key(video.org_id, video.asset_id), "QC document"))
+    except ValidationError as exc:
+        raise Unreadable(f"the QC document breaks its schema ({exc.error_count()} errors)") from None
 
 
 def _result(context: AssetCheckExecutionContext, catalog: CatalogResource, video: Video, problems: list[str],
@@ -139,6 +161,55 @@ def storyboard_matches_sprite(context: AssetCheckExecutionContext, catalog: Cata
     return _result(context, catalog, video, problems, f"{count} cues point into the sprite", tiles=count)
 
 
-VIDEO_CHECKS = [sidecar_matches_schema, scenes_cover_the_video, thumbnails_are_stored, storyboard_matches_sprite]
+def _qc_result(context: AssetCheckExecutionContext, catalog: CatalogResource, storage: MediaStorage,
+               judge: Callable[[QcDocument], tuple[list[str], str]]) -> AssetCheckResult:
+    """A QC check's result: `judge` gives the problems it finds in the video's QC document, and what a pass says."""
+    video = catalog.video(context.partition_key)
+    try:
+        report = _qc(storage.store, video)
+    except Unreadable as exc:
+        return _result(context, catalog, video, [str(exc)], "")
+    return _result(context, catalog, video, *judge(report))
+
+
+@asset_check(asset=media_qc, partitions_def=videos_partitions, description="audio present and not silent throughout")
+def audio_is_heard(context: AssetCheckExecutionContext, catalog: CatalogResource,
+                   storage: MediaStorage) -> AssetCheckResult:
+    """The video has an audio stream, and it is not silent from start to end."""
+    return _qc_result(context, catalog, storage, lambda report: (
+        audio_problems(report), f"{report.audio.channels} channel(s) heard" if report.audio else ""))
+
+
+@asset_check(asset=media_qc, partitions_def=videos_partitions,
+             description="integrated loudness within the target ± tolerance")
+def loudness_on_target(context: AssetCheckExecutionContext, catalog: CatalogResource, storage: MediaStorage,
+                       qc: QcRules) -> AssetCheckResult:
+    """The integrated loudness is within HEIMDEX_QC_LOUDNESS_TARGET_LUFS ± HEIMDEX_QC_LOUDNESS_TOLERANCE_LU
+    (passes when no target is set)."""
+    target, tolerance = qc.loudness_target_lufs, qc.loudness_tolerance_lu
+
+    def judge(report: QcDocument) -> tuple[list[str], str]:
+        measured = f"{report.loudness.integrated_lufs:g} LUFS" if report.loudness else "no loudness"
+        passed = f"{measured}, no target set" if target is None else f"{measured}, within {target:g} ± {tolerance:g}"
+        return loudness_problems(report, target, tolerance), passed
+
+    return _qc_result(context, catalog, storage, judge)
+
+
+@asset_check(asset=media_qc, partitions_def=videos_partitions,
+             description="no black or frozen stretch longer than HEIMDEX_QC_MAX_STRETCH_S away from the start and end")
+def no_long_black_or_freeze(context: AssetCheckExecutionContext, catalog: CatalogResource, storage: MediaStorage,
+                            qc: QcRules) -> AssetCheckResult:
+    """No black or frozen stretch longer than `max_stretch_s`, but for those at the start or the end (`edge_s`)."""
+    return _qc_result(context, catalog, storage, lambda report: (
+        stretch_problems(report, qc.max_stretch_s, qc.edge_s),
+        f"no black or frozen stretch over {qc.max_stretch_s:g} s away from the start and end"))
+
+
+QC_CHECKS = [audio_is_heard, loudness_on_target, no_long_black_or_freeze]
+VIDEO_CHECKS = [sidecar_matches_schema, scenes_cover_the_video, thumbnails_are_stored, storyboard_matches_sprite,
+                *QC_CHECKS]
 # Every check of a video partition, the probe step's own included: what the API's asset answer sums up.
 VIDEO_CHECK_KEYS = [*probe_metadata.check_keys, *(key for check in VIDEO_CHECKS for key in check.check_keys)]
+# The checks whose failure sends `asset.qc_failed`.
+QC_CHECK_KEYS = [key for check in QC_CHECKS for key in check.check_keys]

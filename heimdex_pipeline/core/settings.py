@@ -54,6 +54,26 @@ class PipelineSettings(BaseSettings):
         default=160, ge=16, le=640,
         description="width of a storyboard tile in pixels (its height keeps the display aspect; never above the video's)")
 
+    # Technical QC (heimdex_pipeline.media.qc): what counts as silence, black and frozen (each is described
+    # where the QC document records it: QcThresholds), then what its checks allow.
+    qc_silence_db: float = Field(default=-50.0, le=0)
+    qc_silence_min_s: float = Field(default=2.0, gt=0)
+    qc_black_min_s: float = Field(default=0.5, gt=0)
+    qc_black_pixel_threshold: float = Field(default=0.10, ge=0, le=1)
+    qc_black_picture_ratio: float = Field(default=0.98, ge=0, le=1)
+    qc_freeze_noise_db: float = Field(default=-60.0, le=0)
+    qc_freeze_min_s: float = Field(default=2.0, gt=0)
+    qc_loudness_target_lufs: float | None = Field(
+        default=None, le=0, description="integrated loudness the loudness check expects (-23 for EBU R128, "
+                                        "-24 for ATSC A/85, about -14 for streaming); unset: no target")
+    qc_loudness_tolerance_lu: float | None = Field(
+        default=None, gt=0, description="how far from the target the integrated loudness may be; set with the target")
+    qc_max_stretch_s: float = Field(
+        default=5.0, gt=0, description="longest black or frozen stretch the QC check allows away from the start and end")
+    qc_edge_s: float = Field(
+        default=1.0, ge=0, description="a stretch beginning this close to the start or ending this close to the end "
+                                       "(a fade, a slate) is not held against the video")
+
     # What one file may cost: the media layer refuses anything beyond these (heimdex_pipeline.media.limits).
     max_frame_pixels: int = Field(default=8192 * 4320, ge=1, description="largest frame (width x height) decoded")
     max_duration_s: float = Field(default=12 * 3600.0, gt=0, description="longest video accepted")
@@ -139,6 +159,13 @@ class PipelineSettings(BaseSettings):
             raise ValueError(f"HEIMDEX_UPLOAD_SWEEP_AGE_S ({self.upload_sweep_age_s:g}) is shorter than "
                              f"HEIMDEX_UPLOAD_URL_TTL_S ({self.upload_url_ttl_s}): the sweep would remove the "
                              "bytes of uploads a client may still resume")
+        return self
+
+    @model_validator(mode="after")
+    def _loudness_target_whole(self) -> "PipelineSettings":
+        if (self.qc_loudness_target_lufs is None) != (self.qc_loudness_tolerance_lu is None):
+            raise ValueError("HEIMDEX_QC_LOUDNESS_TARGET_LUFS and HEIMDEX_QC_LOUDNESS_TOLERANCE_LU are set together "
+                             "or not at all")
         return self
 
     @property

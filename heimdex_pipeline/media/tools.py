@@ -150,6 +150,11 @@ def unsupported(source: Source) -> UnsupportedFormatError:
 
 def run_tool(tool: str, args: Sequence[str], path: Source, deadline: Deadline) -> bytes:
     """Run ffmpeg or ffprobe on `path` and answer its output; it is killed when the deadline passes."""
+    return run_tool_logged(tool, args, path, deadline)[0]
+
+
+def run_tool_logged(tool: str, args: Sequence[str], path: Source, deadline: Deadline) -> tuple[bytes, str]:
+    """`run_tool`, answering its log (standard error) too: what ffmpeg's measuring filters report."""
     deadline.check(f"{tool} on {source_name(path)}")
     process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -164,9 +169,10 @@ def run_tool(tool: str, args: Sequence[str], path: Source, deadline: Deadline) -
     if process.returncode != 0:
         raise failure(tool, path, process.returncode, stderr)
     # ffprobe gives a refused frame size as no size at all, and succeeds.
-    if error := _oversized(path, stderr.decode("utf-8", "replace")):
+    log = stderr.decode("utf-8", "replace")
+    if error := _oversized(path, log):
         raise error
-    return stdout
+    return stdout, log
 
 
 def _scrub(message: str, path: Source) -> str:

@@ -74,9 +74,14 @@ class Sidecar(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+def published_schema(model: type[BaseModel], name: str, version: str) -> dict[str, Any]:
+    """The JSON Schema of a stored document's model, as published under `<derived>/schemas/`."""
+    schema = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://heimdex.dev/schemas/{name}/{version}"
+    return schema
+
+
 def sidecar_json_schema() -> dict[str, Any]:
     """The JSON Schema of the sidecar, as written to `<derived>/schemas/sidecar.schema.json`."""
-    schema = Sidecar.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"https://heimdex.dev/schemas/sidecar/{SCHEMA_VERSION}"
-    return schema
+    return published_schema(Sidecar, "sidecar", SCHEMA_VERSION)

@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
+from heimdex_pipeline.media.qc import QcReport
 from heimdex_pipeline.media.storyboard import SPRITE_NAME, Storyboard, parse_vtt
 from heimdex_pipeline.outputs.sidecar import SidecarScene, ThumbnailEntry
 
@@ -146,4 +147,46 @@ def storyboard_problems(document: Any, vtt: str, sprite: bytes | None, duration_
         x, y, w, h = rectangle
         if x + w > width or y + h > height:
             problems.append(f"tile {position} ({x},{y},{w},{h}) lies outside the {width}x{height} sprite")
+    return _first(problems)
+
+
+# A silence that reaches this close to both ends of the audio covers all of it.
+SILENCE_EDGE_S = 0.05
+
+
+def audio_problems(report: QcReport) -> list[str]:
+    """Why the video's audio is missing or silent throughout (nothing when it is there and heard)."""
+    if report.audio is None:
+        return ["no audio stream"]
+    if report.loudness is None:
+        return [f"the audio is silent throughout: {report.loudness_unavailable}"]
+    end = min(report.duration_s, report.audio.duration_s or report.duration_s)
+    if any(s.start_s <= SILENCE_EDGE_S and s.end_s >= end - SILENCE_EDGE_S for s in report.silence):
+        return [f"the audio is silent throughout (below {report.thresholds.silence_db:g} dBFS)"]
+    return []
+
+
+def loudness_problems(report: QcReport, target_lufs: float | None, tolerance_lu: float | None) -> list[str]:
+    """Whether the integrated loudness is within `target_lufs` ± `tolerance_lu` (nothing when no target is set)."""
+    if target_lufs is None or tolerance_lu is None:
+        return []
+    if report.loudness is None:
+        return [f"no loudness to hold against the target of {target_lufs:g} LUFS: {report.loudness_unavailable}"]
+    off = report.loudness.integrated_lufs - target_lufs
+    if abs(off) > tolerance_lu:
+        return [f"integrated loudness {report.loudness.integrated_lufs:g} LUFS is {abs(off):.1f} LU "
+                f"{'above' if off > 0 else 'below'} the target of {target_lufs:g} ± {tolerance_lu:g} LUFS"]
+    return []
+
+
+def stretch_problems(report: QcReport, max_stretch_s: float, edge_s: float) -> list[str]:
+    """Black or frozen stretches longer than `max_stretch_s` that neither begin within `edge_s` of the start
+    nor end within `edge_s` of the end (a fade, a slate, a still end card)."""
+    problems = []
+    for kind, segments in (("black", report.black), ("frozen", report.freeze)):
+        for s in segments:
+            inside = s.start_s > edge_s and s.end_s < report.duration_s - edge_s
+            if inside and s.duration_s > max_stretch_s:
+                problems.append(f"{kind} for {s.duration_s:.2f} s from {s.start_s:.3f} s (frames "
+                                f"{s.start_frame}–{s.end_frame}), longer than {max_stretch_s:g} s")
     return _first(problems)

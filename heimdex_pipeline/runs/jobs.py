@@ -2,12 +2,13 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from heimdex_pipeline.assets import probe_metadata, scene_sidecar, storyboard, thumbnails
+from heimdex_pipeline.assets import media_qc, probe_metadata, scene_sidecar, storyboard, thumbnails
 
 ingest_video_job = define_asset_job(
     "ingest_video",
-    selection=AssetSelection.assets(probe_metadata, scene_sidecar, thumbnails, storyboard),
-    description="Probe a video, detect its scenes, extract its thumbnails and make its storyboard.",
+    selection=AssetSelection.assets(probe_metadata, scene_sidecar, thumbnails, storyboard, media_qc),
+    description="Probe a video, detect its scenes, extract its thumbnails, make its storyboard and check its "
+                "technical quality.",
 )
 
 sidecar_job = define_asset_job(

@@ -3,10 +3,11 @@
 from dagster import DagsterEventType, DagsterInstance, EventLogEntry
 
 
-def _failed_check(entries: list[EventLogEntry]) -> dict[str, str] | None:
-    """The first failed check among a run's entries, if one failed."""
+def _failed_check(entries: list[EventLogEntry], step_key: str | None) -> dict[str, str] | None:
+    """The first failed check the step `step_key` evaluated, if one failed (a run's non-blocking checks, the
+    QC's, may have failed in other steps without failing the run)."""
     for entry in entries:
-        if entry.dagster_event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
+        if entry.dagster_event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION or entry.step_key != step_key:
             continue
         evaluation = entry.dagster_event.asset_check_evaluation_data
         if not evaluation.passed:
@@ -28,7 +29,7 @@ def run_error(instance: DagsterInstance, run_id: str) -> dict[str, str]:
     event = first.dagster_event
     data = event.step_failure_data if event.event_type == DagsterEventType.STEP_FAILURE else None
     if data is not None and data.error is not None:
-        if data.error.cls_name == "DagsterAssetCheckFailedError" and (failed := _failed_check(entries)):
+        if data.error.cls_name == "DagsterAssetCheckFailedError" and (failed := _failed_check(entries, event.step_key)):
             return failed
         return {"code": "step_failure", "message": f"{event.step_key}: {data.error.message.strip()}"}
     return {"code": "run_failure", "message": first.message or "the run failed"}

@@ -25,6 +25,7 @@ from dagster import (
 )
 from sqlalchemy import func, select
 
+from heimdex_pipeline.assets.checks import QC_CHECK_KEYS
 from heimdex_pipeline.catalog.models import Webhook, as_utc
 from heimdex_pipeline.catalog.repository import get_video
 from heimdex_pipeline.core.logs import get_logger
@@ -35,7 +36,7 @@ from heimdex_pipeline.runs.tags import PARTITION_TAG, TYPE_TAG
 from heimdex_pipeline.storage import ObjectStore
 from heimdex_pipeline.storage.layout import sidecar_key
 from heimdex_pipeline.webhooks import Event, deliver_due, forget_old, record
-from heimdex_pipeline.webhooks.events import ASSET_FAILED, ASSET_READY, JOB_FAILED, JOB_SUCCEEDED
+from heimdex_pipeline.webhooks.events import ASSET_FAILED, ASSET_QC_FAILED, ASSET_READY, JOB_FAILED, JOB_SUCCEEDED
 
 # The outcomes read, by their name in the cursor.
 OUTCOMES = {"success": DagsterEventType.RUN_SUCCESS, "failure": DagsterEventType.RUN_FAILURE,
@@ -81,9 +82,20 @@ def _materialised(instance: DagsterInstance, run_id: str) -> bool:
     return bool(instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=1).records)
 
 
+def failed_qc_checks(instance: DagsterInstance, run_id: str) -> list[dict[str, str | None]]:
+    """The QC checks the run evaluated that failed, each with its description, as the API's `checks` lists them."""
+    failed = []
+    for entry in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records:
+        evaluation = entry.event_log_entry.dagster_event.event_specific_data
+        if evaluation.asset_check_key in QC_CHECK_KEYS and not evaluation.passed:
+            failed.append({"asset": evaluation.asset_key.to_user_string(), "check": evaluation.check_name,
+                           "description": evaluation.description})
+    return failed
+
+
 def outcome_events(instance: DagsterInstance, store: ObjectStore, outcome: EventLogRecord, run: DagsterRun,
                    org_id: str, asset_id: str) -> list[Event]:
-    """The events of one finished run of a video: the job's, then the video's."""
+    """The events of one finished run of a video: the job's, then the video's (its QC's last)."""
     kind = outcome.event_log_entry.dagster_event_type
     occurred_at = datetime.fromtimestamp(outcome.timestamp, UTC)
     status = {DagsterEventType.RUN_SUCCESS: "succeeded", DagsterEventType.RUN_FAILURE: "failed"}.get(kind, "canceled")
@@ -97,12 +109,16 @@ def outcome_events(instance: DagsterInstance, store: ObjectStore, outcome: Event
     def event(type_: str) -> Event:
         return Event(type_, org_id, asset_id, run.run_id, occurred_at, data)
 
+    # The QC checks do not block: a run that succeeded (or failed later, elsewhere) may have failed some.
+    failed_qc = failed_qc_checks(instance, run.run_id) if kind != DagsterEventType.RUN_CANCELED else []
+    qc = [Event(ASSET_QC_FAILED, org_id, asset_id, run.run_id, occurred_at, {**data, "checks": failed_qc})
+          ] if failed_qc else []
     if kind == DagsterEventType.RUN_SUCCESS:
         # Ready as the API's asset answer says it: once its sidecar exists.
         ready = _materialised(instance, run.run_id) and store.stat(sidecar_key(org_id, asset_id)) is not None
-        return [event(JOB_SUCCEEDED), *([event(ASSET_READY)] if ready else [])]
+        return [event(JOB_SUCCEEDED), *([event(ASSET_READY)] if ready else []), *qc]
     if kind == DagsterEventType.RUN_FAILURE:
-        return [event(JOB_FAILED), event(ASSET_FAILED)]
+        return [event(JOB_FAILED), event(ASSET_FAILED), *qc]
     return [event(JOB_FAILED)]
 
 

@@ -6,7 +6,9 @@
     <org_id>/thumbnails/<asset_id>/NNNN.jpg     thumbnails
     <org_id>/storyboards/<asset_id>/storyboard.jpg, .vtt, .json
                                                 the storyboard: sprite, WebVTT track, geometry
+    <org_id>/qc/<asset_id>.qc.json              the technical QC document
     schemas/sidecar.schema.json                 the sidecar's JSON Schema
+    schemas/qc.schema.json                      the QC document's JSON Schema
 
 A key is a `/`-separated relative path. The layout's own top-level names sit beside the org
 folders, so no org may take them.
@@ -28,6 +30,7 @@ RESERVED_ORG_ID_PATTERN = re.compile("^(?:%s)$" % "|".join(
     for name in sorted(RESERVED_ORG_IDS)))
 
 SIDECAR_SCHEMA_KEY = f"{SCHEMAS}/sidecar.schema.json"
+QC_SCHEMA_KEY = f"{SCHEMAS}/qc.schema.json"
 # S3's own limit on a key, and the usual filesystem limit on one name.
 MAX_KEY_BYTES = 1024
 MAX_SEGMENT_BYTES = 255
@@ -107,6 +110,15 @@ def sidecar_storage_key(asset_id: str) -> str:
 
 def sidecar_key(org_id: str, asset_id: str) -> str:
     return f"{check_org_id(org_id)}/{sidecar_storage_key(asset_id)}"
+
+
+def qc_storage_key(asset_id: str) -> str:
+    """The QC document's `storage_key` in API answers: relative to the org's folder."""
+    return f"qc/{asset_id}.qc.json"
+
+
+def qc_key(org_id: str, asset_id: str) -> str:
+    return f"{check_org_id(org_id)}/{qc_storage_key(asset_id)}"
 
 
 def thumbnails_prefix(org_id: str, asset_id: str) -> str:

@@ -12,6 +12,7 @@ as a number (`0x7f000001`, `127.1`, `0`) by the address it reads.
 """
 
 import ipaddress
+import re
 import socket
 import threading
 from concurrent.futures import Future
@@ -22,6 +23,10 @@ MAX_URL_LENGTH = 2048
 SCHEMES = ("http", "https")
 # Names that mean this machine without any lookup (RFC 6761).
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
+# What a host that is no address (in any form the resolver reads as one) may be made of: letters, digits,
+# hyphens and dots. Anything else (`*`, `_`, `%`) names no host a resolver looks up, and the API's document
+# refuses it.
+_HOST_NAME = re.compile(r"[A-Za-z0-9.-]+")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -150,6 +155,8 @@ def parse_url(url: str, allow_private: bool) -> SplitResult:
             raise UnsafeUrlError(f"{detail} (HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)")
         if host.rstrip(".").lower().endswith(_LOCAL_NAMES):
             raise UnsafeUrlError(f"{host} is not a public address (HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)")
+    if numeric_address(host) is None and not _HOST_NAME.fullmatch(host):
+        raise UnsafeUrlError(f"{host} is no host name or address")
     return parts
 
 

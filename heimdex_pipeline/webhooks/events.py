@@ -13,9 +13,10 @@ from heimdex_pipeline.catalog.models import Webhook, WebhookDelivery, WebhookEve
 
 ASSET_READY = "asset.ready"
 ASSET_FAILED = "asset.failed"
+ASSET_QC_FAILED = "asset.qc_failed"
 JOB_SUCCEEDED = "job.succeeded"
 JOB_FAILED = "job.failed"
-EVENT_TYPES = (ASSET_READY, ASSET_FAILED, JOB_SUCCEEDED, JOB_FAILED)
+EVENT_TYPES = (ASSET_READY, ASSET_FAILED, ASSET_QC_FAILED, JOB_SUCCEEDED, JOB_FAILED)
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,13 @@ def test_a_failed_check_stops_the_job_and_shows_in_the_asset(client: TestClient,
     view = client.get(f"/v1/assets/{asset_id}", headers=auth).json()
     # The sidecar was written (its scenes are what the file holds) and passed its schema; no thumbnail was made.
     assert view["status"] == "ready" and view["thumbnails"] == []
-    assert view["checks"]["passed"] == 3  # the probe, the schema and the storyboard, which needs no scenes
-    assert view["checks"]["failed"] == [{"asset": "scene_sidecar", "check": "scenes_cover_the_video",
-                                         "description": job["error"]["message"].split(": ", 2)[2]}]
+    # The probe, the schema, the storyboard and two of the QC's, which need no scenes; the job's error is the
+    # blocking check's, not the QC's that failed beside it (the clip has no audio).
+    assert view["checks"]["passed"] == 5
+    assert view["checks"]["failed"] == [
+        {"asset": "scene_sidecar", "check": "scenes_cover_the_video",
+         "description": job["error"]["message"].split(": ", 2)[2]},
+        {"asset": "media_qc", "check": "audio_is_heard", "description": "no audio stream"}]
     assert not (settings.derived_root / org / "thumbnails" / asset_id).exists()
 
     # A deployment upgraded past the catalog's check outcomes (migration 0011) has none: they are

@@ -70,8 +70,19 @@ def test_seed_guide_flow(client: TestClient, auth: dict[str, str], org: str, tes
     assert set(view["thumbnails"][0]) == {"idx", "storage_key", "width", "height", "ts_ms", "url"}
     for thumb in view["thumbnails"]:
         assert thumb["height"] == 96 and (settings.derived_root / org / thumb["storage_key"]).is_file()
-    # Every check ran on this partition, each once per job that selected it, and passed.
-    assert view["checks"] == {"passed": 5, "failed": []}
+    # Every check ran on this partition, each once per job that selected it; all passed but the QC's audio
+    # check (the clip has no audio stream), which says so without failing the ingest.
+    assert view["checks"] == {"passed": 7, "failed": [{"asset": "media_qc", "check": "audio_is_heard",
+                                                       "description": "no audio stream"}]}
+    assert {key: value for key, value in view["qc"].items() if key != "url"} == {
+        "storage_key": f"qc/{asset_id}.qc.json", "integrated_lufs": None, "loudness_range_lu": None,
+        "true_peak_dbtp": None, "loudness_unavailable": "no audio stream", "scan": "progressive", "silences": 0,
+        # The film's fades to black, and its still shots: none long enough, away from the ends, to fail the check.
+        "black_stretches": 4, "frozen_stretches": 3}
+    qc = client.get(f"/v1/assets/{asset_id}/qc", headers=auth)
+    assert qc.status_code == 200, qc.text
+    assert qc.json()["asset_id"] == asset_id and qc.json()["interlacing"]["measured_by"]["filter"] == "idet"
+    assert qc.json()["storage_key"] == view["qc"]["storage_key"] and qc.json()["duration_s"] > 20
 
     sidecar = client.get(f"/v1/assets/{asset_id}/sidecar", headers=auth)
     assert sidecar.status_code == 200

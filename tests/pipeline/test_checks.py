@@ -7,17 +7,22 @@ from pathlib import Path
 from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterEventType, DagsterInstance, materialize
 from dagster._core.event_api import PartitionKeyFilter
 
-from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
+from heimdex_pipeline.assets import VIDEO_CHECKS, media_qc, probe_metadata, scene_sidecar, storyboard, thumbnails
+from heimdex_pipeline.assets.checks import QC_CHECKS
 from heimdex_pipeline.assets.video import READABLE_CHECK
+from heimdex_pipeline.resources import QcRules
 from heimdex_pipeline.runs.tags import PARTITION_TAG
 
-ASSETS = [probe_metadata, scene_sidecar, thumbnails, storyboard]
+ASSETS = [probe_metadata, scene_sidecar, thumbnails, storyboard, media_qc]
 CHECKS = {
     AssetCheckKey(AssetKey("probe_metadata"), READABLE_CHECK),
     AssetCheckKey(AssetKey("scene_sidecar"), "sidecar_matches_schema"),
     AssetCheckKey(AssetKey("scene_sidecar"), "scenes_cover_the_video"),
     AssetCheckKey(AssetKey("thumbnails"), "thumbnails_are_stored"),
     AssetCheckKey(AssetKey("storyboard"), "storyboard_matches_sprite"),
+    AssetCheckKey(AssetKey("media_qc"), "audio_is_heard"),
+    AssetCheckKey(AssetKey("media_qc"), "loudness_on_target"),
+    AssetCheckKey(AssetKey("media_qc"), "no_long_black_or_freeze"),
 }
 
 
@@ -55,7 +60,10 @@ def test_a_real_clip_passes_every_check_of_its_partition(clips, upload, resource
                            resources=resources).success
     evaluations = _evaluations(instance, first)
     assert set(evaluations) == {key.name for key in CHECKS}
+    # The clips have no audio: the QC says so, and every other check passes.
+    assert evaluations.pop("audio_is_heard") == (False, "no audio stream")
     assert all(passed for passed, _ in evaluations.values()), evaluations
+    assert evaluations["loudness_on_target"][1] == "no loudness, no target set"
     assert evaluations["scenes_cover_the_video"][1].startswith("3 scenes cover 6.5")
     assert evaluations["thumbnails_are_stored"][1] == "3 thumbnails stored as listed"
     assert evaluations["storyboard_matches_sprite"][1] == "50 cues point into the sprite"
@@ -162,3 +170,31 @@ def test_a_partition_never_materialised_fails_its_checks_with_what_is_missing(cl
     assert evaluations["scenes_cover_the_video"] == (False, f"no probe metadata ({asset_id}.probe.json)")
     assert evaluations["thumbnails_are_stored"] == (False, f"no sidecar ({asset_id}.vna.json)")
     assert evaluations["storyboard_matches_sprite"] == (False, f"no probe metadata ({asset_id}.probe.json)")
+    assert evaluations["no_long_black_or_freeze"] == (False, f"no QC document ({asset_id}.qc.json)")
+
+
+def test_qc_findings_fail_the_qc_checks_with_what_was_found(clips, upload, resources, instance: DagsterInstance,
+                                                            derived_root: Path) -> None:
+    asset_id = upload(clips((3.0, 3.0))[0])
+    assert materialize([probe_metadata, media_qc], partition_key=asset_id, instance=instance,
+                       resources=resources).success
+    path = derived_root / "org-demo" / "qc" / f"{asset_id}.qc.json"
+    document = json.loads(path.read_text())
+    # What a loud video with a dead feed in its middle and an end card would measure.
+    document["audio"] = {"index": 1, "codec": "aac", "channels": 2, "sample_rate": 48000.0, "duration_s": 6.0}
+    document["loudness"] = {"integrated_lufs": -16.2, "range_lu": 3.0, "true_peak_dbtp": -0.5,
+                            "measured_by": document["interlacing"]["measured_by"] | {"filter": "ebur128"}}
+    document["black"] = [{"start_s": 1.5, "end_s": 4.0, "duration_s": 2.5, "start_frame": 37, "end_frame": 100}]
+    document["freeze"] = [{"start_s": 3.0, "end_s": 6.0, "duration_s": 3.0, "start_frame": 75, "end_frame": 150}]
+    path.write_text(json.dumps(document))
+    strict = {**resources, "qc": QcRules(**{**resources["qc"].model_dump(), "loudness_target_lufs": -23.0,
+                                            "loudness_tolerance_lu": 1.0, "max_stretch_s": 2.0})}
+    assert materialize([*ASSETS, *VIDEO_CHECKS], selection=AssetSelection.checks(*QC_CHECKS),
+                       tags={PARTITION_TAG: asset_id}, instance=instance, resources=strict).success  # not blocking
+    evaluations = _evaluations(instance, asset_id)
+    assert evaluations["audio_is_heard"] == (True, "2 channel(s) heard")
+    assert evaluations["loudness_on_target"] == (
+        False, "integrated loudness -16.2 LUFS is 6.8 LU above the target of -23 ± 1 LUFS")
+    # The frozen end card reaches the end: it is not held against the video.
+    assert evaluations["no_long_black_or_freeze"] == (
+        False, "black for 2.50 s from 1.500 s (frames 37–100), longer than 2 s")

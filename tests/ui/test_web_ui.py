@@ -18,7 +18,7 @@ from dagster import DagsterInstance, instance_for_test, materialize
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from heimdex_pipeline.assets import VIDEO_CHECKS, probe_metadata, scene_sidecar, storyboard, thumbnails
+from heimdex_pipeline.assets import VIDEO_CHECKS, media_qc, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.storyboard import SPRITE_NAME, VTT_NAME, make_storyboard, parse_vtt
@@ -89,12 +89,12 @@ def test_asset_graph_and_partition_thumbnails_in_a_browser(clips, upload, resour
     shots.mkdir(parents=True, exist_ok=True)
     path, _ = clips((2.0, 1.5, 3.0))
     asset_id = upload(path)
-    assert materialize([probe_metadata, scene_sidecar, thumbnails, storyboard, *VIDEO_CHECKS], partition_key=asset_id,
-                       instance=instance, resources=resources).success
+    assert materialize([probe_metadata, scene_sidecar, thumbnails, storyboard, media_qc, *VIDEO_CHECKS],
+                       partition_key=asset_id, instance=instance, resources=resources).success
 
     page.goto(f"{webserver}/asset-groups/video/lineage", wait_until="networkidle")
     _dismiss_community_dialog(page)
-    for name in ("probe_metadata", "scene_sidecar", "thumbnails", "storyboard"):
+    for name in ("probe_metadata", "scene_sidecar", "thumbnails", "storyboard", "media_qc"):
         expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=60_000)
     page.screenshot(path=str(shots / "ui-asset-graph.png"))
 
@@ -122,6 +122,14 @@ def test_asset_graph_and_partition_thumbnails_in_a_browser(clips, upload, resour
     page.get_by_text("[Show Markdown]").click()
     expect(page.locator('img[alt="storyboard.jpg"][src^="data:image/jpeg;base64,"]')).to_be_visible(timeout=60_000)
     page.screenshot(path=str(shots / "ui-storyboard-partition.png"), full_page=True)
+
+    # The QC figures as the partition's metadata (the clip has no audio: no loudness, and why).
+    page.goto(f"{webserver}/assets/media_qc?view=partitions&partition={asset_id}", wait_until="networkidle")
+    _dismiss_community_dialog(page)
+    for name in ("loudness_unavailable", "scan", "black_stretches", "frozen_stretches", "silences"):
+        expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("no audio stream").first).to_be_visible(timeout=60_000)
+    page.screenshot(path=str(shots / "ui-qc-partition.png"), full_page=True)
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
 
-from heimdex_pipeline.assets import probe_metadata, scene_sidecar
+from heimdex_pipeline.assets import media_qc, probe_metadata, scene_sidecar
+from heimdex_pipeline.assets.checks import QC_CHECKS
 from heimdex_pipeline.resources import WebhookSender
 from heimdex_pipeline.runs.tags import run_tags
 from heimdex_pipeline.sensors import webhook_sensor
@@ -73,3 +74,19 @@ def test_an_endpoint_gets_only_what_happened_after_it_was_made(clips, upload, re
     register(receiver.url, org_id="org-demo", events=("job.succeeded",))
     _tick(instance, resources, cursor)
     assert receiver.received == []
+
+
+def test_a_failed_qc_check_sends_asset_qc_failed_with_its_description(clips, upload, resources: dict,
+                                                                      instance: DagsterInstance, receiver: Receiver,
+                                                                      register: Callable) -> None:
+    register(receiver.url, org_id="org-demo", events=("asset.qc_failed",))
+    cursor = _tick(instance, resources, None).cursor
+    asset_id = upload(clips((1.0, 1.0), size="160x120")[0])  # no audio stream
+    # The QC checks do not block: the run succeeds, and says what failed.
+    assert materialize([probe_metadata, media_qc, *QC_CHECKS], partition_key=asset_id, instance=instance,
+                       resources=resources).success
+    _tick(instance, resources, cursor)
+    [event] = receiver.events()
+    assert (event["type"], event["asset_id"], event["data"]["status"]) == ("asset.qc_failed", asset_id, "succeeded")
+    assert event["data"]["checks"] == [{"asset": "media_qc", "check": "audio_is_heard",
+                                        "description": "no audio stream"}]

@@ -1,4 +1,5 @@
-"""`/v1/assets`: start sidecar and thumbnails jobs, read a video, its sidecar and its storyboard, delete a video."""
+"""`/v1/assets`: start sidecar and thumbnails jobs, read a video, its sidecar, its storyboard and its QC, delete a
+video."""
 
 from functools import partial
 from typing import Any
@@ -23,13 +24,14 @@ from heimdex_api.core.security import READ, WRITE, Principal
 from heimdex_api.schemas import (
     AssetResponse,
     JobAccepted,
+    QcDocumentOut,
     SidecarDocument,
     SidecarRequest,
     SourceRequest,
     StoryboardDocument,
     ThumbnailsRequest,
 )
-from heimdex_api.services import assets, idempotency, storyboards
+from heimdex_api.services import assets, idempotency, qc, storyboards
 from heimdex_api.services.scene_lists import FORMATS, render_scene_list
 from heimdex_pipeline.catalog.db import session_scope
 
@@ -139,6 +141,16 @@ def read_scenes_edl(asset_id: AssetIdPath, principal: PrincipalDep, session: Ses
 def read_scenes_otio(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, store: StoreDep) -> Response:
     """The scene list as an OpenTimelineIO timeline; 404 until the sidecar exists."""
     return _scene_list(asset_id, "otio", principal, session, store)
+
+
+# Answered as the pipeline wrote it, like the sidecar: the model documents it.
+@router.get("/{asset_id}/qc", response_model=None, responses={200: {"model": QcDocumentOut}, **error_responses("read_qc")})
+def read_qc(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, store: StoreDep,
+            urls: DownloadUrlsDep) -> dict[str, Any]:
+    """The technical QC document: EBU R128 loudness, silences, black and frozen stretches, the picture's scan,
+    the thresholds used and what measured each, with the document's `url`; 404 until it exists."""
+    principal.require(READ)
+    return qc.qc_document(store, urls, assets.find_video(session, asset_id, principal.org_id))
 
 
 @router.get("/{asset_id}/storyboard.json", response_model=StoryboardDocument,
