@@ -22,6 +22,9 @@ PROJECT = "heimdex-e2e"
 # Published on 127.0.0.1, on ports apart from run.sh's defaults (8000, 3000) and MinIO's (9000).
 API_PORT, DAGSTER_PORT, S3_PORT, S3_CONSOLE_PORT = 18000, 13000, 19000, 19001
 RECEIVER = "heimdex-e2e-webhook-receiver"
+# Secrets of the API that no other service and no run uses: only the API's container may carry
+# them (`docker inspect` shows a container's environment to whoever may use the engine).
+API_ONLY_SECRETS = ("HEIMDEX_JWT_SECRET", "HEIMDEX_URL_SIGNING_KEY")
 T = TypeVar("T")
 
 
