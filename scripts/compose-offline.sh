@@ -8,7 +8,7 @@
 # The stand-ins (README, "Docker compose"): a slim Debian bookworm root filesystem (mmdebstrap, kept
 # in ~/.cache/heimdex/stack), Python 3.11 and PostgreSQL 15 from Debian, uv and moto's S3 server
 # from PyPI. They are built when what they are made of changes, not at every call.
-source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/install.sh"
 docker_engine
 
 cache="$HOME/.cache/heimdex/stack"
