@@ -58,11 +58,14 @@ stand_in() {  # stand_in TAG DOCKERFILE [--build-arg ...]: build deploy/offline/
     "$@" "$context" >/dev/null
 }
 
+# One build at a time, whoever else calls this script meanwhile.
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
 if ! built; then
   if [ ! -s "$rootfs" ]; then
     command -v mmdebstrap >/dev/null || apt_install mmdebstrap
     echo "heimdex: making a Debian bookworm root filesystem (mmdebstrap, about a minute and a half once)" >&2
-    mkdir -p "$cache"
     rm -f "$cache"/bookworm-slim-*.tar  # those of earlier recipes
     as_root mmdebstrap --quiet --format=tar "${rootfs_recipe[@]}" "$rootfs.part" 2>"$cache/mmdebstrap.log" ||
       { tail -n 20 "$cache/mmdebstrap.log" >&2; exit 1; }
@@ -83,7 +86,9 @@ if ! built; then
   stand_in heimdex-offline/s3 s3.Dockerfile \
     --build-arg PYTHON_IMAGE=heimdex-offline/python:3.11-bookworm --build-arg S3_PACKAGES="$s3_packages" &
   wait -n; wait -n
+  rm -rf "$context"
   built
 fi
+exec 9>&-
 
 exec docker compose -f docker-compose.yml -f deploy/offline/compose.offline.yml "$@"
