@@ -24,7 +24,7 @@ from benchmarks.run import FULL, QUICK, log, print_header, synthetic_clip, table
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.catalog.repository import record_progress
-from heimdex_pipeline.media.detector import DetectorParams
+from heimdex_pipeline.media.detector import ContentParams
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.progress import Progress
 from heimdex_pipeline.media.scenes import detect_scenes
@@ -47,7 +47,7 @@ def _detect(path: Path, probe: dict, catalog_url: str | None) -> tuple[float, in
         reports, reporting = reports + 1, reporting + time.perf_counter() - start
 
     start = time.perf_counter()
-    detect_scenes(path, probe, DetectorParams(), progress=report if catalog_url else None)
+    detect_scenes(path, probe, ContentParams(), progress=report if catalog_url else None)
     return time.perf_counter() - start, reports, reporting
 
 

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from heimdex_pipeline.core.json_numbers import integral_numbers
+from heimdex_pipeline.media.detector import DetectorParams
 from heimdex_pipeline.media.storyboard import Storyboard
 from heimdex_pipeline.outputs.sidecar import Sidecar, ThumbnailEntry
 from heimdex_pipeline.storage import ORG_ID_PATTERN, RESERVED_ORG_ID_PATTERN, RESERVED_ORG_IDS, check_org_id
@@ -127,14 +129,7 @@ class Request(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _integral_numbers(cls, data: Any) -> Any:
-        # JSON Schema counts 12.0 as an integer, so an int field takes it; strict mode still refuses
-        # 12.5 and "12" (and a float field takes 12 anyway).
-        if isinstance(data, dict):
-            return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in data.items()}
-        return data
+    _integral_numbers = model_validator(mode="before")(integral_numbers)
 
 
 class InitRequest(Request):
@@ -195,6 +190,16 @@ class SourceRequest(Request):
     org_id: OrgId
     source_uri: SourceUri
     weak_threshold_bytes: WeakThreshold
+
+
+class SidecarRequest(SourceRequest):
+    """The sidecar job's body: the source, and the scene detector if not the deployment's."""
+
+    detector: DetectorParams | None = Field(
+        default=None,
+        description="The PySceneDetect detector and its parameters, told apart by `kind`; unset parameters keep "
+                    "PySceneDetect's defaults, values out of bounds answer 422. Null: the deployment's "
+                    "(HEIMDEX_SCENE_DETECTOR), ContentDetector unless set.")
 
 
 class ThumbnailPolicyIn(Request):
@@ -287,6 +292,22 @@ class StoryboardDocument(Storyboard, StoryboardRef):
     `end_s`, at `x, y` in the sprite), with the sprite's `storage_key` and `url` and the track's location."""
 
 
+class SceneListRef(BaseModel):
+    """Where one form of the scene list is."""
+
+    url: str = Field(description="A signed URL of the API's files route that a plain GET fetches without the token "
+                                 "until it expires (HEIMDEX_DOWNLOAD_URL_TTL_S)")
+    location: str = Field(description="`/v1/assets/{asset_id}/scenes.<csv|edl|otio>`: the same, with the token")
+
+
+class SceneListRefs(BaseModel):
+    """The scene list as editors take it, made from the sidecar when asked."""
+
+    csv: SceneListRef = Field(description="`scenedetect list-scenes`'s CSV")
+    edl: SceneListRef = Field(description="A CMX 3600 EDL")
+    otio: SceneListRef = Field(description="An OpenTimelineIO timeline")
+
+
 class FailedCheck(BaseModel):
     asset: str = Field(description="The asset of the video the check looks at: `probe_metadata`, `scene_sidecar`, ...")
     check: str
@@ -313,6 +334,7 @@ class AssetResponse(BaseModel):
     thumbnails: list[ThumbnailOut]
     storyboard: StoryboardRef | None = Field(description="Null until the storyboard is made")
     checks: CheckSummary
+    scene_lists: SceneListRefs | None = Field(description="Null until the sidecar is made")
 
 
 WebhookEventType = Literal["asset.ready", "asset.failed", "job.succeeded", "job.failed"]

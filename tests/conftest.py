@@ -2,6 +2,7 @@
 and catalogued uploads with the definitions' resources pointed at them."""
 
 import os
+import shutil
 
 # Fast retries for the whole suite; set before any Heimdex module reads its settings.
 os.environ.setdefault("HEIMDEX_RETRY_DELAY_S", "0.2")
@@ -111,15 +112,27 @@ def catalog_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     return url
 
 
+@pytest.fixture(scope="session")
+def sqlite_dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DAGSTER_HOME whose SQLite storage is made and migrated once per worker, for the instances to start from:
+    a fresh instance's migrations cost 0.3 s of CPU, a copy of this one 0.05 s."""
+    home = tmp_path_factory.mktemp("sqlite_dagster_home")
+    with instance_for_test(temp_dir=str(home)):
+        pass
+    return home
+
+
 @pytest.fixture
 def instance(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DagsterInstance]:
     """A real Dagster instance in a temporary DAGSTER_HOME, its storage on the test's backend."""
     home = tmp_path / "dagster_home"
-    home.mkdir()
     overrides = None
     if backend == "postgresql":
+        home.mkdir()
         # dagster-postgres keeps run, event log and schedule storage in one database.
         overrides = {"storage": {"postgres": {"postgres_url": request.getfixturevalue("postgres_database")()}}}
+    else:
+        shutil.copytree(request.getfixturevalue("sqlite_dagster_home"), home)
     with instance_for_test(temp_dir=str(home), overrides=overrides) as dagster_instance:
         yield dagster_instance
 

@@ -43,3 +43,49 @@ def test_a_benchmarks_markdown_block_is_what_it_printed(tmp_path: Path) -> None:
     assert lines[0].startswith("Measured on ") and "load average" in lines[0]
     assert lines[2:4] == ["```", "$ uv run python -m benchmarks.run --help"]
     assert "\n".join(lines[4:-1]) == direct.stdout.rstrip() and lines[-1] == "```"
+
+
+def _mean_lumas(path: Path, size: int) -> list[float]:
+    """Each frame's mean luma, decoded by ffmpeg."""
+    from heimdex_pipeline.media.tools import FFMPEG
+
+    raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                         capture_output=True, check=True).stdout
+    return [sum(raw[i:i + size]) / size for i in range(0, len(raw), size)]
+
+
+def test_the_shots_benchmark_scores_a_tiny_edit_with_a_cut_a_fade_and_a_flash(tmp_path: Path, media_dir: Path) -> None:
+    from benchmarks.shot_edits import Edit, Join, Shot, build, truth
+    from benchmarks.shot_scoring import score
+    from benchmarks.shots import pyscenedetect_boundaries
+
+    def flat(colour: str) -> str:
+        return f"lavfi:color=c={colour}:s=160x90:r=25"
+
+    edit = Edit("tiny", 160, 90, 25, (Shot(flat("0x303030"), 40, flashes=((12, 2),)), Shot(flat("0xb0b0b0"), 40),
+                                      Shot(flat("0x707070"), 40)), (Join("hard"), Join("fade-black", 10)))
+    known = truth(edit)
+    cut, fade = known.transitions
+    assert (cut.kind, cut.first, cut.last, fade.kind) == ("hard", 40, 40, "fade-black")
+    assert known.flashes == [(12, 13)] and known.frames == 120
+
+    # The edit holds what the truth says: the cut on its frame, the fade and the flash on theirs alone.
+    lumas = _mean_lumas(build(edit, media_dir, tmp_path), 160 * 90)
+    assert len(lumas) == known.frames
+    first, second, third = lumas[0], lumas[cut.first], lumas[-1]
+    assert abs(lumas[cut.first - 1] - first) < 2 and second - first > 100
+    changed = [i for i, luma in enumerate(lumas) if min(abs(luma - level) for level in (first, second, third)) > 2]
+    assert changed == [12, 13, *range(fade.first, fade.last + 1)]
+    assert lumas[12] - first > 100 and lumas[13] - first > 50
+
+    # Found within 2 frames (of the fade's span); one boundary per transition; the flash's apart.
+    result = score([cut.first, fade.first - 2, 13], known)
+    assert (result.found["hard"], result.found["fade-black"], result.exact_hard) == (1, 1, 1)
+    assert result.false == {"flash": 1} and result.boundaries == 3 and round(result.f1(), 3) == 0.8
+    missed = score([cut.first + 3, fade.first - 3, fade.first, fade.last + 2], known)
+    assert (missed.found["hard"], missed.found["fade-black"], missed.exact_hard) == (0, 1, 0)
+    assert missed.false == {"other": 2, "double": 1} and missed.kind_f1("fade-black") == 2 / 3
+
+    # PySceneDetect's frame numbers are the truth's: ContentDetector cuts on the cut's very frame.
+    found, _ = pyscenedetect_boundaries(["ContentDetector"], build(edit, media_dir, tmp_path))
+    assert cut.first in found["ContentDetector"]

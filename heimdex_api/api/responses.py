@@ -89,7 +89,8 @@ ROUTE_ERRORS["upload_tus"] = {
     503: (*_DATABASE, *_STORAGE)}
 # A download URL the API signed (services/urls.py, api/routes/files.py): no bearer token, the URL is the credential.
 # `not_found`: a path no key can have (empty, a line break), which the router itself answers.
-ROUTE_ERRORS["download_file"] = {403: _SIGNED_URL, 404: ("file_not_found", "not_found", "storyboard_not_found"),
+ROUTE_ERRORS["download_file"] = {403: _SIGNED_URL, 404: ("file_not_found", "not_found", "storyboard_not_found",
+                                                          "sidecar_not_found"),
                                  503: _STORAGE}
 
 

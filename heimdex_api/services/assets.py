@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Conflict, NotFound, Unprocessable
-from heimdex_api.schemas import SourceRequest, ThumbnailsRequest
+from heimdex_api.schemas import SidecarRequest, SourceRequest, ThumbnailsRequest
 from heimdex_api.services import idempotency
 from heimdex_api.services.checks import check_summary
 from heimdex_api.services.job_state import latest_run_status
 from heimdex_api.services.launchers import JOB_NAMES, JobLauncher, JobRequest, start_run
 from heimdex_api.services.media import IdentifiedSource, identify_request
+from heimdex_api.services.scene_lists import scene_list_refs
 from heimdex_api.services.sources import source_key
 from heimdex_api.services.storyboards import storyboard_ref
 from heimdex_api.services.urls import DownloadUrls
@@ -53,6 +54,13 @@ def thumbnail_config(body: ThumbnailsRequest) -> dict[str, Any]:
     return {"ops": {"thumbnails": {"config": policy}}} if policy else {}
 
 
+def sidecar_config(body: SidecarRequest) -> dict[str, Any]:
+    """The run config of the `scene_sidecar` asset for the request's detector (none: the deployment's)."""
+    if body.detector is None:
+        return {}
+    return {"ops": {"scene_sidecar": {"config": {"detector": body.detector.model_dump(mode="json")}}}}
+
+
 def _identify(settings: ApiSettings, store: ObjectStore, body: SourceRequest) -> IdentifiedSource:
     key = source_key(store, body.source_uri, body.org_id)
     return identify_request(settings, store, body.org_id, key, body.weak_threshold_bytes)
@@ -87,6 +95,8 @@ def prepare_job(settings: ApiSettings, store: ObjectStore, asset_id: str, body: 
     with session_scope(settings.catalog_url) as session:
         register_source(session, store, source.file, asset_id, source.content, origin="api")
     job_name, run_config = JOB_NAMES[job_type], {}
+    if isinstance(body, SidecarRequest):
+        run_config = sidecar_config(body)
     if isinstance(body, ThumbnailsRequest):
         run_config = thumbnail_config(body)
         if asset_status(store, body.org_id, asset_id) != "ready":
@@ -112,7 +122,8 @@ def _sidecar_bytes(store: ObjectStore, video: Video) -> bytes | None:
         return None
 
 
-def asset_view(instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls, video: Video) -> dict[str, Any]:
+def asset_view(session: Session, instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls,
+               video: Video) -> dict[str, Any]:
     """The contract's asset answer: `ready` once the sidecar exists, else the state of its newest run; the
     sidecar, each thumbnail and the storyboard's sprite with the `url` of its bytes; what the video's asset checks say."""
     raw = _sidecar_bytes(store, video)
@@ -130,7 +141,8 @@ def asset_view(instance: DagsterInstance, store: ObjectStore, urls: DownloadUrls
     return {"asset_id": video.asset_id, "org_id": video.org_id, "source_uri": store.uri(video.source_key),
             "size_bytes": video.size_bytes, "hash": video.hash, "hash_quality": video.hash_quality,
             "status": status, "sidecar": sidecar, "thumbnails": thumbnails,
-            "storyboard": storyboard_ref(store, urls, video), "checks": check_summary(instance, video.asset_id)}
+            "storyboard": storyboard_ref(store, urls, video), "checks": check_summary(session, video.asset_id),
+            "scene_lists": scene_list_refs(urls, video.org_id, video.asset_id) if raw is not None else None}
 
 
 def sidecar_document(store: ObjectStore, urls: DownloadUrls, video: Video) -> dict[str, Any]:

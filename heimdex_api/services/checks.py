@@ -1,31 +1,29 @@
-"""What the asset checks of a video say: the newest result of each, as Dagster's "Checks" tab shows them."""
+"""What the asset checks of a video say: the newest outcome of each, as Dagster's "Checks" tab shows them."""
 
 from typing import Any
 
-from dagster import DagsterInstance
-from dagster._core.event_api import PartitionKeyFilter
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from sqlalchemy.orm import Session
 
 from heimdex_pipeline.assets.checks import VIDEO_CHECK_KEYS
+from heimdex_pipeline.catalog.repository import check_outcomes
 
 
-def check_summary(instance: DagsterInstance, asset_id: str) -> dict[str, Any]:
+def check_summary(session: Session, asset_id: str) -> dict[str, Any]:
     """How many of the video's checks passed at their newest evaluation, and which failed and why.
 
-    A check not evaluated yet, or in progress, is in neither. One indexed query: Dagster's public
-    instance API reads a check's newest result over all partitions only.
+    Read from the catalog, where each check keeps its outcome as it is evaluated (one indexed
+    query beside the video's own). A check not evaluated yet is in neither; one the code no
+    longer has is left out.
     """
-    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        VIDEO_CHECK_KEYS, partition_filter=PartitionKeyFilter(key=asset_id))
+    outcomes = check_outcomes(session, asset_id)
     passed, failed = 0, []
     for key in VIDEO_CHECK_KEYS:
-        record = records.get(key)
-        if record is None or record.status == AssetCheckExecutionRecordStatus.PLANNED:
+        outcome = outcomes.get((key.asset_key.to_user_string(), key.name))
+        if outcome is None:
             continue
-        if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
+        if outcome.passed:
             passed += 1
-            continue
-        evaluation = record.event.asset_check_evaluation if record.event else None
-        failed.append({"asset": key.asset_key.to_user_string(), "check": key.name,
-                       "description": evaluation.description if evaluation else None})
+        else:
+            failed.append({"asset": outcome.asset_key, "check": outcome.check_name,
+                           "description": outcome.description})
     return {"passed": passed, "failed": failed}

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.claims import AssetBusyError, asset_claim
 from heimdex_pipeline.catalog.db import session_scope
-from heimdex_pipeline.catalog.models import RunProgress, Source, Upload, Video
+from heimdex_pipeline.catalog.models import CheckOutcome, RunProgress, Source, Upload, Video
 from heimdex_pipeline.core.logs import get_logger
 from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.runs.tags import PARTITION_TAG
@@ -124,6 +124,7 @@ def _delete_claimed(instance: DagsterInstance, store: ObjectStore, catalog_url: 
         deletion.objects = _delete_files(store, video, source_keys, upload_ids)
     with session_scope(catalog_url) as session:
         session.execute(delete(RunProgress).where(RunProgress.run_id.in_(video_runs(instance, asset_id))))
+        session.execute(delete(CheckOutcome).where(CheckOutcome.asset_id == asset_id))
         session.execute(delete(Upload).where(Upload.asset_id == asset_id))
         session.execute(delete(Source).where(Source.asset_id == asset_id))
         session.execute(delete(Video).where(Video.asset_id == asset_id))

@@ -48,16 +48,18 @@ def _sidecar(store: ObjectStore, video: Video) -> Sidecar:
         raise Unreadable(f"the sidecar breaks its schema ({exc.error_count()} errors)") from None
 
 
-def _result(context: AssetCheckExecutionContext, video: Video, problems: list[str], passed: str,
-            **metadata: Any) -> AssetCheckResult:
-    """The check's result: passed without problems, else failed with them as its description."""
+def _result(context: AssetCheckExecutionContext, catalog: CatalogResource, video: Video, problems: list[str],
+            passed: str, **metadata: Any) -> AssetCheckResult:
+    """The check's result, kept in the catalog too: passed without problems, else failed with them as its description."""
     log = get_logger("checks", asset_id=video.asset_id, job_id=context.run.run_id, org_id=video.org_id)
-    check = context.check_specs[0].name
+    spec = context.check_specs[0]
     if problems:
-        log.warning("check.failed", check=check, problems=problems)
+        log.warning("check.failed", check=spec.name, problems=problems)
     else:
-        log.info("check.passed", check=check)
-    return AssetCheckResult(passed=not problems, description="; ".join(problems) or passed,
+        log.info("check.passed", check=spec.name)
+    description = "; ".join(problems) or passed
+    catalog.record_check(video, spec.asset_key, spec.name, not problems, description, context.run.run_id)
+    return AssetCheckResult(passed=not problems, description=description,
                             metadata={"problems": MetadataValue.json(problems), **metadata})
 
 
@@ -71,7 +73,7 @@ def sidecar_matches_schema(context: AssetCheckExecutionContext, catalog: Catalog
         problems = schema_problems(_read(store, sidecar_key(video.org_id, video.asset_id), "sidecar"), schema)
     except Unreadable as exc:
         problems = [str(exc)]
-    return _result(context, video, problems, "the sidecar matches its schema",
+    return _result(context, catalog, video, problems, "the sidecar matches its schema",
                    schema=MetadataValue.path(store.uri(SIDECAR_SCHEMA_KEY)))
 
 
@@ -84,9 +86,9 @@ def scenes_cover_the_video(context: AssetCheckExecutionContext, catalog: Catalog
         probe = _read(store, probe_key(video.org_id, video.asset_id), "probe metadata")
         scenes = _sidecar(store, video).scenes
     except Unreadable as exc:
-        return _result(context, video, [str(exc)], "")
+        return _result(context, catalog, video, [str(exc)], "")
     problems = scene_coverage_problems(scenes, probe["duration_s"], probe.get("fps"))
-    return _result(context, video, problems, f"{len(scenes)} scenes cover {probe['duration_s']} s",
+    return _result(context, catalog, video, problems, f"{len(scenes)} scenes cover {probe['duration_s']} s",
                    scene_count=len(scenes), duration_s=MetadataValue.float(probe["duration_s"]))
 
 
@@ -98,7 +100,7 @@ def thumbnails_are_stored(context: AssetCheckExecutionContext, catalog: CatalogR
     try:
         listed = _sidecar(store, video).thumbnails
     except Unreadable as exc:
-        return _result(context, video, [str(exc)], "")
+        return _result(context, catalog, video, [str(exc)], "")
 
     def read(entry: ThumbnailEntry) -> bytes | None:
         try:
@@ -106,7 +108,7 @@ def thumbnails_are_stored(context: AssetCheckExecutionContext, catalog: CatalogR
         except (ObjectNotFoundError, InvalidKeyError):  # a key outside the org's folder is no thumbnail of it
             return None
 
-    return _result(context, video, thumbnail_problems(listed, read), f"{len(listed)} thumbnails stored as listed",
+    return _result(context, catalog, video, thumbnail_problems(listed, read), f"{len(listed)} thumbnails stored as listed",
                    count=len(listed))
 
 
@@ -122,11 +124,11 @@ def storyboard_matches_sprite(context: AssetCheckExecutionContext, catalog: Cata
         document = _read(store, prefix + DOCUMENT_NAME, "storyboard geometry")
         vtt = store.read_bytes(prefix + VTT_NAME).decode("utf-8")
     except Unreadable as exc:
-        return _result(context, video, [str(exc)], "")
+        return _result(context, catalog, video, [str(exc)], "")
     except ObjectNotFoundError:
-        return _result(context, video, [f"no storyboard track ({VTT_NAME})"], "")
+        return _result(context, catalog, video, [f"no storyboard track ({VTT_NAME})"], "")
     except UnicodeDecodeError:
-        return _result(context, video, ["the storyboard track is not UTF-8"], "")
+        return _result(context, catalog, video, ["the storyboard track is not UTF-8"], "")
     try:
         sprite: bytes | None = store.read_bytes(prefix + SPRITE_NAME)
     except ObjectNotFoundError:
@@ -134,7 +136,7 @@ def storyboard_matches_sprite(context: AssetCheckExecutionContext, catalog: Cata
     problems = storyboard_problems(document, vtt, sprite, probe["duration_s"], probe.get("fps"))
     tiles = document.get("tiles") if isinstance(document, dict) else None
     count = len(tiles) if isinstance(tiles, list) else 0
-    return _result(context, video, problems, f"{count} cues point into the sprite", tiles=count)
+    return _result(context, catalog, video, problems, f"{count} cues point into the sprite", tiles=count)
 
 
 VIDEO_CHECKS = [sidecar_matches_schema, scenes_cover_the_video, thumbnails_are_stored, storyboard_matches_sprite]

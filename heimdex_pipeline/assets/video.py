@@ -1,19 +1,23 @@
 """Three assets of a video partition: probe metadata, scene sidecar, thumbnails."""
 
+import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
     Config,
+    DataVersion,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
 )
-from pydantic import Field
+from pydantic import Field, TypeAdapter, ValidationError
 
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.assets.progress import step_progress
@@ -25,6 +29,7 @@ from heimdex_pipeline.assets.steps import (
     start_step,
     stops_when_interrupted,
 )
+from heimdex_pipeline.catalog.models import Video
 from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.media.detector import DetectorParams, Scene
 from heimdex_pipeline.media.probe import probe_video
@@ -45,20 +50,44 @@ from heimdex_pipeline.storage.layout import (
 # definition. What a step reads as it runs comes from its resources (`MediaWork`).
 _settings = get_settings()
 
-DETECTOR = DetectorParams(threshold=_settings.scene_threshold,
-                          min_scene_len_frames=_settings.scene_min_scene_len_frames)
+# The deployment's detector (HEIMDEX_SCENE_DETECTOR), for every job that names none.
+DETECTOR: DetectorParams = _settings.scene_detector
+DETECTOR_PARAMS: TypeAdapter[DetectorParams] = TypeAdapter(DetectorParams)
 PREVIEW_COUNT = 4
 PREVIEW_HEIGHT = 90
 # The probe step's own check: the one place that knows why a file could not be read.
 READABLE_CHECK = "video_is_readable"
 
 
-def _detector_version() -> str:
+def _readable(context: AssetExecutionContext, catalog: CatalogResource, video: Video, passed: bool,
+              description: str) -> AssetCheckResult:
+    """The probe's own check, kept in the catalog too: could ffprobe read the file as a video?"""
+    catalog.record_check(video, context.asset_key, READABLE_CHECK, passed, description, context.run.run_id)
+    return AssetCheckResult(check_name=READABLE_CHECK, passed=passed, description=description)
+
+
+def _detector_version(detector: DetectorParams) -> str:
     """The sidecar's code version: a change of detector, version or parameters makes partitions stale."""
-    described = DETECTOR.describe()
-    params = ",".join(f"{k}={v}" for k, v in sorted(described["parameters"].items()))
-    # scenes-N counts changes to what the detector is fed (2: PyAV decoding in two passes).
-    return f"scenes-2;{described['name']}-{described['version']};{params}"
+    # scenes-N counts changes to what the detector is fed (3: PySceneDetect's own frames, but for
+    # ContentDetector's two looks).
+    return f"scenes-3;{detector.code_version()}"
+
+
+class SidecarConfig(Config):
+    """The scene detector of this run; by default the deployment's."""
+
+    detector: dict[str, Any] | None = Field(
+        default=None, description='A detector as the API takes it ({"kind": "hash", "threshold": 0.3}); '
+                                  "null: HEIMDEX_SCENE_DETECTOR")
+
+    def params(self) -> DetectorParams:
+        """The detector to run; a Failure that says what is wrong with one given."""
+        if self.detector is None:
+            return DETECTOR
+        try:
+            return DETECTOR_PARAMS.validate_python(self.detector)
+        except ValidationError as error:
+            raise Failure(f"invalid detector: {error}", allow_retries=False) from None
 
 
 @asset(
@@ -81,7 +110,7 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, sto
             probe = probe_video(source, media.limits)
     except Failure as failure:
         # Unreadable for good: the check says why, and the step still fails.
-        yield AssetCheckResult(check_name=READABLE_CHECK, passed=False, description=failure.description)
+        yield _readable(context, catalog, video, False, failure.description)
         raise
     key = probe_key(video.org_id, video.asset_id)
     store.write_json(key, probe)
@@ -98,8 +127,7 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, sto
             "rotation": probe["rotation"],
             "probe_uri": MetadataValue.path(store.uri(key)),
         },
-        check_results=[AssetCheckResult(check_name=READABLE_CHECK, passed=True,
-                                        description=f"{probe['codec']} video, {probe['duration_s']} s")],
+        check_results=[_readable(context, catalog, video, True, f"{probe['codec']} video, {probe['duration_s']} s")],
     )
 
 
@@ -107,15 +135,16 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, sto
     partitions_def=videos_partitions,
     deps=[probe_metadata],
     retry_policy=MEDIA_RETRY_POLICY,
-    code_version=_detector_version(),
+    code_version=_detector_version(DETECTOR),
     pool=FFMPEG_POOL,
     group_name="video",
     kinds={"pyscenedetect", "json"},
 )
 @stops_when_interrupted
-def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage,
-                  media: MediaWork) -> MaterializeResult:
+def scene_sidecar(context: AssetExecutionContext, config: SidecarConfig, catalog: CatalogResource,
+                  storage: MediaStorage, media: MediaWork) -> MaterializeResult:
     """The scene sidecar (`<asset_id>.vna.json`): source, probe and PySceneDetect's scenes."""
+    detector = config.params()
     video, log = start_step(context, catalog, "scenes")
     store = storage.store
     probe = read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
@@ -125,7 +154,7 @@ def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, stor
 
     progress = step_progress(context, catalog, "frames")  # before the source is fetched: the step has begun
     with media_errors(log, "scenes"), store.media_input(video.source_key) as source:
-        detection = detect_scenes(source, probe, DETECTOR, limits=media.limits, progress=progress)
+        detection = detect_scenes(source, probe, detector, limits=media.limits, progress=progress)
     sidecar = Sidecar(
         asset_id=video.asset_id,
         org_id=video.org_id,
@@ -147,7 +176,10 @@ def scene_sidecar(context: AssetExecutionContext, catalog: CatalogResource, stor
     store.write_json(key, sidecar.model_dump(mode="json"))
     log.info("scenes.done", scene_count=len(detection.scenes), frames=detection.frame_count,
              frames_decoded=detection.frames_decoded)
-    return MaterializeResult(metadata={
+    # The data version names the detector this run used (a job may choose another than the code
+    # version's) and the cuts, so the thumbnails go stale only when the cuts changed.
+    cuts = hashlib.sha256(json.dumps([vars(scene) for scene in detection.scenes]).encode()).hexdigest()[:16]
+    return MaterializeResult(data_version=DataVersion(f"{_detector_version(detector)};cuts={cuts}"), metadata={
         "org_id": video.org_id,
         "scene_count": len(detection.scenes),
         "cuts_s": MetadataValue.json([scene.start_s for scene in detection.scenes[1:]]),

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -133,6 +134,24 @@ class RunProgress(Base):
     done: Mapped[int] = mapped_column(BigInteger)
     total: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CheckOutcome(Base):
+    """The newest outcome of one asset check of a video, written by the check as it is evaluated: the
+    API's `checks` summary reads it here, in the catalog query of the video, rather than from Dagster's
+    event log on every read (docs/benchmarks.md, "A crowd")."""
+
+    __tablename__ = "check_outcomes"
+
+    # No foreign key, as `run_progress`: the deletion removes them with the video.
+    asset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The checked asset's key as Dagster prints it (`scene_sidecar`), and the check's name.
+    asset_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    check_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    description: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str] = mapped_column(String(64))
+    evaluated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # SQLite counts a primary key up by itself only when it is declared INTEGER.

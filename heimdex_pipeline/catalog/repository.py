@@ -9,7 +9,7 @@ from sqlalchemy import Insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from heimdex_pipeline.catalog.models import RunProgress, Source, Upload, Video, utcnow
+from heimdex_pipeline.catalog.models import CheckOutcome, RunProgress, Source, Upload, Video, utcnow
 from heimdex_pipeline.media.fingerprint import ContentHash
 from heimdex_pipeline.storage import ObjectStore, StoredObject
 
@@ -132,3 +132,19 @@ def record_progress(session: Session, run_id: str, step: str, unit: str, done: i
 def run_progress(session: Session, run_id: str) -> RunProgress | None:
     """How far the run's current step was when it last said."""
     return session.get(RunProgress, run_id)
+
+
+def record_check_outcome(session: Session, asset_id: str, asset_key: str, check_name: str, passed: bool,
+                         description: str | None, run_id: str) -> None:
+    """Keep the outcome of a check of the video just evaluated, in place of the one before."""
+    row = {"passed": passed, "description": description, "run_id": run_id, "evaluated_at": utcnow()}
+    session.execute(insert_statement(session, CheckOutcome)
+                    .values(asset_id=asset_id, asset_key=asset_key, check_name=check_name, **row)
+                    .on_conflict_do_update(index_elements=[CheckOutcome.asset_id, CheckOutcome.asset_key,
+                                                           CheckOutcome.check_name], set_=row))
+
+
+def check_outcomes(session: Session, asset_id: str) -> dict[tuple[str, str], CheckOutcome]:
+    """The newest outcome of each check of the video evaluated so far, by asset key and check name."""
+    rows = session.scalars(select(CheckOutcome).where(CheckOutcome.asset_id == asset_id))
+    return {(row.asset_key, row.check_name): row for row in rows}

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from heimdex_pipeline.media.detector import ContentParams, DetectorParams
+
 
 class PipelineSettings(BaseSettings):
     """Where media lives and how the pipeline treats it; every field is `HEIMDEX_<NAME>`."""
@@ -34,9 +36,17 @@ class PipelineSettings(BaseSettings):
     retry_max_retries: int = Field(default=3, ge=0)
     retry_delay_s: float = Field(default=2.0, ge=0)
 
-    # ContentDetector's defaults; a change here makes every partition stale.
-    scene_threshold: float = Field(default=27.0, gt=0)
-    scene_min_scene_len_frames: int = Field(default=15, ge=1)
+    # The scene detector of every job that names none; a change here makes every partition stale.
+    scene_detector: DetectorParams = Field(
+        default_factory=ContentParams,
+        description="PySceneDetect detector and parameters, as the API's `detector` in JSON "
+                    "(HEIMDEX_SCENE_DETECTOR='{\"kind\": \"hash\", \"threshold\": 0.3}'); unset fields keep "
+                    "PySceneDetect's defaults")
+    # Replaced by `scene_detector`, and refused rather than ignored: a deployment upgraded with them
+    # still in its environment would otherwise change its cuts without a word.
+    scene_threshold: float | None = Field(default=None, exclude=True, description="removed: see scene_detector")
+    scene_min_scene_len_frames: int | None = Field(default=None, exclude=True,
+                                                   description="removed: see scene_detector")
 
     thumbnail_max_count: int = Field(default=20, ge=1, le=50)
     thumbnail_max_height: int = Field(default=360, ge=64)
@@ -53,6 +63,12 @@ class PipelineSettings(BaseSettings):
     media_timeout_ratio: float = Field(
         default=4.0, gt=0,
         description="decoding seconds allowed per second of video, per 1920x1080 of frame (at least one)")
+
+    # A burst of ingests on the API's own cores starved it (docs/benchmarks.md, "A crowd"): media
+    # steps run at a lower CPU priority, and yield the processor to requests.
+    media_niceness: int = Field(
+        default=10, ge=0, le=19,
+        description="nice value of the thread that runs a video's steps, and of its decoders and ffmpeg (0 keeps it)")
 
     weak_threshold_bytes: int = Field(default=1_000_000_000, ge=0)
     # Minimum seconds between two looks at the bucket. Dagster's sensor daemon loops every 5 s and
@@ -108,6 +124,14 @@ class PipelineSettings(BaseSettings):
         description="Age after which the partial state of an upload (a partial file on disk; on S3 its `.tus/` "
                     "objects and its multipart upload) is swept; at least upload_url_ttl_s, since an upload "
                     "can be resumed until its URLs expire.")
+
+    @model_validator(mode="after")
+    def _no_removed_scene_settings(self) -> "PipelineSettings":
+        if self.scene_threshold is not None or self.scene_min_scene_len_frames is not None:
+            raise ValueError("HEIMDEX_SCENE_THRESHOLD and HEIMDEX_SCENE_MIN_SCENE_LEN_FRAMES are replaced by "
+                             "HEIMDEX_SCENE_DETECTOR, e.g. "
+                             "'{\"kind\": \"content\", \"threshold\": 27, \"min_scene_len_frames\": 15}'")
+        return self
 
     @model_validator(mode="after")
     def _sweep_after_expiry(self) -> "PipelineSettings":

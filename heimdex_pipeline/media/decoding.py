@@ -1,9 +1,12 @@
 """Frame-level decoding with PyAV, for the detector: small BGR frames and their timestamps.
 
-The decoder skips the in-loop deblocking filter (a fifth of H.264's decoding work, and the
-detector looks at 256-pixel frames where it cannot be seen) and can skip whole frames:
-`reference_only` leaves out the frames no other frame is predicted from, which the
-decoder then never has to reconstruct.
+The decoder can skip whole frames: `reference_only` leaves out the frames no other frame is
+predicted from, which the decoder then never has to reconstruct. A stream opened `fast`
+also skips the in-loop deblocking filter (a fifth of H.264's decoding work) and scales with
+swscale straight to the working width; that moves a frame's content score by up to 7.6
+against PySceneDetect's (`benchmarks/loop_filter.py`). Otherwise frames are made as
+PySceneDetect's OpenCV backend makes them (whole decode, packed BGR, OpenCV's bilinear
+resize), which gives its scores: exactly on its test media, but for 0.08 on the rotated file.
 
 Files are opened as ffprobe and ffmpeg open them (`heimdex_pipeline.media.tools`): only
 video containers, only local files, frames above the size limit refused by the decoder;
@@ -69,6 +72,8 @@ class VideoStream:
     index: int | None
     limits: MediaLimits
     deadline: Deadline
+    # Loop filter skipped and swscale's scaling: faster, and the frames differ a little from PySceneDetect's.
+    fast: bool = False
 
     def open(self) -> "VideoDecoder":
         """A decoder of this stream, to use as a context manager."""
@@ -79,7 +84,7 @@ class VideoDecoder:
     """One video stream of a file, decoded to small BGR frames; use as a context manager."""
 
     def __init__(self, video: VideoStream) -> None:
-        self.path, stream_index, self._deadline = video.path, video.index, video.deadline
+        self.path, stream_index, self._deadline, self._fast = video.path, video.index, video.deadline, video.fast
         self._deadline.check(f"decoding {self.path.name}")
         self._limits = video.limits
         try:
@@ -99,7 +104,7 @@ class VideoDecoder:
         context = self._stream.codec_context
         # Frame threads are what makes H.264 decoding scale with the cores.
         context.thread_type = "AUTO"
-        context.options = {"skip_loop_filter": "all", **decoder_options(video.limits)}
+        context.options = {**({"skip_loop_filter": "all"} if self._fast else {}), **decoder_options(video.limits)}
         self.time_base = Fraction(self._stream.time_base or Fraction(1, 90_000))
         self.width, self.height = detection_size(context.width, context.height)
         # Kept, so that its swscale context is made once, not for every frame.
@@ -184,6 +189,11 @@ class VideoDecoder:
                 yield frame.pts, frame
 
     def _small(self, frame: av.VideoFrame) -> np.ndarray:
+        if not self._fast:
+            image = frame.to_ndarray(format="bgr24")
+            if (self.width, self.height) == (image.shape[1], image.shape[0]):
+                return image
+            return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
         # Planar RGB, not packed BGR: against scaling in YUV 4:4:4 first, swscale's packed
         # path was up to 192 levels off on testvideo.mp4 (dithered near-black pixels turn
         # into false hues, which ContentDetector reads as cuts on fades); planar, 2 levels.

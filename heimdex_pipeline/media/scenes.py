@@ -1,7 +1,9 @@
-"""Scene detection: PySceneDetect's ContentDetector, decoding every frame only where a cut can be.
+"""Scene detection: PySceneDetect's detectors; ContentDetector decoding every frame only where a cut can be.
 
-ContentDetector scores every frame against the one before and cuts where the score reaches
-its threshold, subject to its minimum scene length. Here:
+The other detectors (and ContentDetector with edges weighted) are fed every frame
+(`frame_detectors`, which says why). ContentDetector scores every frame against the one
+before and cuts where the score reaches its threshold, subject to its minimum scene length.
+Here:
 
 1. A first pass decodes only the reference frames (I, P and reference B frames: a third to
    a half of an H.264 stream; the decoder spends nothing on the others) and scores each
@@ -19,6 +21,13 @@ When the second look would cover a large share of the frames (motion everywhere)
 stream does not let both looks account for every frame exactly once, one pass scoring every
 frame is made instead. Frames are timed by their presentation timestamps, so
 variable-frame-rate and delayed-start videos get true times.
+
+The two looks decode fast (`decoding`: H.264's loop filter skipped, swscale's scaling),
+which PySceneDetect does not do: a frame's content score moves from PySceneDetect's own by
+0.2 on average and up to 7.6 on its test media (`benchmarks/loop_filter.py`), so a cut
+scoring near the threshold can come out the other way. Both looks and the one-pass
+fallback decode alike, so the cuts are exactly those of ContentDetector fed every frame of
+that decode; the detectors fed every frame get PySceneDetect's frames and scores.
 """
 
 import queue
@@ -29,13 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scenedetect.common import FrameTimecode, Timecode
+from scenedetect.common import FrameTimecode
 from scenedetect.detector import FlashFilter
 from scenedetect.detectors import ContentDetector
 
 from heimdex_pipeline.media.decoding import Timeline, VideoStream
-from heimdex_pipeline.media.detector import DetectorParams, Scene, SceneDetection
+from heimdex_pipeline.media.detector import ContentParams, DetectorParams, Scene, SceneDetection
 from heimdex_pipeline.media.errors import UnreadableMediaError
+from heimdex_pipeline.media.frame_detectors import Clock, content_detector, detect_every_frame, flash_filter_mode
 from heimdex_pipeline.media.limits import MediaLimits, current_limits
 from heimdex_pipeline.media.progress import Progress, Report
 from heimdex_pipeline.media.tools import require_file
@@ -49,9 +59,9 @@ GAP_SHARE = 0.5
 FULL_PASS_SHARE = 0.25
 
 
-def _threshold_scorer(threshold: float) -> ContentDetector:
-    """ContentDetector with its length filter off: it answers, frame by frame, score >= threshold."""
-    return ContentDetector(threshold=threshold, min_scene_len=0)
+def _threshold_scorer(params: ContentParams, share: float = 1.0) -> ContentDetector:
+    """ContentDetector with its length filter off: it answers, frame by frame, score >= share x threshold."""
+    return content_detector(params, params.threshold * share, min_scene_len=0)
 
 
 # The scorers ignore timecodes once the length filter is off; one stands in for every frame.
@@ -72,8 +82,8 @@ class _Scores:
     frames_decoded: int = 0
 
 
-def _score_every_frame(video: VideoStream, threshold: float, progress: Progress) -> _Scores:
-    scorer = _threshold_scorer(threshold)
+def _score_every_frame(video: VideoStream, params: ContentParams, progress: Progress) -> _Scores:
+    scorer = _threshold_scorer(params)
     with video.open() as decoder:
         scores = _Scores(decoder.time_base, [], [])
         for pts, image in decoder.frames_from_start(Timeline(), reference_only=False):
@@ -92,8 +102,8 @@ class _SecondLook:
     on from one to the next, and seeks only where a keyframe lies between them.
     """
 
-    def __init__(self, video: VideoStream, timeline: Timeline, threshold: float) -> None:
-        self._video, self._timeline, self._threshold = video, timeline, threshold
+    def __init__(self, video: VideoStream, timeline: Timeline, params: ContentParams) -> None:
+        self._video, self._timeline, self._params = video, timeline, params
         self._gaps: queue.Queue[tuple[int, int] | None] = queue.Queue()
         self._cancelled = threading.Event()
         # For each gap, every frame in it as (pts, score reached the threshold); the first
@@ -132,7 +142,7 @@ class _SecondLook:
                     keyframe = self._timeline.keyframe_before(first)
                     if decoder.position is None or decoder.position >= first or keyframe > decoder.position:
                         decoder.seek(keyframe)
-                    scorer = _threshold_scorer(self._threshold)
+                    scorer = _threshold_scorer(self._params)
                     frames = self._found[gap] = []
                     for pts, image in decoder.span(first, last):
                         if self._cancelled.is_set():
@@ -155,16 +165,16 @@ class _FirstPass:
     looked_at: int = 0
 
 
-def _score_reference_frames(video: VideoStream, threshold: float, expected_frames: float,
+def _score_reference_frames(video: VideoStream, params: ContentParams, expected_frames: float,
                             progress: Progress) -> tuple[_Scores | None, int]:
     """Scores from the reference frames and a second look at the suspect gaps, None if that cannot be
     exact; and how many frames the first pass decoded. Progress counts the frames the first pass
     went past (decoded or not)."""
     first_pass = _FirstPass()
     timeline = first_pass.timeline
-    second_look = _SecondLook(video, timeline, threshold)
+    second_look = _SecondLook(video, timeline, params)
     gap: tuple[int, int] | None = None
-    screen = _threshold_scorer(threshold * GAP_SHARE)
+    screen = _threshold_scorer(params, GAP_SHARE)
     previous = np.empty(0)
     try:
         with video.open() as decoder:
@@ -175,7 +185,7 @@ def _score_reference_frames(video: VideoStream, threshold: float, expected_frame
                     skipped = timeline.count_between(before, pts)
                     if skipped == 0:
                         first_pass.adjacent.append((before, pts))
-                        exact = _threshold_scorer(threshold)
+                        exact = _threshold_scorer(params)
                         _above(exact, previous)
                         if _above(exact, image):
                             first_pass.above.append(pts)
@@ -234,51 +244,63 @@ def _expected_frames(probe: dict[str, Any]) -> float:
     return probe.get("frame_count") or probe["duration_s"] * (probe.get("fps") or 25)
 
 
-def detect_scenes(path: Path | str, probe: dict[str, Any], params: DetectorParams = DetectorParams(), *,
+def detect_scenes(path: Path | str, probe: dict[str, Any], params: DetectorParams = ContentParams(), *,
                   every_frame: bool = False, limits: MediaLimits | None = None,
                   progress: Report | None = None) -> SceneDetection:
-    """Detect the scenes of a video; one scene covering it all when there is no cut.
+    """Detect the scenes of a video with the detector `params` describe; one scene covering it all when
+    there is no cut.
 
-    `every_frame` decodes and scores every frame in one pass: the same cuts, more slowly.
-    The video must be within `limits` (by default the settings'), and every pass over it
-    ends by its decoding deadline (MediaTimeoutError). `progress(frames, of)` is told the
-    frames gone through out of the probe's frame count, every second or so.
+    `every_frame` decodes and scores every frame in one pass: the same cuts, more slowly (only
+    ContentDetector ever takes two). The video must be within `limits` (by default the settings'),
+    and every pass over it ends by its decoding deadline (MediaTimeoutError). `progress(frames, of)`
+    is told the frames gone through out of the probe's frame count, every second or so.
     """
     limits = limits or current_limits()
     require_file(path)
     limits.check(probe, path.name)
-    video = VideoStream(path, probe.get("video_stream_index"), limits, limits.decoding_deadline(probe))
-    scores, first_pass_frames = None, 0
+    two_looks = isinstance(params, ContentParams) and not params.weights.delta_edges
+    # The two looks decode fast (their cost is the point); the detectors fed every frame get PySceneDetect's frames.
+    video = VideoStream(path, probe.get("video_stream_index"), limits, limits.decoding_deadline(probe), fast=two_looks)
     counted = Progress(round(_expected_frames(probe)), progress)
-    if not every_frame:
-        scores, first_pass_frames = _score_reference_frames(video, params.threshold, counted.total, counted)
-    if scores is None:
-        scores = _score_every_frame(video, params.threshold, counted)
-        scores.frames_decoded += first_pass_frames
+    clock = Clock(rate=Fraction(probe["nominal_fps"]) if probe.get("nominal_fps") else Fraction(25),
+                  start_s=Fraction(probe.get("video_start_s") or 0).limit_denominator(1_000_000))
+    if isinstance(params, ContentParams) and two_looks:
+        times, cut_frames, frames_decoded = _content_cuts(video, params, clock, counted, every_frame)
+    else:
+        times, cut_frames = detect_every_frame(video, params, clock, counted)
+        frames_decoded = len(times)
     counted.finish()
-    if not scores.pts:
+    if not times:
         raise UnreadableMediaError(f"no frame of {path.name} could be decoded")
+    return SceneDetection(
+        scenes=_scenes_from_cuts(times, cut_frames, probe),
+        frame_count=len(times),
+        frames_decoded=frames_decoded,
+        detector=params.describe(),
+    )
 
-    rate = Fraction(probe["nominal_fps"]) if probe.get("nominal_fps") else Fraction(25)
-    start_s = Fraction(probe.get("video_start_s") or 0).limit_denominator(1_000_000)
+
+def _content_cuts(video: VideoStream, params: ContentParams, clock: Clock, counted: Progress,
+                  every_frame: bool) -> tuple[list[float], list[int], int]:
+    """ContentDetector's cuts from the two looks (or one pass): every frame's time, the cut frames, and the
+    frames decoded."""
+    scores, first_pass_frames = None, 0
+    if not every_frame:
+        scores, first_pass_frames = _score_reference_frames(video, params, counted.total, counted)
+    if scores is None:
+        scores = _score_every_frame(video, params, counted)
+        scores.frames_decoded += first_pass_frames
     # ContentDetector's own minimum-scene-length filter, over every frame in display order.
-    length_filter = FlashFilter(mode=FlashFilter.Mode.MERGE, length=params.min_scene_len_frames)
+    length_filter = FlashFilter(mode=flash_filter_mode(params), length=params.min_scene_len_frames)
     times: list[float] = []
     frame_index: dict[float, int] = {}
     cuts: list[FrameTimecode] = []
     for pts, above in zip(scores.pts, scores.above, strict=True):
-        seconds = Fraction(pts) * scores.time_base - start_s
-        timecode = FrameTimecode(Timecode(pts=max(0, round(seconds / scores.time_base)), time_base=scores.time_base),
-                                 fps=rate)
+        timecode = clock.timecode(pts, scores.time_base)
         frame_index[timecode.seconds] = len(times)
         times.append(timecode.seconds)
         cuts.extend(length_filter.filter(timecode, above))
-    return SceneDetection(
-        scenes=_scenes_from_cuts(times, [frame_index[cut.seconds] for cut in cuts], probe),
-        frame_count=len(times),
-        frames_decoded=scores.frames_decoded,
-        detector=params.describe(),
-    )
+    return times, [frame_index[cut.seconds] for cut in cuts], scores.frames_decoded
 
 
 def _scenes_from_cuts(times: list[float], cut_frames: list[int], probe: dict[str, Any]) -> list[Scene]:

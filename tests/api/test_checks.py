@@ -4,9 +4,14 @@ frames do, and the blocking coverage check stops the thumbnails; the asset and j
 import subprocess
 from pathlib import Path
 
+from dagster import DagsterInstance
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 
 from heimdex_api.core.config import ApiSettings
+from heimdex_pipeline.admin.check_outcomes import carry_check_outcomes
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.models import CheckOutcome
 from tests.api.support import commit, place
 
 
@@ -21,7 +26,8 @@ def _truncated_video(folder: Path) -> Path:
 
 
 def test_a_failed_check_stops_the_job_and_shows_in_the_asset(client: TestClient, auth: dict[str, str], org: str,
-                                                             settings: ApiSettings, tmp_path: Path) -> None:
+                                                             settings: ApiSettings, dagster_instance: DagsterInstance,
+                                                             tmp_path: Path) -> None:
     upload_id, path = place(client, auth, org, _truncated_video(tmp_path))
     committed = commit(client, auth, org, upload_id, path)
     assert committed.status_code == 200, committed.text
@@ -40,3 +46,12 @@ def test_a_failed_check_stops_the_job_and_shows_in_the_asset(client: TestClient,
     assert view["checks"]["failed"] == [{"asset": "scene_sidecar", "check": "scenes_cover_the_video",
                                          "description": job["error"]["message"].split(": ", 2)[2]}]
     assert not (settings.derived_root / org / "thumbnails" / asset_id).exists()
+
+    # A deployment upgraded past the catalog's check outcomes (migration 0011) has none: they are
+    # carried over from Dagster's event log once, and the summary says what it said before.
+    with session_scope(settings.catalog_url) as session:
+        session.execute(delete(CheckOutcome))
+    assert client.get(f"/v1/assets/{asset_id}", headers=auth).json()["checks"] == {"passed": 0, "failed": []}
+    assert carry_check_outcomes(dagster_instance, settings.catalog_url) >= 4
+    assert carry_check_outcomes(dagster_instance, settings.catalog_url) == 0
+    assert client.get(f"/v1/assets/{asset_id}", headers=auth).json()["checks"] == view["checks"]

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from heimdex_api.core.config import ApiSettings
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Upload, Video
+from heimdex_pipeline.catalog.repository import check_outcomes
 from heimdex_pipeline.runs.tags import PARTITION_TAG, run_tags
 from tests.api.support import bearer, commit, make_token, place
 
@@ -43,6 +44,7 @@ def test_a_deleted_asset_is_gone_from_every_answer(client: TestClient, auth: dic
     assert not dagster_instance.has_dynamic_partition("videos", asset_id)
     with session_scope(settings.catalog_url) as session:
         assert session.get(Video, asset_id) is None and session.get(Upload, upload_id) is None
+        assert check_outcomes(session, asset_id) == {}
     assert client.delete(f"/v1/assets/{asset_id}", headers=auth).status_code == 404
     # The key that started a deleted job starts a new one.
     again = client.post(f"/v1/assets/{asset_id}/thumbnails", headers={**auth, "Idempotency-Key": "thumbs-del"},

@@ -47,7 +47,9 @@ from tests.api.support import SECRET, bearer, make_token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The answers that are no JSON document: a storyboard's track and sprite, as players and browsers take them.
-NOT_JSON = {"/v1/assets/{asset_id}/storyboard.vtt": "text/vtt", "/v1/assets/{asset_id}/storyboard.jpg": "image/jpeg"}
+NOT_JSON = {"/v1/assets/{asset_id}/storyboard.vtt": "text/vtt", "/v1/assets/{asset_id}/storyboard.jpg": "image/jpeg",
+            "/v1/assets/{asset_id}/scenes.csv": "text/csv", "/v1/assets/{asset_id}/scenes.edl": "text/plain",
+            "/v1/assets/{asset_id}/scenes.otio": "application/json"}
 SEED, MAX_EXAMPLES = 1, 12
 
 
@@ -81,16 +83,29 @@ def _run(schema: schemathesis.BaseSchema) -> tuple[set[str], int]:
 @pytest.mark.parametrize("legacy", [False, True], ids=["legacy-off", "legacy-on"])
 def test_the_api_answers_as_documented(tmp_path: Path, sqlite_url: str, dagster_instance: DagsterInstance, org: str,
                                        legacy: bool) -> None:
-    """Every check of schemathesis.toml (all of them), as an admin of a test org: no failure."""
+    """Every check of schemathesis.toml (all of them), as an admin of a test org: no failure.
+
+    With `HEIMDEX_ENABLE_LEGACY` the app only gains the legacy router: every other operation is the same
+    route under the same document (asserted here), which the legacy-off run has just tested. So the
+    legacy-on run tests what legacy adds; testing the rest twice cost minutes of schemathesis's coverage
+    phase and could find nothing the other run does not.
+    """
     project: dict[str, Any] = tomllib.loads((REPO_ROOT / "schemathesis.toml").read_text())
     project.pop("hooks")  # imported above
     project.update(seed=SEED, headers=bearer(make_token(org, ["admin"])), generation={"max-examples": MAX_EXAMPLES})
     config = schemathesis.Config.from_dict(project)
     config.projects.default.checks.update(included_check_names=["all"])
-    schema = schemathesis.openapi.from_asgi("/openapi.json", _app(tmp_path, sqlite_url, dagster_instance, legacy),
-                                            config=config)
+    app = _app(tmp_path, sqlite_url, dagster_instance, legacy)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+    if legacy:
+        document, plain = app.openapi(), _app(tmp_path, sqlite_url, dagster_instance, legacy=False).openapi()
+        added = sorted(set(document["paths"]) - set(plain["paths"]))
+        assert added and {path: document["paths"][path] for path in plain["paths"]} == plain["paths"]
+        schemas = document["components"]["schemas"]
+        assert {name: schemas[name] for name in plain["components"]["schemas"]} == plain["components"]["schemas"]
+        schema = schema.include(path=added)
     problems, cases = _run(schema)
-    assert cases > 100
+    assert cases > (10 if legacy else 100)
     assert not problems, "\n\n".join(sorted(problems))
 
 
@@ -101,7 +116,11 @@ def test_a_user_running_schemathesis_against_the_served_api_sees_no_failure(tmp_
     from a folder without the repository's schemathesis.toml, so that its default expectations judge:
     what the document calls invalid answers 4xx but 413, what it calls valid answers no 422.
 
-    Seed 1 and 25 examples per operation: about 1,300 cases, some 30 s on 2 shared cores.
+    Seed 1 and 25 examples per operation: about 1,300 cases, some 30 s on 2 shared cores. Nearly all of its
+    CPU is the coverage phase, which cannot go: run against the API before issue 19's fixes (60deff7^), the
+    coverage phase alone found all three of its failures (content_length 53687091201 answered 413, source_uri
+    "file:///" and webhook url "0" answered 422), while examples, fuzzing and stateful at 25 examples found
+    the last two only.
     """
     server = {"env": "production", "jwt_secret": SECRET, "url_signing_key": "u" * 32}
     with api_server(tmp_path / "home", tmp_path / "derived", sqlite_url, **server) as url:

@@ -30,6 +30,9 @@ from tests.dagster_home import (
 )
 
 FINAL = {"succeeded", "failed", "canceled"}
+# One worker takes the module (`--dist loadgroup`), so that each backend's webserver and daemon start once:
+# split across workers, each would start its own.
+pytestmark = pytest.mark.xdist_group("queued")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from heimdex_pipeline.media.detector import DetectorParams
+from heimdex_pipeline.media.detector import ContentParams
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.progress import Progress
 from heimdex_pipeline.media.scenes import detect_scenes
@@ -32,7 +32,7 @@ def test_scene_detection_reports_its_frames_at_least_every_two_seconds(clips, ev
     probe = probe_video(path)
     seen: list[tuple[float, int, int]] = []
     started = time.monotonic()
-    detect_scenes(path, probe, DetectorParams(), every_frame=every_frame,
+    detect_scenes(path, probe, ContentParams(), every_frame=every_frame,
                   progress=lambda done, total: seen.append((time.monotonic(), done, total)))
     ended = time.monotonic()
     assert seen[-1][1:] == (1000, 1000)

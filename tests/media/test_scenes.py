@@ -11,7 +11,8 @@ from scenedetect import ContentDetector
 
 from heimdex_pipeline.media.errors import UnreadableMediaError
 from heimdex_pipeline.media.probe import probe_video
-from heimdex_pipeline.media.scenes import DetectorParams, detect_scenes
+from heimdex_pipeline.media.detector import ContentParams
+from heimdex_pipeline.media.scenes import detect_scenes
 from heimdex_pipeline.media.tools import FFMPEG
 
 # Files with a golden of their own, and the media README's frame lists for the others
@@ -73,7 +74,7 @@ def test_cuts_are_those_of_pyscenedetect_itself(media_dir: Path, name: str, thre
     path = media_dir / name
     scenes = scenedetect.detect(str(path), ContentDetector(threshold=threshold))
     theirs = {round(start.seconds, 6) for start, _ in scenes[1:]}
-    detection = detect_scenes(path, probe_video(path), DetectorParams(threshold=threshold))
+    detection = detect_scenes(path, probe_video(path), ContentParams(threshold=threshold))
     ours = {round(scene.start_s, 6) for scene in detection.scenes[1:]}
     assert (sorted(theirs - ours), sorted(ours - theirs)) == NOT_PYSCENEDETECTS.get((name, threshold), ([], [])), \
         f"PySceneDetect: {sorted(theirs)}, Heimdex: {sorted(ours)}"
@@ -109,7 +110,7 @@ def test_same_scenes_as_scoring_every_frame(media_dir: Path, threshold: float) -
     # put cuts inside the gaps between reference frames, and minimum-length merges around them.
     path = media_dir / "testvideo.mp4"
     probe = probe_video(path)
-    params = DetectorParams(threshold=threshold)
+    params = ContentParams(threshold=threshold)
     detection = detect_scenes(path, probe, params)
     assert detection.frames_decoded < 0.6 * detection.frame_count
     assert detection.scenes == detect_scenes(path, probe, params, every_frame=True).scenes

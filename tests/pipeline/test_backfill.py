@@ -46,7 +46,7 @@ def test_backfill_all_videos_from_the_cli(clips, upload, derived_root: Path, cat
             statuses = {run.status for run in reloaded.get_runs()}
             if statuses <= {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}:
                 break
-            time.sleep(2)
+            time.sleep(0.25)  # the daemon is stopped as soon as the runs end
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)

@@ -24,11 +24,13 @@ from heimdex_api.schemas import (
     AssetResponse,
     JobAccepted,
     SidecarDocument,
+    SidecarRequest,
     SourceRequest,
     StoryboardDocument,
     ThumbnailsRequest,
 )
 from heimdex_api.services import assets, idempotency, storyboards
+from heimdex_api.services.scene_lists import FORMATS, render_scene_list
 from heimdex_pipeline.catalog.db import session_scope
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
@@ -56,10 +58,10 @@ async def _submit(job_type: str, asset_id: str, body: SourceRequest, request: Re
 
 @router.post("/{asset_id}/sidecar", status_code=202, response_model=JobAccepted,
              responses=error_responses("sidecar_job"))
-async def sidecar_job(asset_id: AssetIdPath, body: SourceRequest, request: Request, principal: PrincipalDep,
+async def sidecar_job(asset_id: AssetIdPath, body: SidecarRequest, request: Request, principal: PrincipalDep,
                       settings: SettingsDep, store: StoreDep, instance: InstanceDep, launcher: LauncherDep,
                       idempotency_key: IdempotencyKeyHeader = None) -> dict[str, Any]:
-    """Probe the video and (re)write its scene sidecar."""
+    """Probe the video and (re)write its scene sidecar, with the detector the body names or the deployment's."""
     return await _submit("sidecar", asset_id, body, request, idempotency_key, principal, settings, store, instance,
                          launcher)
 
@@ -87,7 +89,8 @@ async def read_asset(asset_id: AssetIdPath, principal: PrincipalDep, settings: S
     # held every thread (503 after 30 s; docs/benchmarks.md, "A crowd").
     def view() -> dict[str, Any]:
         with session_scope(settings.catalog_url) as session:
-            return assets.asset_view(instance, store, urls, assets.find_video(session, asset_id, principal.org_id))
+            return assets.asset_view(session, instance, store, urls,
+                                    assets.find_video(session, asset_id, principal.org_id))
 
     return await anyio.to_thread.run_sync(view)
 
@@ -101,6 +104,41 @@ def read_sidecar(asset_id: AssetIdPath, principal: PrincipalDep, session: Sessio
     """The scene sidecar document, each thumbnail with the URL of its bytes; 404 until it exists."""
     principal.require(READ)
     return assets.sidecar_document(store, urls, assets.find_video(session, asset_id, principal.org_id))
+
+
+def _scene_list(asset_id: str, extension: str, principal: Principal, session: SessionDep, store: StoreDep) -> Response:
+    principal.require(READ)
+    video = assets.find_video(session, asset_id, principal.org_id)
+    scene_list = render_scene_list(store, video.org_id, video.asset_id, extension)
+    return Response(scene_list.text, media_type=scene_list.media_type, headers=scene_list.headers())
+
+
+def _scene_list_responses(extension: str, description: str) -> dict[int | str, dict[str, Any]]:
+    media_type = FORMATS[extension].media_type.split(";")[0]
+    return {200: {"content": {media_type: {"schema": {"type": "string"}}}, "description": description},
+            **error_responses("read_sidecar")}
+
+
+@router.get("/{asset_id}/scenes.csv", response_class=Response, responses=_scene_list_responses(
+    "csv", "`scenedetect list-scenes`'s CSV: a `Timecode List:` row of the cuts, then a header and a row per scene."))
+def read_scenes_csv(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, store: StoreDep) -> Response:
+    """The scene list as PySceneDetect's `list-scenes` writes it; 404 until the sidecar exists."""
+    return _scene_list(asset_id, "csv", principal, session, store)
+
+
+@router.get("/{asset_id}/scenes.edl", response_class=Response, responses=_scene_list_responses(
+    "edl", "A CMX 3600 EDL, non-drop-frame: one cut event per scene, source and record timecodes alike."))
+def read_scenes_edl(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, store: StoreDep) -> Response:
+    """The scene list as a CMX 3600 edit decision list; 404 until the sidecar exists."""
+    return _scene_list(asset_id, "edl", principal, session, store)
+
+
+@router.get("/{asset_id}/scenes.otio", response_class=Response, responses=_scene_list_responses(
+    "otio", "An OpenTimelineIO timeline (`.otio` JSON): one video track, a clip per scene, each referring to the "
+            "source."))
+def read_scenes_otio(asset_id: AssetIdPath, principal: PrincipalDep, session: SessionDep, store: StoreDep) -> Response:
+    """The scene list as an OpenTimelineIO timeline; 404 until the sidecar exists."""
+    return _scene_list(asset_id, "otio", principal, session, store)
 
 
 @router.get("/{asset_id}/storyboard.json", response_model=StoryboardDocument,

@@ -1,5 +1,5 @@
 """`/v1/files`: the bytes of sidecars, thumbnails and storyboard sprites on local storage, under the URL the API signed;
-and, on every store, a storyboard's track as the API makes it.
+and, on every store, a storyboard's track and a video's scene lists (CSV, EDL, OTIO) as the API makes them.
 
 No bearer token: like a presigned S3 URL, the signed URL is the credential (services/urls.py
 makes it). It opens one object of one org until it expires, and nothing else: the signature
@@ -17,6 +17,7 @@ from heimdex_api.api.deps import DownloadUrlsDep, SettingsDep, StoreDep
 from heimdex_api.api.responses import error_responses
 from heimdex_api.core.errors import NotFound
 from heimdex_api.core.signing import url_signer
+from heimdex_api.services.scene_lists import SIGNED_KEY, render_scene_list
 from heimdex_api.services.storyboards import storyboard_vtt
 from heimdex_api.services.urls import DOWNLOAD, FILES_PATH
 from heimdex_pipeline.media.fingerprint import ASSET_ID_PATTERN
@@ -60,6 +61,9 @@ def download_file(
         # A player's page loads it from its own origin (`<track crossorigin>`); the URL is the only credential.
         return Response(storyboard_vtt(store, urls, org_id, track.group(1)), media_type="text/vtt; charset=utf-8",
                         headers={"Access-Control-Allow-Origin": "*"})
+    if scenes := SIGNED_KEY.match(storage_key):
+        scene_list = render_scene_list(store, org_id, scenes.group(1), scenes.group(2))
+        return Response(scene_list.text, media_type=scene_list.media_type, headers=scene_list.headers())
     media_type = _MEDIA_TYPES.get(PurePosixPath(key).suffix)
     if not storage_key.startswith(_SERVED_FOLDERS) or media_type is None:
         raise NotFound("no such file", code="file_not_found")
