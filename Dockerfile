@@ -8,13 +8,17 @@ ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
 FROM ${UV_IMAGE} AS uv
 FROM ${PYTHON_IMAGE}
 
-# ffmpeg/ffprobe for probing, scene detection and thumbnails.
-RUN apt-get update \
+# ffmpeg/ffprobe for probing, scene detection and thumbnails. Debian's ffmpeg links every codec
+# and device library, some of which bring GPU runtimes that only load when a GPU is used: Mesa's
+# DRI drivers and the LLVM (and Z3) they compile shaders with, Intel Media SDK's hardware library
+# and plugins. Their files are left out (dpkg path-exclude, as slim images leave out docs): 190 MB
+# that ffmpeg, run on the CPU, never opens.
+RUN printf 'path-exclude=%s\n' '/usr/lib/*/dri/*' '/usr/lib/*/libLLVM-*' '/usr/lib/*/libz3.so*' \
+        '/usr/lib/*/libmfxhw64.so*' '/usr/lib/*/mfx/*' > /etc/dpkg/dpkg.cfg.d/heimdex-no-gpu-runtimes \
+    && apt-get update \
     && apt-get install -y --no-install-recommends ffmpeg \
-    && rm -rf /var/lib/apt/lists/*
-
-# uv, pinned; it installs exactly what uv.lock says.
-COPY --from=uv /uv /uvx /bin/
+    && rm -rf /var/lib/apt/lists/* \
+    && ffmpeg -hide_banner -version >/dev/null && ffprobe -hide_banner -version >/dev/null
 
 ENV PYTHONUNBUFFERED=1 \
     UV_COMPILE_BYTECODE=1 \
@@ -24,10 +28,14 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
+# uv, pinned, installs exactly what uv.lock says; it is mounted for the two steps that run it, not
+# kept in the image.
 # Dependencies first, as their own layer: rebuilt only when pyproject.toml or uv.lock change.
+# PySceneDetect asks for opencv-python, whose wheel adds Qt and X11 libraries (116 MB) for windows
+# a server never opens: opencv-python-headless, also locked, is the same cv2 without them.
 COPY pyproject.toml uv.lock ./
-RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project
+RUN --mount=type=cache,target=/root/.cache/uv --mount=from=uv,source=/uv,target=/bin/uv \
+    uv sync --frozen --no-dev --no-install-project --no-install-package opencv-python
 
 # Then the project itself (installed editable, so migrations/ resolves beside the packages).
 COPY README.md ./
@@ -35,8 +43,8 @@ COPY heimdex_pipeline/ ./heimdex_pipeline/
 COPY heimdex_api/ ./heimdex_api/
 COPY migrations/ ./migrations/
 COPY alembic.ini ./
-RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev
+RUN --mount=type=cache,target=/root/.cache/uv --mount=from=uv,source=/uv,target=/bin/uv \
+    uv sync --frozen --no-dev --no-install-package opencv-python
 
 ENV PATH="/app/.venv/bin:${PATH}" \
     DAGSTER_HOME=/opt/dagster/dagster_home \

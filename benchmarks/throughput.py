@@ -302,6 +302,8 @@ class RunFigures:
 
     to_created: float
     to_started: float
+    # RUN_STARTING -> RUN_START: the launcher's part, a worker process started and its imports.
+    launch: float
     wall: float
     steps: float
     overhead: float
@@ -318,8 +320,9 @@ def run_figures(instance: DagsterInstance, clip: Clip) -> RunFigures:
     launched = events[DagsterEventType.RUN_STARTING.value]
     began = launched[0][1] if launched else record.start_time
     wall, steps = record.end_time - began, step_seconds(events)
+    launch = events[DagsterEventType.RUN_START.value][0][1] - began
     return RunFigures(first.create_timestamp.timestamp() - clip.dropped_at, record.start_time - clip.dropped_at,
-                      wall, steps, wall - clip.media_s, wall - steps, record.end_time - record.start_time - clip.media_s)
+                      launch, wall, steps, wall - clip.media_s, wall - steps, record.end_time - record.start_time - clip.media_s)
 
 
 def kill_report(instance: DagsterInstance, kill: KillOne) -> str:
@@ -413,6 +416,7 @@ def print_daemon_path(clips: list[Clip], floor_s: float, daemon: DaemonPath) -> 
     print(table(["clip", "created", "started", "wall", "steps", "media", "overhead", "wall-steps", "runs"], rows))
     print()
     columns = {"drop -> created": [f.to_created for f in figures], "drop -> STARTED": [f.to_started for f in figures],
+               "launch (RUN_STARTING -> RUN_START)": [f.launch for f in figures],
                "run wall": [f.wall for f in figures], "steps": [f.steps for f in figures],
                "overhead (wall - media)": [f.overhead for f in figures],
                "UI duration - media": [f.ui_overhead for f in figures],

@@ -50,9 +50,10 @@ if [ -z "${HEIMDEX_TEST_POSTGRES_URL:-}" ] && ! postgres_answers; then
   prepare_postgres
 fi
 
-# The compose stack's end-to-end tests (tests/stack, marker `stack`) run on a real Docker engine, started
-# here when they are asked for: `./scripts/test.sh -m stack tests/stack`. They are not in the default
-# run yet (pyproject.toml's `-m "not stack"`): a cold build alone is about the suite's whole budget.
-case " $* " in *stack*) docker_engine ;; esac
+# The compose stack's end-to-end tests (tests/stack, marker `stack`) run on a real Docker engine, in
+# the default run as in any other: installed from Debian and started here when it is missing. They
+# run on one xdist worker of their own (group `stack`) while the others run the rest of the suite;
+# `./scripts/test.sh -m stack tests/stack` runs them alone.
+docker_engine
 
 exec uv run pytest "$@"

@@ -30,6 +30,9 @@ MEDIA_DIR = Path(os.environ.get("HEIMDEX_MEDIA_DIR", REPO_ROOT.parent / "shared"
 FAULTS = Path(__file__).parent / "faults"
 
 
+# tryfirst: before pytest-xdist reads the xdist_group marks (its hook would otherwise come first
+# wherever this conftest is loaded before the worker starts, as when its folder is on the command line).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The fault tests go to one worker, one after the other (`--dist loadgroup`): each starts Dagster's
     services, breaks one and times how they stop or recover, which two at once on two cores would blur."""

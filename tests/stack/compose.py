@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import boto3
 import docker
@@ -19,9 +19,23 @@ import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "heimdex-e2e"
-# Published on 127.0.0.1, on ports apart from run.sh's defaults (8000, 3000) and MinIO's (9000).
-API_PORT, DAGSTER_PORT, S3_PORT, S3_CONSOLE_PORT = 18000, 13000, 19000, 19001
+
+
+class Ports(NamedTuple):
+    """Where a stack publishes its API, webserver, S3 API and S3 console, on 127.0.0.1."""
+
+    api: int
+    dagster: int
+    s3: int
+    s3_console: int
+
+
+# Apart from run.sh's defaults (8000, 3000) and MinIO's (9000).
+TEST_PORTS = Ports(18000, 13000, 19000, 19001)
 RECEIVER = "heimdex-e2e-webhook-receiver"
+# Secrets of the API that no other service and no run uses: only the API's container may carry
+# them (`docker inspect` shows a container's environment to whoever may use the engine).
+API_ONLY_SECRETS = ("HEIMDEX_JWT_SECRET", "HEIMDEX_URL_SIGNING_KEY")
 T = TypeVar("T")
 
 
@@ -37,7 +51,7 @@ def wait_for(what: str, check: Callable[[], T | None], timeout_s: float, every_s
         time.sleep(every_s)
 
 
-def env_file(path: Path) -> dict[str, str]:
+def env_file(path: Path, ports: Ports = TEST_PORTS) -> dict[str, str]:
     """Write `.env` as an operator makes it from deploy/.env.example: every secret generated."""
     generated = {
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
@@ -46,14 +60,14 @@ def env_file(path: Path) -> dict[str, str]:
         "MINIO_ROOT_PASSWORD": secrets.token_urlsafe(24),
         "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
         "HEIMDEX_IMAGE_TAG": "e2e",
-        "HEIMDEX_PUBLIC_URL": f"http://127.0.0.1:{API_PORT}",
-        "HEIMDEX_S3_PUBLIC_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
+        "HEIMDEX_PUBLIC_URL": f"http://127.0.0.1:{ports.api}",
+        "HEIMDEX_S3_PUBLIC_ENDPOINT_URL": f"http://127.0.0.1:{ports.s3}",
         # The tests' webhook receiver is a container of the stack's network: a private address.
         "HEIMDEX_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
-        "HEIMDEX_API_ADDRESS": f"127.0.0.1:{API_PORT}",
-        "DAGSTER_WEBSERVER_ADDRESS": f"127.0.0.1:{DAGSTER_PORT}",
-        "MINIO_ADDRESS": f"127.0.0.1:{S3_PORT}",
-        "MINIO_CONSOLE_ADDRESS": f"127.0.0.1:{S3_CONSOLE_PORT}",
+        "HEIMDEX_API_ADDRESS": f"127.0.0.1:{ports.api}",
+        "DAGSTER_WEBSERVER_ADDRESS": f"127.0.0.1:{ports.dagster}",
+        "MINIO_ADDRESS": f"127.0.0.1:{ports.s3}",
+        "MINIO_CONSOLE_ADDRESS": f"127.0.0.1:{ports.s3_console}",
     }
     text = (REPO_ROOT / "deploy" / ".env.example").read_text()
     for name, value in generated.items():
@@ -66,17 +80,19 @@ def env_file(path: Path) -> dict[str, str]:
 
 @dataclass
 class Stack:
-    """One compose project of docker-compose.yml, run by scripts/compose-offline.sh."""
+    """One compose project of docker-compose.yml, run by scripts/compose-offline.sh, reached on the
+    addresses its .env publishes."""
 
     env_path: Path
     env: dict[str, str]
+    project: str = PROJECT
 
     def compose(self, *args: str, check: bool = True, timeout_s: float = 900) -> subprocess.CompletedProcess:
         # Only what Compose needs: nothing of the test process's HEIMDEX_* or AWS_* leaks into the stack.
         environ = {name: os.environ[name] for name in ("PATH", "HOME", "DOCKER_CONFIG", "DOCKER_HOST")
                    if name in os.environ}
         result = subprocess.run(
-            [str(REPO_ROOT / "scripts" / "compose-offline.sh"), "--project-name", PROJECT,
+            [str(REPO_ROOT / "scripts" / "compose-offline.sh"), "--project-name", self.project,
              "--env-file", str(self.env_path), *args],
             cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=timeout_s)
         if check and result.returncode != 0:
@@ -94,7 +110,7 @@ class Stack:
 
     def service(self, name: str):  # noqa: ANN201 (docker-py's Container)
         [container] = self.engine.containers.list(all=True, filters={"label": [
-            f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={name}"]})
+            f"com.docker.compose.project={self.project}", f"com.docker.compose.service={name}"]})
         return container
 
     def run_containers(self, all: bool = True) -> list:  # noqa: A002
@@ -102,10 +118,10 @@ class Stack:
         return self.containers(all=all, dagster__run_id="")
 
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=f"http://127.0.0.1:{API_PORT}", timeout=30)
+        return httpx.Client(base_url=f"http://{self.env['HEIMDEX_API_ADDRESS']}", timeout=30)
 
     def s3(self):  # noqa: ANN201 (boto3's client type is generated)
-        return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{S3_PORT}",
+        return boto3.client("s3", endpoint_url=f"http://{self.env['MINIO_ADDRESS']}",
                             aws_access_key_id=self.env["MINIO_ROOT_USER"],
                             aws_secret_access_key=self.env["MINIO_ROOT_PASSWORD"],
                             region_name=self.env["AWS_DEFAULT_REGION"])
@@ -116,8 +132,8 @@ class Stack:
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
         """Ask the Dagster webserver of the stack (its published port)."""
-        answer = httpx.post(f"http://127.0.0.1:{DAGSTER_PORT}/graphql", json={"query": query, "variables": variables},
-                            timeout=30)
+        answer = httpx.post(f"http://{self.env['DAGSTER_WEBSERVER_ADDRESS']}/graphql",
+                            json={"query": query, "variables": variables}, timeout=30)
         answer.raise_for_status()
         body = answer.json()
         assert "errors" not in body, body

@@ -14,6 +14,9 @@ from tests.stack.compose import PROJECT, RECEIVER, RECEIVER_SCRIPT, Stack, env_f
 STACK = Path(__file__).parent
 
 
+# tryfirst: before pytest-xdist reads the xdist_group marks (its hook would otherwise come first
+# wherever this conftest is loaded before the worker starts, as when its folder is on the command line).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """One worker runs the stack's tests in file order: they share one stack, and some restart it."""
     for item in items:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.stack.compose import PROJECT, Stack
+from tests.stack.compose import API_ONLY_SECRETS, PROJECT, Stack
 
 SECRETS = ("POSTGRES_PASSWORD", "HEIMDEX_JWT_SECRET", "HEIMDEX_URL_SIGNING_KEY", "MINIO_ROOT_PASSWORD", "DOCKER_GID")
 # The services that start or stop run containers: the daemon launches them, the webserver terminates them.
@@ -40,6 +40,15 @@ def test_the_docker_socket_is_mounted_only_where_runs_are_launched_or_stopped(st
     mounting = {name for name, attrs in services(stack).items()
                 if any(mount["Source"] == "/var/run/docker.sock" for mount in attrs["Mounts"])}
     assert mounting == SOCKET_USERS
+
+
+def test_the_api_secrets_are_in_the_api_container_only(stack: Stack) -> None:
+    """`docker inspect` shows a container's environment to whoever may use the engine: the API's
+    signing secrets are in no other service (a run container's are checked in test_run_killed)."""
+    for name, attrs in services(stack).items():
+        values = {item.split("=", 1)[1] for item in attrs["Config"]["Env"]}
+        for secret in API_ONLY_SECRETS:
+            assert (stack.env[secret] in values) == (name == "api"), (name, secret)
 
 
 @pytest.mark.parametrize("secret", SECRETS)

@@ -1,8 +1,6 @@
 """Restarts lose nothing: the daemon and the API restarted with runs queued run each run once, and
-`down` then `up` (volumes kept) keeps the catalog, the runs and the webhook endpoints.
-
-moto, the S3 stand-in of scripts/compose-offline.sh, keeps its objects in memory: that objects
-outlive `down` is MinIO's volume's doing, and is not tested here (docs/reliability.md, "Known limits")."""
+`down` then `up` (volumes kept) keeps the catalog, the runs, the objects of the bucket and the
+webhook endpoints. That `down -v` removes all of it is the stack fixture's last check."""
 
 import httpx
 
@@ -20,6 +18,12 @@ def healthy(stack: Stack) -> bool:
             return False
 
 
+def bucket_objects(stack: Stack) -> dict[str, str]:
+    """Every object of the bucket: key and ETag (the MD5 of its bytes)."""
+    pages = stack.s3().get_paginator("list_objects_v2").paginate(Bucket=stack.bucket)
+    return {item["Key"]: item["ETag"] for page in pages for item in page.get("Contents", [])}
+
+
 def test_restarting_the_daemon_and_the_api_with_runs_queued_runs_each_once(stack: Stack, clip_maker  # noqa: ANN001
                                                                           ) -> None:
     headers = auth(stack, ORG)
@@ -34,7 +38,7 @@ def test_restarting_the_daemon_and_the_api_with_runs_queued_runs_each_once(stack
     wait_for("no run container is left", lambda: not stack.run_containers(all=True), 60)
 
 
-def test_down_and_up_keep_the_catalog_runs_and_webhooks(stack: Stack, clip_maker) -> None:  # noqa: ANN001
+def test_down_and_up_keep_the_catalog_runs_objects_and_webhooks(stack: Stack, clip_maker) -> None:  # noqa: ANN001
     headers = auth(stack, ORG)
     with stack.api() as api:
         hook = api.post("/v1/webhooks", headers=headers,
@@ -44,6 +48,8 @@ def test_down_and_up_keep_the_catalog_runs_and_webhooks(stack: Stack, clip_maker
         assert wait_for_job(api, headers, job["job_id"]) == "succeeded"
         before = api.get(f"/v1/assets/{job['asset_id']}", headers=headers).json()
     wait_for("no run container is left", lambda: not stack.run_containers(all=True), 60)
+    objects = bucket_objects(stack)
+    assert f"{ORG}/sidecars/{job['asset_id']}.vna.json" in objects
 
     stack.compose("down")
     stack.compose("up", "--detach", "--wait", "--wait-timeout", "600")
@@ -53,10 +59,15 @@ def test_down_and_up_keep_the_catalog_runs_and_webhooks(stack: Stack, clip_maker
         assert hooks.status_code == 200, hooks.text
         assert [h["webhook_id"] for h in hooks.json()["webhooks"]] == [hook.json()["webhook_id"]]
         assert wait_for_job(api, headers, job["job_id"], timeout_s=10) == "succeeded"
-        # The catalog's entry (its status reads the objects, which moto did not keep).
+        # Every object, byte for byte, and the catalog's entry, ready (its status reads the sidecar).
+        assert bucket_objects(stack) == objects
         asset = api.get(f"/v1/assets/{job['asset_id']}", headers=headers)
         assert asset.status_code == 200, asset.text
+        assert asset.json()["status"] == "ready"
+        assert asset.json()["sidecar"]["etag"] == before["sidecar"]["etag"]
         assert (asset.json()["hash"], asset.json()["size_bytes"]) == (before["hash"], before["size_bytes"])
+        thumbnail = httpx.get(asset.json()["thumbnails"][0]["url"], timeout=30)
+        assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"  # a JPEG
         again = upload_and_commit(stack, api, headers, ORG, clip_maker((1.0, 1.0)))
         assert wait_for_job(api, headers, again["job_id"]) == "succeeded"
     assert stack.runs_of(job["asset_id"]) == [{"runId": job["job_id"], "status": "SUCCESS"}]

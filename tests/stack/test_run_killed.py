@@ -4,13 +4,10 @@ No run container is left behind, exited or not."""
 
 import time
 
-from tests.stack.compose import Stack, wait_for
+from tests.stack.compose import API_ONLY_SECRETS, Stack, wait_for
 from tests.stack.flows import auth, job_status, upload_and_commit
 
 ORG = "org-e2e-killed"
-# Secrets of the API that no run uses: a run container must not carry them (`docker inspect` shows
-# a container's environment to whoever may use the engine).
-API_ONLY_SECRETS = ("HEIMDEX_JWT_SECRET", "HEIMDEX_URL_SIGNING_KEY")
 
 
 def test_a_killed_run_container_is_retried_and_the_video_is_ready_within_60_s(stack: Stack, clip_maker  # noqa: ANN001
