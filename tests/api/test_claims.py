@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.models import IdempotencyKey
-from heimdex_api.schemas import SourceRequest
+from heimdex_api.schemas import SidecarRequest
 from heimdex_api.services.idempotency import request_fingerprint
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import Upload
@@ -55,9 +55,9 @@ def test_the_key_with_another_request_is_a_conflict_whatever_the_body(client: Te
 
 
 def _leave_claim(settings: ApiSettings, org: str, key: str, endpoint: str, body: dict, age_s: float) -> None:
-    """The row a request leaves when it dies after claiming its key and before answering."""
+    """The row a sidecar request leaves when it dies after claiming its key and before answering."""
     with session_scope(settings.catalog_url) as session:
-        fingerprint = request_fingerprint(endpoint, SourceRequest(**body).model_dump(mode="json"))
+        fingerprint = request_fingerprint(endpoint, SidecarRequest(**body).model_dump(mode="json"))
         session.add(IdempotencyKey(org_id=org, key=key, endpoint=endpoint, fingerprint=fingerprint,
                                    claim_token="0" * 32, created_at=datetime.now(UTC) - timedelta(seconds=age_s)))
 
