@@ -8,7 +8,7 @@ on the server's settings and storage (`source_uri_schema`, `webhook_url_schema`,
 """
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -372,8 +372,15 @@ class WebhookCreate(Request):
                                  "pattern is this server's); no credentials, no port 0. Else 422 "
                                  "`webhook_url_not_allowed`. Where a name leads is checked at each delivery: a "
                                  "non-public address fails it. Redirects are not followed.")
-    events: list[WebhookEventType] = Field(min_length=1, max_length=5,
+    events: list[WebhookEventType] = Field(min_length=1, max_length=len(get_args(WebhookEventType)),
+                                           json_schema_extra={"uniqueItems": True},
                                            description="The events wanted; each at most once.")
+
+    @model_validator(mode="after")
+    def _each_event_once(self) -> "WebhookCreate":
+        if len(set(self.events)) != len(self.events):
+            raise ValueError("events: each event may be listed once only")
+        return self
 
 
 class WebhookOut(BaseModel):
