@@ -18,8 +18,9 @@ the same timeline, so a silence lines up with the picture.
 Given the scene pass's luma figures (`frame_taps.Pictures`: the frames it decoded anyway), the
 picture is not decoded again for black and frozen stretches: they are read from those figures with
 blackdetect's and freezedetect's rules (`black_spans`, `freeze_spans`), and the ffmpeg pass decodes
-the audio alone (`-vn`) and, for `idet`, a bounded sample of the picture: `IDET_WINDOWS` windows of
-`IDET_WINDOW_S`, spread over the video, each starting at a keyframe (nothing decoded to reach it).
+the audio alone (`-vn`) and, for `idet`, a bounded sample of the picture: one window of
+`IDET_WINDOW_S` every `IDET_WINDOW_EVERY_S`, at most `IDET_WINDOWS`, spread over the video, each
+starting at a keyframe (nothing decoded to reach it).
 The frames the scene pass skipped (those no other frame is predicted from) take the state of the
 frames around them: a boundary is exact where the pass decoded every frame, else within the run of
 frames it skipped there (`pictures` in the report says how many frames were measured).
@@ -57,10 +58,14 @@ ABSOLUTE_GATE_LUFS = -70.0
 # telecined one (3:2 pulldown) combs 2 frames in 5, a progressive one a few in a hundred (fine
 # horizontal detail), most frames of either being undecided.
 INTERLACED_SHARE = 1 / 3
-# idet's sample beside the scene pass: windows of the picture spread over the video (the whole of a
-# video shorter than all of them together).
+# idet's sample beside the scene pass: a window of the picture every IDET_WINDOW_EVERY_S, at most
+# IDET_WINDOWS, spread over the video (the whole of a video of at most IDET_WHOLE_S). Each starts at a
+# keyframe, and x264 puts one every 250 frames by default: windows closer than that would read the same
+# frames.
 IDET_WINDOWS = 3
-IDET_WINDOW_S = 0.5
+IDET_WINDOW_S = 0.4
+IDET_WINDOW_EVERY_S = 10.0
+IDET_WHOLE_S = 2.0
 
 
 class QcThresholds(BaseModel):
@@ -223,9 +228,10 @@ def _audio_filter(audio: dict[str, Any], thresholds: QcThresholds, input_index: 
 def idet_windows(duration_s: float) -> list[float] | None:
     """Where idet's sample windows start (seconds from the file's start), spread evenly; None: the video is
     short enough to measure whole."""
-    if duration_s <= 2 * IDET_WINDOWS * IDET_WINDOW_S:
+    if duration_s <= IDET_WHOLE_S:
         return None
-    return [duration_s * (k + 1) / (IDET_WINDOWS + 1) - IDET_WINDOW_S / 2 for k in range(IDET_WINDOWS)]
+    count = max(1, min(IDET_WINDOWS, int(duration_s // IDET_WINDOW_EVERY_S)))
+    return [duration_s * (k + 1) / (count + 1) - IDET_WINDOW_S / 2 for k in range(count)]
 
 
 def sampled_args(probe: dict[str, Any], thresholds: QcThresholds, limits: MediaLimits,
