@@ -63,7 +63,8 @@ def qc_metadata(report: QcReport) -> dict[str, Any]:
     partitions_def=videos_partitions,
     deps=[probe_metadata],
     retry_policy=MEDIA_RETRY_POLICY,
-    code_version="qc-1",
+    # 2: black and freeze from the scene pass's frames when it kept them, idet on a sample (document 1.1).
+    code_version="qc-2",
     pool=FFMPEG_POOL,
     group_name="video",
     kinds={"ffmpeg", "json"},

@@ -28,7 +28,8 @@ PREVIEW_HEIGHT = 240
     partitions_def=videos_partitions,
     deps=[probe_metadata],
     retry_policy=MEDIA_RETRY_POLICY,
-    code_version="storyboard-1",
+    # 2: the tiles from the scene pass's frames when it kept them (the frame shown at each middle, or the decoded one next to it).
+    code_version="storyboard-2",
     pool=FFMPEG_POOL,
     group_name="video",
     kinds={"ffmpeg", "jpeg"},

@@ -7,8 +7,9 @@ BGR frame (`decoding.detection_size`). Frames come in display order within one l
 second look runs in a thread of its own and the one-pass fallback may see frames again: taps lock,
 and keep a frame's figures by its time.
 
-- `TileTap` keeps, for each storyboard tile, the decoded frame nearest the middle of its span, at
-  most half a span from it (a frame of the tile's own span, as the storyboard's seeking path
+- `TileTap` keeps, for each storyboard tile, the frame shown at the middle of its span when the
+  pass decoded it, else the last decoded frame before the middle, else the first after, at most
+  half a span from it (a frame of the tile's own span, as the storyboard's seeking path
   promises), and makes the sprite of them.
 - `PictureTap` keeps each decoded frame's luma figures: its share of black pixels, as ffmpeg's
   `blackdetect` counts them, and its change from the frame decoded just before it, as
@@ -44,7 +45,8 @@ def display_image(image: np.ndarray, rotation: int, size: tuple[int, int]) -> np
 
 
 class TileTap:
-    """The decoded frame nearest each tile's middle, within half the tile's span, for a storyboard whose
+    """Each tile's frame: the last decoded frame at or before its span's middle (the frame shown there, when
+    the scene pass decoded it), else the first after it; within half the tile's span. For a storyboard whose
     tiles are `cells` (x, y) of `size` (w, h) in a sprite of `sprite_size` over `duration_ms`
     (`storyboard.tile_tap` makes it from the storyboard's plan)."""
 
@@ -54,34 +56,42 @@ class TileTap:
         self.middles, self.max_distance_s = list(middles), span_s / 2 + 1e-6
         self._cells, self._size, self._sprite_size = list(cells), size, sprite_size
         self._rotation, self._duration_ms = rotation, duration_ms
-        self._best: list[tuple[float, float, np.ndarray] | None] = [None] * len(self.middles)
+        # Per tile, the last frame at or before its middle (the one shown there, when it was decoded) and
+        # the first after it, each (time, image); the decoder's arrays are kept, scaled once at the end.
+        self._before: list[tuple[float, np.ndarray] | None] = [None] * len(self.middles)
+        self._after: list[tuple[float, np.ndarray] | None] = [None] * len(self.middles)
         self._lock = threading.Lock()
 
     def __call__(self, seconds: float, image: np.ndarray) -> None:
         after = bisect_left(self.middles, seconds)
         with self._lock:
             for index in (after - 1, after):
-                if 0 <= index < len(self.middles):
-                    distance = abs(seconds - self.middles[index])
-                    best = self._best[index]
-                    if distance <= self.max_distance_s and (best is None or distance < best[0]):
-                        # The decoder's arrays are its own: kept as they are, scaled once at the end.
-                        self._best[index] = (distance, seconds, image)
+                if not 0 <= index < len(self.middles) or abs(seconds - self.middles[index]) > self.max_distance_s:
+                    continue
+                # A frame that starts right at the middle (to the microsecond) is the one shown there.
+                if seconds <= self.middles[index] + 1e-6:
+                    best = self._before[index]
+                    if best is None or seconds > best[0]:
+                        self._before[index] = (seconds, image)
+                else:
+                    best = self._after[index]
+                    if best is None or seconds < best[0]:
+                        self._after[index] = (seconds, image)
 
     def tiles(self) -> "Tiles | None":
         """The sprite of every tile's frame, and each frame's time; None unless every tile has one."""
-        if any(best is None for best in self._best):
+        chosen = [before or after for before, after in zip(self._before, self._after, strict=True)]
+        if any(best is None for best in chosen):
             return None
-        chosen = [best for best in self._best if best is not None]
         (width, height), (sprite_width, sprite_height) = self._size, self._sprite_size
         # Cells past the last tile stay black, as ffmpeg's tile filter leaves them.
         sprite = np.zeros((sprite_height, sprite_width, 3), dtype=np.uint8)
-        for (x, y), (_, _, image) in zip(self._cells, chosen, strict=True):
+        for (x, y), (_, image) in zip(self._cells, chosen, strict=True):  # type: ignore[misc]
             sprite[y:y + height, x:x + width] = display_image(image, self._rotation, self._size)
         ok, jpeg = cv2.imencode(".jpg", sprite, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             return None
-        return Tiles(jpeg.tobytes(), np.array([seconds for _, seconds, _ in chosen]), width, height,
+        return Tiles(jpeg.tobytes(), np.array([seconds for seconds, _ in chosen]), width, height,  # type: ignore[misc]
                      self._duration_ms)
 
 

@@ -6,8 +6,8 @@ at its middle. Players take the track as a thumbnail track (Mux style): a cue's 
 JSON document (`Storyboard`).
 
 The frames come, first, from the scene pass, which decodes frames anyway: its tap (`tile_tap`) keeps
-for each tile the decoded frame nearest the middle of its span, at most half a span from it (a
-frame of the tile's own span), and the scene step saves them (`frame_taps.SharedFrames`). Without
+for each tile the frame shown at the middle of its span when the pass decoded it, else the last
+decoded before (or the first after), at most half a span from it (a frame of the tile's own span), and the scene step saves them (`frame_taps.SharedFrames`). Without
 them (a storyboard made alone, a scene pass with other settings), two ways, whichever costs less: a
 short or small video is decoded through once by a single ffmpeg that picks, scales and tiles the
 frames itself; a longer one is read by seeking, one ffmpeg per tile (`extract_thumbnails`), so its
