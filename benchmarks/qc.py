@@ -29,7 +29,7 @@ FILES = ("testvideo.mp4", "issue-195-aspect-ratio.mp4", "issue-134-rotate.mp4", 
 THUMBNAILS, THUMBNAIL_HEIGHT, TILE_WIDTH = 20, 360, 160
 
 
-def _cpu() -> float:
+def cpu_seconds() -> float:
     """CPU seconds of this process and of the children it has waited for."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
@@ -43,7 +43,7 @@ def ingest_step(path: str) -> Run:
     from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
 
     with tempfile.TemporaryDirectory(prefix="heimdex-bench-") as out:
-        cpu, start = _cpu(), time.perf_counter()
+        cpu, start = cpu_seconds(), time.perf_counter()
         probe = probe_video(Path(path))
         scenes = detect_scenes(Path(path), probe).scenes
         policy = ThumbnailPolicy(max_count=THUMBNAILS, max_height=THUMBNAIL_HEIGHT)
@@ -51,17 +51,17 @@ def ingest_step(path: str) -> Run:
         extract_thumbnails(Path(path), probe, slots, Path(out) / "thumbnails", policy.max_height)
         make_storyboard(Path(path), probe, Path(out) / "storyboard", TILE_WIDTH)
         wall = time.perf_counter() - start
-    return Run(wall, 0, 0, {"cpu_s": _cpu() - cpu, "probe": probe})
+    return Run(wall, 0, 0, {"cpu_s": cpu_seconds() - cpu, "probe": probe})
 
 
 def qc_step(path: str, probe: dict) -> Run:
     """`measure_qc` given the probe, as the media_qc asset runs it; in a fresh process."""
     from heimdex_pipeline.media.qc import measure_qc
 
-    cpu, start = _cpu(), time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     report = measure_qc(Path(path), probe)
     wall = time.perf_counter() - start
-    return Run(wall, 0, 0, {"cpu_s": _cpu() - cpu, "lufs": report.loudness.integrated_lufs if report.loudness else None,
+    return Run(wall, 0, 0, {"cpu_s": cpu_seconds() - cpu, "lufs": report.loudness.integrated_lufs if report.loudness else None,
                             "scan": report.interlacing.scan})
 
 

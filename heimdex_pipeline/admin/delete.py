@@ -29,6 +29,7 @@ from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.runs.tags import PARTITION_TAG
 from heimdex_pipeline.storage import ObjectStore, store_from_settings
 from heimdex_pipeline.storage.layout import (
+    frames_key,
     probe_key,
     qc_key,
     sidecar_key,
@@ -76,7 +77,7 @@ def _delete_files(store: ObjectStore, video: Video, source_keys: list[str], uplo
     for upload_id in upload_ids:
         count += store.delete_prefix(upload_prefix(video.org_id, upload_id))
     for key in (probe_key(video.org_id, video.asset_id), sidecar_key(video.org_id, video.asset_id),
-                qc_key(video.org_id, video.asset_id)):
+                frames_key(video.org_id, video.asset_id), qc_key(video.org_id, video.asset_id)):
         count += store.stat(key) is not None
         store.delete(key)
     return count + sum(store.delete_prefix(prefix(video.org_id, video.asset_id))

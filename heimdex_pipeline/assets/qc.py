@@ -8,6 +8,7 @@ from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.assets.steps import (
     MEDIA_RETRY_POLICY,
     media_errors,
+    read_shared_frames,
     read_upstream,
     start_step,
     stops_when_interrupted,
@@ -17,7 +18,7 @@ from heimdex_pipeline.media.qc import PictureSegment, QcReport, Segment, measure
 from heimdex_pipeline.outputs.qc import QcDocument, qc_json_schema
 from heimdex_pipeline.resources import CatalogResource, MediaStorage, MediaWork, QcRules
 from heimdex_pipeline.runs.pools import FFMPEG_POOL
-from heimdex_pipeline.storage.layout import QC_SCHEMA_KEY, probe_key, qc_key
+from heimdex_pipeline.storage.layout import QC_SCHEMA_KEY, frames_key, probe_key, qc_key
 
 
 def _segments_markdown(report: QcReport) -> str:
@@ -54,6 +55,7 @@ def qc_metadata(report: QcReport) -> dict[str, Any]:
         "scan": report.interlacing.scan,
         "segments": MetadataValue.md(_segments_markdown(report)),
         "thresholds": MetadataValue.json(report.thresholds.model_dump()),
+        "pictures_from": report.pictures.source if report.pictures else "ffmpeg",
     }
 
 
@@ -61,7 +63,8 @@ def qc_metadata(report: QcReport) -> dict[str, Any]:
     partitions_def=videos_partitions,
     deps=[probe_metadata],
     retry_policy=MEDIA_RETRY_POLICY,
-    code_version="qc-1",
+    # 2: black and freeze from the scene pass's frames when it kept them, idet on a sample (document 1.1).
+    code_version="qc-2",
     pool=FFMPEG_POOL,
     group_name="video",
     kinds={"ffmpeg", "json"},
@@ -70,12 +73,15 @@ def qc_metadata(report: QcReport) -> dict[str, Any]:
 def media_qc(context: AssetExecutionContext, catalog: CatalogResource, storage: MediaStorage, media: MediaWork,
              qc: QcRules) -> MaterializeResult:
     """The technical QC document (`<asset_id>.qc.json`): EBU R128 loudness, silences, black and frozen
-    stretches, and the picture's scan, measured in one ffmpeg pass."""
+    stretches, and the picture's scan: black and frozen stretches from the frames the scene pass decoded
+    when it kept them for these thresholds, else everything in one ffmpeg pass."""
     video, log = start_step(context, catalog, "qc")
     store = storage.store
     probe = read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
+    shared = read_shared_frames(store, frames_key(video.org_id, video.asset_id), log)
     with media_errors(log, "qc"), store.media_input(video.source_key) as source:
-        report = measure_qc(source, probe, qc.thresholds, media.limits)
+        report = measure_qc(source, probe, qc.thresholds, media.limits,
+                            pictures=shared.pictures if shared is not None else None)
     document = QcDocument(asset_id=video.asset_id, org_id=video.org_id, **report.model_dump())
     key = qc_key(video.org_id, video.asset_id)
     store.write_json(QC_SCHEMA_KEY, qc_json_schema())

@@ -8,7 +8,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetExecutionContext,
@@ -27,6 +27,9 @@ from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.media.errors import TransientMediaError, UnreadableMediaError
 from heimdex_pipeline.resources import CatalogResource
 from heimdex_pipeline.storage import ObjectNotFoundError, ObjectStore
+
+if TYPE_CHECKING:
+    from heimdex_pipeline.media.frame_taps import SharedFrames
 
 # Read as the definitions load: Dagster fixes a step's retry policy from its definition.
 _settings = get_settings()
@@ -128,6 +131,20 @@ def read_upstream(store: ObjectStore, key: str, what: str) -> dict:
     except ObjectNotFoundError:
         raise Failure(description=f"no {what} ({key.rpartition('/')[2]}): materialise it first",
                       allow_retries=False) from None
+
+
+def read_shared_frames(store: ObjectStore, key: str, log: BoundLogger) -> "SharedFrames | None":
+    """The scene pass's frames intermediate at `key`; None when it is missing or unreadable (the step then
+    decodes for itself, so that it stands alone: a retry, a materialisation of it alone)."""
+    from heimdex_pipeline.media.frame_taps import SharedFrames  # numpy and OpenCV: only in the steps that decode
+
+    try:
+        return SharedFrames.from_bytes(store.read_bytes(key))
+    except ObjectNotFoundError:
+        return None
+    except ValueError as error:
+        log.warning("shared_frames.unreadable", error=str(error))
+        return None
 
 
 def start_step(context: AssetExecutionContext, catalog: CatalogResource, step: str) -> tuple[Video, BoundLogger]:

@@ -17,6 +17,7 @@ from dagster import (
     MetadataValue,
     asset,
 )
+from dagster._core.storage.tags import PRIORITY_TAG
 from pydantic import Field, TypeAdapter, ValidationError
 
 from heimdex_pipeline.assets.partitions import videos_partitions
@@ -35,11 +36,12 @@ from heimdex_pipeline.media.detector import DetectorParams, Scene
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.thumbnails import ThumbnailPolicy, extract_thumbnails, plan_thumbnails
 from heimdex_pipeline.outputs.sidecar import Sidecar, SidecarSource, ThumbnailEntry, sidecar_json_schema
-from heimdex_pipeline.resources import CatalogResource, MediaStorage, MediaWork
+from heimdex_pipeline.resources import CatalogResource, MediaStorage, MediaWork, QcRules
 from heimdex_pipeline.runs.pools import FFMPEG_POOL
 from heimdex_pipeline.storage import ObjectNotFoundError, disk_full_reported
 from heimdex_pipeline.storage.layout import (
     SIDECAR_SCHEMA_KEY,
+    frames_key,
     probe_key,
     sidecar_key,
     storage_key_of,
@@ -139,11 +141,15 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, sto
     pool=FFMPEG_POOL,
     group_name="video",
     kinds={"pyscenedetect", "json"},
+    # Before the storyboard and QC steps of the same run, which read the frames it keeps (they do not
+    # depend on it: they decode for themselves when its frames are missing).
+    op_tags={PRIORITY_TAG: "1"},
 )
 @stops_when_interrupted
 def scene_sidecar(context: AssetExecutionContext, config: SidecarConfig, catalog: CatalogResource,
-                  storage: MediaStorage, media: MediaWork) -> MaterializeResult:
-    """The scene sidecar (`<asset_id>.vna.json`): source, probe and PySceneDetect's scenes."""
+                  storage: MediaStorage, media: MediaWork, qc: QcRules) -> MaterializeResult:
+    """The scene sidecar (`<asset_id>.vna.json`): source, probe and PySceneDetect's scenes; beside it, what
+    the storyboard and QC steps need of the frames it decodes (`<asset_id>.frames.npz`)."""
     detector = config.params()
     video, log = start_step(context, catalog, "scenes")
     store = storage.store
@@ -151,10 +157,14 @@ def scene_sidecar(context: AssetExecutionContext, config: SidecarConfig, catalog
     # PyAV, OpenCV and PySceneDetect load in the step that decodes, not in every process that
     # loads the definitions (webserver, daemon, code server, API): a second per process.
     from heimdex_pipeline.media.scenes import detect_scenes
+    from heimdex_pipeline.media.shared_frames import scene_pass_tap
 
     progress = step_progress(context, catalog, "frames")  # before the source is fetched: the step has begun
+    tap = scene_pass_tap(probe, media.storyboard_tile_width, qc.black_pixel_threshold)
     with media_errors(log, "scenes"), store.media_input(video.source_key) as source:
-        detection = detect_scenes(source, probe, detector, limits=media.limits, progress=progress)
+        detection = detect_scenes(source, probe, detector, limits=media.limits, progress=progress, tap=tap)
+    shared = tap.shared(detection.frame_count)
+    store.write_bytes(frames_key(video.org_id, video.asset_id), shared.to_bytes(), "application/octet-stream")
     sidecar = Sidecar(
         asset_id=video.asset_id,
         org_id=video.org_id,
@@ -187,6 +197,8 @@ def scene_sidecar(context: AssetExecutionContext, config: SidecarConfig, catalog
         "resolution": f"{probe['width']}x{probe['height']}",
         "frames": detection.frame_count,
         "frames_decoded": detection.frames_decoded,
+        "shared_frames": MetadataValue.json({"storyboard_tiles": shared.tiles is not None,
+                                             "qc_frames": 0 if shared.pictures is None else len(shared.pictures.seconds)}),
         "detector": MetadataValue.json(detection.detector),
         "sidecar_uri": MetadataValue.path(store.uri(key)),
     })

@@ -11,11 +11,14 @@ resize), which gives its scores: exactly on its test media, but for 0.08 on the 
 Files are opened as ffprobe and ffmpeg open them (`heimdex_pipeline.media.tools`): only
 video containers, only local files, frames above the size limit refused by the decoder;
 every packet is read before the stream's deadline or not at all.
+
+A stream may carry a tap (`frame_taps`): every frame a decoder of it hands out goes through it
+too, whichever loop asked for it, so other steps can keep what they need of the frames.
 """
 
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -74,6 +77,8 @@ class VideoStream:
     deadline: Deadline
     # Loop filter skipped and swscale's scaling: faster, and the frames differ a little from PySceneDetect's.
     fast: bool = False
+    # Told every frame handed out: its time in seconds on the stream's timeline, and the small frame.
+    tap: Callable[[float, np.ndarray], None] | None = None
 
     def open(self) -> "VideoDecoder":
         """A decoder of this stream, to use as a context manager."""
@@ -85,6 +90,7 @@ class VideoDecoder:
 
     def __init__(self, video: VideoStream) -> None:
         self.path, stream_index, self._deadline, self._fast = video.path, video.index, video.deadline, video.fast
+        self._tap = video.tap
         self._deadline.check(f"decoding {self.path.name}")
         self._limits = video.limits
         try:
@@ -132,7 +138,7 @@ class VideoDecoder:
                 else:
                     timeline.add(packet.pts, packet.is_keyframe)
             for pts, frame in self._decoded(packet):
-                yield pts, self._small(frame)
+                yield pts, self._tapped(pts, frame)
 
     def seek(self, keyframe: int) -> None:
         """Go back or ahead to the keyframe at or before `keyframe` (a PTS); `span` decodes on from there."""
@@ -155,7 +161,7 @@ class VideoDecoder:
                 pts, frame = self._out.popleft()
                 self.position = pts
                 if first <= pts <= last:
-                    yield pts, self._small(frame)
+                    yield pts, self._tapped(pts, frame)
                 if pts >= last:
                     return
             packet = next(self._ahead, None)
@@ -187,6 +193,13 @@ class VideoDecoder:
         for frame in decoded:
             if frame.pts is not None:
                 yield frame.pts, frame
+
+    def _tapped(self, pts: int, frame: av.VideoFrame) -> np.ndarray:
+        """The small frame, once the stream's tap has seen it."""
+        image = self._small(frame)
+        if self._tap is not None:
+            self._tap(float(pts * self.time_base), image)
+        return image
 
     def _small(self, frame: av.VideoFrame) -> np.ndarray:
         if not self._fast:

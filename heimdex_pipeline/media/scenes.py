@@ -45,6 +45,7 @@ from scenedetect.detectors import ContentDetector
 from heimdex_pipeline.media.decoding import Timeline, VideoStream
 from heimdex_pipeline.media.detector import ContentParams, DetectorParams, Scene, SceneDetection
 from heimdex_pipeline.media.errors import UnreadableMediaError
+from heimdex_pipeline.media.frame_taps import FrameTap
 from heimdex_pipeline.media.frame_detectors import Clock, content_detector, detect_every_frame, flash_filter_mode
 from heimdex_pipeline.media.limits import MediaLimits, current_limits
 from heimdex_pipeline.media.progress import Progress, Report
@@ -246,21 +247,23 @@ def _expected_frames(probe: dict[str, Any]) -> float:
 
 def detect_scenes(path: Path | str, probe: dict[str, Any], params: DetectorParams = ContentParams(), *,
                   every_frame: bool = False, limits: MediaLimits | None = None,
-                  progress: Report | None = None) -> SceneDetection:
+                  progress: Report | None = None, tap: FrameTap | None = None) -> SceneDetection:
     """Detect the scenes of a video with the detector `params` describe; one scene covering it all when
     there is no cut.
 
     `every_frame` decodes and scores every frame in one pass: the same cuts, more slowly (only
     ContentDetector ever takes two). The video must be within `limits` (by default the settings'),
     and every pass over it ends by its decoding deadline (MediaTimeoutError). `progress(frames, of)`
-    is told the frames gone through out of the probe's frame count, every second or so.
+    is told the frames gone through out of the probe's frame count, every second or so. `tap` is
+    told every frame any pass decodes (`frame_taps`), by its time on the stream's timeline.
     """
     limits = limits or current_limits()
     require_file(path)
     limits.check(probe, path.name)
     two_looks = isinstance(params, ContentParams) and not params.weights.delta_edges
     # The two looks decode fast (their cost is the point); the detectors fed every frame get PySceneDetect's frames.
-    video = VideoStream(path, probe.get("video_stream_index"), limits, limits.decoding_deadline(probe), fast=two_looks)
+    video = VideoStream(path, probe.get("video_stream_index"), limits, limits.decoding_deadline(probe), fast=two_looks,
+                        tap=tap)
     counted = Progress(round(_expected_frames(probe)), progress)
     clock = Clock(rate=Fraction(probe["nominal_fps"]) if probe.get("nominal_fps") else Fraction(25),
                   start_s=Fraction(probe.get("video_start_s") or 0).limit_denominator(1_000_000))

@@ -5,16 +5,19 @@ at its middle. Players take the track as a thumbnail track (Mux style): a cue's 
 `storyboard.jpg#xywh=x,y,w,h`, the tile's rectangle in the sprite. The same geometry is kept as a
 JSON document (`Storyboard`).
 
-Two ways to get the frames, whichever costs less: a short or small video is decoded through once
-by a single ffmpeg that picks, scales and tiles the frames itself; a longer one is read by
-seeking, one ffmpeg per tile (`extract_thumbnails`), so its cost follows the tile count, not
-the duration.
+The frames come, first, from the scene pass, which decodes frames anyway: its tap (`tile_tap`) keeps
+for each tile the frame shown at the middle of its span when the pass decoded it, else the last
+decoded before (or the first after), at most half a span from it (a frame of the tile's own span), and the scene step saves them (`frame_taps.SharedFrames`). Without
+them (a storyboard made alone, a scene pass with other settings), two ways, whichever costs less: a
+short or small video is decoded through once by a single ffmpeg that picks, scales and tiles the
+frames itself; a longer one is read by seeking, one ffmpeg per tile (`extract_thumbnails`), so its
+cost follows the tile count, not the duration.
 """
 
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ffmpeg
 import webvtt
@@ -34,6 +37,9 @@ from heimdex_pipeline.media.tools import (
     run_tool,
     source_name,
 )
+
+if TYPE_CHECKING:  # OpenCV and NumPy load in the steps that decode, not with the definitions
+    from heimdex_pipeline.media.frame_taps import TileTap, Tiles
 
 SPRITE_NAME, VTT_NAME, DOCUMENT_NAME = "storyboard.jpg", "storyboard.vtt", "storyboard.json"
 COLUMNS = 10
@@ -77,6 +83,11 @@ class Storyboard(BaseModel):
     duration_s: float = Field(ge=0)
     tiles: list[StoryboardTile]
 
+    def takes(self, tiles: "Tiles | None") -> bool:
+        """Whether the scene pass's `tiles` are this storyboard's: its tile count, size and duration."""
+        return tiles is not None and tiles.fits(len(self.tiles), self.tile_width, self.tile_height,
+                                                round(self.duration_s * 1000))
+
     def slots(self) -> list[ThumbnailSlot]:
         """Each tile's middle, inside its span: where `extract_thumbnails` takes its frame."""
         return [ThumbnailSlot((t.start_s + t.end_s) / 2, t.start_s, t.end_s) for t in self.tiles]
@@ -106,6 +117,22 @@ def plan_storyboard(probe: dict[str, Any], tile_width: int) -> Storyboard:
                             y=i // COLUMNS * height, w=width, h=height) for i in range(count)]
     return Storyboard(sprite_width=COLUMNS * width, sprite_height=rows * height, tile_width=width,
                       tile_height=height, columns=COLUMNS, rows=rows, duration_s=duration_ms / 1000, tiles=tiles)
+
+
+def tile_tap(probe: dict[str, Any], tile_width: int) -> "TileTap":
+    """The scene pass's tap keeping the frames of this video's storyboard (`plan_storyboard`)."""
+    from heimdex_pipeline.media.frame_taps import TileTap
+
+    board = plan_storyboard(probe, tile_width)
+    return TileTap([(t.start_s + t.end_s) / 2 for t in board.tiles], board.duration_s / len(board.tiles),
+                   [(t.x, t.y) for t in board.tiles], (board.tile_width, board.tile_height),
+                   (board.sprite_width, board.sprite_height), probe.get("rotation") or 0,
+                   round(board.duration_s * 1000))
+
+
+def _tile_shared(tiles: "Tiles", sprite: Path) -> None:
+    """The sprite the scene pass made of its tiles, written as it is."""
+    sprite.write_bytes(tiles.sprite_jpeg)
 
 
 def vtt_time(seconds: float) -> str:
@@ -185,11 +212,13 @@ def _tile_seeking(path: Path | str, probe: dict[str, Any], board: Storyboard, sp
 
 
 def make_storyboard(path: Path | str, probe: dict[str, Any], out_dir: Path, tile_width: int,
-                    limits: MediaLimits | None = None, progress: Report | None = None) -> Storyboard:
+                    limits: MediaLimits | None = None, progress: Report | None = None,
+                    tiles: "Tiles | None" = None) -> Storyboard:
     """Write `storyboard.jpg` and `storyboard.vtt` into `out_dir`; return the geometry (`storyboard.json`).
 
-    The video must be within `limits` (by default the settings'); every ffmpeg run is stopped at the
-    video's decoding deadline. `progress(tiles, of)` is told the tiles made so far.
+    `tiles`, the scene pass's (`tile_tap`), are used when they fit this storyboard's plan; else the
+    video is decoded. The video must be within `limits` (by default the settings'); every ffmpeg run
+    is stopped at the video's decoding deadline. `progress(tiles, of)` is told the tiles made so far.
     """
     limits = limits or current_limits()
     require_file(path)
@@ -198,7 +227,10 @@ def make_storyboard(path: Path | str, probe: dict[str, Any], out_dir: Path, tile
     board = plan_storyboard(probe, tile_width)
     out_dir.mkdir(parents=True, exist_ok=True)
     sprite = out_dir / SPRITE_NAME
-    if decodes_through(probe):
+    if tiles is not None and board.takes(tiles):
+        _tile_shared(tiles, sprite)
+        Progress(len(board.tiles), progress).finish()
+    elif decodes_through(probe):
         _tile_through(path, board, sprite, limits, deadline)
         Progress(len(board.tiles), progress).finish()
     else:

@@ -8,13 +8,15 @@ from pydantic import Field
 from heimdex_pipeline.media.qc import QcReport
 from heimdex_pipeline.outputs.sidecar import published_schema
 
-SCHEMA_VERSION = "1.0"
+# 1.1 adds, all optional: `pictures` (where black and freeze were measured), `interlacing.sampled_windows`,
+# and `heimdex` as a measuring library (the scene pass's frames read with an FFmpeg filter's rule).
+SCHEMA_VERSION = "1.1"
 
 
 class QcDocument(QcReport):
     """The technical QC of one video, as stored: what `measure_qc` found, and whose video it is."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1"] = SCHEMA_VERSION
     asset_id: str
     org_id: str
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

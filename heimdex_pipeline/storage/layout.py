@@ -3,6 +3,8 @@
     uploads/<org_id>/...                        the upload bucket the sensor watches
     <org_id>/probes/<asset_id>.probe.json       probe metadata
     <org_id>/sidecars/<asset_id>.vna.json       the scene sidecar
+    <org_id>/sidecars/<asset_id>.frames.npz     what the scene pass keeps of its frames for the
+                                                storyboard and QC steps (an intermediate)
     <org_id>/thumbnails/<asset_id>/NNNN.jpg     thumbnails
     <org_id>/storyboards/<asset_id>/storyboard.jpg, .vtt, .json
                                                 the storyboard: sprite, WebVTT track, geometry
@@ -110,6 +112,11 @@ def sidecar_storage_key(asset_id: str) -> str:
 
 def sidecar_key(org_id: str, asset_id: str) -> str:
     return f"{check_org_id(org_id)}/{sidecar_storage_key(asset_id)}"
+
+
+def frames_key(org_id: str, asset_id: str) -> str:
+    """The scene pass's frames intermediate (`media.frame_taps.SharedFrames`), beside the sidecar."""
+    return f"{check_org_id(org_id)}/sidecars/{asset_id}.frames.npz"
 
 
 def qc_storage_key(asset_id: str) -> str:

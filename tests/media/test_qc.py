@@ -9,7 +9,10 @@ import pyloudnorm
 import pytest
 
 from heimdex_pipeline.media.probe import probe_video
-from heimdex_pipeline.media.qc import QcReport, measure_qc
+from heimdex_pipeline.media.qc import QcReport, measure_qc, thresholds_from
+from heimdex_pipeline.media.scenes import detect_scenes
+from heimdex_pipeline.media.shared_frames import scene_pass_tap
+from heimdex_pipeline.core.settings import get_settings
 from heimdex_pipeline.media.tools import FFMPEG
 
 RATE = 25
@@ -47,8 +50,17 @@ def _clip(out: Path, seconds: float, audio: str | None = None, layout: str = "st
 _LAYOUT_CHANNELS = {"mono": ["FC"], "stereo": ["FL", "FR"], "5.1": ["FL", "FR", "FC", "LFE", "BL", "BR"]}
 
 
-def _qc(path: Path) -> QcReport:
-    return measure_qc(path, probe_video(path))
+def _qc(path: Path, via: str = "ffmpeg") -> QcReport:
+    """The QC of a clip: by its own ffmpeg pass, or ("scene_pass") from the frames the scene pass kept."""
+    probe = probe_video(path)
+    if via == "ffmpeg":
+        return measure_qc(path, probe)
+    tap = scene_pass_tap(probe, 160, thresholds_from(get_settings()).black_pixel_threshold)
+    detection = detect_scenes(path, probe, tap=tap)
+    report = measure_qc(path, probe, pictures=tap.shared(detection.frame_count).pictures)
+    assert report.pictures is not None and report.pictures.source == "scene_pass"
+    assert report.measured_by["black"].library == "heimdex"
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -57,13 +69,19 @@ def qc_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def marked(qc_clips: Path) -> QcReport:
+def marked_clip(qc_clips: Path) -> Path:
     """6 s: black frames 25-49 and 135-149 (the end), frames 75-124 frozen on frame 74; audio silent in
     [1, 3.5) s and from 5.5 s."""
     freeze = "split[a][b];[a][b]freezeframes=first=75:last=124:replace=74"
     black = "drawbox=enable='between(n,25,49)+gte(n,135)':color=black:t=fill"
     silent = f"{SINE}*(1-between(t,1,3.5))*lt(t,5.5)"
-    return _qc(_clip(qc_clips / "marked.mov", 6, silent, "mono", video_filter=f"{black},{freeze}"))
+    return _clip(qc_clips / "marked.mov", 6, silent, "mono", video_filter=f"{black},{freeze}")
+
+
+@pytest.fixture(scope="session", params=["ffmpeg", "scene_pass"])
+def marked(marked_clip: Path, request: pytest.FixtureRequest) -> QcReport:
+    """The marked clip's QC, by QC's own pass and from the scene pass's frames: the same truths hold."""
+    return _qc(marked_clip, request.param)
 
 
 @pytest.mark.parametrize(("layout", "weights"), [("mono", 1.0), ("stereo", 2.0), ("5.1", 3 + 2 * 1.41)])
@@ -103,18 +121,40 @@ def test_black_and_frozen_pictures_fall_on_their_frames(marked: QcReport) -> Non
     assert marked.thresholds.black_min_s == 0.5 and marked.measured_by["freeze"].filter == "freezedetect"
 
 
+def test_pictures_with_skipped_frames_keep_their_bounds_within_the_frames_skipped(tmp_path: Path) -> None:
+    """With B-frames and little motion (a small box moving on bars), the scene pass decodes only the frames
+    others are predicted from: each bound is still within the frames skipped around it (one here), and the
+    report says how many frames were measured. The black and frozen frames are the marked clip's."""
+    coded = tmp_path / "b-frames.mp4"
+    picture = (f"smptebars=size=320x240:rate={RATE}:duration=6[bars];color=c=white:size=16x16:rate={RATE}[box];"
+               r"[bars][box]overlay=x='mod(n*8\,300)':y=100:shortest=1,"
+               "drawbox=enable='between(n,25,49)+gte(n,135)':color=black:t=fill,"
+               "split[a][b];[a][b]freezeframes=first=75:last=124:replace=74,format=yuv420p[v]")
+    _ffmpeg("-filter_complex", picture, "-map", "[v]", "-c:v", "libx264", "-preset", "medium", "-crf", "12", str(coded))
+    assert [(s.start_frame, s.end_frame) for s in _qc(coded).black] == [(25, 50), (135, 150)]
+    report = _qc(coded, "scene_pass")
+    assert report.pictures is not None and report.pictures.frames == 150
+    assert report.pictures.frames_measured is not None and report.pictures.frames_measured < 150
+    assert len(report.black) == 2 and len(report.freeze) == 1
+    for found, truth in zip([*report.black, *report.freeze], [(25, 50), (135, 150), (74, 125)], strict=True):
+        assert abs(found.start_frame - truth[0]) <= 1 and abs(found.end_frame - truth[1]) <= 1, (found, truth)
+
+
+@pytest.mark.parametrize("via", ["ffmpeg", "scene_pass"])
 @pytest.mark.parametrize("scan", ["progressive", "tff", "bff"])
-def test_interlaced_pictures_are_told_from_progressive_ones(qc_clips: Path, scan: str) -> None:
+def test_interlaced_pictures_are_told_from_progressive_ones(qc_clips: Path, scan: str, via: str) -> None:
+    """4 s: beside the scene pass, idet measures a window of it, not every frame."""
     out = qc_clips / f"scan-{scan}.mp4"
-    source = f"testsrc=size=160x120:rate={RATE * (1 if scan == 'progressive' else 2)}:duration=2"
+    source = f"testsrc=size=160x120:rate={RATE * (1 if scan == 'progressive' else 2)}:duration=4"
     if scan == "progressive":
         _ffmpeg("-f", "lavfi", "-i", source, "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", str(out))
     else:
         # Two pictures a frame, one in each field, encoded as interlaced video: what a camera records.
         _ffmpeg("-f", "lavfi", "-i", source, "-vf", f"interlace=scan={scan},format=yuv420p", "-c:v", "libx264",
                 "-preset", "ultrafast", "-flags", "+ildct+ilme", "-x264opts", f"{scan}=1", str(out))
-    report = _qc(out)
+    report = _qc(out, via)
     assert report.interlacing.scan == scan, report.interlacing.frames
+    assert report.interlacing.sampled_windows == (1 if via == "scene_pass" else None)
     assert report.audio is None
 
 

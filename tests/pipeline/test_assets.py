@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
 
-from heimdex_pipeline.assets import probe_metadata, scene_sidecar, storyboard, thumbnails
+from heimdex_pipeline.assets import media_qc, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.repository import run_progress
 from heimdex_pipeline.media import probe as probe_module
@@ -164,3 +164,36 @@ def test_the_steps_say_how_far_they_are_in_the_catalog_and_the_run_logs(clips, u
     assert (last.step, last.unit, last.done, last.total) == ("thumbnails", "thumbnails", 3, 3)
     said = [entry.user_message for entry in instance.all_logs(result.run_id) if not entry.is_dagster_event]
     assert "scene_sidecar: 163 of 163 frames (100%)" in said and "thumbnails: 3 of 3 thumbnails (100%)" in said
+
+
+def test_the_scene_pass_shares_its_frames_and_each_step_stands_without_them(
+        clips, upload, resources, instance: DagsterInstance, derived_root: Path) -> None:
+    """In an ingest the storyboard and QC steps take the frames the scene pass kept; without them (gone, or a
+    step materialised alone) each decodes for itself, to the same document."""
+    path, _ = clips((2.0, 1.5, 3.0))
+    asset_id = upload(path)
+    result = materialize([*ASSETS, storyboard, media_qc], partition_key=asset_id, instance=instance,
+                         resources=resources)
+    assert result.success
+    frames = derived_root / "org-demo" / "sidecars" / f"{asset_id}.frames.npz"
+    assert frames.is_file()
+    assert _metadata(instance, "scene_sidecar", asset_id)["shared_frames"]["storyboard_tiles"] is True
+    assert _metadata(instance, "storyboard", asset_id)["frames_from"] == "scene pass"
+    assert _metadata(instance, "media_qc", asset_id)["pictures_from"] == "scene_pass"
+    folder = derived_root / "org-demo" / "storyboards" / asset_id
+    qc_path = derived_root / "org-demo" / "qc" / f"{asset_id}.qc.json"
+    shared_board, shared_qc = json.loads((folder / "storyboard.json").read_text()), json.loads(qc_path.read_text())
+    assert shared_qc["schema_version"] == "1.1" and shared_qc["pictures"]["source"] == "scene_pass"
+
+    frames.unlink()
+    alone = materialize([storyboard, media_qc], partition_key=asset_id, instance=instance, resources=resources)
+    assert alone.success
+    assert _metadata(instance, "storyboard", asset_id)["frames_from"] == "own decode"
+    assert _metadata(instance, "media_qc", asset_id)["pictures_from"] == "ffmpeg"
+    own_qc = json.loads(qc_path.read_text())
+    assert json.loads((folder / "storyboard.json").read_text()) == shared_board
+    assert own_qc["pictures"]["source"] == "ffmpeg"
+    for figure in ("black", "freeze", "silence", "loudness"):
+        assert own_qc[figure] == shared_qc[figure], figure
+    # The scan is measured on every frame alone, on a sample beside the scene pass (test_qc has its truths).
+    assert own_qc["interlacing"]["sampled_windows"] is None and shared_qc["interlacing"]["sampled_windows"] == 1
