@@ -149,10 +149,16 @@ class ShotDetector:
         nearest = min((_distance(a, b) for a in olds for b in news), default=np.inf)
         return nearest < p.flash_return * size
 
+    def _blank(self) -> np.ndarray:
+        """Which frames are blank: near-black or near-white, with almost no detail."""
+        p = self._params
+        mean, std = np.asarray(self._mean), np.asarray(self._std)
+        return (std <= p.fade_std) & ((mean <= p.fade_black) | (mean >= p.fade_white))
+
     def _fades(self, change: np.ndarray) -> list[Transition]:
         p = self._params
         mean, std = np.asarray(self._mean), np.asarray(self._std)
-        blank = (std <= p.fade_std) & ((mean <= p.fade_black) | (mean >= p.fade_white))
+        blank = self._blank()
         found = []
         i, n = 0, self._count
         while i < n:
@@ -189,6 +195,7 @@ class ShotDetector:
         found: list[Transition] = []
         low, high = MIDDLE_SHARE
         path = np.concatenate([[0.0], np.cumsum(change)])
+        blank, std = self._blank(), np.asarray(self._std)
         for h in sorted(self._scales, reverse=True):
             rows = np.asarray(self._gradual[h]).reshape(-1, 5)
             if not len(rows):
@@ -201,7 +208,12 @@ class ShotDetector:
             straight = far / np.maximum(inside, 1e-6)
             dissolve = (fit <= p.blend_residual) & (share >= low) & (share <= high)
             wipe = (wipe_fit <= p.wipe_residual) & (wipe_share >= low) & (wipe_share <= high)
-            ok = (far >= p.min_gradual) & (straight >= p.min_straight) & (dissolve | wipe)
+            # From or to a blank frame is a fade's ramp: a fade is its blank frames and both ramps, or
+            # nothing. From one plain picture to another is a change of colour, no shot's: one side
+            # at least shows detail.
+            sides_shown = (~blank[middles - h] & ~blank[middles + h]
+                           & ((std[middles - h] > p.fade_std) | (std[middles + h] > p.fade_std)))
+            ok = (far >= p.min_gradual) & (straight >= p.min_straight) & (dissolve | wipe) & sides_shown
             for run in _runs(ok, gap=h // 2):
                 plateau = run[far[run] >= 0.9 * far[run].max()]
                 best = int(plateau[len(plateau) // 2])
