@@ -1,7 +1,8 @@
 """The scene sidecar document (`<asset_id>.vna.json`) and its JSON Schema.
 
 Minor versions only add optional fields, so a reader of 1.0 that reads the fields it knows reads
-any 1.x: 1.1 added each scene's `transition` (Heimdex's own detector tells how a scene begins).
+any 1.x: 1.1 added each scene's `transition` (Heimdex's own detector tells how a scene begins)
+and the detector's `library`.
 """
 
 from datetime import UTC, datetime
@@ -74,6 +75,9 @@ class SidecarDetector(BaseModel):
     name: str
     version: str
     parameters: dict[str, Any]
+    library: str | None = Field(default=None, exclude_if=lambda value: value is None,
+                                description="Since 1.1: whose detector, `Heimdex` or `PySceneDetect` (whose version "
+                                            "`version` is)")
 
 
 class ThumbnailEntry(BaseModel):

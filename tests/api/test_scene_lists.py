@@ -4,6 +4,7 @@ sidecar jobs with a chosen detector: org-scoped, validated, named in the sidecar
 import csv
 import io
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import opentimelineio as otio
@@ -19,6 +20,18 @@ FORMATS = ("csv", "edl", "otio")
 RATE = 25  # the clip fixture's
 
 
+def _sidecar_with(client: TestClient, auth: dict[str, str], org: str, asset: tuple[str, Path],
+                  detector: dict[str, Any]) -> dict[str, Any]:
+    """Run a sidecar job with `detector` on the asset; the sidecar it wrote."""
+    asset_id, source = asset
+    accepted = client.post(f"/v1/assets/{asset_id}/sidecar", headers=auth,
+                           json={"org_id": org, "source_uri": source.as_uri(), "detector": detector})
+    assert accepted.status_code == 202, accepted.text
+    job = client.get(accepted.json()["location"], headers=auth).json()
+    assert job["status"] == "succeeded", job
+    return client.get(f"/v1/assets/{asset_id}/sidecar", headers=auth).json()
+
+
 def _fetch_without_token(client: TestClient, url: str) -> str:
     parts = urlsplit(url)
     answer = client.get(f"{parts.path}?{parts.query}")
@@ -30,10 +43,7 @@ def test_the_scene_lists_read_back_in_the_tools_they_are_for(client: TestClient,
                                                              asset: tuple[str, Path]) -> None:
     asset_id, source = asset
     # The CSV is compared below with `scenedetect list-scenes detect-content`: the same detector.
-    accepted = client.post(f"/v1/assets/{asset_id}/sidecar", headers=auth,
-                           json={"org_id": org, "source_uri": source.as_uri(), "detector": {"kind": "content"}})
-    assert client.get(accepted.json()["location"], headers=auth).json()["status"] == "succeeded"
-    sidecar = client.get(f"/v1/assets/{asset_id}/sidecar", headers=auth).json()
+    sidecar = _sidecar_with(client, auth, org, asset, {"kind": "content"})
     assert sidecar["detector"]["name"] == "ContentDetector"
     scenes = sidecar["scenes"]
     assert [scene["start_s"] for scene in scenes] == [0.0, 1.0]
@@ -99,15 +109,9 @@ def test_another_orgs_or_a_missing_scene_list_answers_404(client: TestClient, au
 
 def test_a_sidecar_job_with_a_chosen_detector(client: TestClient, auth: dict[str, str], org: str,
                                               asset: tuple[str, Path], dagster_instance: DagsterInstance) -> None:
-    asset_id, source = asset
+    asset_id = asset[0]
     detector = {"kind": "histogram", "threshold": 0.3, "bins": 64}
-    accepted = client.post(f"/v1/assets/{asset_id}/sidecar", headers=auth,
-                           json={"org_id": org, "source_uri": source.as_uri(), "detector": detector})
-    assert accepted.status_code == 202, accepted.text
-    job = client.get(accepted.json()["location"], headers=auth).json()
-    assert job["status"] == "succeeded", job
-
-    sidecar = client.get(f"/v1/assets/{asset_id}/sidecar", headers=auth).json()
+    sidecar = _sidecar_with(client, auth, org, asset, detector)
     assert sidecar["detector"]["name"] == "HistogramDetector"
     assert sidecar["detector"]["parameters"] == {**detector, "min_scene_len_frames": 15, "detection_width": 256}
     assert [scene["start_s"] for scene in sidecar["scenes"]] == [0.0, 1.0]
@@ -123,13 +127,7 @@ def test_a_sidecar_job_with_a_chosen_detector(client: TestClient, auth: dict[str
 def test_a_sidecar_job_with_heimdex_detector(client: TestClient, auth: dict[str, str], org: str,
                                             asset: tuple[str, Path], dagster_instance: DagsterInstance) -> None:
     asset_id, source = asset
-    detector = {"kind": "heimdex", "cut_ratio": 4.0, "min_scene_len_frames": 5}
-    accepted = client.post(f"/v1/assets/{asset_id}/sidecar", headers=auth,
-                           json={"org_id": org, "source_uri": source.as_uri(), "detector": detector})
-    assert accepted.status_code == 202, accepted.text
-    assert client.get(accepted.json()["location"], headers=auth).json()["status"] == "succeeded"
-
-    sidecar = client.get(f"/v1/assets/{asset_id}/sidecar", headers=auth).json()
+    sidecar = _sidecar_with(client, auth, org, asset, {"kind": "heimdex", "cut_ratio": 4.0, "min_scene_len_frames": 5})
     assert sidecar["schema_version"] == "1.1"
     assert sidecar["detector"]["name"] == "HeimdexShotDetector" and sidecar["detector"]["library"] == "Heimdex"
     assert sidecar["detector"]["parameters"]["cut_ratio"] == 4.0
