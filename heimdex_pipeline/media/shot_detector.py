@@ -19,6 +19,7 @@ transitions are seen alike; distances are taken between thumbnails THUMB_WIDTH p
 whose averaging also removes grain.
 """
 
+from array import array
 from dataclasses import dataclass
 
 import cv2
@@ -64,13 +65,16 @@ class ShotDetector:
         self._ring_len = 2 * self._scales[-1] + 1
         self._ring: np.ndarray | None = None
         self._count = 0
-        # Per frame: luma mean and deviation (0-255), change from the frame before, signature.
-        self._mean: list[float] = []
-        self._std: list[float] = []
-        self._change: list[float] = [0.0]
-        self._signatures: list[np.ndarray] = []
-        # Per scale, per middle frame: endpoints' distance, fitted share and residual, wipe share and residual.
-        self._gradual: dict[int, list[tuple[float, float, float, float, float]]] = {h: [] for h in self._scales}
+        # Per frame, packed (an hour at 30 fps is about 40 MB): luma mean and deviation (0-255), change
+        # from the frame before, signature (8-bit, `_signature_shape`).
+        self._mean = array("d")
+        self._std = array("d")
+        self._change = array("d", [0.0])
+        self._signatures = bytearray()
+        self._signature_shape: tuple[int, ...] = ()
+        # Per scale, per middle frame, 5 numbers: endpoints' distance, fitted share and residual, wipe
+        # share and residual.
+        self._gradual: dict[int, array] = {h: array("d") for h in self._scales}
 
     def add(self, frame: np.ndarray) -> None:
         """The next frame (BGR, any small size)."""
@@ -92,18 +96,19 @@ class ShotDetector:
         if i > 0:
             self._change.append(_distance(thumb, ring[(i - 1) % n]))
         height = max(1, round(thumb.shape[0] * SIGNATURE_WIDTH / thumb.shape[1]))
-        self._signatures.append(cv2.resize(thumb, (SIGNATURE_WIDTH, height), interpolation=cv2.INTER_AREA)
-                                .astype(np.uint8))
+        signature = cv2.resize(thumb, (SIGNATURE_WIDTH, height), interpolation=cv2.INTER_AREA).astype(np.uint8)
+        self._signature_shape = signature.shape
+        self._signatures += signature.tobytes()
         for h in self._scales:
             if i >= 2 * h:
-                self._gradual[h].append(_between(ring[(i - 2 * h) % n], ring[(i - h) % n], thumb))
+                self._gradual[h].extend(_between(ring[(i - 2 * h) % n], ring[(i - h) % n], thumb))
         self._count += 1
 
     def transitions(self) -> list[Transition]:
         """Every boundary found, in order, at least `min_scene_len_frames` apart."""
         if self._count < 2:
             return []
-        change = np.asarray(self._change)
+        change = np.asarray(self._change, dtype=np.float64)
         fades = self._fades(change)
         cuts = self._hard_cuts(change)
         gradual = self._dissolves_and_wipes(change)
@@ -136,28 +141,34 @@ class ShotDetector:
         candidates = np.flatnonzero((change >= p.min_change) & (change >= p.cut_ratio * level))
         return [Transition("hard", int(i), int(i), int(i)) for i in candidates if i > 0]
 
+    def _signature(self, frame: int) -> np.ndarray:
+        """The signature of a frame, as floats."""
+        size = int(np.prod(self._signature_shape))
+        packed = np.frombuffer(self._signatures, dtype=np.uint8, count=size, offset=frame * size)
+        return packed.reshape(self._signature_shape).astype(np.float32)
+
     def _came_back(self, t: Transition) -> bool:
         """Whether the picture before `t` is seen again just after it (or the one after it just before):
         a flash or a strobe, whose frames are no shot of their own."""
-        p, sig = self._params, self._signatures
+        p, sig = self._params, self._signature
         if t.first < 1:
             return False
-        before = sig[t.first - 1].astype(np.float32)
-        size = max(_distance(before, sig[k].astype(np.float32)) for k in range(t.first, t.last + 1))
-        olds = [sig[t.first - k].astype(np.float32) for k in range(1, p.flash_frames + 2) if t.first - k >= 0]
-        news = [sig[t.last + k].astype(np.float32) for k in range(0, p.flash_frames + 1) if t.last + k < self._count]
+        before = sig(t.first - 1)
+        size = max(_distance(before, sig(k)) for k in range(t.first, t.last + 1))
+        olds = [sig(t.first - k) for k in range(1, p.flash_frames + 2) if t.first - k >= 0]
+        news = [sig(t.last + k) for k in range(0, p.flash_frames + 1) if t.last + k < self._count]
         nearest = min((_distance(a, b) for a in olds for b in news), default=np.inf)
         return nearest < p.flash_return * size
 
     def _blank(self) -> np.ndarray:
         """Which frames are blank: near-black or near-white, with almost no detail."""
         p = self._params
-        mean, std = np.asarray(self._mean), np.asarray(self._std)
+        mean, std = np.asarray(self._mean, dtype=np.float64), np.asarray(self._std, dtype=np.float64)
         return (std <= p.fade_std) & ((mean <= p.fade_black) | (mean >= p.fade_white))
 
     def _fades(self, change: np.ndarray) -> list[Transition]:
         p = self._params
-        mean, std = np.asarray(self._mean), np.asarray(self._std)
+        mean, std = np.asarray(self._mean, dtype=np.float64), np.asarray(self._std, dtype=np.float64)
         blank = self._blank()
         found = []
         i, n = 0, self._count
@@ -195,9 +206,9 @@ class ShotDetector:
         found: list[Transition] = []
         low, high = MIDDLE_SHARE
         path = np.concatenate([[0.0], np.cumsum(change)])
-        blank, std = self._blank(), np.asarray(self._std)
+        blank, std = self._blank(), np.asarray(self._std, dtype=np.float64)
         for h in sorted(self._scales, reverse=True):
-            rows = np.asarray(self._gradual[h]).reshape(-1, 5)
+            rows = np.frombuffer(self._gradual[h], dtype=np.float64).reshape(-1, 5)
             if not len(rows):
                 continue
             far, share, fit, wipe_share, wipe_fit = rows.T
@@ -229,13 +240,13 @@ class ShotDetector:
     def _span(self, middle: int, h: int) -> tuple[int, int]:
         """The frames a dissolve or wipe centred on `middle` changes, with pure sides `h` frames away: those
         whose blend of the two sides (fitted on the signatures) is neither side."""
-        sig = self._signatures
-        a, b = sig[middle - h].astype(np.float32), sig[middle + h].astype(np.float32)
+        sig = self._signature
+        a, b = sig(middle - h), sig(middle + h)
         diff = (b - a).ravel()
         norm = max(float(np.dot(diff, diff)), 1e-6)
 
         def share(t: int) -> float:
-            return float(np.dot(sig[t].astype(np.float32).ravel() - a.ravel(), diff)) / norm
+            return float(np.dot(sig(t).ravel() - a.ravel(), diff)) / norm
         first = middle
         while first - 1 > middle - h and share(first - 1) > EDGE_SHARE:
             first -= 1
