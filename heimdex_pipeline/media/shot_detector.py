@@ -133,10 +133,11 @@ class ShotDetector:
     def _hard_cuts(self, change: np.ndarray) -> list[Transition]:
         p = self._params
         width = p.window_frames
-        padded = np.pad(change, width, mode="edge")
-        # Mean change of the neighbours on each side, the frame itself left out.
-        sums = np.convolve(padded, np.ones(2 * width + 1), mode="valid") - change
-        neighbours = sums / (2 * width)
+        # Mean change of the neighbours on each side, the frame itself left out (fewer at the ends).
+        kernel = np.ones(2 * width + 1)
+        sums = np.convolve(np.pad(change, width), kernel, mode="valid") - change
+        counts = np.convolve(np.pad(np.ones(len(change)), width), kernel, mode="valid") - 1
+        neighbours = sums / np.maximum(counts, 1)
         level = np.maximum(neighbours, p.min_change / p.cut_ratio)
         candidates = np.flatnonzero((change >= p.min_change) & (change >= p.cut_ratio * level))
         return [Transition("hard", int(i), int(i), int(i)) for i in candidates if i > 0]
