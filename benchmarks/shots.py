@@ -7,8 +7,8 @@ detector runs on every edit and is scored by one protocol (`benchmarks.shot_scor
 transition is found when a boundary lies within 2 frames of it (of its span for a gradual one);
 any other boundary is false.
 
-- Heimdex: `detect_scenes(path, probe_video(path))` with its defaults, as the `scene_sidecar`
-  asset calls it with the default settings.
+- Heimdex: `detect_scenes(path, probe_video(path))` with its defaults (Heimdex's own detector,
+  `shot_detector`), as the `scene_sidecar` asset calls it with the default settings.
 - PySceneDetect: each detector with its defaults, as `scenedetect.detect(path, Detector())` runs
   it, the five fed by one decode (`pyscenedetect_boundaries`).
 
@@ -47,7 +47,7 @@ from heimdex_pipeline.media.scenes import detect_scenes
 SEED = 21
 HEIMDEX = "Heimdex"
 PYSCENEDETECT = ("ContentDetector", "AdaptiveDetector", "HashDetector", "HistogramDetector", "ThresholdDetector")
-LABELS = {HEIMDEX: "Heimdex today (`detect_scenes`, defaults)",
+LABELS = {HEIMDEX: "Heimdex (`detect_scenes`, its default `HeimdexShotDetector`)",
           "ContentDetector": "PySceneDetect `ContentDetector`, its defaults",
           **{name: f"PySceneDetect `{name}`" for name in PYSCENEDETECT[1:]}}
 # Issue 21's goals for Heimdex's detector.

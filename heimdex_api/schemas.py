@@ -198,9 +198,10 @@ class SidecarRequest(SourceRequest):
 
     detector: DetectorParams | None = Field(
         default=None,
-        description="The PySceneDetect detector and its parameters, told apart by `kind`; unset parameters keep "
-                    "PySceneDetect's defaults, values out of bounds answer 422. Null: the deployment's "
-                    "(HEIMDEX_SCENE_DETECTOR), ContentDetector unless set.")
+        description="The scene detector and its parameters, told apart by `kind`: `heimdex` (Heimdex's own, which "
+                    "also names each scene's transition) or a PySceneDetect detector; unset parameters keep the "
+                    "detector's defaults, values out of bounds answer 422. Null: the deployment's "
+                    "(HEIMDEX_SCENE_DETECTOR), Heimdex's unless set.")
 
 
 class ThumbnailPolicyIn(Request):

@@ -59,7 +59,8 @@ def sidecar_config(body: SidecarRequest) -> dict[str, Any]:
     """The run config of the `scene_sidecar` asset for the request's detector (none: the deployment's)."""
     if body.detector is None:
         return {}
-    return {"ops": {"scene_sidecar": {"config": {"detector": body.detector.model_dump(mode="json")}}}}
+    # Nulls left out (they are the defaults, as `kernel_size`): Dagster's config refuses a null in a map.
+    return {"ops": {"scene_sidecar": {"config": {"detector": body.detector.model_dump(mode="json", exclude_none=True)}}}}
 
 
 def _identify(settings: ApiSettings, store: ObjectStore, body: SourceRequest) -> IdentifiedSource:

@@ -3,6 +3,7 @@
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def _readable(context: AssetExecutionContext, catalog: CatalogResource, video: V
 def _detector_version(detector: DetectorParams) -> str:
     """The sidecar's code version: a change of detector, version or parameters makes partitions stale."""
     # scenes-N counts changes to what the detector is fed (3: PySceneDetect's own frames, but for
-    # ContentDetector's two looks).
+    # ContentDetector's two looks and Heimdex's detector).
     return f"scenes-3;{detector.code_version()}"
 
 
@@ -148,8 +149,8 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, sto
 @stops_when_interrupted
 def scene_sidecar(context: AssetExecutionContext, config: SidecarConfig, catalog: CatalogResource,
                   storage: MediaStorage, media: MediaWork, qc: QcRules) -> MaterializeResult:
-    """The scene sidecar (`<asset_id>.vna.json`): source, probe and PySceneDetect's scenes; beside it, what
-    the storyboard and QC steps need of the frames it decodes (`<asset_id>.frames.npz`)."""
+    """The scene sidecar (`<asset_id>.vna.json`): source, probe and the detector's scenes (with their transitions);
+    beside it, what the storyboard and QC steps need of the frames it decodes (`<asset_id>.frames.npz`)."""
     detector = config.params()
     video, log = start_step(context, catalog, "scenes")
     store = storage.store
@@ -171,7 +172,7 @@ def scene_sidecar(context: AssetExecutionContext, config: SidecarConfig, catalog
         source=SidecarSource(uri=store.uri(video.source_key), filename=video.source_name,
                              size_bytes=video.size_bytes, hash=video.hash, hash_quality=video.hash_quality),
         probe=probe,
-        scenes=[vars(scene) for scene in detection.scenes],
+        scenes=[asdict(scene) for scene in detection.scenes],
         detector=detection.detector,
     )
     key = sidecar_key(video.org_id, video.asset_id)
@@ -188,7 +189,7 @@ def scene_sidecar(context: AssetExecutionContext, config: SidecarConfig, catalog
              frames_decoded=detection.frames_decoded)
     # The data version names the detector this run used (a job may choose another than the code
     # version's) and the cuts, so the thumbnails go stale only when the cuts changed.
-    cuts = hashlib.sha256(json.dumps([vars(scene) for scene in detection.scenes]).encode()).hexdigest()[:16]
+    cuts = hashlib.sha256(json.dumps([asdict(scene) for scene in detection.scenes]).encode()).hexdigest()[:16]
     return MaterializeResult(data_version=DataVersion(f"{_detector_version(detector)};cuts={cuts}"), metadata={
         "org_id": video.org_id,
         "scene_count": len(detection.scenes),
@@ -237,7 +238,7 @@ def thumbnails(context: AssetExecutionContext, config: ThumbnailConfig, catalog:
     sidecar = Sidecar.model_validate(read_upstream(store, index_key, "scene sidecar"))
     probe = read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
     policy = ThumbnailPolicy(interval_s=config.interval_s, max_count=config.max_count, max_height=config.max_height)
-    slots = plan_thumbnails([Scene(**scene.model_dump()) for scene in sidecar.scenes], probe["duration_s"], policy)
+    slots = plan_thumbnails([Scene(**scene.model_dump(exclude={"transition"})) for scene in sidecar.scenes], probe["duration_s"], policy)
     prefix = thumbnails_prefix(video.org_id, video.asset_id)
     progress = step_progress(context, catalog, "thumbnails")
     # Extract into a scratch folder and publish it whole with the sidecar that lists it: a failed

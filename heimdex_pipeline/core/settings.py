@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from heimdex_pipeline.media.detector import ContentParams, DetectorParams
+from heimdex_pipeline.media.detector import DetectorParams, HeimdexParams
 
 
 class PipelineSettings(BaseSettings):
@@ -38,10 +38,11 @@ class PipelineSettings(BaseSettings):
 
     # The scene detector of every job that names none; a change here makes every partition stale.
     scene_detector: DetectorParams = Field(
-        default_factory=ContentParams,
-        description="PySceneDetect detector and parameters, as the API's `detector` in JSON "
+        default_factory=HeimdexParams,
+        description="Scene detector (Heimdex's unless set, or a PySceneDetect one) and parameters, as the API's "
+                    "`detector` in JSON "
                     "(HEIMDEX_SCENE_DETECTOR='{\"kind\": \"hash\", \"threshold\": 0.3}'); unset fields keep "
-                    "PySceneDetect's defaults")
+                    "the detector's defaults")
     # Replaced by `scene_detector`, and refused rather than ignored: a deployment upgraded with them
     # still in its environment would otherwise change its cuts without a word.
     scene_threshold: float | None = Field(default=None, exclude=True, description="removed: see scene_detector")

@@ -161,19 +161,72 @@ class ThresholdParams(_Detector):
     min_out_length_frames: int = Field(default=0, ge=0, le=100_000, description="Least frames faded out for a cut")
 
 
-DetectorParams = Annotated[ContentParams | AdaptiveParams | HashParams | HistogramParams | ThresholdParams,
-                           Field(discriminator="kind")]
+class HeimdexParams(_Detector):
+    """Heimdex's own detector (`shot_detector`): hard cuts, fades, dissolves and wipes, each boundary with its kind
+    and span; flashes and strobes inside a shot are no cut."""
+
+    detector_class: ClassVar[str] = "HeimdexShotDetector"
+    library: ClassVar[str] = "Heimdex"
+    # Bumped when the same parameters would find other boundaries.
+    detector_version: ClassVar[str] = "1"
+    kind: Literal["heimdex"] = "heimdex"
+    min_scene_len_frames: MinSceneLen = 10
+    cut_ratio: float = Field(default=3.0, gt=1, le=100,
+                             description="A hard cut's change over its neighbours' mean change")
+    min_change: float = Field(default=6.0, gt=0, le=255,
+                              description="Least change of a hard cut: mean absolute difference of the thumbnails, 0-255")
+    window_frames: int = Field(default=3, ge=1, le=60, description="Neighbours on each side a cut's change is held to")
+    flash_frames: int = Field(default=4, ge=1, le=30,
+                              description="A picture seen again within this many frames of a change makes it a flash")
+    flash_return: float = Field(default=0.3, gt=0, le=1,
+                                description="Seen again: nearer than this share of the change's own size")
+    min_gradual: float = Field(default=16.0, gt=0, le=255,
+                               description="Least difference between the two sides of a dissolve or wipe, 0-255")
+    blend_residual: float = Field(default=0.16, gt=0, le=1,
+                                  description="Most a dissolve's or wipe's middle frame may differ from the blend, "
+                                              "as a share of the two sides' difference")
+    wipe_residual: float = Field(default=0.25, gt=0, le=2,
+                                 description="Most a wipe's middle frame may differ from the nearer side, plus how far "
+                                             "its split is from whole columns or rows")
+    min_straight: float = Field(default=0.5, gt=0, le=1,
+                                description="Least ratio of a dissolve's or wipe's two sides' difference to the sum of "
+                                            "its frames' changes (motion goes there and back)")
+    fade_std: float = Field(default=6.0, ge=0, le=128, description="Most luma deviation of a faded-out frame")
+    fade_black: float = Field(default=40.0, ge=0, le=255, description="Most mean luma of a frame faded to black")
+    fade_white: float = Field(default=215.0, ge=0, le=255, description="Least mean luma of a frame faded to white")
+
+    def describe(self) -> dict[str, Any]:
+        """The detector block of the sidecar: name, version and parameters."""
+        return {**super().describe(), "library": self.library, "version": self.detector_version}
+
+
+DetectorParams = Annotated[HeimdexParams | ContentParams | AdaptiveParams | HashParams | HistogramParams
+                           | ThresholdParams, Field(discriminator="kind")]
+
+
+@dataclass(frozen=True)
+class SceneTransition:
+    """How a scene begins (the sidecar's `transition`): kind, first and last frames that change, and their
+    times (`end_s` when the last one ends)."""
+
+    kind: str
+    start_frame: int
+    end_frame: int
+    start_s: float
+    end_s: float
 
 
 @dataclass(frozen=True)
 class Scene:
-    """One shot: `[start_s, end_s)` in seconds from the first frame; `end_frame` is exclusive."""
+    """One shot: `[start_s, end_s)` in seconds from the first frame; `end_frame` is exclusive. `transition`:
+    the boundary it begins with, when the detector tells (Heimdex's)."""
 
     index: int
     start_s: float
     end_s: float
     start_frame: int
     end_frame: int
+    transition: SceneTransition | None = None
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""PySceneDetect's detectors, built from their parameters and fed every frame of a decode.
+"""The detectors fed every frame of a decode: PySceneDetect's, built from their parameters, and Heimdex's.
+
+Heimdex's own (`shot_detector`) takes the fast decode's frames: it looks for gradual
+transitions over many frames, so every frame is decoded (no second look at gaps).
 
 Every detector but ContentDetector goes this way (and ContentDetector with edges weighted):
 - AdaptiveDetector divides each frame's score by its neighbours' mean, so a low score counts
@@ -30,10 +33,13 @@ from heimdex_pipeline.media.detector import (
     ContentParams,
     DetectorParams,
     HashParams,
+    HeimdexParams,
     HistogramParams,
+    SceneTransition,
     ThresholdParams,
 )
 from heimdex_pipeline.media.progress import Progress
+from heimdex_pipeline.media.shot_detector import ShotDetector
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,22 @@ def build_detector(params: DetectorParams) -> SceneDetector:
                                      method=ThresholdDetector.Method[params.method.upper()],
                                      min_out_length=params.min_out_length_frames)
     raise TypeError(f"no detector for {type(params).__name__}")
+
+
+def detect_shots(video: VideoStream, params: HeimdexParams, clock: Clock, progress: Progress,
+                 last_frame_s: float) -> tuple[list[float], dict[int, SceneTransition]]:
+    """Every frame's time in seconds, and Heimdex's transitions by the frame (an index into them) each
+    new shot begins at; the last frame lasts `last_frame_s`."""
+    detector = ShotDetector(params, float(clock.rate))
+    times: list[float] = []
+    with video.open() as decoder:
+        for pts, image in decoder.frames_from_start(Timeline(), reference_only=False):
+            times.append(clock.timecode(pts, decoder.time_base).seconds)
+            detector.add(image)
+            progress.update(len(times))
+    ends = [*times[1:], (times[-1] + last_frame_s) if times else 0.0]
+    return times, {t.cut: SceneTransition(t.kind, t.first, t.last, round(times[t.first], 6), round(ends[t.last], 6))
+                   for t in detector.transitions()}
 
 
 def detect_every_frame(video: VideoStream, params: DetectorParams, clock: Clock,

@@ -1,7 +1,8 @@
-"""Scene detection: PySceneDetect's detectors; ContentDetector decoding every frame only where a cut can be.
+"""Scene detection: Heimdex's detector (the default), PySceneDetect's; ContentDetector decoding every frame
+only where a cut can be.
 
-The other detectors (and ContentDetector with edges weighted) are fed every frame
-(`frame_detectors`, which says why). ContentDetector scores every frame against the one
+Heimdex's detector and the other PySceneDetect detectors (and ContentDetector with edges
+weighted) are fed every frame (`frame_detectors`, which says why). ContentDetector scores every frame against the one
 before and cuts where the score reaches its threshold, subject to its minimum scene length.
 Here:
 
@@ -43,10 +44,23 @@ from scenedetect.detector import FlashFilter
 from scenedetect.detectors import ContentDetector
 
 from heimdex_pipeline.media.decoding import Timeline, VideoStream
-from heimdex_pipeline.media.detector import ContentParams, DetectorParams, Scene, SceneDetection
+from heimdex_pipeline.media.detector import (
+    ContentParams,
+    DetectorParams,
+    HeimdexParams,
+    Scene,
+    SceneDetection,
+    SceneTransition,
+)
 from heimdex_pipeline.media.errors import UnreadableMediaError
+from heimdex_pipeline.media.frame_detectors import (
+    Clock,
+    content_detector,
+    detect_every_frame,
+    detect_shots,
+    flash_filter_mode,
+)
 from heimdex_pipeline.media.frame_taps import FrameTap
-from heimdex_pipeline.media.frame_detectors import Clock, content_detector, detect_every_frame, flash_filter_mode
 from heimdex_pipeline.media.limits import MediaLimits, current_limits
 from heimdex_pipeline.media.progress import Progress, Report
 from heimdex_pipeline.media.tools import require_file
@@ -245,7 +259,7 @@ def _expected_frames(probe: dict[str, Any]) -> float:
     return probe.get("frame_count") or probe["duration_s"] * (probe.get("fps") or 25)
 
 
-def detect_scenes(path: Path | str, probe: dict[str, Any], params: DetectorParams = ContentParams(), *,
+def detect_scenes(path: Path | str, probe: dict[str, Any], params: DetectorParams = HeimdexParams(), *,
                   every_frame: bool = False, limits: MediaLimits | None = None,
                   progress: Report | None = None, tap: FrameTap | None = None) -> SceneDetection:
     """Detect the scenes of a video with the detector `params` describe; one scene covering it all when
@@ -261,14 +275,20 @@ def detect_scenes(path: Path | str, probe: dict[str, Any], params: DetectorParam
     require_file(path)
     limits.check(probe, path.name)
     two_looks = isinstance(params, ContentParams) and not params.weights.delta_edges
-    # The two looks decode fast (their cost is the point); the detectors fed every frame get PySceneDetect's frames.
-    video = VideoStream(path, probe.get("video_stream_index"), limits, limits.decoding_deadline(probe), fast=two_looks,
+    # The two looks and Heimdex's detector decode fast (their cost is the point); PySceneDetect's detectors fed
+    # every frame get PySceneDetect's frames.
+    fast = two_looks or isinstance(params, HeimdexParams)
+    video = VideoStream(path, probe.get("video_stream_index"), limits, limits.decoding_deadline(probe), fast=fast,
                         tap=tap)
     counted = Progress(round(_expected_frames(probe)), progress)
     clock = Clock(rate=Fraction(probe["nominal_fps"]) if probe.get("nominal_fps") else Fraction(25),
                   start_s=Fraction(probe.get("video_start_s") or 0).limit_denominator(1_000_000))
+    transitions: dict[int, SceneTransition] = {}
     if isinstance(params, ContentParams) and two_looks:
         times, cut_frames, frames_decoded = _content_cuts(video, params, clock, counted, every_frame)
+    elif isinstance(params, HeimdexParams):
+        times, transitions = detect_shots(video, params, clock, counted, probe["last_frame_duration_s"])
+        cut_frames, frames_decoded = list(transitions), len(times)
     else:
         times, cut_frames = detect_every_frame(video, params, clock, counted)
         frames_decoded = len(times)
@@ -276,7 +296,7 @@ def detect_scenes(path: Path | str, probe: dict[str, Any], params: DetectorParam
     if not times:
         raise UnreadableMediaError(f"no frame of {path.name} could be decoded")
     return SceneDetection(
-        scenes=_scenes_from_cuts(times, cut_frames, probe),
+        scenes=_scenes_from_cuts(times, cut_frames, probe, transitions),
         frame_count=len(times),
         frames_decoded=frames_decoded,
         detector=params.describe(),
@@ -306,15 +326,16 @@ def _content_cuts(video: VideoStream, params: ContentParams, clock: Clock, count
     return times, [frame_index[cut.seconds] for cut in cuts], scores.frames_decoded
 
 
-def _scenes_from_cuts(times: list[float], cut_frames: list[int], probe: dict[str, Any]) -> list[Scene]:
-    """Scenes between consecutive cuts; the last one ends where the last frame ends, which lasts what
-    the probe says the video's last frame lasts (so the scenes end at the probe's duration when every
-    frame was decoded)."""
+def _scenes_from_cuts(times: list[float], cut_frames: list[int], probe: dict[str, Any],
+                      transitions: dict[int, SceneTransition]) -> list[Scene]:
+    """Scenes between consecutive cuts, each with the transition it begins with if known; the last one
+    ends where the last frame ends, which lasts what the probe says the video's last frame lasts (so
+    the scenes end at the probe's duration when every frame was decoded)."""
     end_of_video = times[-1] + probe["last_frame_duration_s"]
     bounds = [0, *sorted(set(f for f in cut_frames if 0 < f < len(times))), len(times)]
     scenes = []
     for index, (first, stop) in enumerate(zip(bounds, bounds[1:], strict=False)):
         end_s = times[stop] if stop < len(times) else end_of_video
         scenes.append(Scene(index=index, start_s=round(times[first], 6), end_s=round(end_s, 6),
-                            start_frame=first, end_frame=stop))
+                            start_frame=first, end_frame=stop, transition=transitions.get(first)))
     return scenes

@@ -1,11 +1,18 @@
-"""The scene sidecar document (`<asset_id>.vna.json`) and its JSON Schema."""
+"""The scene sidecar document (`<asset_id>.vna.json`) and its JSON Schema.
+
+Minor versions only add optional fields, so a reader of 1.0 that reads the fields it knows reads
+any 1.x: 1.1 added each scene's `transition` (Heimdex's own detector tells how a scene begins)
+and the detector's `library`.
+"""
 
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+# Every version this code reads: its own and those before it of the same major version.
+READABLE_VERSIONS = ("1.0", "1.1")
 
 
 class SidecarSource(BaseModel):
@@ -32,6 +39,21 @@ class SidecarProbe(BaseModel):
     streams: list[dict[str, Any]]
 
 
+class SidecarTransition(BaseModel):
+    """How a scene begins: the boundary with the scene before, its kind and the frames it spans.
+
+    `start_frame` and `end_frame` are the first and last frames that belong to neither shot alone
+    (a hard cut's are both the new scene's first frame); `start_s` is when the first is shown,
+    `end_s` when the last one ends.
+    """
+
+    kind: Literal["hard", "fade-black", "fade-white", "dissolve", "wipe"]
+    start_frame: int = Field(ge=0)
+    end_frame: int = Field(ge=0)
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+
+
 class SidecarScene(BaseModel):
     """One scene; times in seconds from the first frame's presentation timestamp, end exclusive."""
 
@@ -40,6 +62,11 @@ class SidecarScene(BaseModel):
     end_s: float = Field(ge=0)
     start_frame: int = Field(ge=0)
     end_frame: int = Field(ge=0)
+    # Left out of the document when unknown, so a scene is written as version 1.0 wrote it.
+    transition: SidecarTransition | None = Field(
+        default=None, exclude_if=lambda value: value is None,
+        description="Since 1.1: the boundary this scene begins with, from Heimdex's detector; absent on the first "
+                    "scene and with PySceneDetect's detectors")
 
 
 class SidecarDetector(BaseModel):
@@ -48,6 +75,9 @@ class SidecarDetector(BaseModel):
     name: str
     version: str
     parameters: dict[str, Any]
+    library: str | None = Field(default=None, exclude_if=lambda value: value is None,
+                                description="Since 1.1: whose detector, `Heimdex` or `PySceneDetect` (whose version "
+                                            "`version` is)")
 
 
 class ThumbnailEntry(BaseModel):
@@ -63,7 +93,7 @@ class ThumbnailEntry(BaseModel):
 class Sidecar(BaseModel):
     """The scene sidecar of one video."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal[READABLE_VERSIONS] = SCHEMA_VERSION  # type: ignore[valid-type]
     asset_id: str
     org_id: str
     source: SidecarSource

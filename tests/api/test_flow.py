@@ -62,7 +62,7 @@ def test_seed_guide_flow(client: TestClient, auth: dict[str, str], org: str, tes
     assert view["status"] == "ready" and view["org_id"] == org and view["source_uri"] == path.as_uri()
     assert view["size_bytes"] == testvideo.stat().st_size and view["hash"] == probe.json()["hash"]
     assert view["sidecar"]["storage_key"] == f"sidecars/{asset_id}.vna.json"
-    assert view["sidecar"]["schema_version"] == "1.0" and len(view["sidecar"]["etag"]) == 64
+    assert view["sidecar"]["schema_version"] == "1.1" and len(view["sidecar"]["etag"]) == 64
     # The same entries; each answer signs its own `url`s (tests/api/test_download_urls.py fetches them).
     stored = [{key: value for key, value in entry.items() if key != "url"} for entry in view["thumbnails"]]
     assert stored == [{key: value for key, value in entry.items() if key != "url"}
@@ -86,7 +86,7 @@ def test_seed_guide_flow(client: TestClient, auth: dict[str, str], org: str, tes
 
     sidecar = client.get(f"/v1/assets/{asset_id}/sidecar", headers=auth)
     assert sidecar.status_code == 200
-    assert sidecar.json()["asset_id"] == asset_id and sidecar.json()["schema_version"] == "1.0"
+    assert sidecar.json()["asset_id"] == asset_id and sidecar.json()["schema_version"] == "1.1"
     assert len(sidecar.json()["scenes"]) > 1
 
 

@@ -4,6 +4,7 @@ sidecar jobs with a chosen detector: org-scoped, validated, named in the sidecar
 import csv
 import io
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import opentimelineio as otio
@@ -19,6 +20,18 @@ FORMATS = ("csv", "edl", "otio")
 RATE = 25  # the clip fixture's
 
 
+def _sidecar_with(client: TestClient, auth: dict[str, str], org: str, asset: tuple[str, Path],
+                  detector: dict[str, Any]) -> dict[str, Any]:
+    """Run a sidecar job with `detector` on the asset; the sidecar it wrote."""
+    asset_id, source = asset
+    accepted = client.post(f"/v1/assets/{asset_id}/sidecar", headers=auth,
+                           json={"org_id": org, "source_uri": source.as_uri(), "detector": detector})
+    assert accepted.status_code == 202, accepted.text
+    job = client.get(accepted.json()["location"], headers=auth).json()
+    assert job["status"] == "succeeded", job
+    return client.get(f"/v1/assets/{asset_id}/sidecar", headers=auth).json()
+
+
 def _fetch_without_token(client: TestClient, url: str) -> str:
     parts = urlsplit(url)
     answer = client.get(f"{parts.path}?{parts.query}")
@@ -26,10 +39,13 @@ def _fetch_without_token(client: TestClient, url: str) -> str:
     return answer.text
 
 
-def test_the_scene_lists_read_back_in_the_tools_they_are_for(client: TestClient, auth: dict[str, str],
+def test_the_scene_lists_read_back_in_the_tools_they_are_for(client: TestClient, auth: dict[str, str], org: str,
                                                              asset: tuple[str, Path]) -> None:
     asset_id, source = asset
-    scenes = client.get(f"/v1/assets/{asset_id}/sidecar", headers=auth).json()["scenes"]
+    # The CSV is compared below with `scenedetect list-scenes detect-content`: the same detector.
+    sidecar = _sidecar_with(client, auth, org, asset, {"kind": "content"})
+    assert sidecar["detector"]["name"] == "ContentDetector"
+    scenes = sidecar["scenes"]
     assert [scene["start_s"] for scene in scenes] == [0.0, 1.0]
     frames = [(round(scene["start_s"] * RATE), round(scene["end_s"] * RATE)) for scene in scenes]
     answers = {form: client.get(f"/v1/assets/{asset_id}/scenes.{form}", headers=auth) for form in FORMATS}
@@ -93,15 +109,9 @@ def test_another_orgs_or_a_missing_scene_list_answers_404(client: TestClient, au
 
 def test_a_sidecar_job_with_a_chosen_detector(client: TestClient, auth: dict[str, str], org: str,
                                               asset: tuple[str, Path], dagster_instance: DagsterInstance) -> None:
-    asset_id, source = asset
+    asset_id = asset[0]
     detector = {"kind": "histogram", "threshold": 0.3, "bins": 64}
-    accepted = client.post(f"/v1/assets/{asset_id}/sidecar", headers=auth,
-                           json={"org_id": org, "source_uri": source.as_uri(), "detector": detector})
-    assert accepted.status_code == 202, accepted.text
-    job = client.get(accepted.json()["location"], headers=auth).json()
-    assert job["status"] == "succeeded", job
-
-    sidecar = client.get(f"/v1/assets/{asset_id}/sidecar", headers=auth).json()
+    sidecar = _sidecar_with(client, auth, org, asset, detector)
     assert sidecar["detector"]["name"] == "HistogramDetector"
     assert sidecar["detector"]["parameters"] == {**detector, "min_scene_len_frames": 15, "detection_width": 256}
     assert [scene["start_s"] for scene in sidecar["scenes"]] == [0.0, 1.0]
@@ -109,9 +119,32 @@ def test_a_sidecar_job_with_a_chosen_detector(client: TestClient, auth: dict[str
     (record,) = dagster_instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey("scene_sidecar"), asset_partitions=[asset_id]), limit=1).records
     tags = record.asset_materialization.tags
-    assert "ContentDetector" in tags["dagster/code_version"]
+    assert "HeimdexShotDetector" in tags["dagster/code_version"]
     assert tags["dagster/data_version"].startswith("scenes-3;HistogramDetector-")
     assert "bins=64" in tags["dagster/data_version"] and "threshold=0.3" in tags["dagster/data_version"]
+
+
+def test_a_sidecar_job_with_heimdex_detector(client: TestClient, auth: dict[str, str], org: str,
+                                            asset: tuple[str, Path], dagster_instance: DagsterInstance) -> None:
+    asset_id, source = asset
+    sidecar = _sidecar_with(client, auth, org, asset, {"kind": "heimdex", "cut_ratio": 4.0, "min_scene_len_frames": 5})
+    assert sidecar["schema_version"] == "1.1"
+    assert sidecar["detector"]["name"] == "HeimdexShotDetector" and sidecar["detector"]["library"] == "Heimdex"
+    assert sidecar["detector"]["parameters"]["cut_ratio"] == 4.0
+    assert sidecar["detector"]["parameters"]["min_scene_len_frames"] == 5
+    first, second = sidecar["scenes"]
+    # The clip's two patterns meet in a hard cut at 1 s (frame 25): the second scene begins with it.
+    assert "transition" not in first
+    assert second["transition"] == {"kind": "hard", "start_frame": 25, "end_frame": 25, "start_s": 1.0,
+                                    "end_s": 1.04}
+    (record,) = dagster_instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("scene_sidecar"), asset_partitions=[asset_id]), limit=1).records
+    assert "cut_ratio=4.0" in record.asset_materialization.tags["dagster/data_version"]
+    for hostile in ({"kind": "heimdex", "cut_ratio": 1}, {"kind": "heimdex", "flash_frames": 10**6},
+                    {"kind": "heimdex", "min_change": "6"}):
+        answer = client.post(f"/v1/assets/{asset_id}/sidecar", headers=auth,
+                             json={"org_id": org, "source_uri": source.as_uri(), "detector": hostile})
+        assert answer.status_code == 422 and answer.json()["error"] == "validation_error", (hostile, answer.text)
 
 
 def test_a_hostile_detector_is_refused_and_starts_nothing(client: TestClient, auth: dict[str, str], org: str,

@@ -18,6 +18,7 @@ from heimdex_pipeline.media.detector import (
     ContentParams,
     DetectorParams,
     HashParams,
+    HeimdexParams,
     HistogramParams,
     ThresholdParams,
     Weights,
@@ -108,6 +109,10 @@ def test_the_minimum_scene_length_spaces_the_cuts(media: Path) -> None:
     {"kind": "content", "nonsense": 1},
     {"kind": "transnet"},
     {"threshold": 27},
+    {"kind": "heimdex", "cut_ratio": 1},
+    {"kind": "heimdex", "window_frames": 0},
+    {"kind": "heimdex", "flash_frames": 10**6},
+    {"kind": "heimdex", "blend_residual": "0.2"},
 ])
 def test_out_of_bounds_or_unknown_parameters_are_refused(body: dict) -> None:
     with pytest.raises(ValidationError):
@@ -131,8 +136,10 @@ def test_the_deployment_chooses_its_detector_in_one_variable(monkeypatch: pytest
     monkeypatch.setenv("HEIMDEX_SCENE_DETECTOR", '{"kind": "adaptive", "adaptive_threshold": -1}')
     with pytest.raises(ValidationError, match="adaptive_threshold"):
         PipelineSettings()
+    monkeypatch.setenv("HEIMDEX_SCENE_DETECTOR", '{"kind": "heimdex", "min_change": 8}')
+    assert PipelineSettings().scene_detector == HeimdexParams(min_change=8)
     monkeypatch.delenv("HEIMDEX_SCENE_DETECTOR")
-    assert PipelineSettings().scene_detector == ContentParams()
+    assert PipelineSettings().scene_detector == HeimdexParams()
 
 
 def test_the_settings_the_detector_replaced_are_refused_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:

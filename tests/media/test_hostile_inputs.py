@@ -14,6 +14,7 @@ import pytest
 
 from heimdex_pipeline.media import probe as probe_module
 from heimdex_pipeline.media import thumbnails as thumbnails_module
+from heimdex_pipeline.media.detector import ContentParams, DetectorParams, HeimdexParams
 from heimdex_pipeline.media.errors import (
     MediaLimitError,
     MediaTimeoutError,
@@ -217,8 +218,9 @@ def test_a_hanging_ffmpeg_is_killed_at_its_deadline(clips, tmp_path: Path, monke
     _assert_gone(pid_file)
 
 
-@pytest.mark.parametrize("every_frame", [True, False], ids=["one pass", "two looks"])
-def test_decoding_stops_at_its_deadline(media_dir: Path, every_frame: bool) -> None:
+@pytest.mark.parametrize(("params", "every_frame"), [(ContentParams(), True), (ContentParams(), False),
+                                                    (HeimdexParams(), False)], ids=["one pass", "two looks", "heimdex"])
+def test_decoding_stops_at_its_deadline(media_dir: Path, params: DetectorParams, every_frame: bool) -> None:
     # The deadline passes during the decoding whatever the machine's speed: the first progress report (at the
     # first frame) waits past it. A decoder that checked it only before it began would go on to the end.
     path = media_dir / "testvideo.mp4"
@@ -232,7 +234,7 @@ def test_decoding_stops_at_its_deadline(media_dir: Path, every_frame: bool) -> N
         reports.append((done, total))
 
     with pytest.raises(MediaTimeoutError, match="decoding testvideo.mp4 took longer than its limit"):
-        detect_scenes(path, probe, limits=limits, every_frame=every_frame, progress=report)
+        detect_scenes(path, probe, params, limits=limits, every_frame=every_frame, progress=report)
     assert reports and all(done < total for done, total in reports), "the decoding went on to the end"
 
 

@@ -57,7 +57,7 @@ def test_cuts_match_pyscenedetect_goldens(media_dir: Path, name: str) -> None:
     probe = probe_video(path)
     rate = Fraction(probe["nominal_fps"])
     expected = _golden_seconds(media_dir, name, rate)
-    cuts = [scene.start_s for scene in detect_scenes(path, probe).scenes[1:]]
+    cuts = [scene.start_s for scene in detect_scenes(path, probe, ContentParams()).scenes[1:]]
     assert len(cuts) == len(expected), (cuts, expected)
     for found, want in zip(cuts, expected, strict=True):
         assert abs(found - want) <= 1 / rate, (found, want)
@@ -98,10 +98,10 @@ def test_known_cut_points_of_a_generated_clip(clips) -> None:
 def test_cuts_on_frames_the_first_pass_skips_are_found_by_the_second_look(clips) -> None:
     path, cut_times = clips((2.0, 1.5, 3.0, 2.4, 1.0), extra_args=CUTS_ON_SKIPPED_FRAMES)
     probe = probe_video(path)
-    detection = detect_scenes(path, probe)
+    detection = detect_scenes(path, probe, ContentParams())
     assert [scene.start_s for scene in detection.scenes[1:]] == pytest.approx(cut_times, abs=1e-6)
     assert detection.frames_decoded < detection.frame_count / 2
-    assert detection.scenes == detect_scenes(path, probe, every_frame=True).scenes
+    assert detection.scenes == detect_scenes(path, probe, ContentParams(), every_frame=True).scenes
 
 
 @pytest.mark.parametrize("threshold", [27.0, 24.0, 21.0, 15.0])
@@ -124,10 +124,10 @@ def test_motion_everywhere_falls_back_to_one_full_pass(tmp_path: Path) -> None:
                     "-i", segments[1], "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0", "-c:v", "libx264",
                     "-preset", "veryfast", "-x264-params", "b-adapt=0:bframes=3", str(path)], check=True)
     probe = probe_video(path)
-    detection = detect_scenes(path, probe)
+    detection = detect_scenes(path, probe, ContentParams())
     assert [scene.start_s for scene in detection.scenes[1:]] == pytest.approx([2.0], abs=1e-6)
     assert detection.frames_decoded > detection.frame_count  # the first pass, given up, then every frame
-    assert detection.scenes == detect_scenes(path, probe, every_frame=True).scenes
+    assert detection.scenes == detect_scenes(path, probe, ContentParams(), every_frame=True).scenes
 
 
 def test_a_clip_without_cut_is_one_scene_covering_it(clips) -> None:
@@ -149,7 +149,7 @@ def test_delayed_start_times_count_from_the_first_frame(media_dir: Path) -> None
 
 def test_detector_is_described_for_the_sidecar(clips) -> None:
     path, _ = clips((4.0,))
-    detector = detect_scenes(path, probe_video(path)).detector
+    detector = detect_scenes(path, probe_video(path), ContentParams()).detector
     assert detector["name"] == "ContentDetector" and detector["parameters"]["threshold"] == 27.0
 
 

@@ -34,10 +34,11 @@ def test_three_assets_for_a_partition(clips, upload, resources, instance: Dagste
 
     sidecar_path = derived_root / "org-demo" / "sidecars" / f"{asset_id}.vna.json"
     sidecar = json.loads(sidecar_path.read_text())
-    assert sidecar["schema_version"] == "1.0" and sidecar["asset_id"] == asset_id and sidecar["org_id"] == "org-demo"
+    assert sidecar["schema_version"] == "1.1" and sidecar["asset_id"] == asset_id and sidecar["org_id"] == "org-demo"
     assert [s["start_s"] for s in sidecar["scenes"][1:]] == [round(c, 6) for c in cuts]
     assert sidecar["source"]["filename"] == "holiday movie.mp4" and sidecar["source"]["hash_quality"] == "strong"
-    assert sidecar["detector"]["name"] == "ContentDetector"
+    assert sidecar["detector"]["name"] == "HeimdexShotDetector"
+    assert [s["transition"]["kind"] for s in sidecar["scenes"][1:]] == ["hard", "hard"]
     assert (derived_root / "schemas" / "sidecar.schema.json").is_file()
     assert _metadata(instance, "scene_sidecar", asset_id)["scene_count"] == 3
 

@@ -31,4 +31,4 @@ def test_assets_retry_with_exponential_backoff_and_use_the_ffmpeg_pool() -> None
 def test_detector_parameters_are_in_the_sidecar_code_version() -> None:
     version = defs.resolve_all_asset_specs()
     sidecar = next(spec for spec in version if spec.key == AssetKey("scene_sidecar"))
-    assert sidecar.code_version.startswith("scenes-3;ContentDetector-") and "threshold=27.0" in sidecar.code_version
+    assert sidecar.code_version.startswith("scenes-3;HeimdexShotDetector-1;") and "cut_ratio=3.0" in sidecar.code_version

@@ -119,11 +119,14 @@ def _band(image: np.ndarray) -> float:
     return float(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[height // 32:3 * height // 32].mean())
 
 
-def _ingest(path: Path, upload, resources: dict, instance: DagsterInstance, derived_root: Path) -> dict:
-    """Run the whole ingest with its checks; every check passes. The sidecar, the probe and the storyboard."""
+def _ingest(path: Path, upload, resources: dict, instance: DagsterInstance, derived_root: Path,
+            detector: dict | None = None) -> dict:
+    """Run the whole ingest with its checks (the scenes by `detector`, else the default); every check passes.
+    The sidecar, the probe and the storyboard."""
     asset_id = upload(path)
+    config = {"ops": {"scene_sidecar": {"config": {"detector": detector}}}} if detector else None
     result = materialize([*ASSETS, *VIDEO_CHECKS], partition_key=asset_id, instance=instance, resources=resources,
-                         raise_on_error=False)
+                         raise_on_error=False, run_config=config)
     records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         VIDEO_CHECK_KEYS, partition_filter=PartitionKeyFilter(key=asset_id))
     outcomes = {key.name: (record.event.asset_check_evaluation.passed, record.event.asset_check_evaluation.description)
@@ -209,7 +212,9 @@ def test_a_last_scene_of_one_frame_gets_that_frame(videos, upload, resources, in
     and ffmpeg wrote nothing ("no thumbnail written", a failure without retry); now it gets the frame."""
     path = videos(kind)
     frames = _decoded(path)
-    ingested = _ingest(path, upload, resources, instance, derived_root)
+    # Issue 41's clip ends in a one-frame scene as ContentDetector cuts it (Heimdex's detector puts none there).
+    ingested = _ingest(path, upload, resources, instance, derived_root,
+                       detector={"kind": "content"} if kind == "clip41.mp4" else None)
     last = ingested["sidecar"]["scenes"][-1]
     if kind == "last_frame_cut.mp4":
         assert (last["start_frame"], last["end_frame"]) == (50, 51)
