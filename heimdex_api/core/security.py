@@ -39,8 +39,8 @@ class Principal:
 
 # Seconds past a token's expiry it is still taken: clocks of the minting and the serving host differ a little.
 LEEWAY_S = 5
-# Tokens kept verified (`Tokens`): each a few hundred bytes.
-KEPT_TOKENS = 10_000
+# Bytes of tokens kept verified (`Tokens`): tens of thousands of tokens of a few hundred bytes.
+KEPT_TOKEN_BYTES = 16 * 1024 * 1024
 
 
 def _verify(token: str, settings: ApiSettings) -> tuple[Principal, int | None]:
@@ -74,9 +74,11 @@ class Tokens:
     API's CPU under a crowd of readers (docs/benchmarks.md, "A crowd"). A token past its expiry
     is verified again, and so answers what `decode_token` answers. Used from the event loop only."""
 
-    def __init__(self, settings: ApiSettings, max_tokens: int = KEPT_TOKENS) -> None:
+    def __init__(self, settings: ApiSettings, max_bytes: int = KEPT_TOKEN_BYTES) -> None:
         self._settings = settings
-        self._kept: LRUCache[str, tuple[Principal, int | None]] = LRUCache(maxsize=max_tokens)
+        # Each entry counts its token's length (a request's head may be 64 KiB, HEIMDEX_MAX_HEADER_BYTES).
+        self._kept: LRUCache[str, tuple[Principal, int | None, int]] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda kept: kept[2])
 
     def principal(self, token: str) -> Principal:
         """The caller `token` names; 401 for anything wrong with it."""
@@ -84,7 +86,7 @@ class Tokens:
         if kept is not None and (kept[1] is None or time.time() < kept[1] + LEEWAY_S):
             return kept[0]
         principal, expires = _verify(token, self._settings)
-        self._kept[token] = (principal, expires)  # without an expiry (development only): for good
+        self._kept[token] = (principal, expires, len(token))  # without an expiry (development only): for good
         return principal
 
 
