@@ -11,9 +11,11 @@ from fastapi import FastAPI
 
 from heimdex_api.api.job_threads import install_job_threads, limit_request_threads
 from heimdex_api.api.routes import assets, files, health, ingest, jobs, legacy, uploads, webhooks
+from heimdex_api.api.shared_reads import SharedReads
 from heimdex_api.core.config import ApiSettings, get_api_settings
 from heimdex_api.core.errors import install_error_handlers
 from heimdex_api.core.limits import BodyLimitMiddleware, BodyReadTimeoutMiddleware
+from heimdex_api.core.security import Tokens
 from heimdex_api.schemas import (
     CommitRequest,
     SourceRequest,
@@ -57,7 +59,8 @@ class Runtime:
         # Runs executed in this process (`immediate`) write through an instance of their own, as a
         # run worker does: the serving instance keeps its connections open, and a run's failure
         # written on one that a database restart dropped is lost, the run left `STARTED` (fault 3).
-        return make_launcher(self._settings, (lambda: self.instance) if self._instance_given else DagsterInstance.get)
+        return make_launcher(self._settings, (lambda: self.instance) if self._instance_given else DagsterInstance.get,
+                             lambda: self.instance)
 
     async def made(self, part: str) -> Any:
         """`store`, `instance` or `launcher`, made in a worker thread on first use (making the instance
@@ -105,6 +108,8 @@ def create_app(settings: ApiSettings | None = None, instance: DagsterInstance | 
     install_job_threads(app)
     # A finished job's answer is given again for a minute at most, while its URLs have most of their time left.
     app.state.finished_jobs = FinishedJobs(answer_max_age_s=min(60.0, settings.download_url_ttl_s / 10))
+    app.state.shared_reads = SharedReads()
+    app.state.tokens = Tokens(settings)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
                        legacy_limit=settings.max_legacy_upload_bytes)

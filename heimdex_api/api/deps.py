@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.core.errors import Unauthorized
-from heimdex_api.core.security import Principal, decode_token
+from heimdex_api.core.security import Principal
 from heimdex_api.core.signing import url_signer
 from heimdex_api.services.launchers import JobLauncher
 from heimdex_api.services.urls import DownloadUrls
@@ -57,12 +57,12 @@ async def get_launcher(request: Request) -> JobLauncher:
 _bearer = HTTPBearer(auto_error=False)
 
 
-async def get_principal(settings: SettingsDep,
+async def get_principal(request: Request,
                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     """The caller named by the bearer token; 401 without a valid one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("a bearer token is required", code="missing_token")
-    return decode_token(credentials.credentials, settings)
+    return request.app.state.tokens.principal(credentials.credentials)
 
 
 # Committed before the answer is sent (FastAPI's default scope ends a dependency after it): a client that

@@ -67,6 +67,10 @@ class ApiSettings(PipelineSettings):
     dagster_webserver_url: str = "http://127.0.0.1:3000"
     dagster_location_name: str = "heimdex"
     dagster_repository_name: str = "__repository__"
+    dagster_submit_timeout_s: float = Field(
+        default=90.0, gt=0,
+        description="How long a commit or job request waits for the Dagster webserver to take its run (`dagster` "
+                    "mode), asking again while it fails; then 503 dagster_unavailable and the commit is undone.")
 
     enable_legacy: bool = False
     migrate_on_start: bool = Field(default=True, description="Run `alembic upgrade head` when the app starts.")

@@ -6,18 +6,35 @@ org misses and goes to Dagster's storage like a lookup of an unknown id, so the 
 does not tell that the job exists. It is forgotten after `ttl_s`, so a sidecar rewritten since
 (a later thumbnails job) shows within minutes. Its answer, whose download URLs expire, is kept
 with it and given again for at most `answer_max_age_s`. Used from the event loop only.
+
+A job is kept with the time its video was catalogued (`video_stamp`), and given again only while
+the catalog still has that video: a DELETE answered by another worker process (or another host)
+removes the video and its runs, and its jobs must answer 404 everywhere at once, not after
+`ttl_s`. A video deleted and uploaded again is catalogued anew, with another time.
 """
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from cachetools import TTLCache
 
 from heimdex_api.services.job_state import JobState
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.repository import get_video
 
 # About 10,000 finished jobs of 20 thumbnails, more of fewer: each entry counts its size in bytes.
 FINISHED_JOBS_BYTES = 64 * 1024 * 1024
 FINISHED_JOBS_TTL_S = 600.0
+
+
+def video_stamp(catalog_url: str, job: JobState) -> datetime | None:
+    """When the job's video was catalogued, if the catalog has it for the job's org."""
+    if job.asset_id is None:
+        return None
+    with session_scope(catalog_url) as session:
+        video = get_video(session, job.asset_id)
+    return video.created_at if video is not None and video.org_id == job.org_id else None
 
 
 @dataclass
@@ -25,6 +42,16 @@ class _Kept:
     job: JobState
     answer: bytes
     answered_at: float
+    video: datetime
+
+
+@dataclass(frozen=True)
+class KeptJob:
+    """A kept job, its answer if recent enough to give again, and when its video was catalogued."""
+
+    job: JobState
+    answer: bytes | None
+    video: datetime
 
 
 def _size(kept: _Kept) -> int:
@@ -40,26 +67,27 @@ class FinishedJobs:
         self._answer_max_age_s = answer_max_age_s
         self._jobs: TTLCache[tuple[str, str], _Kept] = TTLCache(maxsize=max_bytes, ttl=ttl_s, getsizeof=_size)
 
-    def get(self, org_id: str, job_id: str) -> tuple[JobState | None, bytes | None]:
-        """The org's job if it is kept, and its answer if that is recent enough to give again."""
+    def get(self, org_id: str, job_id: str) -> KeptJob | None:
+        """The org's job if it is kept (to be given again only while the catalog has its `video`)."""
         kept = self._jobs.get((org_id, job_id))
         if kept is None:
-            return None, None
+            return None
         recent = time.monotonic() - kept.answered_at < self._answer_max_age_s
-        return kept.job, kept.answer if recent else None
+        return KeptJob(kept.job, kept.answer if recent else None, kept.video)
 
-    def keep(self, job: JobState, answer: bytes) -> None:
-        """Keep `job` and the answer just made of it, if its run has finished."""
-        if not job.finished:
+    def keep(self, job: JobState, answer: bytes, video: datetime | None) -> None:
+        """Keep `job` and the answer just made of it, if its run has finished and its video is catalogued
+        (`video`: when, as `video_stamp` read it after the job)."""
+        if not job.finished or video is None:
             return
         kept = self._jobs.get((job.org_id, job.job_id))
-        if kept is not None and kept.job == job:
+        if kept is not None and kept.job == job and kept.video == video:
             # A new answer of a kept job: in place, as storing the entry again would restart its
             # `ttl_s`, and a job read at least every `ttl_s` would then never be read afresh. The
             # answer's size does not change: its URLs are signed again, to the same lengths.
             kept.answer, kept.answered_at = answer, time.monotonic()
         else:
-            self._jobs[job.org_id, job.job_id] = _Kept(job, answer, time.monotonic())
+            self._jobs[job.org_id, job.job_id] = _Kept(job, answer, time.monotonic(), video)
 
     def forget(self, org_id: str, job_ids: list[str]) -> None:
         """Drop the org's jobs of `job_ids` (deleted with their video)."""

@@ -5,14 +5,16 @@ request answers (still a real run of the instance, visible in the UI); `dagster`
 the webserver, whose run coordinator queues it for the daemon.
 """
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+from uuid import uuid4
 
-from dagster import DagsterEventType, DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster import DagsterEventType, DagsterInstance, Definitions, ExecuteInProcessResult, RunsFilter
 from dagster_shared.error import SerializableErrorInfo
 
 from heimdex_api.core.config import ApiSettings
@@ -23,7 +25,14 @@ from heimdex_pipeline.catalog.repository import mark_run_launched
 from heimdex_pipeline.definitions import defs
 from heimdex_pipeline.resources import resources_from
 from heimdex_pipeline.runs.pools import prepare_pools
-from heimdex_pipeline.runs.tags import PARENT_RUN_TAG, PARTITION_TAG, RETRY_NUMBER_TAG, ROOT_RUN_TAG, run_tags
+from heimdex_pipeline.runs.tags import (
+    PARENT_RUN_TAG,
+    PARTITION_TAG,
+    RETRY_NUMBER_TAG,
+    ROOT_RUN_TAG,
+    SUBMISSION_TAG,
+    run_tags,
+)
 
 JOB_NAMES = {"ingest": "ingest_video", "sidecar": "sidecar_job", "thumbnails": "thumbnails_job"}
 
@@ -115,35 +124,83 @@ def _lost_the_database(result: ExecuteInProcessResult) -> bool:
     return any(cause.cls_name in _DATABASE_LOST for error in failures for cause in _causes(error))
 
 
-class DagsterLauncher:
-    """Submits the run to the Dagster webserver; its run coordinator queues it for the daemon."""
+# What the webserver answers for a request it will never take, however often it is sent again.
+_REFUSALS = {"InvalidStepError", "InvalidOutputError", "RunConfigValidationInvalid", "PipelineConfigValidationInvalid",
+             "JobNotFoundError", "PipelineNotFoundError", "RunConflict", "UnauthorizedError",
+             "ConflictingExecutionParamsError", "PresetNotFoundError"}
+_FIRST_PAUSE_S = 0.5
+_LONGEST_PAUSE_S = 5.0
 
-    def __init__(self, settings: ApiSettings) -> None:
+
+class DagsterLauncher:
+    """Submits the run to the Dagster webserver; its run coordinator queues it for the daemon.
+
+    A slow webserver is waited for, and one that fails is asked again, within
+    `dagster_submit_timeout_s`: a busy machine made it answer 20 submissions at once in more than
+    the 30 s a submission had, and every commit was refused (docs/benchmarks.md, "A crowd"). Each
+    run carries its submission's id, so that a run the webserver made without answering in time is
+    found in `instance`'s runs and answered, never submitted twice.
+    """
+
+    def __init__(self, settings: ApiSettings, instance: Callable[[], DagsterInstance]) -> None:
         self._settings = settings
+        self._instance = instance
 
     def launch(self, request: JobRequest) -> str:
-        from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+        from dagster_graphql import DagsterGraphQLClientError
+
+        submission = uuid4().hex
+        tags = {PARTITION_TAG: request.asset_id, **request.tags, SUBMISSION_TAG: submission}
+        deadline, pause = time.monotonic() + self._settings.dagster_submit_timeout_s, _FIRST_PAUSE_S
+        while True:
+            try:
+                return self._submit(request, tags, timeout_s=max(1.0, deadline - time.monotonic()))
+            except (DagsterGraphQLClientError, OSError) as exc:
+                if isinstance(exc, DagsterGraphQLClientError) and exc.args and exc.args[0] in _REFUSALS:
+                    raise Unavailable(f"the Dagster webserver refused the run: {exc}",
+                                      code="dagster_unavailable") from exc
+                error = exc
+            made = self._submitted(submission)
+            if made is not None:
+                return made
+            if time.monotonic() + pause > deadline:
+                raise Unavailable(f"the Dagster webserver did not take the run: {error}",
+                                  code="dagster_unavailable") from error
+            time.sleep(pause)
+            pause = min(pause * 2, _LONGEST_PAUSE_S)
+
+    def _submit(self, request: JobRequest, tags: dict[str, str], timeout_s: float) -> str:
+        from dagster_graphql import DagsterGraphQLClient
 
         url = urlsplit(self._settings.dagster_webserver_url)
         client = DagsterGraphQLClient(url.hostname or "127.0.0.1", port_number=url.port,
-                                      use_https=url.scheme == "https", path_prefix=url.path.rstrip("/"), timeout=30)
+                                      use_https=url.scheme == "https", path_prefix=url.path.rstrip("/"),
+                                      timeout=math.ceil(timeout_s))
+        return client.submit_job_execution(
+            request.job_name,
+            repository_location_name=self._settings.dagster_location_name,
+            repository_name=self._settings.dagster_repository_name,
+            run_config=request.run_config,
+            tags=tags,
+        )
+
+    def _submitted(self, submission: str) -> str | None:
+        """The run of `submission`, if the webserver made it (the first, should a retry of it follow)."""
         try:
-            return client.submit_job_execution(
-                request.job_name,
-                repository_location_name=self._settings.dagster_location_name,
-                repository_name=self._settings.dagster_repository_name,
-                run_config=request.run_config,
-                tags={PARTITION_TAG: request.asset_id, **request.tags},
-            )
-        except (DagsterGraphQLClientError, OSError) as exc:
-            raise Unavailable(f"the Dagster webserver did not take the run: {exc}", code="dagster_unavailable") from exc
+            records = self._instance().get_run_records(RunsFilter(tags={SUBMISSION_TAG: submission}), limit=1,
+                                                       ascending=True)
+        except Exception:  # the storage away too: the submission is tried again, or refused
+            return None
+        return records[0].dagster_run.run_id if records else None
 
 
-def make_launcher(settings: ApiSettings, instance: Callable[[], DagsterInstance]) -> JobLauncher:
+def make_launcher(settings: ApiSettings, instance: Callable[[], DagsterInstance],
+                  serving: Callable[[], DagsterInstance]) -> JobLauncher:
     """The launcher `HEIMDEX_JOB_QUEUE_BACKEND` names; `instance` makes the instance that runs executed
-    in this process write through, called only for those."""
+    in this process write through, called only for those; `serving` is the API's own, where the
+    webserver's runs are looked up."""
     if settings.job_queue_backend == "dagster":
-        return DagsterLauncher(settings)
+        return DagsterLauncher(settings, serving)
     runs = instance()
     # This process executes runs itself, so no earlier step may have set the pools up for them.
     prepare_pools(runs)

@@ -9,6 +9,9 @@ PARTITION_TAG = "dagster/partition"
 PARENT_RUN_TAG = "dagster/parent_run_id"
 ROOT_RUN_TAG = "dagster/root_run_id"
 RETRY_NUMBER_TAG = "dagster/retry_number"
+# A run the API submitted, by the submission's own id: the API finds the run by it when the
+# webserver made it without answering in time.
+SUBMISSION_TAG = "heimdex/submission"
 
 
 def run_tags(org_id: str, job_type: str, origin: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -11,7 +11,7 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from fastapi.testclient import TestClient
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_api.services.finished_jobs import FinishedJobs
+from heimdex_api.services.finished_jobs import FinishedJobs, KeptJob
 from heimdex_api.services.job_state import JobState
 from heimdex_api.services.launchers import JOB_NAMES, pipeline_definitions
 from heimdex_pipeline.catalog.db import session_scope
@@ -230,19 +230,21 @@ def test_finished_jobs_are_forgotten_after_their_time_and_beyond_their_bytes() -
         return JobState(org_id="org-a", job_id=job_id, type="sidecar", asset_id="v_1", status="succeeded",
                         started_at=None, finished_at=None, finished=finished)
 
+    video = datetime(2026, 1, 1, tzinfo=UTC)
     kept = FinishedJobs(answer_max_age_s=0.1, ttl_s=0.6)
-    kept.keep(job("running", finished=False), b"{}")
-    kept.keep(job("done"), b"{}")
-    assert kept.get("org-a", "running") == (None, None)
-    assert kept.get("org-a", "done") == (job("done"), b"{}") and kept.get("org-b", "done") == (None, None)
+    kept.keep(job("running", finished=False), b"{}", video)
+    kept.keep(job("gone"), b"{}", None)  # its video is no longer catalogued
+    kept.keep(job("done"), b"{}", video)
+    assert kept.get("org-a", "running") is None and kept.get("org-a", "gone") is None
+    assert kept.get("org-a", "done") == KeptJob(job("done"), b"{}", video) and kept.get("org-b", "done") is None
     time.sleep(0.15)  # the answer is too old to give again, the job is still kept
-    assert kept.get("org-a", "done") == (job("done"), None)
-    kept.keep(job("done"), b"{ }")  # answered again: a new answer, not a new lease of the job
-    assert kept.get("org-a", "done") == (job("done"), b"{ }")
+    assert kept.get("org-a", "done") == KeptJob(job("done"), None, video)
+    kept.keep(job("done"), b"{ }", video)  # answered again: a new answer, not a new lease of the job
+    assert kept.get("org-a", "done") == KeptJob(job("done"), b"{ }", video)
     time.sleep(0.5)
-    assert kept.get("org-a", "done") == (None, None)
+    assert kept.get("org-a", "done") is None
 
     small = FinishedJobs(answer_max_age_s=60, max_bytes=3 * (len(repr(job("j-0"))) + 2))
     for index in range(10):
-        small.keep(job(f"j-{index}"), b"{}")
-    assert [index for index in range(10) if small.get("org-a", f"j-{index}")[0]] == [7, 8, 9]
+        small.keep(job(f"j-{index}"), b"{}", video)
+    assert [index for index in range(10) if small.get("org-a", f"j-{index}")] == [7, 8, 9]

@@ -4,9 +4,13 @@ the upload sensor; Dagster's storage and the catalog are on SQLite, then on Post
 
 import os
 import shutil
+import socket
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -132,7 +136,8 @@ def test_seed_guide_flow_queued(queued_client: TestClient, webserver: dict[str, 
 def test_unreachable_webserver_undoes_the_commit(make_client, webserver: dict[str, Any], clip: Path) -> None:
     settings = ApiSettings(derived_root=webserver["derived"], database_url=webserver["database_url"], jwt_secret=SECRET,
                            env="development", job_queue_backend="dagster",
-                           dagster_webserver_url=f"http://127.0.0.1:{free_port()}", migrate_on_start=False)
+                           dagster_webserver_url=f"http://127.0.0.1:{free_port()}", migrate_on_start=False,
+                           dagster_submit_timeout_s=2)
     client, org = make_client(settings, webserver["instance"]), f"org-{uuid4().hex[:10]}"
     auth = bearer(make_token(org))
     upload_id, path = place(client, auth, org, clip)
@@ -143,6 +148,66 @@ def test_unreachable_webserver_undoes_the_commit(make_client, webserver: dict[st
     # The upload is pending again: a retry against a live webserver commits it.
     retry = make_client(settings.model_copy(update={"dagster_webserver_url": webserver["url"]}), webserver["instance"])
     assert commit(retry, auth, org, upload_id, path).status_code == 200
+
+
+class _Webserver(BaseHTTPRequestHandler):
+    """In front of the real webserver, failing as a busy one does, as `script` says for each request in turn:
+    `fail` answers 502 without passing it on; `lose` passes it on (the run is made) and closes the
+    connection without the answer, as a client's timeout loses it; `pass` passes it on and answers."""
+
+    script: list[str]
+    target: str
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        what = self.script.pop(0) if self.script else "pass"
+        if what == "fail":
+            self.send_error(502)
+            return
+        forwarded = urllib.request.Request(self.target + self.path, data=body,
+                                           headers={"Content-Type": self.headers["Content-Type"]})
+        with urllib.request.urlopen(forwarded, timeout=120) as answer:
+            data = answer.read()
+        if what == "lose":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", [["fail", "fail"], ["lose"]])
+def test_a_failing_webserver_is_asked_again_and_a_lost_answer_found(make_client, webserver: dict[str, Any],
+                                                                     clips, script: list[str]) -> None:
+    """A commit does not fail while the webserver fails or answers too late within `dagster_submit_timeout_s`,
+    and a run it made without answering is found, not submitted again."""
+    handler = type("Script", (_Webserver,), {"script": list(script), "target": webserver["url"]})
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        settings = ApiSettings(derived_root=webserver["derived"], database_url=webserver["database_url"],
+                               jwt_secret=SECRET, env="development", job_queue_backend="dagster",
+                               dagster_webserver_url=f"http://127.0.0.1:{proxy.server_port}", migrate_on_start=False,
+                               dagster_submit_timeout_s=60)
+        client, org = make_client(settings, webserver["instance"]), f"org-{uuid4().hex[:10]}"
+        auth = bearer(make_token(org))
+        clip, _ = clips((1.0, 0.5 + len(script) / 10), size="160x120")  # content of its own
+        upload_id, path = place(client, auth, org, clip)
+        committed = commit(client, auth, org, upload_id, path)
+        assert committed.status_code == 200, committed.text
+        asset_id = committed.json()["asset_id"]
+        runs = webserver["instance"].get_run_records(RunsFilter(tags={"dagster/partition": asset_id}))
+        assert [run.dagster_run.run_id for run in runs] == [committed.json()["job_id"]]
+        assert handler.script == []
+    finally:
+        proxy.shutdown()
 
 
 @pytest.mark.slow

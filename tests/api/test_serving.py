@@ -244,6 +244,8 @@ def test_two_workers_serve_one_api(tmp_path: Path, clip: Path) -> None:
             assert committed.status_code == 200, committed.text
             job = on_second.get(f"/v1/jobs/{committed.json()['job_id']}", headers=served.auth)
             assert job.status_code == 200 and job.json()["status"] == "succeeded", job.text
+            # The first worker keeps the finished job in memory from here on.
+            assert on_first.get(f"/v1/jobs/{committed.json()['job_id']}", headers=served.auth).status_code == 200
             asset = on_second.get(f"/v1/assets/{committed.json()['asset_id']}", headers=served.auth)
             assert asset.status_code == 200 and asset.json()["status"] == "ready", asset.text
             # A second commit of the upload, through the other worker, is refused: the claim is the catalog's.
@@ -255,6 +257,9 @@ def test_two_workers_serve_one_api(tmp_path: Path, clip: Path) -> None:
                                     headers=served.auth).status_code == 204
             gone = on_first.get(f"/v1/assets/{committed.json()['asset_id']}", headers=served.auth)
             assert gone.status_code == 404, gone.text
+            # And for the job it kept: a kept job is given again only while its video is catalogued.
+            gone = on_first.get(f"/v1/jobs/{committed.json()['job_id']}", headers=served.auth)
+            assert (gone.status_code, gone.json()["error"]) == (404, "job_not_found"), gone.text
         finally:
             on_first.close()
             on_second.close()

@@ -79,8 +79,8 @@ async def thumbnails_job(asset_id: AssetIdPath, body: ThumbnailsRequest, request
 
 
 @router.get("/{asset_id}", response_model=AssetResponse, responses=error_responses("read_asset"))
-async def read_asset(asset_id: AssetIdPath, principal: PrincipalDep, settings: SettingsDep, store: StoreDep,
-                     instance: InstanceDep, urls: DownloadUrlsDep) -> dict[str, Any]:
+async def read_asset(asset_id: AssetIdPath, request: Request, principal: PrincipalDep, settings: SettingsDep,
+                     store: StoreDep, instance: InstanceDep, urls: DownloadUrlsDep) -> Response:
     """The video, its status, sidecar reference and thumbnails, with the URLs of their bytes."""
     principal.require(READ)
 
@@ -88,13 +88,19 @@ async def read_asset(asset_id: AssetIdPath, principal: PrincipalDep, settings: S
     # plain function with the session dependency, the request took a thread for the session, one
     # for the route and one to check the answer, holding the connection while it queued for the
     # last: under a crowd the catalog's pool ran dry, and the threads waiting for a connection
-    # held every thread (503 after 30 s; docs/benchmarks.md, "A crowd").
-    def view() -> dict[str, Any]:
+    # held every thread (503 after 30 s; docs/benchmarks.md, "A crowd"). The answer is made into
+    # JSON there too, once for every caller of a shared read.
+    def view() -> bytes:
         with session_scope(settings.catalog_url) as session:
-            return assets.asset_view(session, instance, store, urls,
-                                    assets.find_video(session, asset_id, principal.org_id))
+            answer = assets.asset_view(session, instance, store, urls,
+                                       assets.find_video(session, asset_id, principal.org_id))
+        return AssetResponse.model_validate(answer).model_dump_json().encode()
 
-    return await anyio.to_thread.run_sync(view)
+    async def fresh() -> bytes:
+        return await anyio.to_thread.run_sync(view)
+
+    answer = await request.app.state.shared_reads.read(("asset", principal.org_id, asset_id, urls.base_url), fresh)
+    return Response(answer, media_type="application/json")
 
 
 # The document is answered as the pipeline wrote it (plus the thumbnails' `url`), so its model is
