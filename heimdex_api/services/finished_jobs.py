@@ -14,7 +14,7 @@ removes the video and its runs, and its jobs must answer 404 everywhere at once,
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from cachetools import TTLCache
@@ -38,25 +38,18 @@ def video_stamp(catalog_url: str, job: JobState) -> datetime | None:
 
 
 @dataclass
-class _Kept:
+class KeptJob:
+    """A kept job, its last answer and when it was made, and when its video was catalogued."""
+
     job: JobState
-    answer: bytes
+    answer: bytes | None
     answered_at: float
     video: datetime
 
 
-@dataclass(frozen=True)
-class KeptJob:
-    """A kept job, its answer if recent enough to give again, and when its video was catalogued."""
-
-    job: JobState
-    answer: bytes | None
-    video: datetime
-
-
-def _size(kept: _Kept) -> int:
+def _size(kept: KeptJob) -> int:
     # A rough size: the answer, and the job's fields as printed.
-    return len(kept.answer) + len(repr(kept.job))
+    return len(kept.answer or b"") + len(repr(kept.job))
 
 
 class FinishedJobs:
@@ -65,15 +58,15 @@ class FinishedJobs:
     def __init__(self, answer_max_age_s: float, max_bytes: int = FINISHED_JOBS_BYTES,
                  ttl_s: float = FINISHED_JOBS_TTL_S) -> None:
         self._answer_max_age_s = answer_max_age_s
-        self._jobs: TTLCache[tuple[str, str], _Kept] = TTLCache(maxsize=max_bytes, ttl=ttl_s, getsizeof=_size)
+        self._jobs: TTLCache[tuple[str, str], KeptJob] = TTLCache(maxsize=max_bytes, ttl=ttl_s, getsizeof=_size)
 
     def get(self, org_id: str, job_id: str) -> KeptJob | None:
-        """The org's job if it is kept (to be given again only while the catalog has its `video`)."""
+        """The org's job if it is kept (to be given again only while the catalog has its `video`), its
+        answer None once too old to give again."""
         kept = self._jobs.get((org_id, job_id))
-        if kept is None:
-            return None
-        recent = time.monotonic() - kept.answered_at < self._answer_max_age_s
-        return KeptJob(kept.job, kept.answer if recent else None, kept.video)
+        if kept is None or time.monotonic() - kept.answered_at < self._answer_max_age_s:
+            return kept
+        return replace(kept, answer=None)
 
     def keep(self, job: JobState, answer: bytes, video: datetime | None) -> None:
         """Keep `job` and the answer just made of it, if its run has finished and its video is catalogued
@@ -87,7 +80,7 @@ class FinishedJobs:
             # answer's size does not change: its URLs are signed again, to the same lengths.
             kept.answer, kept.answered_at = answer, time.monotonic()
         else:
-            self._jobs[job.org_id, job.job_id] = _Kept(job, answer, time.monotonic(), video)
+            self._jobs[job.org_id, job.job_id] = KeptJob(job, answer, time.monotonic(), video)
 
     def forget(self, org_id: str, job_ids: list[str]) -> None:
         """Drop the org's jobs of `job_ids` (deleted with their video)."""
