@@ -18,7 +18,6 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from dagster._core.storage.tags import PRIORITY_TAG
 from pydantic import Field, TypeAdapter, ValidationError
 
 from heimdex_pipeline.assets.partitions import videos_partitions
@@ -60,6 +59,10 @@ PREVIEW_COUNT = 4
 PREVIEW_HEIGHT = 90
 # The probe step's own check: the one place that knows why a file could not be read.
 READABLE_CHECK = "video_is_readable"
+
+# The tag by which Dagster's executors order the steps ready at once (its docs, "op priority");
+# Dagster exports it only from a private module.
+OP_PRIORITY_TAG = "dagster/priority"
 
 
 def _readable(context: AssetExecutionContext, catalog: CatalogResource, video: Video, passed: bool,
@@ -144,7 +147,7 @@ def probe_metadata(context: AssetExecutionContext, catalog: CatalogResource, sto
     kinds={"pyscenedetect", "json"},
     # Before the storyboard and QC steps of the same run, which read the frames it keeps (they do not
     # depend on it: they decode for themselves when its frames are missing).
-    op_tags={PRIORITY_TAG: "1"},
+    op_tags={OP_PRIORITY_TAG: "1"},
 )
 @stops_when_interrupted
 def scene_sidecar(context: AssetExecutionContext, config: SidecarConfig, catalog: CatalogResource,
