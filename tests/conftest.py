@@ -20,7 +20,7 @@ from heimdex_pipeline.core.settings import PipelineSettings  # noqa: E402
 from heimdex_pipeline.resources import MediaStorage, resources_from  # noqa: E402
 from tests.catalogue import catalogue_upload  # noqa: E402
 from tests.media.synthetic import make_clip  # noqa: E402
-from tests.postgres import POSTGRES_ADMIN_URL, create_database, drop_databases  # noqa: E402
+from tests.postgres import POSTGRES_ADMIN_URL, close_connections, create_database, drop_databases  # noqa: E402
 from tests.s3_server import S3Endpoint, s3_endpoint  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +74,9 @@ def derived_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_database() -> Iterator[Callable[[], str]]:
-    """Make throwaway PostgreSQL databases on the local server; all are dropped when the session ends.
+def postgres_database() -> Iterator[Callable[..., str]]:
+    """Make throwaway PostgreSQL databases on the local server, empty or (`like=URL`) copies of one made
+    earlier; all are dropped when the session ends.
 
     Without a server the PostgreSQL tests are skipped, except on CI, where they must run.
     """
@@ -87,12 +88,43 @@ def postgres_database() -> Iterator[Callable[[], str]]:
         pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN_URL}")
     made: list[str] = []
 
-    def create() -> str:
-        made.append(create_database())
+    def create(like: str | None = None) -> str:
+        made.append(create_database(like=like))
         return made[-1]
 
     yield create
     drop_databases(made)
+
+
+@pytest.fixture(scope="session")
+def postgres_catalog_template(postgres_database: Callable[..., str]) -> str:
+    """A migrated catalog on PostgreSQL, made once per worker for the tests' catalogs to be copied from: a copy
+    costs the server 0.05 s, migrating a new database 0.3 s and more."""
+    url = postgres_database()
+    migrate(url)
+    close_connections(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_catalog_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite catalog (`catalog.db`, alone in its folder), made once per worker for the tests'
+    catalogs to be copied from."""
+    path = tmp_path_factory.mktemp("sqlite_catalog_template") / "catalog.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_dagster_template(postgres_database: Callable[..., str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Dagster's storage made on PostgreSQL once per worker, for the instances to start from: a copy costs the
+    server 0.05 s, making Dagster's tables in a new database over 1 s on a busy machine."""
+    url = postgres_database()
+    with instance_for_test(temp_dir=str(tmp_path_factory.mktemp("postgres_dagster_home")),
+                           overrides={"storage": {"postgres": {"postgres_url": url}}}):
+        pass
+    close_connections(url)
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -105,11 +137,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 def catalog_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A migrated catalog on the test's backend."""
     if backend == "postgresql":
-        url = request.getfixturevalue("postgres_database")()
-    else:
-        url = f"sqlite:///{tmp_path / 'catalog.db'}"
-    migrate(url)
-    return url
+        return request.getfixturevalue("postgres_database")(like=request.getfixturevalue("postgres_catalog_template"))
+    for made in request.getfixturevalue("sqlite_catalog_template").parent.iterdir():
+        shutil.copy(made, tmp_path / made.name)
+    return f"sqlite:///{tmp_path / 'catalog.db'}"
 
 
 @pytest.fixture(scope="session")
@@ -130,7 +161,9 @@ def instance(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
     if backend == "postgresql":
         home.mkdir()
         # dagster-postgres keeps run, event log and schedule storage in one database.
-        overrides = {"storage": {"postgres": {"postgres_url": request.getfixturevalue("postgres_database")()}}}
+        template = request.getfixturevalue("postgres_dagster_template")
+        storage = request.getfixturevalue("postgres_database")(like=template)
+        overrides = {"storage": {"postgres": {"postgres_url": storage}}}
     else:
         shutil.copytree(request.getfixturevalue("sqlite_dagster_home"), home)
     with instance_for_test(temp_dir=str(home), overrides=overrides) as dagster_instance:
