@@ -9,7 +9,8 @@ settings. One video is uploaded and ingested first. Then, for `--seconds`:
 - `--readers` keep-alive connections (benchmarks/http_load.py, over `--clients` processes) read
   that video's job and asset (`GET /v1/jobs/{id}`, `GET /v1/assets/{id}`) one request after the other;
 - `--uploads` clients at once each upload a distinct clip by init, one `PUT` and commit;
-- `/v1/health` is sampled every 0.25 s on a fresh connection from this process.
+- `/v1/health` is sampled every 0.25 s on a fresh connection from a process of its own, so that
+  no thread of this one (the uploads) delays the sample's own reading.
 
 After the load it waits (at most `--ready-timeout` s) until every committed upload is ready.
 
@@ -25,6 +26,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import multiprocessing
 import os
 import platform
 import secrets
@@ -35,6 +37,8 @@ import sys
 import tempfile
 import threading
 import time
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -193,8 +197,11 @@ def upload_one(site: Site, clip: Path, uploads: list[tuple[list[int], str | None
         uploads.append(([0], None, type(exc).__name__))
 
 
-def sample_health(port: int, stop: threading.Event, latencies: list[float], failures: list[str]) -> None:
-    """`/v1/health` on a fresh connection every HEALTH_EVERY_S until `stop`."""
+def sample_health(port: int, stop: EventType, answers: "Queue[tuple[list[float], list[str]]]") -> None:
+    """`/v1/health` on a fresh connection every HEALTH_EVERY_S until `stop`; then its latencies and failures
+    into `answers`. Run in a process of its own."""
+    latencies: list[float] = []
+    failures: list[str] = []
     while not stop.is_set():
         started = time.perf_counter()
         try:
@@ -206,6 +213,7 @@ def sample_health(port: int, stop: threading.Event, latencies: list[float], fail
         except (OSError, http.client.HTTPException) as exc:
             failures.append(type(exc).__name__)
         stop.wait(max(0.0, HEALTH_EVERY_S - (time.perf_counter() - started)))
+    answers.put((latencies, failures))
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -286,9 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         host = f"127.0.0.1:{site.port}"
         reads = [request_bytes(host, f"/v1/jobs/{job_id}", site.auth),
                  request_bytes(host, f"/v1/assets/{asset_id}", site.auth)]
-        stop, health, health_failures = threading.Event(), [], []
+        spawn = multiprocessing.get_context("spawn")
+        stop, answers = spawn.Event(), spawn.Queue()
         uploads: list[Any] = []
-        sampler = threading.Thread(target=sample_health, args=(site.port, stop, health, health_failures))
+        sampler = spawn.Process(target=sample_health, args=(site.port, stop, answers))
         uploaders = [threading.Thread(target=upload_one, args=(site, clip, uploads)) for clip in clips[1:]]
         profilers = site.profile(args.profile, args.seconds) if args.profile else []
         load_before = uptime()
@@ -297,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         threading.Timer(2.0, lambda: [thread.start() for thread in uploaders]).start()
         readers = run_load("127.0.0.1", site.port, reads, args.readers, args.clients, args.seconds)
         stop.set()
+        health, health_failures = answers.get()
         sampler.join()
         load_after = uptime()
         for profiler in profilers:
