@@ -109,7 +109,7 @@ class ShotDetector:
         if self._count < 2:
             return []
         change = np.asarray(self._change, dtype=np.float64)
-        fades = self._fades(change)
+        fades = self._fades()
         cuts = self._hard_cuts(change)
         gradual = self._dissolves_and_wipes(change)
         found: list[Transition] = list(fades)
@@ -167,7 +167,7 @@ class ShotDetector:
         mean, std = np.asarray(self._mean, dtype=np.float64), np.asarray(self._std, dtype=np.float64)
         return (std <= p.fade_std) & ((mean <= p.fade_black) | (mean >= p.fade_white))
 
-    def _fades(self, change: np.ndarray) -> list[Transition]:
+    def _fades(self) -> list[Transition]:
         p = self._params
         mean, std = np.asarray(self._mean, dtype=np.float64), np.asarray(self._std, dtype=np.float64)
         blank = self._blank()
@@ -236,7 +236,6 @@ class ShotDetector:
                 if not any(_overlap(t, other, 0) for other in found):
                     found.append(t)
         return found
-
 
     def _span(self, middle: int, h: int) -> tuple[int, int]:
         """The frames a dissolve or wipe centred on `middle` changes, with pure sides `h` frames away: those
