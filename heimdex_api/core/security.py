@@ -44,6 +44,7 @@ KEPT_TOKEN_BYTES = 16 * 1024 * 1024
 
 
 def _verify(token: str, settings: ApiSettings) -> tuple[Principal, int | None]:
+    """Verify a token's signature, algorithm and expiry (401 for anything wrong with it): its caller and expiry."""
     required = ["org_id"] if settings.development else ["org_id", "exp"]
     try:
         # Only the configured algorithm is accepted: `alg: none` and algorithm swaps fail here.
@@ -63,16 +64,11 @@ def _verify(token: str, settings: ApiSettings) -> tuple[Principal, int | None]:
     return Principal(org_id=org_id, scopes=frozenset(scopes)), None if expires is None else int(expires)
 
 
-def decode_token(token: str, settings: ApiSettings) -> Principal:
-    """Verify a token's signature, algorithm and expiry; 401 for anything wrong with it."""
-    return _verify(token, settings)[0]
-
-
 class Tokens:
     """Tokens verified already, by their whole text, until they expire: a client sends the same token
     with every request, and verifying it again each time (base64, JSON, HMAC) was a tenth of the
     API's CPU under a crowd of readers (docs/benchmarks.md, "A crowd"). A token past its expiry
-    is verified again, and so answers what `decode_token` answers. Used from the event loop only."""
+    is verified again, as if it were new. Used from the event loop only."""
 
     def __init__(self, settings: ApiSettings, max_bytes: int = KEPT_TOKEN_BYTES) -> None:
         self._settings = settings

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from heimdex_api.core.config import DEFAULT_JWT_SECRET, ApiSettings, get_api_settings
-from heimdex_api.core.security import decode_token
+from heimdex_api.core.security import Tokens
 from heimdex_api.main import create_app
 from tests.api.support import SECRET, make_token
 
@@ -55,7 +55,7 @@ def test_development_is_asked_for_explicitly(clean_env: dict[str, str], monkeypa
     monkeypatch.setenv("HEIMDEX_ENV", "development")
     settings = ApiSettings()
     assert settings.development
-    assert decode_token(make_token("org-a", ttl_s=None, secret="change-me"), settings).org_id == "org-a"
+    assert Tokens(settings).principal(make_token("org-a", ttl_s=None, secret="change-me")).org_id == "org-a"
 
 
 @pytest.mark.parametrize(("secret", "algorithm"), WEAK, ids=_ids(WEAK))
@@ -121,7 +121,7 @@ def test_run_sh_secret_is_written_once_to_dotenv_and_read_by_the_api_and_the_cli
     assert settings.url_signing_key != settings.jwt_secret
     minted = _mint(tmp_path, clean_env, "--org", "org-demo", "--scope", "admin")
     assert minted.returncode == 0, minted.stderr
-    principal = decode_token(minted.stdout.strip(), settings)
+    principal = Tokens(settings).principal(minted.stdout.strip())
     assert (principal.org_id, principal.scopes) == ("org-demo", frozenset({"admin"}))
 
 
