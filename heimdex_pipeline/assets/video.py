@@ -241,7 +241,8 @@ def thumbnails(context: AssetExecutionContext, config: ThumbnailConfig, catalog:
     sidecar = Sidecar.model_validate(read_upstream(store, index_key, "scene sidecar"))
     probe = read_upstream(store, probe_key(video.org_id, video.asset_id), "probe metadata")
     policy = ThumbnailPolicy(interval_s=config.interval_s, max_count=config.max_count, max_height=config.max_height)
-    slots = plan_thumbnails([Scene(**scene.model_dump(exclude={"transition"})) for scene in sidecar.scenes], probe["duration_s"], policy)
+    scenes = [Scene(**scene.model_dump(exclude={"transition"})) for scene in sidecar.scenes]
+    slots = plan_thumbnails(scenes, probe["duration_s"], policy)
     prefix = thumbnails_prefix(video.org_id, video.asset_id)
     progress = step_progress(context, catalog, "thumbnails")
     # Extract into a scratch folder and publish it whole with the sidecar that lists it: a failed
