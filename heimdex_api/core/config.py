@@ -94,6 +94,10 @@ class ApiSettings(PipelineSettings):
     max_header_bytes: int = Field(
         default=64 * 1024, ge=8 * 1024,
         description="Largest request line plus headers; past it the server answers 431 and closes the connection.")
+    max_concurrent_reads: int = Field(
+        default=48, ge=1,
+        description="GET requests a worker works on at once; the others wait their turn in order of arrival "
+                    "(health checks and `/v1/files` downloads are not counted).")
     body_read_timeout_s: float = Field(
         default=60.0, gt=0,
         description="How long a request body may send nothing while the API waits for it; then 408 and the "

@@ -300,3 +300,17 @@ def _slow_body(data: bytes, pause_s: float) -> Iterator[bytes]:
 def _consume(stream: Any) -> None:
     with stream as answer:
         answer.read()
+
+
+def test_a_served_worker_keeps_its_startup_heap_out_of_full_collections(tmp_path: Path) -> None:
+    """What importing Dagster and the app made is frozen when a worker loads the app, so that a full
+    collection (which stops the event loop) walks only what requests made since."""
+    env = {**{name: value for name, value in os.environ.items() if not name.startswith("HEIMDEX_")},
+           "DAGSTER_HOME": str(tmp_path), "HEIMDEX_DERIVED_ROOT": str(tmp_path / "derived"),
+           "HEIMDEX_ENV": "development", "HEIMDEX_JWT_SECRET": SECRET}
+    # As uvicorn's worker loads `heimdex_api.main:app`.
+    code = "import gc, heimdex_api.main as main; main.app; print(gc.get_freeze_count(), len(gc.get_objects()))"
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=120, check=True)
+    frozen, collected = map(int, result.stdout.split())
+    assert frozen > 100_000 and collected < frozen / 20, (frozen, collected)
