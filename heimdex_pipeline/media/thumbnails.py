@@ -140,6 +140,9 @@ _EPSILON_S = 5e-7
 # How far before a frame its cut is made when the frame before it is not known, and how far past a
 # keyframe a seek to it is aimed (its time is rounded to microseconds).
 _CUT_S = 0.0005
+# Thumbnails one ffmpeg process writes, each from an input of its own (its own seek): a process costs
+# about 0.07 CPU s to start, as much as decoding a frame or two, while each input holds a decoder.
+THUMBNAILS_PER_FFMPEG = 8
 # The demuxers (ffprobe's format names) that seek to the keyframe at or before a presentation time.
 KEYFRAME_INDEXED = {"mov", "matroska"}
 
@@ -263,8 +266,10 @@ def _seek_s(keyframe: IndexedFrame, probe: dict[str, Any]) -> float:
     return keyframe.dts_s
 
 
-def _extract_one(path: Path, out: Path, pick: Pick, size: tuple[int, int], probe: dict[str, Any],
-                 limits: MediaLimits, deadline: Deadline) -> None:
+def _thumbnail_output(path: Path, out: Path, pick: Pick, size: tuple[int, int], probe: dict[str, Any],
+                      limits: MediaLimits) -> Any:
+    """One thumbnail's part of an ffmpeg command: an input of its own, sought to the picked frame's keyframe,
+    and the JPEG it writes."""
     # Timestamps stay those of the file (-copyts), so the picked frame is found by its own: ffmpeg
     # seeks (-ss counts from the file's start) to its keyframe, without cutting there, and keeps the
     # first frame after the cut, which is the picked one.
@@ -272,25 +277,34 @@ def _extract_one(path: Path, out: Path, pick: Pick, size: tuple[int, int], probe
     options: dict[str, Any] = {}
     if pick.keyframe is not None and (seek_s := _seek_s(pick.keyframe, probe)) > file_start:
         options = {"ss": f"{seek_s - file_start:.6f}", "noaccurate_seek": None}
-    stream = (
+    return (
         ffmpeg.input(input_url(path), threads=1, **FORMAT_OPTIONS, **decoder_options(limits), **options)
         .video.filter("trim", start=f"{pick.cut_s + video_start:.6f}")
         .filter("scale", size[0], size[1])
         .filter("setsar", 1)
         .output(str(out), vframes=1, format="image2", vcodec="mjpeg", fps_mode="passthrough", **{"q:v": 3},
                 threads=1)
+    )
+
+
+def _extract_batch(path: Path, batch: Sequence[tuple[Path, Pick]], size: tuple[int, int], probe: dict[str, Any],
+                   limits: MediaLimits, deadline: Deadline) -> None:
+    """Write the thumbnails of `batch` with one ffmpeg process, each from its own seek."""
+    command = (
+        ffmpeg.merge_outputs(*(_thumbnail_output(path, out, pick, size, probe, limits) for out, pick in batch))
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-copyts")
         .overwrite_output()
     )
-    run_tool("ffmpeg", stream.compile(cmd=FFMPEG), path, deadline)
-    if not out.is_file():
+    run_tool("ffmpeg", command.compile(cmd=FFMPEG), path, deadline)
+    if not all(out.is_file() for out, _ in batch):
         raise failure("ffmpeg", path, 0, b"no thumbnail written")
 
 
 def extract_thumbnails(path: Path | str, probe: dict[str, Any], slots: list[ThumbnailSlot], out_dir: Path,
                        max_height: int, limits: MediaLimits | None = None,
                        progress: Report | None = None) -> list[Thumbnail]:
-    """Write one JPEG per slot into `out_dir` as `NNNN.jpg`, a few ffmpeg processes at a time.
+    """Write one JPEG per slot into `out_dir` as `NNNN.jpg`: a few thumbnails per ffmpeg process (at most
+    THUMBNAILS_PER_FFMPEG), as many processes at a time as there are cores.
 
     The video must be within `limits` (by default the settings'); every ffmpeg run is stopped
     at the video's decoding deadline. `progress(tiles, of)` is told the thumbnails written so far.
@@ -302,11 +316,21 @@ def extract_thumbnails(path: Path | str, probe: dict[str, Any], slots: list[Thum
     picks = pick_frames(path, probe, slots, limits, deadline) if slots else []
     size = output_size(probe, max_height)
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(path, out_dir / f"{i:04d}.jpg", pick, size, probe, limits, deadline) for i, pick in enumerate(picks)]
-    counted = Progress(len(jobs), progress)
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        for done, _ in enumerate(pool.map(lambda job: _extract_one(*job), jobs), start=1):
+    jobs = [(out_dir / f"{i:04d}.jpg", pick) for i, pick in enumerate(picks)]
+    # As many processes as cores, or more where a process would take more than THUMBNAILS_PER_FFMPEG.
+    cores = max(1, os.cpu_count() or 1)
+    count = min(len(jobs), max(cores, math.ceil(len(jobs) / THUMBNAILS_PER_FFMPEG)))
+    batches = [jobs[k::count] for k in range(count)]
+    counted, done = Progress(len(jobs), progress), 0
+
+    def extract(batch: list[tuple[Path, Pick]]) -> int:
+        _extract_batch(path, batch, size, probe, limits, deadline)
+        return len(batch)
+
+    with ThreadPoolExecutor(max_workers=cores) as pool:
+        for written in pool.map(extract, batches):
+            done += written
             counted.update(done)
     counted.finish()
-    return [Thumbnail(idx=i, path=job[1], width=size[0], height=size[1], ts_ms=round(pick.frame.time_s * 1000))
-            for i, (job, pick) in enumerate(zip(jobs, picks, strict=True))]
+    return [Thumbnail(idx=i, path=out, width=size[0], height=size[1], ts_ms=round(pick.frame.time_s * 1000))
+            for i, (out, pick) in enumerate(jobs)]
