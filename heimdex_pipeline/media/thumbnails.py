@@ -12,6 +12,8 @@ timestamps say, gets the same frame.
 
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -140,9 +142,11 @@ _EPSILON_S = 5e-7
 # How far before a frame its cut is made when the frame before it is not known, and how far past a
 # keyframe a seek to it is aimed (its time is rounded to microseconds).
 _CUT_S = 0.0005
-# Thumbnails one ffmpeg process writes, each from an input of its own (its own seek): a process costs
-# about 0.07 CPU s to start, as much as decoding a frame or two, while each input holds a decoder.
-THUMBNAILS_PER_FFMPEG = 8
+# Thumbnails decoded from one keyframe in one go (at most; ffmpeg's expressions keep 10 variables, one per
+# thumbnail), and decodes in one ffmpeg process, each an input of its own with its own seek: a process
+# costs about 0.07 CPU s to start, as much as decoding a frame or two, while each input holds a decoder.
+THUMBNAILS_PER_DECODE = 8
+DECODES_PER_FFMPEG = 8
 # The demuxers (ffprobe's format names) that seek to the keyframe at or before a presentation time.
 KEYFRAME_INDEXED = {"mov", "matroska"}
 
@@ -266,45 +270,91 @@ def _seek_s(keyframe: IndexedFrame, probe: dict[str, Any]) -> float:
     return keyframe.dts_s
 
 
-def _thumbnail_output(path: Path, out: Path, pick: Pick, size: tuple[int, int], probe: dict[str, Any],
-                      limits: MediaLimits) -> Any:
-    """One thumbnail's part of an ffmpeg command: an input of its own, sought to the picked frame's keyframe,
-    and the JPEG it writes."""
-    # Timestamps stay those of the file (-copyts), so the picked frame is found by its own: ffmpeg
-    # seeks (-ss counts from the file's start) to its keyframe, without cutting there, and keeps the
-    # first frame after the cut, which is the picked one.
+@dataclass(frozen=True)
+class _Decode:
+    """Frames decoded in one go: from `keyframe` (None: the start) on, until the last of the `cuts`;
+    each cut's frame (the first from it on) written to the `outs` given for it."""
+
+    keyframe: IndexedFrame | None
+    cuts: tuple[float, ...]
+    outs: tuple[tuple[Path, ...], ...]
+
+
+def _decodes(jobs: Sequence[tuple[Path, Pick]]) -> list[_Decode]:
+    """The thumbnails grouped by the keyframe they are decoded from, at most THUMBNAILS_PER_DECODE frames a
+    group: thumbnails after one keyframe share its decode instead of each decoding it again."""
+    by_keyframe: dict[float | None, dict[float, list[Path]]] = {}
+    keyframes: dict[float | None, IndexedFrame | None] = {}
+    for out, pick in jobs:
+        key = None if pick.keyframe is None else pick.keyframe.dts_s
+        keyframes[key] = pick.keyframe
+        by_keyframe.setdefault(key, {}).setdefault(pick.cut_s, []).append(out)
+    decodes = []
+    for key, cuts in by_keyframe.items():
+        ordered = sorted(cuts)
+        for k in range(0, len(ordered), THUMBNAILS_PER_DECODE):
+            part = ordered[k:k + THUMBNAILS_PER_DECODE]
+            decodes.append(_Decode(keyframes[key], tuple(part), tuple(tuple(cuts[cut]) for cut in part)))
+    return decodes
+
+
+def _select(cuts: Sequence[float]) -> str:
+    """The `select` expression keeping, for each cut, the first frame from it on (as `trim` and one frame
+    would), one frame per cut and in their order: cut k's frame once taken is remembered in variable k."""
+    expression = "0"
+    for k in reversed(range(len(cuts))):
+        expression = f"if(not(ld({k}))*gte(t,{cuts[k]:.6f}),st({k},1),{expression})"
+    return expression
+
+
+def _decode_output(path: Path, decode: _Decode, pattern: Path, size: tuple[int, int], probe: dict[str, Any],
+                   limits: MediaLimits) -> Any:
+    """One decode's part of an ffmpeg command: an input of its own, sought to the keyframe, and the frames
+    of its cuts written to `pattern` (numbered from 0, in the cuts' order)."""
+    # Timestamps stay those of the file (-copyts), so the picked frames are found by their own: ffmpeg
+    # seeks (-ss counts from the file's start) to their keyframe, without cutting there, and keeps the
+    # first frame after each cut, which is the picked one.
     video_start, file_start = probe.get("video_start_s") or 0.0, probe.get("format_start_s") or 0.0
     options: dict[str, Any] = {}
-    if pick.keyframe is not None and (seek_s := _seek_s(pick.keyframe, probe)) > file_start:
+    if decode.keyframe is not None and (seek_s := _seek_s(decode.keyframe, probe)) > file_start:
         options = {"ss": f"{seek_s - file_start:.6f}", "noaccurate_seek": None}
+    # A filter graph of the output's own (-vf), not one for the whole command (-filter_complex): in one
+    # graph, ffmpeg went on decoding an input to its end after its output had all its frames.
+    select = _select([cut + video_start for cut in decode.cuts]).replace(",", r"\,")
     return (
         ffmpeg.input(input_url(path), threads=1, **FORMAT_OPTIONS, **decoder_options(limits), **options)
-        .video.filter("trim", start=f"{pick.cut_s + video_start:.6f}")
-        .filter("scale", size[0], size[1])
-        .filter("setsar", 1)
-        .output(str(out), vframes=1, format="image2", vcodec="mjpeg", fps_mode="passthrough", **{"q:v": 3},
-                threads=1)
+        .video.output(str(pattern), vf=f"select={select},scale={size[0]}:{size[1]},setsar=1",
+                      vframes=len(decode.cuts), start_number=0, format="image2", vcodec="mjpeg",
+                      fps_mode="passthrough", **{"q:v": 3}, threads=1)
     )
 
 
-def _extract_batch(path: Path, batch: Sequence[tuple[Path, Pick]], size: tuple[int, int], probe: dict[str, Any],
-                   limits: MediaLimits, deadline: Deadline) -> None:
-    """Write the thumbnails of `batch` with one ffmpeg process, each from its own seek."""
+def _extract_batch(path: Path, batch: Sequence[_Decode], size: tuple[int, int], probe: dict[str, Any],
+                   limits: MediaLimits, deadline: Deadline, staging: Path) -> None:
+    """Write the thumbnails of `batch`'s decodes with one ffmpeg process, each decode from its own seek
+    (its frames first written to the empty folder `staging`)."""
+    patterns = [staging / f"{n}-%03d.jpg" for n in range(len(batch))]
     command = (
-        ffmpeg.merge_outputs(*(_thumbnail_output(path, out, pick, size, probe, limits) for out, pick in batch))
+        ffmpeg.merge_outputs(*(_decode_output(path, decode, pattern, size, probe, limits)
+                               for decode, pattern in zip(batch, patterns, strict=True)))
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-copyts")
         .overwrite_output()
     )
     run_tool("ffmpeg", command.compile(cmd=FFMPEG), path, deadline)
-    if not all(out.is_file() for out, _ in batch):
-        raise failure("ffmpeg", path, 0, b"no thumbnail written")
+    for decode, pattern in zip(batch, patterns, strict=True):
+        for k, outs in enumerate(decode.outs):
+            written = Path(str(pattern) % k)
+            if not written.is_file():
+                raise failure("ffmpeg", path, 0, b"no thumbnail written")
+            for out in outs:
+                shutil.copyfile(written, out)
 
 
 def extract_thumbnails(path: Path | str, probe: dict[str, Any], slots: list[ThumbnailSlot], out_dir: Path,
                        max_height: int, limits: MediaLimits | None = None,
                        progress: Report | None = None) -> list[Thumbnail]:
-    """Write one JPEG per slot into `out_dir` as `NNNN.jpg`: a few thumbnails per ffmpeg process (at most
-    THUMBNAILS_PER_FFMPEG), as many processes at a time as there are cores.
+    """Write one JPEG per slot into `out_dir` as `NNNN.jpg`: the thumbnails after one keyframe from one
+    decode, a few decodes per ffmpeg process, as many processes at a time as there are cores.
 
     The video must be within `limits` (by default the settings'); every ffmpeg run is stopped
     at the video's decoding deadline. `progress(tiles, of)` is told the thumbnails written so far.
@@ -317,20 +367,23 @@ def extract_thumbnails(path: Path | str, probe: dict[str, Any], slots: list[Thum
     size = output_size(probe, max_height)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(out_dir / f"{i:04d}.jpg", pick) for i, pick in enumerate(picks)]
-    # As many processes as cores, or more where a process would take more than THUMBNAILS_PER_FFMPEG.
+    decodes = _decodes(jobs)
+    # As many processes as cores, or more where a process would take more than DECODES_PER_FFMPEG.
     cores = max(1, os.cpu_count() or 1)
-    count = min(len(jobs), max(cores, math.ceil(len(jobs) / THUMBNAILS_PER_FFMPEG)))
-    batches = [jobs[k::count] for k in range(count)]
+    count = min(len(decodes), max(cores, math.ceil(len(decodes) / DECODES_PER_FFMPEG)))
+    batches = [decodes[k::count] for k in range(count)]
     counted, done = Progress(len(jobs), progress), 0
 
-    def extract(batch: list[tuple[Path, Pick]]) -> int:
-        _extract_batch(path, batch, size, probe, limits, deadline)
-        return len(batch)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".frames-") as staging:
 
-    with ThreadPoolExecutor(max_workers=cores) as pool:
-        for written in pool.map(extract, batches):
-            done += written
-            counted.update(done)
+        def extract(batch: list[_Decode]) -> int:
+            _extract_batch(path, batch, size, probe, limits, deadline, Path(tempfile.mkdtemp(dir=staging)))
+            return sum(len(outs) for decode in batch for outs in decode.outs)
+
+        with ThreadPoolExecutor(max_workers=cores) as pool:
+            for written in pool.map(extract, batches):
+                done += written
+                counted.update(done)
     counted.finish()
     return [Thumbnail(idx=i, path=out, width=size[0], height=size[1], ts_ms=round(pick.frame.time_s * 1000))
             for i, (out, pick) in enumerate(jobs)]
