@@ -7,7 +7,7 @@ thumbnail is one of its own frames however short it is (a last scene of one fram
 middle no frame starts at, included). ffmpeg seeks to the keyframe that frame is decoded from
 and keeps the first frame from its timestamp on, so the cost does not grow with the video's
 duration, and a container without an index (MPEG-TS), where a seek lands wherever the
-timestamps say, gets the same frame.
+timestamps say, gets the same frame. Thumbnails after the same keyframe share one decode from it.
 """
 
 import math
