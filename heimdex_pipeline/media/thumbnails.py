@@ -283,18 +283,15 @@ class _Decode:
 def _decodes(jobs: Sequence[tuple[Path, Pick]]) -> list[_Decode]:
     """The thumbnails grouped by the keyframe they are decoded from, at most THUMBNAILS_PER_DECODE frames a
     group: thumbnails after one keyframe share its decode instead of each decoding it again."""
-    by_keyframe: dict[float | None, dict[float, list[Path]]] = {}
-    keyframes: dict[float | None, IndexedFrame | None] = {}
+    by_keyframe: dict[IndexedFrame | None, dict[float, list[Path]]] = {}
     for out, pick in jobs:
-        key = None if pick.keyframe is None else pick.keyframe.dts_s
-        keyframes[key] = pick.keyframe
-        by_keyframe.setdefault(key, {}).setdefault(pick.cut_s, []).append(out)
+        by_keyframe.setdefault(pick.keyframe, {}).setdefault(pick.cut_s, []).append(out)
     decodes = []
-    for key, cuts in by_keyframe.items():
+    for keyframe, cuts in by_keyframe.items():
         ordered = sorted(cuts)
         for k in range(0, len(ordered), THUMBNAILS_PER_DECODE):
             part = ordered[k:k + THUMBNAILS_PER_DECODE]
-            decodes.append(_Decode(keyframes[key], tuple(part), tuple(tuple(cuts[cut]) for cut in part)))
+            decodes.append(_Decode(keyframe, tuple(part), tuple(tuple(cuts[cut]) for cut in part)))
     return decodes
 
 
