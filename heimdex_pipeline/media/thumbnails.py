@@ -144,9 +144,11 @@ _EPSILON_S = 5e-7
 _CUT_S = 0.0005
 # Thumbnails decoded from one keyframe in one go (at most; ffmpeg's expressions keep 10 variables, one per
 # thumbnail), and decodes in one ffmpeg process, each an input of its own with its own seek: a process
-# costs about 0.07 CPU s to start, as much as decoding a frame or two, while each input holds a decoder.
+# costs about 0.07 CPU s to start, as much as decoding a frame or two. Each input holds a decoder and its
+# reference frames, so a process takes fewer of larger frames: eight of 1080p, one of the largest.
 THUMBNAILS_PER_DECODE = 8
 DECODES_PER_FFMPEG = 8
+PIXELS_PER_FFMPEG = DECODES_PER_FFMPEG * 1920 * 1088
 # The demuxers (ffprobe's format names) that seek to the keyframe at or before a presentation time.
 KEYFRAME_INDEXED = {"mov", "matroska"}
 
@@ -365,9 +367,10 @@ def extract_thumbnails(path: Path | str, probe: dict[str, Any], slots: list[Thum
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(out_dir / f"{i:04d}.jpg", pick) for i, pick in enumerate(picks)]
     decodes = _decodes(jobs)
-    # As many processes as cores, or more where a process would take more than DECODES_PER_FFMPEG.
+    # As many processes as cores, or more where a process would take more decodes than it may.
+    per_process = max(1, min(DECODES_PER_FFMPEG, PIXELS_PER_FFMPEG // max(1, probe["width"] * probe["height"])))
     cores = max(1, os.cpu_count() or 1)
-    count = min(len(decodes), max(cores, math.ceil(len(decodes) / DECODES_PER_FFMPEG)))
+    count = min(len(decodes), max(cores, math.ceil(len(decodes) / per_process)))
     batches = [decodes[k::count] for k in range(count)]
     counted, done = Progress(len(jobs), progress), 0
 
