@@ -97,7 +97,7 @@ class ApiSettings(PipelineSettings):
     max_concurrent_reads: int = Field(
         default=48, ge=1,
         description="GET requests a worker works on at once; the others wait their turn in order of arrival "
-                    "(health checks and `/v1/files` downloads are not counted).")
+                    "(health checks, `/v1/files` downloads and writes are not counted).")
     body_read_timeout_s: float = Field(
         default=60.0, gt=0,
         description="How long a request body may send nothing while the API waits for it; then 408 and the "
