@@ -10,6 +10,8 @@ import httpx
 from dagster import DagsterInstance
 
 from heimdex_api.core.config import ApiSettings
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.models import Upload
 from heimdex_pipeline.storage import ObjectStore, store_from_settings
 from heimdex_pipeline.storage.local import LocalStore
 from tests.api.support import Snapshot, bearer, make_token
@@ -68,20 +70,34 @@ class LiveApi:
         listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix=full)
         return sorted(o["Key"].removeprefix(full) for o in listed.get("Contents", []))
 
+    def writing(self, upload_id: str) -> bool:
+        """Whether a request holds the upload's write lock."""
+        with session_scope(self.settings.catalog_url) as session:
+            return session.get(Upload, upload_id).lock_token is not None
+
     def read(self, answer: dict[str, Any]) -> bytes | None:
         """The upload's file, or None when there is none."""
         key = self.key(answer)
         return self.store.read_bytes(key) if self.store.stat(key) else None
 
 
-def cut_short_put(url: str, data: bytes, sent: int) -> None:
-    """PUT `data` to `url` declaring its whole length, send `sent` bytes of it, and hang up."""
-    parts = urlsplit(url)
+def cut_short_put(live: LiveApi, answer: dict[str, Any], data: bytes, sent: int) -> None:
+    """PUT `data` to the upload's URL declaring its whole length, send `sent` bytes of it, and hang up.
+
+    The bytes go out once the API holds the upload's write lock, so that they reach a request that is
+    reading its body: uvicorn drops body bytes still unread when the connection closes (as a real
+    connection cut mid-file would), and a busy machine can take longer than any fixed pause to get
+    the request that far.
+    """
+    parts = urlsplit(answer["presigned"]["upload_url"])
     with socket.create_connection((parts.hostname, parts.port)) as sock:
         sock.sendall(f"PUT {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                     f"Content-Length: {len(data)}\r\n\r\n".encode() + data[:sent])
-        # The server reads what arrived before it hears of the hang-up (uvicorn drops body bytes
-        # still unread when the connection closes, as a real connection cut mid-file would).
-        time.sleep(0.5)
+                     f"Content-Length: {len(data)}\r\n\r\n".encode())
+        deadline = time.monotonic() + 30
+        while not live.writing(answer["upload_id"]):
+            assert time.monotonic() < deadline, "the API never started to write the upload"
+            time.sleep(0.02)
+        sock.sendall(data[:sent])
+        time.sleep(0.5)  # the reading request wakes for them before it hears of the hang-up
         sock.shutdown(socket.SHUT_WR)
         sock.recv(65536)  # the server notices the end and answers, or closes
