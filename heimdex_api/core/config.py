@@ -89,7 +89,7 @@ class ApiSettings(PipelineSettings):
                                     description="How long the `url` of a sidecar or thumbnail in an answer stays valid.")
 
     # Serving (heimdex_api/serve.py).
-    api_workers: int = Field(default=2, ge=1, le=64,
+    api_workers: int = Field(default=3, ge=1, le=64,
                              description="Processes serving the API on its one port (`python -m heimdex_api.serve`).")
     max_header_bytes: int = Field(
         default=64 * 1024, ge=8 * 1024,

@@ -4,8 +4,11 @@ from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, SensorResult, build_sensor_context
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from heimdex_api.core.config import ApiSettings
+from heimdex_pipeline.catalog.db import session_scope
+from heimdex_pipeline.catalog.models import Source, Upload
 from heimdex_pipeline.resources import resources_from
 from heimdex_pipeline.sensors import upload_sensor
 from tests.api.support import commit, place, uri_path
@@ -114,5 +117,10 @@ def test_the_sensor_does_not_ingest_committed_or_pending_uploads(client: TestCli
     for _ in range(2):  # two looks: a file is taken once it is settled
         result = upload_sensor(build_sensor_context(instance=dagster_instance, cursor=cursor, resources=resources))
         if isinstance(result, SensorResult):
-            assert not result.run_requests and not result.dynamic_partitions_requests
+            with session_scope(settings.catalog_url) as session:  # what the sensor read, should it fail
+                catalogued = [(s.key, s.size_bytes, s.version) for s in session.scalars(select(Source))]
+                uploads = [(u.prefix, u.status) for u in session.scalars(select(Upload))]
+            assert not result.run_requests and not result.dynamic_partitions_requests, (
+                result.run_requests, catalogued, uploads, sorted(p.relative_to(settings.derived_root).as_posix()
+                                                                 for p in settings.derived_root.rglob("uploads/**/*")))
             cursor = result.cursor
