@@ -109,9 +109,11 @@ class ShotDetector:
         if self._count < 2:
             return []
         change = np.asarray(self._change, dtype=np.float64)
-        fades = self._fades()
+        mean, std = np.asarray(self._mean, dtype=np.float64), np.asarray(self._std, dtype=np.float64)
+        blank = self._blank(mean, std)
+        fades = self._fades(mean, std, blank)
         cuts = self._hard_cuts(change)
-        gradual = self._dissolves_and_wipes(change)
+        gradual = self._dissolves_and_wipes(change, std, blank)
         found: list[Transition] = list(fades)
         # A fade's frames can look like a blend or a cut: the fade wins; a hard cut wins over a blend.
         for t in cuts:
@@ -161,16 +163,13 @@ class ShotDetector:
         nearest = min((_distance(a, b) for a in olds for b in news), default=np.inf)
         return nearest < p.flash_return * size
 
-    def _blank(self) -> np.ndarray:
+    def _blank(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
         """Which frames are blank: near-black or near-white, with almost no detail."""
         p = self._params
-        mean, std = np.asarray(self._mean, dtype=np.float64), np.asarray(self._std, dtype=np.float64)
         return (std <= p.fade_std) & ((mean <= p.fade_black) | (mean >= p.fade_white))
 
-    def _fades(self) -> list[Transition]:
+    def _fades(self, mean: np.ndarray, std: np.ndarray, blank: np.ndarray) -> list[Transition]:
         p = self._params
-        mean, std = np.asarray(self._mean, dtype=np.float64), np.asarray(self._std, dtype=np.float64)
-        blank = self._blank()
         found = []
         i, n = 0, self._count
         while i < n:
@@ -202,12 +201,11 @@ class ShotDetector:
             i = j + 1
         return found
 
-    def _dissolves_and_wipes(self, change: np.ndarray) -> list[Transition]:
+    def _dissolves_and_wipes(self, change: np.ndarray, std: np.ndarray, blank: np.ndarray) -> list[Transition]:
         p = self._params
         found: list[Transition] = []
         low, high = MIDDLE_SHARE
         path = np.concatenate([[0.0], np.cumsum(change)])
-        blank, std = self._blank(), np.asarray(self._std, dtype=np.float64)
         for h in sorted(self._scales, reverse=True):
             rows = np.frombuffer(self._gradual[h], dtype=np.float64).reshape(-1, 5)
             if not len(rows):

@@ -345,8 +345,9 @@ def _extract_batch(path: Path, batch: Sequence[_Decode], size: tuple[int, int], 
             written = Path(str(pattern) % k)
             if not written.is_file():
                 raise failure("ffmpeg", path, 0, b"no thumbnail written")
-            for out in outs:
+            for out in outs[1:]:  # slots that fell on the same frame
                 shutil.copyfile(written, out)
+            written.replace(outs[0])  # `staging` is inside the output folder: a rename
 
 
 def extract_thumbnails(path: Path | str, probe: dict[str, Any], slots: list[ThumbnailSlot], out_dir: Path,

@@ -25,6 +25,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("stack"))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A stack test that fails carries the last log lines of the services that run things: what CI
+    printed is then all there is to see why."""
+    outcome = yield
+    report = outcome.get_result()
+    running = getattr(item, "funcargs", {}).get("stack")
+    if report.when == "call" and report.failed and isinstance(running, Stack):
+        for service in ("dagster_daemon", "dagster_webserver", "api"):
+            logs = running.compose("logs", "--no-color", "--timestamps", "--tail", "80", service, check=False)
+            report.sections.append((f"stack: the last log lines of {service}", logs.stdout + logs.stderr))
+
+
 def project_leftovers(engine: docker.DockerClient) -> list[str]:
     """Whatever of the compose project is on the engine: containers, volumes, networks."""
     label = {"label": f"com.docker.compose.project={PROJECT}"}

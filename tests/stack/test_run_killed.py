@@ -32,7 +32,10 @@ def test_a_killed_run_container_is_retried_and_the_video_is_ready_within_60_s(st
             answer = api.get(f"/v1/assets/{asset_id}", headers=headers)
             return answer.status_code == 200 and answer.json()["status"] == "ready"
 
-        wait_for("the video is ready again after the kill", ready, 60, every_s=1)
+        try:
+            wait_for("the video is ready again after the kill", ready, 60, every_s=1)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; the partition's runs: {stack.runs_of(asset_id)}") from None
         recovered_s = time.monotonic() - killed_at
         print(f"stack: ready {recovered_s:.1f} s after the kill")
         assert job_status(api, headers, job_id) == "failed"
