@@ -4,12 +4,10 @@ from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, SensorResult, build_sensor_context
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from heimdex_api.core.config import ApiSettings
-from heimdex_pipeline.catalog.db import session_scope
-from heimdex_pipeline.catalog.models import Source, Upload
 from heimdex_pipeline.resources import resources_from
+from heimdex_pipeline.runs.tags import ORG_TAG
 from heimdex_pipeline.sensors import upload_sensor
 from tests.api.support import commit, place, uri_path
 
@@ -108,19 +106,23 @@ def test_same_content_twice_is_one_asset_and_one_run(client: TestClient, auth: d
 
 def test_the_sensor_does_not_ingest_committed_or_pending_uploads(client: TestClient, auth: dict[str, str], org: str,
                                                                  clip: Path, settings: ApiSettings,
-                                                                 dagster_instance: DagsterInstance) -> None:
+                                                                 dagster_instance: DagsterInstance,
+                                                                 tmp_path: Path) -> None:
     committed_id, committed_path = place(client, auth, org, clip)
-    assert commit(client, auth, org, committed_id, committed_path).status_code == 200
-    place(client, auth, org, clip, name="pending.mp4")  # placed, not committed yet: the API owns it
+    committed = commit(client, auth, org, committed_id, committed_path)
+    assert committed.status_code == 200, committed.text
+    # Placed, not committed yet: the API owns it. Other bytes than the committed file's, which the
+    # sensor would take for a new video.
+    pending = tmp_path / "pending.mp4"
+    pending.write_bytes(clip.read_bytes() + bytes(16))
+    place(client, auth, org, pending, name="pending.mp4")
     resources = resources_from(settings)
     cursor = None
     for _ in range(2):  # two looks: a file is taken once it is settled
         result = upload_sensor(build_sensor_context(instance=dagster_instance, cursor=cursor, resources=resources))
         if isinstance(result, SensorResult):
-            with session_scope(settings.catalog_url) as session:  # what the sensor read, should it fail
-                catalogued = [(s.key, s.size_bytes, s.version) for s in session.scalars(select(Source))]
-                uploads = [(u.prefix, u.status) for u in session.scalars(select(Upload))]
-            assert not result.run_requests and not result.dynamic_partitions_requests, (
-                result.run_requests, catalogued, uploads, sorted(p.relative_to(settings.derived_root).as_posix()
-                                                                 for p in settings.derived_root.rglob("uploads/**/*")))
+            # The session's catalog and instance are shared, and the sensor looks at all of them: late in a
+            # session it may rightly request again another test's video whose run it finds lost.
+            ours = [r for r in result.run_requests if r.tags.get(ORG_TAG) == org]
+            assert not ours, ours
             cursor = result.cursor
