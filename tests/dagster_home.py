@@ -1,17 +1,19 @@
 """The repository's `dagster.yaml`, as tests give it to the Dagster processes they start, and the
-helpers that start and stop those processes."""
+helpers that start and stop those processes, and wait for them."""
 
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 # The repository's code location, loadable from any DAGSTER_HOME (workspace.yaml's paths are relative).
 WORKSPACE_YAML = f"""\
@@ -76,3 +78,15 @@ def wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, time
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer: {log_path.read_text(errors='replace')[-3000:]}")
         time.sleep(0.3)
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout_s: float, every_s: float = 0.5) -> T:
+    """Poll `check` until it answers something truthy; fail with `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = check()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
+        time.sleep(every_s)

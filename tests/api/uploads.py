@@ -15,6 +15,7 @@ from heimdex_pipeline.catalog.models import Upload
 from heimdex_pipeline.storage import ObjectStore, store_from_settings
 from heimdex_pipeline.storage.local import LocalStore
 from tests.api.support import Snapshot, bearer, make_token
+from tests.dagster_home import wait_for
 
 
 @dataclass
@@ -93,10 +94,7 @@ def cut_short_put(live: LiveApi, answer: dict[str, Any], data: bytes, sent: int)
     with socket.create_connection((parts.hostname, parts.port)) as sock:
         sock.sendall(f"PUT {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
                      f"Content-Length: {len(data)}\r\n\r\n".encode())
-        deadline = time.monotonic() + 30
-        while not live.writing(answer["upload_id"]):
-            assert time.monotonic() < deadline, "the API never started to write the upload"
-            time.sleep(0.02)
+        wait_for("the API writes the upload", lambda: live.writing(answer["upload_id"]), 30, every_s=0.02)
         sock.sendall(data[:sent])
         time.sleep(0.5)  # the reading request wakes for them before it hears of the hang-up
         sock.shutdown(socket.SHUT_WR)

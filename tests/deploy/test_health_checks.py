@@ -8,7 +8,14 @@ from pathlib import Path
 
 from heimdex_pipeline.admin.code_server_health import serving
 from heimdex_pipeline.admin.webserver_health import unloaded_locations
-from tests.dagster_home import free_port, instance_yaml, start_process, stop_process, wait_until_serving
+from tests.dagster_home import (
+    free_port,
+    instance_yaml,
+    start_process,
+    stop_process,
+    wait_for,
+    wait_until_serving,
+)
 
 
 def test_the_webserver_is_healthy_only_once_it_has_loaded_the_code_server_it_started_without(
@@ -34,14 +41,16 @@ def test_the_webserver_is_healthy_only_once_it_has_loaded_the_code_server_it_sta
         code_server = start_process([str(bin_dir / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p",
                                      str(grpc_port), "-m", "heimdex_pipeline.definitions", "--location-name",
                                      "heimdex"], env, home / "code_server.log")
-        deadline = time.monotonic() + 120
-        while not serving(grpc_port, timeout_s=1):
-            assert code_server.poll() is None and time.monotonic() < deadline, (home / "code_server.log").read_text()
-            time.sleep(0.5)
+        started = time.monotonic()
+
+        def code_server_serving() -> bool:
+            assert code_server.poll() is None, (home / "code_server.log").read_text()
+            return serving(grpc_port, timeout_s=1)
+
+        wait_for("the code server serves", code_server_serving, 120)
         # The webserver notices the server it watches and reloads the location on its own.
-        while problems := unloaded_locations(url):
-            assert time.monotonic() < deadline, problems
-            time.sleep(0.5)
+        wait_for("the webserver loads the location", lambda: not unloaded_locations(url),
+                 120 - (time.monotonic() - started))
     finally:
         if code_server is not None:
             stop_process(code_server)

@@ -7,11 +7,9 @@ import os
 import re
 import secrets
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import boto3
 import docker
@@ -36,21 +34,6 @@ RECEIVER = "heimdex-e2e-webhook-receiver"
 # Secrets of the API that no other service and no run uses: only the API's container may carry
 # them (`docker inspect` shows a container's environment to whoever may use the engine).
 API_ONLY_SECRETS = ("HEIMDEX_JWT_SECRET", "HEIMDEX_URL_SIGNING_KEY")
-T = TypeVar("T")
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout_s: float, every_s: float = 0.5) -> T:
-    """Poll `check` until it answers something truthy; fail with `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        answer = check()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
-        time.sleep(every_s)
-
-
 def env_file(path: Path, ports: Ports = TEST_PORTS) -> dict[str, str]:
     """Write `.env` as an operator makes it from deploy/.env.example: every secret generated."""
     generated = {

@@ -8,8 +8,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from tests.dagster_home import wait_for
 from tests.media.synthetic import make_clip
-from tests.stack.compose import PROJECT, RECEIVER, RECEIVER_SCRIPT, Stack, env_file, wait_for
+from tests.stack.compose import PROJECT, RECEIVER, RECEIVER_SCRIPT, Stack, env_file
 
 STACK = Path(__file__).parent
 

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import jwt
 
-from tests.stack.compose import Stack, wait_for
+from tests.dagster_home import wait_for
+from tests.stack.compose import Stack
 
 
 def auth(stack: Stack, org_id: str, scopes: tuple[str, ...] = ("assets:read", "assets:write", "webhooks:write")

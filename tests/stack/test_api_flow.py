@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 
 from heimdex_pipeline.webhooks.signing import SIGNATURE_HEADER, verify
-from tests.stack.compose import RECEIVER, Stack, received, wait_for
+from tests.dagster_home import wait_for
+from tests.stack.compose import RECEIVER, Stack, received
 from tests.stack.flows import auth, upload_and_commit, wait_for_job
 
 ORG = "org-e2e-flow"

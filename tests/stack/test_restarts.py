@@ -4,7 +4,8 @@ webhook endpoints. That `down -v` removes all of it is the stack fixture's last 
 
 import httpx
 
-from tests.stack.compose import RECEIVER, Stack, wait_for
+from tests.dagster_home import wait_for
+from tests.stack.compose import RECEIVER, Stack
 from tests.stack.flows import auth, upload_and_commit, wait_for_job
 
 ORG = "org-e2e-restarts"

@@ -4,7 +4,8 @@ No run container is left behind, exited or not."""
 
 import time
 
-from tests.stack.compose import API_ONLY_SECRETS, Stack, wait_for
+from tests.dagster_home import wait_for
+from tests.stack.compose import API_ONLY_SECRETS, Stack
 from tests.stack.flows import auth, job_status, upload_and_commit
 
 ORG = "org-e2e-killed"

@@ -5,7 +5,8 @@ import hashlib
 from pathlib import Path
 
 from heimdex_pipeline.media.fingerprint import ContentHash, asset_id_for
-from tests.stack.compose import Stack, wait_for
+from tests.dagster_home import wait_for
+from tests.stack.compose import Stack
 from tests.stack.flows import auth
 
 ORG = "org-e2e-sensor"
