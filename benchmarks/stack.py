@@ -29,7 +29,8 @@ from typing import Any
 
 from benchmarks.run import log, print_header, synthetic_clip, table
 from benchmarks.throughput import MAX_CLIPS, ORG, asset_id_of, clip_spec
-from tests.stack.compose import Ports, Stack, env_file, wait_for
+from tests.dagster_home import wait_for
+from tests.stack.compose import Ports, Stack, env_file
 
 PROJECT = "heimdex-bench"
 # Apart from the tests' stack, run.sh's defaults and MinIO's.
