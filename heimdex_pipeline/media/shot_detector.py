@@ -34,6 +34,8 @@ THUMB_WIDTH = 32
 SIGNATURE_WIDTH = 8
 # Half-widths of the gradual windows, in seconds (at least 2 frames each).
 SCALES_S = (0.08, 0.16, 0.32, 0.64, 0.9)
+# Frames whose features numpy takes together.
+BATCH = 64
 # A dissolve's fitted share of the frame after, or a wipe's share of pixels from it, at the
 # transition's middle frame: far from 0 and 1, where a frame is just one side of a hard cut.
 MIDDLE_SHARE = (0.2, 0.8)
@@ -62,9 +64,12 @@ class ShotDetector:
         self._params = params
         self._scales = sorted({max(2, round(s * fps)) for s in SCALES_S})
         self._second = max(1, round(fps))
-        self._ring_len = 2 * self._scales[-1] + 1
+        # The ring holds the widest window and a batch: features are taken BATCH frames at a time, with
+        # numpy working on the whole batch at once (one frame at a time, its calls cost more than its sums).
+        self._ring_len = 2 * self._scales[-1] + BATCH
         self._ring: np.ndarray | None = None
         self._count = 0
+        self._measured = 0  # frames whose change and gradual features are taken
         # Per frame, packed (an hour at 30 fps is about 40 MB): luma mean and deviation (0-255), change
         # from the frame before, signature (8-bit, `_signature_shape`).
         self._mean = array("d")
@@ -88,26 +93,40 @@ class ShotDetector:
         """The next frame as its thumbnail and luma statistics (what `add` takes from a frame)."""
         if self._ring is None:
             self._ring = np.zeros((self._ring_len, *thumb.shape), dtype=np.float32)
-        i = self._count
-        ring, n = self._ring, self._ring_len
-        ring[i % n] = thumb
+        self._ring[self._count % self._ring_len] = thumb
         self._mean.append(mean)
         self._std.append(std)
-        if i > 0:
-            self._change.append(_distance(thumb, ring[(i - 1) % n]))
         height = max(1, round(thumb.shape[0] * SIGNATURE_WIDTH / thumb.shape[1]))
         signature = cv2.resize(thumb, (SIGNATURE_WIDTH, height), interpolation=cv2.INTER_AREA).astype(np.uint8)
         self._signature_shape = signature.shape
         self._signatures += signature.tobytes()
-        for h in self._scales:
-            if i >= 2 * h:
-                self._gradual[h].extend(_between(ring[(i - 2 * h) % n], ring[(i - h) % n], thumb))
         self._count += 1
+        if self._count - self._measured == BATCH:
+            self._measure()
+
+    def _measure(self) -> None:
+        """The change and gradual features of every frame added since the last time, a batch at once."""
+        ring, n = self._ring, self._ring_len
+        frames = np.arange(self._measured, self._count)
+        self._measured = self._count
+        if ring is None or not len(frames):
+            return
+        # Each frame's change from the one before, each middle frame's place between the frames h before
+        # and h after it (the frame taken here is the one after).
+        changed = frames[frames >= 1]
+        if len(changed):
+            self._change.extend(_distances(ring[changed % n], ring[(changed - 1) % n]))
+        for h in self._scales:
+            ends = frames[frames >= 2 * h]
+            if len(ends):
+                features = _between(ring[(ends - 2 * h) % n], ring[(ends - h) % n], ring[ends % n])
+                self._gradual[h].extend(features.ravel())
 
     def transitions(self) -> list[Transition]:
         """Every boundary found, in order, at least `min_scene_len_frames` apart."""
         if self._count < 2:
             return []
+        self._measure()
         change = np.asarray(self._change, dtype=np.float64)
         mean, std = np.asarray(self._mean, dtype=np.float64), np.asarray(self._std, dtype=np.float64)
         blank = self._blank(mean, std)
@@ -258,29 +277,42 @@ def _distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(a - b)))
 
 
-def _between(a: np.ndarray, m: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float, float]:
-    """How `m` lies between `a` and `b`: their distance; the share of `b` in the blend fitted to `m`
-    and the fit's residual (relative to the distance); the share of pixels nearer `b` and the
-    residual of `m` against the nearer of the two at each pixel (relative)."""
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The mean absolute difference of each pair of thumbnails (two stacks of them)."""
+    return np.abs(a - b).reshape(len(a), -1).mean(axis=1)
+
+
+def _between(a: np.ndarray, m: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How each frame of the stack `m` lies between the frames of `a` and `b` at the same place: per frame,
+    their distance; the share of `b` in the blend fitted to `m` and the fit's residual (relative to the
+    distance); the share of pixels nearer `b` and the residual of `m` against the nearer of the two at
+    each pixel (relative). A frame whose sides are equal gets (0, 0, 1, 0, 1)."""
+    count = len(m)
     diff = b - a
-    far = float(np.mean(np.abs(diff)))
-    if far <= 0:
-        return 0.0, 0.0, 1.0, 0.0, 1.0
+    flat_diff = diff.reshape(count, -1)
+    far = np.abs(flat_diff).mean(axis=1).astype(np.float64)
+    apart = far > 0
+    far_or_1 = np.where(apart, far, 1.0)
     rel = m - a
-    share = float(np.dot(rel.ravel(), diff.ravel()) / np.dot(diff.ravel(), diff.ravel()))
-    fit = float(np.mean(np.abs(rel - share * diff))) / far
+    flat_rel = rel.reshape(count, -1)
+    # The products summed in double: a float32 sum of a frame's 1,728 of them is off in the fifth digit.
+    power = np.einsum("ij,ij->i", flat_diff, flat_diff, dtype=np.float64)
+    share = np.einsum("ij,ij->i", flat_rel, flat_diff, dtype=np.float64) / np.where(apart, power, 1)
+    fit = np.abs(flat_rel - share.astype(np.float32)[:, None] * flat_diff).mean(axis=1) / far_or_1
     to_a = np.abs(rel).sum(axis=-1)
     to_b = np.abs(m - b).sum(axis=-1)
     # A wipe's frame is one side here and the other there, split along a line that moves: among
     # the pixels where the sides differ, those nearer the side after fill whole columns or rows.
-    differ = np.abs(diff).sum(axis=-1) > 3 * far / 2
+    differ = np.abs(diff).sum(axis=-1) > (3 * far / 2).astype(np.float32)[:, None, None]
     nearer_b = (to_b < to_a) & differ
-    counted = np.maximum(differ.sum(axis=0), 1), np.maximum(differ.sum(axis=1), 1)
-    columns, rows = nearer_b.sum(axis=0) / counted[0], nearer_b.sum(axis=1) / counted[1]
-    wipe_share = float(nearer_b.sum() / max(1, differ.sum()))
-    split = max(float(np.mean(np.abs(columns - 0.5))), float(np.mean(np.abs(rows - 0.5)))) * 2
-    wipe_fit = float(np.mean(np.minimum(to_a, to_b))) / (3 * far) + (1 - split)
-    return far, share, fit, wipe_share, wipe_fit
+    columns = nearer_b.sum(axis=1) / np.maximum(differ.sum(axis=1), 1)
+    rows = nearer_b.sum(axis=2) / np.maximum(differ.sum(axis=2), 1)
+    wipe_share = nearer_b.sum(axis=(1, 2)) / np.maximum(differ.sum(axis=(1, 2)), 1)
+    split = np.maximum(np.abs(columns - 0.5).mean(axis=1), np.abs(rows - 0.5).mean(axis=1)) * 2
+    wipe_fit = np.minimum(to_a, to_b).reshape(count, -1).mean(axis=1) / (3 * far_or_1) + (1 - split)
+    features = np.stack([far, share, fit, wipe_share, wipe_fit], axis=1)
+    features[~apart] = (0.0, 0.0, 1.0, 0.0, 1.0)
+    return features
 
 
 def _runs(mask: np.ndarray, gap: int = 0) -> list[np.ndarray]:

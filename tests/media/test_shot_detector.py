@@ -3,9 +3,12 @@ each kind of transition found with its kind and span, hard cuts to the frame, fl
 
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from benchmarks.shot_edits import Edit, Join, Shot, build, truth
+from heimdex_pipeline.media import shot_detector
 from heimdex_pipeline.media.detector import ContentParams, HeimdexParams
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.scenes import detect_scenes
@@ -70,3 +73,54 @@ def test_heimdex_is_the_default_and_named_with_its_parameters(tmp_path: Path) ->
     assert detector["parameters"] == {**HeimdexParams().model_dump(), "detection_width": 256}
     assert HeimdexParams().code_version() != HeimdexParams(cut_ratio=4).code_version()
     assert HeimdexParams().code_version().startswith("HeimdexShotDetector-1;")
+
+
+def test_features_taken_a_batch_at_a_time_equal_those_taken_frame_by_frame(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every kind of transition, over several batches and across their edges (a batch is 64 frames); the
+    # dissolve and the wipe into the moving pattern, as in the test above.
+    shots = tuple(Shot(BARS if index % 2 else PATTERN, 40 + 3 * index) for index in range(7))
+    joins = tuple(JOINS[kind] for kind in ("hard", "fade-black", "fade-white", "dissolve", "hard", "wipe"))
+    path, edit = _edit(tmp_path, "batches", shots, joins)
+    with av.open(str(path)) as container:  # at the detection width, as `detect_scenes` feeds it
+        frames = [frame.reformat(256, 144).to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+    assert len(frames) > 3 * shot_detector.BATCH and len(frames) % shot_detector.BATCH
+
+    def detector(batch: int) -> shot_detector.ShotDetector:
+        monkeypatch.setattr(shot_detector, "BATCH", batch)
+        found = shot_detector.ShotDetector(HeimdexParams(), RATE)
+        for frame in frames:
+            found.add(frame)
+        found.transitions()
+        return found
+
+    batched, one_by_one = detector(shot_detector.BATCH), detector(1)
+    assert [t.kind for t in batched.transitions()] == [t.kind for t in truth(edit).transitions]
+    assert batched.transitions() == one_by_one.transitions()
+    # Each frame's change and gradual features (the detector's whole memory of the pictures) alike.
+    assert list(batched._change) == list(one_by_one._change) and len(batched._change) == len(frames)
+    for h in batched._scales:
+        assert len(batched._gradual[h]) == 5 * (len(frames) - 2 * h)
+        np.testing.assert_array_equal(np.asarray(batched._gradual[h]), np.asarray(one_by_one._gradual[h]))
+
+
+def test_a_dissolves_middle_frame_is_an_even_blend_of_its_sides(tmp_path: Path) -> None:
+    # Two still pictures dissolved into each other: the frame in the middle lies halfway,
+    # an exact blend, at every window wide enough to see both sides whole.
+    still = f"lavfi:rgbtestsrc=s={W}x{H}:r={RATE}"
+    path, edit = _edit(tmp_path, "blend", (Shot(BARS, 40), Shot(still, 40)), (JOINS["dissolve"],))
+    (dissolve,) = truth(edit).transitions
+    with av.open(str(path)) as container:
+        frames = [frame.reformat(256, 144).to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+    found = shot_detector.ShotDetector(HeimdexParams(), RATE)
+    for frame in frames:
+        found.add(frame)
+    middle = (dissolve.first + dissolve.last) / 2
+    around = sorted({int(np.floor(middle)), int(np.ceil(middle))})  # the middle frame, or the two about it
+    wide = [h for h in found._scales if middle - h < dissolve.first and middle + h > dissolve.last]
+    assert wide
+    for h in wide:
+        rows = np.asarray(found._gradual[h]).reshape(-1, 5)  # row r: frame r + h between frames r and r + 2h
+        shares = [rows[frame - h][1] for frame in around]
+        assert sum(shares) / len(shares) == pytest.approx(0.5, abs=0.03), (h, shares)
+        assert all(rows[frame - h][2] < 0.05 for frame in around), (h, rows[around[0] - h])  # the fit's residual
