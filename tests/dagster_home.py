@@ -68,25 +68,26 @@ def stop_process(process: subprocess.Popen) -> None:
 
 def wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, timeout_s: float) -> None:
     """Poll `url` until it answers 200; fail with the end of the process's log if it dies or takes too long."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def answers() -> bool:
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
+            return httpx.get(url, timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer: {log_path.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.3)
+            return False
+    wait_for(f"{url} answering", answers, timeout_s, every_s=0.3, alive=lambda: process.poll() is None,
+             details=lambda: log_path.read_text(errors="replace")[-3000:])
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout_s: float, every_s: float = 0.5) -> T:
-    """Poll `check` until it answers something truthy; fail with `what` after `timeout_s`."""
+def wait_for(what: str, check: Callable[[], T | None], timeout_s: float, every_s: float = 0.5,
+             alive: Callable[[], bool] = lambda: True, details: Callable[[], str] = lambda: "") -> T:
+    """Poll `check` until it answers something truthy; fail with `what` and `details()` (a log, say) after
+    `timeout_s`, or as soon as `alive()` says what it waits on is gone."""
     deadline = time.monotonic() + timeout_s
     while True:
         answer = check()
         if answer:
             return answer
+        if not alive():
+            raise AssertionError(f"gone before {what}\n{details()}")
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
+            raise AssertionError(f"not within {timeout_s:.0f} s: {what}\n{details()}")
         time.sleep(every_s)

@@ -2,18 +2,17 @@
 root with its upload bucket, a SQLite catalog, and what the tests read back from the instance."""
 
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import pytest
 from dagster import DagsterEventType, DagsterInstance
 from dagster._core.events.log import EventLogEntry
 from dagster._core.scheduler.instigation import InstigatorState, InstigatorType
 
 from heimdex_pipeline.runs.pools import FFMPEG_POOL
+from tests.dagster_home import wait_for
 
 T = TypeVar("T")
 
@@ -54,12 +53,7 @@ class DagsterSite:
 
     def wait_until(self, condition: Callable[[], T], timeout_s: float, what: str) -> T:
         """Poll `condition` until it answers something true; fail with the logs after `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if found := condition():
-                return found
-            time.sleep(0.1)
-        pytest.fail(f"no {what} within {timeout_s:.0f} s\n{self.logs()}")
+        return wait_for(what, condition, timeout_s, every_s=0.1, details=self.logs)
 
 
 def first_event(instance: DagsterInstance, run_id: str, event_type: DagsterEventType,
