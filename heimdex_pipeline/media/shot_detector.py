@@ -111,8 +111,8 @@ class ShotDetector:
         self._measured = self._count
         if ring is None or not len(frames):
             return
-        # Each frame's change from the one before, each middle frame's place between the frames h before
-        # and h after it (the frame taken here is the one after).
+        # Each frame's change from the one before; for each width h, the place of the frame h before each
+        # new frame between the frame 2h before it and itself.
         changed = frames[frames >= 1]
         if len(changed):
             self._change.extend(_distances(ring[changed % n], ring[(changed - 1) % n]))
