@@ -75,6 +75,12 @@ def test_heimdex_is_the_default_and_named_with_its_parameters(tmp_path: Path) ->
     assert HeimdexParams().code_version().startswith("HeimdexShotDetector-1;")
 
 
+def _frames(path: Path) -> list[np.ndarray]:
+    """The edit's frames at the detection width, as `detect_scenes` feeds the detector."""
+    with av.open(str(path)) as container:
+        return [frame.reformat(256, 144).to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+
+
 def test_features_taken_a_batch_at_a_time_equal_those_taken_frame_by_frame(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every kind of transition, over several batches and across their edges (a batch is 64 frames); the
@@ -82,8 +88,7 @@ def test_features_taken_a_batch_at_a_time_equal_those_taken_frame_by_frame(
     shots = tuple(Shot(BARS if index % 2 else PATTERN, 40 + 3 * index) for index in range(7))
     joins = tuple(JOINS[kind] for kind in ("hard", "fade-black", "fade-white", "dissolve", "hard", "wipe"))
     path, edit = _edit(tmp_path, "batches", shots, joins)
-    with av.open(str(path)) as container:  # at the detection width, as `detect_scenes` feeds it
-        frames = [frame.reformat(256, 144).to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+    frames = _frames(path)
     assert len(frames) > 3 * shot_detector.BATCH and len(frames) % shot_detector.BATCH
 
     def detector(batch: int) -> shot_detector.ShotDetector:
@@ -110,11 +115,10 @@ def test_a_dissolves_middle_frame_is_an_even_blend_of_its_sides(tmp_path: Path) 
     still = f"lavfi:rgbtestsrc=s={W}x{H}:r={RATE}"
     path, edit = _edit(tmp_path, "blend", (Shot(BARS, 40), Shot(still, 40)), (JOINS["dissolve"],))
     (dissolve,) = truth(edit).transitions
-    with av.open(str(path)) as container:
-        frames = [frame.reformat(256, 144).to_ndarray(format="bgr24") for frame in container.decode(video=0)]
     found = shot_detector.ShotDetector(HeimdexParams(), RATE)
-    for frame in frames:
+    for frame in _frames(path):
         found.add(frame)
+    found.transitions()  # takes the features of the frames after the last whole batch
     middle = (dissolve.first + dissolve.last) / 2
     around = sorted({int(np.floor(middle)), int(np.ceil(middle))})  # the middle frame, or the two about it
     wide = [h for h in found._scales if middle - h < dissolve.first and middle + h > dissolve.last]
