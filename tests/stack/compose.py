@@ -89,7 +89,9 @@ class Stack:
     def containers(self, all: bool = True, **labels: str) -> list:  # noqa: A002 (docker-py's name)
         filters = [f"{key.replace('__', '/')}={value}" if value else key.replace("__", "/")
                    for key, value in labels.items()]
-        return self.engine.containers.list(all=all, filters={"label": filters})
+        # A run container removes itself when its run ends, maybe between docker-py's listing and its
+        # look at each container listed (a 404 then): one gone meanwhile is no longer there.
+        return self.engine.containers.list(all=all, filters={"label": filters}, ignore_removed=True)
 
     def service(self, name: str):  # noqa: ANN201 (docker-py's Container)
         [container] = self.engine.containers.list(all=True, filters={"label": [

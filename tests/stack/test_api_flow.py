@@ -46,7 +46,7 @@ def test_upload_commit_runs_in_its_own_container_and_delivers_the_webhook(stack:
         actions = [event["Action"] for event in events if event["id"] == container_id]
         assert actions[:2] == ["create", "start"] and {"die", "destroy"} <= set(actions), actions
         assert all(event["id"] == container_id for event in events)
-        services = {c.id for c in stack.engine.containers.list(all=True)}
+        services = {c.id for c in stack.engine.containers.list(all=True, ignore_removed=True)}
         assert container_id not in services
 
         # Every asset of the partition is an object of the bucket.
