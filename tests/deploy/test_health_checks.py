@@ -42,12 +42,8 @@ def test_the_webserver_is_healthy_only_once_it_has_loaded_the_code_server_it_sta
                                      str(grpc_port), "-m", "heimdex_pipeline.definitions", "--location-name",
                                      "heimdex"], env, home / "code_server.log")
         started = time.monotonic()
-
-        def code_server_serving() -> bool:
-            assert code_server.poll() is None, (home / "code_server.log").read_text()
-            return serving(grpc_port, timeout_s=1)
-
-        wait_for("the code server serves", code_server_serving, 120)
+        wait_for("the code server serves", lambda: serving(grpc_port, timeout_s=1), 120,
+                 alive=lambda: code_server.poll() is None, details=lambda: (home / "code_server.log").read_text())
         # The webserver notices the server it watches and reloads the location on its own.
         wait_for("the webserver loads the location", lambda: not unloaded_locations(url),
                  120 - (time.monotonic() - started))
