@@ -3,7 +3,10 @@
 For each file: `ffmpeg -i FILE -an -f null -` (a plain decode); `detect_scenes` with Heimdex's detector
 (the default) and with ContentDetector (its two looks); `scenedetect.detect(FILE, Detector())` for
 ContentDetector and HistogramDetector (the PySceneDetect detectors nearest Heimdex's in accuracy on
-`benchmarks.shots`). Every timing is the best of `--repeat` runs, interleaved, in this process after
+`benchmarks.shots`). And the floors of a scene step: PyAV decoding every frame as the step's decoder
+does (frame threads, H.264's loop filter skipped) and doing nothing with the pictures, then the same
+decoding the reference frames only (what a first look of two decodes): a detector fed every frame
+cannot be faster than the first. Every timing is the best of `--repeat` runs, interleaved, in this process after
 its imports; the probe is not counted (it is the upstream step).
 
 The files: PySceneDetect's testvideo.mp4 (real footage), one edit of `benchmarks.shots` at
@@ -22,6 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import scenedetect
 
 from benchmarks.run import media_dir, print_header
@@ -53,12 +57,25 @@ def _timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def decode_only(path: Path, skip_frame: str) -> int:
+    """Decode the video stream as the scene step's decoder does (`media.decoding`), the pictures left unused;
+    `skip_frame` NONREF decodes the reference frames only. Answers the frames decoded."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "AUTO"
+        stream.codec_context.options = {"skip_loop_filter": "all"}
+        stream.codec_context.skip_frame = skip_frame
+        return sum(1 for _ in container.decode(stream))
+
+
 def measure(path: Path, repeat: int) -> dict[str, float]:
     """Best wall seconds of each contender on `path`."""
     probe = probe_video(path)
     contenders: dict[str, Callable[[], object]] = {
         "decode": lambda: subprocess.run([FFMPEG, "-nostdin", "-loglevel", "error", "-i", str(path), "-an", "-f",
                                           "null", "-"], check=True),
+        "every frame": lambda: decode_only(path, "DEFAULT"),
+        "reference frames": lambda: decode_only(path, "NONREF"),
         "heimdex": lambda: detect_scenes(path, probe, HeimdexParams()),
         "content two looks": lambda: detect_scenes(path, probe, ContentParams()),
         "ContentDetector": lambda: scenedetect.detect(str(path), scenedetect.ContentDetector()),
@@ -87,15 +104,18 @@ def main(argv: list[str] | None = None) -> int:
                  f"{command}: best of {args.repeat}, measured in {time.perf_counter() - started:.0f} s; "
                  f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print("Wall seconds; x decode = the scene step over a plain ffmpeg decode of the same file.\n")
-    print("| file | plain decode | Heimdex (x decode) | ContentDetector, Heimdex's two looks | "
-          "PySceneDetect ContentDetector | PySceneDetect HistogramDetector | PySceneDetect's nearest / Heimdex |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| file | plain decode | floor: every frame (x decode) | floor: reference frames (x decode) | "
+          "Heimdex (x decode) | ContentDetector, Heimdex's two looks | PySceneDetect ContentDetector | "
+          "PySceneDetect HistogramDetector | PySceneDetect's nearest / Heimdex |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     status = 0
     goals = []
     for label, goal, best in results:
         ratio = best["heimdex"] / best["decode"]
         nearest = min(best["ContentDetector"], best["HistogramDetector"]) / best["heimdex"]
-        print(f"| {label} | {best['decode']:.2f} | {best['heimdex']:.2f} ({ratio:.2f}x) | "
+        floors = " | ".join(f"{best[floor]:.2f} ({best[floor] / best['decode']:.2f}x)"
+                            for floor in ("every frame", "reference frames"))
+        print(f"| {label} | {best['decode']:.2f} | {floors} | {best['heimdex']:.2f} ({ratio:.2f}x) | "
               f"{best['content two looks']:.2f} | {best['ContentDetector']:.2f} | {best['HistogramDetector']:.2f} | "
               f"{nearest:.1f}x |")
         goals += [(f"{label}: Heimdex <= {goal}x decode: {ratio:.2f}x", ratio <= goal),

@@ -89,3 +89,12 @@ def test_the_shots_benchmark_scores_a_tiny_edit_with_a_cut_a_fade_and_a_flash(tm
     # PySceneDetect's frame numbers are the truth's: ContentDetector cuts on the cut's very frame.
     found, _ = pyscenedetect_boundaries(["ContentDetector"], build(edit, media_dir, tmp_path))
     assert cut.first in found["ContentDetector"]
+
+
+def test_the_decode_floor_decodes_every_frame_or_the_reference_frames_only(clips) -> None:
+    from benchmarks.shot_speed import decode_only
+
+    path, _ = clips((1.0, 1.0), size="160x120")
+    every, reference = decode_only(path, "DEFAULT"), decode_only(path, "NONREF")
+    assert every == 50  # 2 s at 25 fps
+    assert 0 < reference < every  # x264's B-frames left out
