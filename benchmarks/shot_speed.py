@@ -4,10 +4,11 @@ For each file: `ffmpeg -i FILE -an -f null -` (a plain decode); `detect_scenes` 
 (the default) and with ContentDetector (its two looks); `scenedetect.detect(FILE, Detector())` for
 ContentDetector and HistogramDetector (the PySceneDetect detectors nearest Heimdex's in accuracy on
 `benchmarks.shots`). And the floors of a scene step: PyAV decoding every frame as the step's decoder
-does (frame threads, H.264's loop filter skipped) and doing nothing with the pictures, then the same
-decoding the reference frames only (what a first look of two decodes): a detector fed every frame
-cannot be faster than the first. Every timing is the best of `--repeat` runs, interleaved, in this process after
-its imports; the probe is not counted (it is the upstream step).
+does (`configure_decoder`: frame threads, H.264's loop filter skipped) and doing nothing with the
+pictures, then the same decoding the reference frames only (what a first look of two decodes): a
+detector fed every frame cannot be faster than the first. Every timing is the best of `--repeat`
+runs, interleaved, in this process after its imports; the probe is not counted (it is the upstream
+step).
 
 The files: PySceneDetect's testvideo.mp4 (real footage), one edit of `benchmarks.shots` at
 1280x720 (typical), and 10 s of 720p grain that changes every pixel of every frame (adversarial),
@@ -31,7 +32,9 @@ import scenedetect
 from benchmarks.run import media_dir, print_header
 from benchmarks.shot_edits import build, plan
 from benchmarks.shots import SEED, cache_dir
+from heimdex_pipeline.media.decoding import configure_decoder
 from heimdex_pipeline.media.detector import ContentParams, HeimdexParams
+from heimdex_pipeline.media.limits import current_limits
 from heimdex_pipeline.media.probe import probe_video
 from heimdex_pipeline.media.scenes import detect_scenes
 from heimdex_pipeline.media.tools import FFMPEG
@@ -58,12 +61,11 @@ def _timed(run: Callable[[], object]) -> float:
 
 
 def decode_only(path: Path, skip_frame: str) -> int:
-    """Decode the video stream as the scene step's decoder does (`media.decoding`), the pictures left unused;
-    `skip_frame` NONREF decodes the reference frames only. Answers the frames decoded."""
+    """Decode the video stream as the scene step's decoder does, the pictures left unused; `skip_frame`
+    NONREF decodes the reference frames only. Answers the frames decoded."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        stream.codec_context.thread_type = "AUTO"
-        stream.codec_context.options = {"skip_loop_filter": "all"}
+        configure_decoder(stream.codec_context, fast=True, limits=current_limits())
         stream.codec_context.skip_frame = skip_frame
         return sum(1 for _ in container.decode(stream))
 

@@ -41,6 +41,14 @@ def detection_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width / factor)), max(1, round(height / factor))
 
 
+def configure_decoder(context: av.codec.context.CodecContext, fast: bool, limits: MediaLimits) -> None:
+    """Set up a video stream's decoder as the scene pass decodes: frame threads, the size limit, and with
+    `fast` H.264's loop filter skipped."""
+    # Frame threads are what makes H.264 decoding scale with the cores.
+    context.thread_type = "AUTO"
+    context.options = {**({"skip_loop_filter": "all"} if fast else {}), **decoder_options(limits)}
+
+
 @dataclass
 class Timeline:
     """Every frame's presentation timestamp in display order, and the keyframes', from the demuxer."""
@@ -108,9 +116,7 @@ class VideoDecoder:
                 f" at index {stream_index}" if stream_index is not None else ""))
         self._stream = streams[0]
         context = self._stream.codec_context
-        # Frame threads are what makes H.264 decoding scale with the cores.
-        context.thread_type = "AUTO"
-        context.options = {**({"skip_loop_filter": "all"} if self._fast else {}), **decoder_options(video.limits)}
+        configure_decoder(context, self._fast, video.limits)
         self.time_base = Fraction(self._stream.time_base or Fraction(1, 90_000))
         self.width, self.height = detection_size(context.width, context.height)
         # Kept, so that its swscale context is made once, not for every frame.
