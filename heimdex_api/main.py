@@ -82,7 +82,9 @@ def _document_deployment(app: FastAPI, settings: ApiSettings) -> None:
             schemas["InitRequest"]["properties"]["content_length"]["maximum"] = settings.max_upload_bytes
             source_uri = source_uri_schema(app.state.runtime.store.uri(UPLOADS))
             for model in (CommitRequest, SourceRequest, ThumbnailsRequest):
-                schemas[model.__name__]["properties"]["source_uri"].update(source_uri)
+                documented = schemas[model.__name__]["properties"]["source_uri"]
+                del documented["maxLength"]  # the model's coarse guard: the pattern bounds the length tighter
+                documented.update(source_uri)
             schemas["WebhookCreate"]["properties"]["url"].update(
                 webhook_url_schema(settings.webhook_allow_private_addresses))
         return app.openapi_schema
