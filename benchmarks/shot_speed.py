@@ -26,13 +26,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import av
 import scenedetect
 
 from benchmarks.run import media_dir, print_header
 from benchmarks.shot_edits import build, plan
 from benchmarks.shots import SEED, cache_dir
-from heimdex_pipeline.media.decoding import configure_decoder
+from heimdex_pipeline.media.decoding import configure_decoder, open_container
 from heimdex_pipeline.media.detector import ContentParams, HeimdexParams
 from heimdex_pipeline.media.limits import current_limits
 from heimdex_pipeline.media.probe import probe_video
@@ -63,9 +62,10 @@ def _timed(run: Callable[[], object]) -> float:
 def decode_only(path: Path, skip_frame: str) -> int:
     """Decode the video stream as the scene step's decoder does, the pictures left unused; `skip_frame`
     NONREF decodes the reference frames only. Answers the frames decoded."""
-    with av.open(str(path)) as container:
+    limits = current_limits()
+    with open_container(path, limits, limits.timeout_s) as container:
         stream = container.streams.video[0]
-        configure_decoder(stream.codec_context, fast=True, limits=current_limits())
+        configure_decoder(stream.codec_context, fast=True, limits=limits)
         stream.codec_context.skip_frame = skip_frame
         return sum(1 for _ in container.decode(stream))
 

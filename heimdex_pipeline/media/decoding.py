@@ -49,6 +49,13 @@ def configure_decoder(context: av.codec.context.CodecContext, fast: bool, limits
     context.options = {**({"skip_loop_filter": "all"} if fast else {}), **decoder_options(limits)}
 
 
+def open_container(path: Path, limits: MediaLimits, timeout_s: float) -> av.container.InputContainer:
+    """`path` opened as the pipeline opens media: whitelisted formats and protocols only, `limits`, and
+    `timeout_s` to open it and find its streams."""
+    return av.open(input_url(path), container_options=FORMAT_OPTIONS, options=decoder_options(limits),
+                   timeout=(max(0.001, timeout_s), None))
+
+
 @dataclass
 class Timeline:
     """Every frame's presentation timestamp in display order, and the keyframes', from the demuxer."""
@@ -103,9 +110,7 @@ class VideoDecoder:
         self._limits = video.limits
         try:
             # The open timeout bounds opening and finding the streams; reads are checked per packet.
-            self._container = av.open(input_url(self.path), container_options=FORMAT_OPTIONS,
-                                      options=decoder_options(video.limits),
-                                      timeout=(max(0.001, self._deadline.remaining()), None))
+            self._container = open_container(self.path, video.limits, self._deadline.remaining())
         except av.FFmpegError as error:  # a missing file too: PyAV's FileNotFoundError is one
             raise self._error(error, opening=True) from error
         streams = [stream for stream in self._container.streams.video
