@@ -43,10 +43,10 @@ SourceUri = Annotated[str, Field(
     max_length=MAX_SOURCE_URI_LENGTH,
     description="The URI of a file in the org's uploads, as init's `asset_uri` gives it: `file://<derived>/uploads/"
                 "<org_id>/...` on local storage (percent-encoded, symlinks followed), `s3://<bucket>/<prefix>uploads/"
-                "<org_id>/...` on S3 (the key verbatim); the pattern holds this server's folder or bucket, and "
-                "names of at most 255 bytes. Anything else answers 422 `invalid_source_uri`, as does a link "
-                "leading out of the uploads and, for a commit, a file outside the upload's own folder; a missing "
-                "file, or one in another org's uploads, 404 `source_not_found`.")]
+                "<org_id>/...` on S3 (the key verbatim); the pattern holds this server's folder or bucket, the "
+                "longest URI its keys allow and names of at most 255 bytes. Anything else answers 422 "
+                "`invalid_source_uri`, as does a link leading out of the uploads and, for a commit, a file outside "
+                "the upload's own folder; a missing file, or one in another org's uploads, 404 `source_not_found`.")]
 WeakThreshold = Annotated[int | None, Field(
     default=None, ge=0, le=2**40,
     description="Files larger than this get a weak hash (default HEIMDEX_WEAK_THRESHOLD_BYTES, 1,000,000,000).")]
