@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,9 +17,16 @@ from heimdex_api.core.errors import Conflict, Unprocessable
 from heimdex_api.models import IdempotencyKey
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import utcnow
+from heimdex_pipeline.core.pauses import doubling_pauses
 
 MAX_KEY_LENGTH = 255
-_POLL_S = 0.1
+# A request waiting for another with its key looks again after these pauses. Waiters mostly sit in the
+# process that runs the awaited job (in immediate mode, the run itself): polling every 0.1 s, 47 of them
+# made that run 6.6 times slower (30.3 s against 4.6 s), and past `idempotency_wait_s` on a busy machine.
+_FIRST_POLL_S, _LONGEST_POLL_S = 0.05, 1.0
+# Told whenever a request of this process answers or gives its key back: its waiters here look at once;
+# those in other API processes find out at their next look.
+_settled = threading.Condition()
 
 
 def check_key(key: str) -> str:
@@ -74,7 +82,7 @@ def once(settings: ApiSettings, org_id: str, key: str, endpoint: str, body: dict
     first one (up to `HEIMDEX_IDEMPOTENCY_WAIT_S`), or takes the claim over once its lease is out.
     """
     url, fingerprint = settings.catalog_url, request_fingerprint(endpoint, body)
-    deadline = time.monotonic() + settings.idempotency_wait_s
+    deadline, pauses = time.monotonic() + settings.idempotency_wait_s, doubling_pauses(_FIRST_POLL_S, _LONGEST_POLL_S)
     while True:
         token, row = _claim(url, org_id, key, endpoint, fingerprint, settings.claim_lease_s)
         if token is not None:
@@ -87,7 +95,8 @@ def once(settings: ApiSettings, org_id: str, key: str, endpoint: str, body: dict
         if time.monotonic() > deadline:
             raise Conflict("a request with this Idempotency-Key is still running", code="idempotency_in_progress")
         if row is not None:
-            time.sleep(_POLL_S)
+            with _settled:
+                _settled.wait(next(pauses))
     ours = (IdempotencyKey.org_id == org_id, IdempotencyKey.key == key, IdempotencyKey.claim_token == token)
     try:
         response = start()
@@ -95,10 +104,18 @@ def once(settings: ApiSettings, org_id: str, key: str, endpoint: str, body: dict
         # Nothing was started: free the key so that a retry may start it.
         with session_scope(url) as session:
             session.execute(delete(IdempotencyKey).where(*ours))
+        _tell_waiters()
         raise
     with session_scope(url) as session:
         session.execute(update(IdempotencyKey).where(*ours).values(job_id=response.get("job_id"), response=response))
+    _tell_waiters()
     return response
+
+
+def _tell_waiters() -> None:
+    """Wake this process's requests waiting for a key: one of them may be answered or free now."""
+    with _settled:
+        _settled.notify_all()
 
 
 def forget_jobs(settings: ApiSettings, org_id: str, job_ids: list[str]) -> None:

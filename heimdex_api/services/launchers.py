@@ -22,6 +22,7 @@ from heimdex_api.core.errors import Unavailable
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.repository import mark_run_launched
+from heimdex_pipeline.core.pauses import doubling_pauses
 from heimdex_pipeline.definitions import defs
 from heimdex_pipeline.resources import resources_from
 from heimdex_pipeline.runs.pools import prepare_pools
@@ -151,7 +152,8 @@ class DagsterLauncher:
 
         submission = uuid4().hex
         tags = {PARTITION_TAG: request.asset_id, **request.tags, SUBMISSION_TAG: submission}
-        deadline, pause = time.monotonic() + self._settings.dagster_submit_timeout_s, _FIRST_PAUSE_S
+        deadline = time.monotonic() + self._settings.dagster_submit_timeout_s
+        pauses = doubling_pauses(_FIRST_PAUSE_S, _LONGEST_PAUSE_S)
         while True:
             try:
                 return self._submit(request, tags, timeout_s=max(1.0, deadline - time.monotonic()))
@@ -163,11 +165,11 @@ class DagsterLauncher:
             made = self._submitted(submission)
             if made is not None:
                 return made
+            pause = next(pauses)
             if time.monotonic() + pause > deadline:
                 raise Unavailable(f"the Dagster webserver did not take the run: {error}",
                                   code="dagster_unavailable") from error
             time.sleep(pause)
-            pause = min(pause * 2, _LONGEST_PAUSE_S)
 
     def _submit(self, request: JobRequest, tags: dict[str, str], timeout_s: float) -> str:
         from dagster_graphql import DagsterGraphQLClient

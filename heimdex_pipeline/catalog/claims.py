@@ -22,6 +22,7 @@ from sqlalchemy import delete, or_, update
 from heimdex_pipeline.catalog.db import session_scope
 from heimdex_pipeline.catalog.models import AssetClaim, utcnow
 from heimdex_pipeline.catalog.repository import insert_statement
+from heimdex_pipeline.core.pauses import doubling_pauses
 
 # Waits between two tries: short at first (most holders are done in a moment), then a poll.
 _FIRST_RETRY_S, _LONGEST_RETRY_S = 0.02, 0.25
@@ -81,12 +82,12 @@ def asset_claim(catalog_url: str, asset_id: str, kind: str, wait_s: float, lease
     """Hold the video's claim for the block: wait for it up to `wait_s` (AssetBusyError after), renew it
     every third of `lease_s` while the block runs, give it back at the end. Yields the holder's name."""
     holder = new_holder(kind)
-    deadline, pause = time.monotonic() + wait_s, _FIRST_RETRY_S
+    deadline, pauses = time.monotonic() + wait_s, doubling_pauses(_FIRST_RETRY_S, _LONGEST_RETRY_S)
     while (current := try_claim(catalog_url, asset_id, holder, lease_s)) is not None:
+        pause = next(pauses)
         if time.monotonic() + pause > deadline:
             raise AssetBusyError(asset_id, current)
         time.sleep(pause)
-        pause = min(pause * 2, _LONGEST_RETRY_S)
     done = threading.Event()
 
     def renew() -> None:

@@ -26,7 +26,10 @@ def server(tmp_path: Path, database_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def sqlite_server(tmp_path: Path, sqlite_url: str) -> Iterator[str]:
-    with api_server(tmp_path / "home", tmp_path / "derived", sqlite_url, job_queue_backend="immediate") as url:
+    # Requests that wait for a run with their Idempotency-Key answer 409 after `idempotency_wait_s` (120 s):
+    # a run on a slow, busy machine must not turn into that here, where what is awaited is the threads.
+    with api_server(tmp_path / "home", tmp_path / "derived", sqlite_url, job_queue_backend="immediate",
+                    idempotency_wait_s="900") as url:
         yield url
 
 
