@@ -95,8 +95,8 @@ def once(settings: ApiSettings, org_id: str, key: str, endpoint: str, body: dict
         if time.monotonic() > deadline:
             raise Conflict("a request with this Idempotency-Key is still running", code="idempotency_in_progress")
         if row is not None:
-            with _settled:
-                _settled.wait(next(pauses))
+            with _settled:  # never past the deadline: the bound is `idempotency_wait_s`, not a pause more
+                _settled.wait(min(next(pauses), max(0.0, deadline - time.monotonic())))
     ours = (IdempotencyKey.org_id == org_id, IdempotencyKey.key == key, IdempotencyKey.claim_token == token)
     try:
         response = start()
