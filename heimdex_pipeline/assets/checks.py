@@ -6,12 +6,25 @@ only place that knows why a file could not be read. The sidecar's checks block: 
 planned from the scenes, so a sidecar that breaks its schema or misses part of the video stops
 the run before them. The QC checks do not block: a silent or dark video is still ingested, and
 its failures are told (the API's `checks`, the `asset.qc_failed` webhook).
+
+The checks of one asset run in one step (a `multi_asset_check` that can be subset): each is still
+its own check in Dagster, selectable and executable alone, with its own history, while a run pays
+one step's start, events and resources per asset instead of one per check (a third of an
+in-process run's cost on a short clip was the seven checks' own steps, docs/benchmarks.md).
 """
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSpec,
+    AssetsDefinition,
+    MetadataValue,
+    multi_asset_check,
+)
 from pydantic import ValidationError
 
 from heimdex_pipeline.assets.partitions import videos_partitions
@@ -47,6 +60,22 @@ class Unreadable(Exception):
     """A document a check needs is missing or not JSON: the check fails with this message."""
 
 
+class Subject(NamedTuple):
+    """What a check looks at: the video, the store its outputs are in, and the QC's limits."""
+
+    video: Video
+    store: ObjectStore
+    qc: QcRules
+
+
+class Verdict(NamedTuple):
+    """A check's finding: its problems (none when it passes), what a pass says, and metadata to show."""
+
+    problems: list[str]
+    passed: str
+    metadata: dict[str, Any] = {}
+
+
 def _read(store: ObjectStore, key: str, what: str) -> Any:
     try:
         return store.read_json(key)
@@ -56,73 +85,45 @@ def _read(store: ObjectStore, key: str, what: str) -> Any:
         raise Unreadable(f"the {what} is not JSON: {exc}") from None
 
 
-def _sidecar(store: ObjectStore, video: Video) -> Sidecar:
+def _sidecar(subject: Subject) -> Sidecar:
+    video = subject.video
     try:
-        return Sidecar.model_validate(_read(store, sidecar_key(video.org_id, video.asset_id), "sidecar"))
+        return Sidecar.model_validate(_read(subject.store, sidecar_key(video.org_id, video.asset_id), "sidecar"))
     except ValidationError as exc:
         raise Unreadable(f"the sidecar breaks its schema ({exc.error_count()} errors)") from None
 
 
-def _qc(store: ObjectStore, video: Video) -> QcDocument:
+def _qc(subject: Subject) -> QcDocument:
+    video = subject.video
     try:
-        return QcDocument.model_validate(_read(store, qc_key(video.org_id, video.asset_id), "QC document"))
+        return QcDocument.model_validate(_read(subject.store, qc_key(video.org_id, video.asset_id), "QC document"))
     except ValidationError as exc:
         raise Unreadable(f"the QC document breaks its schema ({exc.error_count()} errors)") from None
 
 
-def _result(context: AssetCheckExecutionContext, catalog: CatalogResource, video: Video, problems: list[str],
-            passed: str, **metadata: Any) -> AssetCheckResult:
-    """The check's result, kept in the catalog too: passed without problems, else failed with them as its description."""
-    log = get_logger("checks", asset_id=video.asset_id, job_id=context.run.run_id, org_id=video.org_id)
-    spec = context.check_specs[0]
-    if problems:
-        log.warning("check.failed", check=spec.name, problems=problems)
-    else:
-        log.info("check.passed", check=spec.name)
-    description = "; ".join(problems) or passed
-    catalog.record_check(video, spec.asset_key, spec.name, not problems, description, context.run.run_id)
-    return AssetCheckResult(passed=not problems, description=description,
-                            metadata={"problems": MetadataValue.json(problems), **metadata})
-
-
-@asset_check(asset=scene_sidecar, partitions_def=videos_partitions, blocking=True)
-def sidecar_matches_schema(context: AssetCheckExecutionContext, catalog: CatalogResource,
-                           storage: MediaStorage) -> AssetCheckResult:
+def sidecar_matches_schema(subject: Subject) -> Verdict:
     """The sidecar validates against the JSON Schema published beside it (`schemas/sidecar.schema.json`)."""
-    video, store = catalog.video(context.partition_key), storage.store
-    try:
-        schema = _read(store, SIDECAR_SCHEMA_KEY, "sidecar schema")
-        problems = schema_problems(_read(store, sidecar_key(video.org_id, video.asset_id), "sidecar"), schema)
-    except Unreadable as exc:
-        problems = [str(exc)]
-    return _result(context, catalog, video, problems, "the sidecar matches its schema",
-                   schema=MetadataValue.path(store.uri(SIDECAR_SCHEMA_KEY)))
+    store, video = subject.store, subject.video
+    schema = _read(store, SIDECAR_SCHEMA_KEY, "sidecar schema")
+    problems = schema_problems(_read(store, sidecar_key(video.org_id, video.asset_id), "sidecar"), schema)
+    return Verdict(problems, "the sidecar matches its schema",
+                   {"schema": MetadataValue.path(store.uri(SIDECAR_SCHEMA_KEY))})
 
 
-@asset_check(asset=scene_sidecar, partitions_def=videos_partitions, blocking=True)
-def scenes_cover_the_video(context: AssetCheckExecutionContext, catalog: CatalogResource,
-                           storage: MediaStorage) -> AssetCheckResult:
+def scenes_cover_the_video(subject: Subject) -> Verdict:
     """The scenes follow each other from the first frame to the probe's duration, without gap or overlap."""
-    video, store = catalog.video(context.partition_key), storage.store
-    try:
-        probe = _read(store, probe_key(video.org_id, video.asset_id), "probe metadata")
-        scenes = _sidecar(store, video).scenes
-    except Unreadable as exc:
-        return _result(context, catalog, video, [str(exc)], "")
-    problems = scene_coverage_problems(scenes, probe["duration_s"], probe.get("fps"))
-    return _result(context, catalog, video, problems, f"{len(scenes)} scenes cover {probe['duration_s']} s",
-                   scene_count=len(scenes), duration_s=MetadataValue.float(probe["duration_s"]))
+    video = subject.video
+    probe = _read(subject.store, probe_key(video.org_id, video.asset_id), "probe metadata")
+    scenes = _sidecar(subject).scenes
+    return Verdict(scene_coverage_problems(scenes, probe["duration_s"], probe.get("fps")),
+                   f"{len(scenes)} scenes cover {probe['duration_s']} s",
+                   {"scene_count": len(scenes), "duration_s": MetadataValue.float(probe["duration_s"])})
 
 
-@asset_check(asset=thumbnails, partitions_def=videos_partitions)
-def thumbnails_are_stored(context: AssetCheckExecutionContext, catalog: CatalogResource,
-                          storage: MediaStorage) -> AssetCheckResult:
+def thumbnails_are_stored(subject: Subject) -> Verdict:
     """Every thumbnail the sidecar lists is stored, decodes, and has the size the sidecar says."""
-    video, store = catalog.video(context.partition_key), storage.store
-    try:
-        listed = _sidecar(store, video).thumbnails
-    except Unreadable as exc:
-        return _result(context, catalog, video, [str(exc)], "")
+    store, video = subject.store, subject.video
+    listed = _sidecar(subject).thumbnails
 
     def read(entry: ThumbnailEntry) -> bytes | None:
         try:
@@ -130,27 +131,23 @@ def thumbnails_are_stored(context: AssetCheckExecutionContext, catalog: CatalogR
         except (ObjectNotFoundError, InvalidKeyError):  # a key outside the org's folder is no thumbnail of it
             return None
 
-    return _result(context, catalog, video, thumbnail_problems(listed, read), f"{len(listed)} thumbnails stored as listed",
-                   count=len(listed))
+    return Verdict(thumbnail_problems(listed, read), f"{len(listed)} thumbnails stored as listed",
+                   {"count": len(listed)})
 
 
-@asset_check(asset=storyboard, partitions_def=videos_partitions)
-def storyboard_matches_sprite(context: AssetCheckExecutionContext, catalog: CatalogResource,
-                              storage: MediaStorage) -> AssetCheckResult:
+def storyboard_matches_sprite(subject: Subject) -> Verdict:
     """The storyboard's WebVTT track parses, its cues cover the video without gap or overlap, and each
     points at its tile, inside the sprite, whose decoded size is the one its JSON gives."""
-    video, store = catalog.video(context.partition_key), storage.store
+    store, video = subject.store, subject.video
     prefix = storyboard_prefix(video.org_id, video.asset_id)
+    probe = _read(store, probe_key(video.org_id, video.asset_id), "probe metadata")
+    document = _read(store, prefix + DOCUMENT_NAME, "storyboard geometry")
     try:
-        probe = _read(store, probe_key(video.org_id, video.asset_id), "probe metadata")
-        document = _read(store, prefix + DOCUMENT_NAME, "storyboard geometry")
         vtt = store.read_bytes(prefix + VTT_NAME).decode("utf-8")
-    except Unreadable as exc:
-        return _result(context, catalog, video, [str(exc)], "")
     except ObjectNotFoundError:
-        return _result(context, catalog, video, [f"no storyboard track ({VTT_NAME})"], "")
+        raise Unreadable(f"no storyboard track ({VTT_NAME})") from None
     except UnicodeDecodeError:
-        return _result(context, catalog, video, ["the storyboard track is not UTF-8"], "")
+        raise Unreadable("the storyboard track is not UTF-8") from None
     try:
         sprite: bytes | None = store.read_bytes(prefix + SPRITE_NAME)
     except ObjectNotFoundError:
@@ -158,58 +155,88 @@ def storyboard_matches_sprite(context: AssetCheckExecutionContext, catalog: Cata
     problems = storyboard_problems(document, vtt, sprite, probe["duration_s"], probe.get("fps"))
     tiles = document.get("tiles") if isinstance(document, dict) else None
     count = len(tiles) if isinstance(tiles, list) else 0
-    return _result(context, catalog, video, problems, f"{count} cues point into the sprite", tiles=count)
+    return Verdict(problems, f"{count} cues point into the sprite", {"tiles": count})
 
 
-def _qc_result(context: AssetCheckExecutionContext, catalog: CatalogResource, storage: MediaStorage,
-               judge: Callable[[QcDocument], tuple[list[str], str]]) -> AssetCheckResult:
-    """A QC check's result: `judge` gives the problems it finds in the video's QC document, and what a pass says."""
-    video = catalog.video(context.partition_key)
-    try:
-        report = _qc(storage.store, video)
-    except Unreadable as exc:
-        return _result(context, catalog, video, [str(exc)], "")
-    return _result(context, catalog, video, *judge(report))
-
-
-@asset_check(asset=media_qc, partitions_def=videos_partitions, description="audio present and not silent throughout")
-def audio_is_heard(context: AssetCheckExecutionContext, catalog: CatalogResource,
-                   storage: MediaStorage) -> AssetCheckResult:
+def audio_is_heard(subject: Subject) -> Verdict:
     """The video has an audio stream, and it is not silent from start to end."""
-    return _qc_result(context, catalog, storage, lambda report: (
-        audio_problems(report), f"{report.audio.channels} channel(s) heard" if report.audio else ""))
+    report = _qc(subject)
+    return Verdict(audio_problems(report), f"{report.audio.channels} channel(s) heard" if report.audio else "")
 
 
-@asset_check(asset=media_qc, partitions_def=videos_partitions,
-             description="integrated loudness within the target ± tolerance")
-def loudness_on_target(context: AssetCheckExecutionContext, catalog: CatalogResource, storage: MediaStorage,
-                       qc: QcRules) -> AssetCheckResult:
+def loudness_on_target(subject: Subject) -> Verdict:
     """The integrated loudness is within HEIMDEX_QC_LOUDNESS_TARGET_LUFS ± HEIMDEX_QC_LOUDNESS_TOLERANCE_LU
     (passes when no target is set)."""
-    target, tolerance = qc.loudness_target_lufs, qc.loudness_tolerance_lu
-
-    def judge(report: QcDocument) -> tuple[list[str], str]:
-        measured = f"{report.loudness.integrated_lufs:g} LUFS" if report.loudness else "no loudness"
-        passed = f"{measured}, no target set" if target is None else f"{measured}, within {target:g} ± {tolerance:g}"
-        return loudness_problems(report, target, tolerance), passed
-
-    return _qc_result(context, catalog, storage, judge)
+    report, target, tolerance = _qc(subject), subject.qc.loudness_target_lufs, subject.qc.loudness_tolerance_lu
+    measured = f"{report.loudness.integrated_lufs:g} LUFS" if report.loudness else "no loudness"
+    passed = f"{measured}, no target set" if target is None else f"{measured}, within {target:g} ± {tolerance:g}"
+    return Verdict(loudness_problems(report, target, tolerance), passed)
 
 
-@asset_check(asset=media_qc, partitions_def=videos_partitions,
-             description="no black or frozen stretch longer than HEIMDEX_QC_MAX_STRETCH_S away from the start and end")
-def no_long_black_or_freeze(context: AssetCheckExecutionContext, catalog: CatalogResource, storage: MediaStorage,
-                            qc: QcRules) -> AssetCheckResult:
+def no_long_black_or_freeze(subject: Subject) -> Verdict:
     """No black or frozen stretch longer than `max_stretch_s`, but for those at the start or the end (`edge_s`)."""
-    return _qc_result(context, catalog, storage, lambda report: (
-        stretch_problems(report, qc.max_stretch_s, qc.edge_s),
-        f"no black or frozen stretch over {qc.max_stretch_s:g} s away from the start and end"))
+    rules = subject.qc
+    return Verdict(stretch_problems(_qc(subject), rules.max_stretch_s, rules.edge_s),
+                   f"no black or frozen stretch over {rules.max_stretch_s:g} s away from the start and end")
 
 
-QC_CHECKS = [audio_is_heard, loudness_on_target, no_long_black_or_freeze]
-VIDEO_CHECKS = [sidecar_matches_schema, scenes_cover_the_video, thumbnails_are_stored, storyboard_matches_sprite,
+Check = Callable[[Subject], Verdict]
+
+
+def _record(context: AssetCheckExecutionContext, catalog: CatalogResource, video: Video, spec: AssetCheckSpec,
+            verdict: Verdict) -> AssetCheckResult:
+    """The check's result, kept in the catalog too: passed without problems, else failed with them as its description."""
+    log = get_logger("checks", asset_id=video.asset_id, job_id=context.run.run_id, org_id=video.org_id)
+    problems = verdict.problems
+    if problems:
+        log.warning("check.failed", check=spec.name, problems=problems)
+    else:
+        log.info("check.passed", check=spec.name)
+    description = "; ".join(problems) or verdict.passed
+    catalog.record_check(video, spec.asset_key, spec.name, not problems, description, context.run.run_id)
+    return AssetCheckResult(asset_key=spec.asset_key, check_name=spec.name, passed=not problems,
+                            description=description,
+                            metadata={"problems": MetadataValue.json(problems), **verdict.metadata})
+
+
+def checks_of(asset: AssetsDefinition, checks: list[Check], *, blocking: bool = False,
+              descriptions: dict[Check, str] | None = None) -> AssetChecksDefinition:
+    """One step that makes the checks of `asset` selected in its run, each its own check named after its function."""
+    specs = {check.__name__: AssetCheckSpec(check.__name__, asset=asset, partitions_def=videos_partitions,
+                                            blocking=blocking,
+                                            description=(descriptions or {}).get(check, check.__doc__))
+             for check in checks}
+    by_name = {check.__name__: check for check in checks}
+
+    @multi_asset_check(name=f"{asset.key.to_python_identifier()}_checks", specs=list(specs.values()),
+                       can_subset=True)
+    def step(context: AssetCheckExecutionContext, catalog: CatalogResource, storage: MediaStorage,
+             qc: QcRules) -> Iterator[AssetCheckResult]:
+        video = catalog.video(context.partition_key)
+        subject = Subject(video, storage.store, qc)
+        selected = {key.name for key in context.selected_asset_check_keys}
+        for name, spec in specs.items():
+            if name not in selected:
+                continue
+            try:
+                verdict = by_name[name](subject)
+            except Unreadable as exc:
+                verdict = Verdict([str(exc)], "")
+            yield _record(context, catalog, video, spec, verdict)
+
+    return step
+
+
+QC_CHECKS = [checks_of(media_qc, [audio_is_heard, loudness_on_target, no_long_black_or_freeze], descriptions={
+    audio_is_heard: "audio present and not silent throughout",
+    loudness_on_target: "integrated loudness within the target ± tolerance",
+    no_long_black_or_freeze: "no black or frozen stretch longer than HEIMDEX_QC_MAX_STRETCH_S away from the start and end",
+})]
+VIDEO_CHECKS = [checks_of(scene_sidecar, [sidecar_matches_schema, scenes_cover_the_video], blocking=True),
+                checks_of(thumbnails, [thumbnails_are_stored]), checks_of(storyboard, [storyboard_matches_sprite]),
                 *QC_CHECKS]
 # Every check of a video partition, the probe step's own included: what the API's asset answer sums up.
-VIDEO_CHECK_KEYS = [*probe_metadata.check_keys, *(key for check in VIDEO_CHECKS for key in check.check_keys)]
+# In the order they run (`check_keys` is a set).
+VIDEO_CHECK_KEYS = [spec.key for step in [probe_metadata, *VIDEO_CHECKS] for spec in step.check_specs]
 # The checks whose failure sends `asset.qc_failed`.
-QC_CHECK_KEYS = [key for check in QC_CHECKS for key in check.check_keys]
+QC_CHECK_KEYS = [spec.key for step in QC_CHECKS for spec in step.check_specs]

@@ -71,6 +71,28 @@ def test_a_real_clip_passes_every_check_of_its_partition(clips, upload, resource
     assert _evaluations(instance, second)["scenes_cover_the_video"][1].startswith("2 scenes cover 2.0")
 
 
+def test_the_checks_of_an_asset_run_in_one_step_and_each_can_run_alone(clips, upload, resources,
+                                                                       instance: DagsterInstance) -> None:
+    asset_id = upload(clips((1.0, 1.0))[0])
+    result = materialize([*ASSETS, *VIDEO_CHECKS], partition_key=asset_id, instance=instance, resources=resources)
+    steps = {event.step_key for event in result.all_events if event.event_type == DagsterEventType.STEP_START}
+    # A step per asset, and one per asset's checks: not one per check.
+    assert steps == {"probe_metadata", "scene_sidecar", "thumbnails", "storyboard", "media_qc", "scene_sidecar_checks",
+                     "thumbnails_checks", "storyboard_checks", "media_qc_checks"}
+    first = _evaluations(instance, asset_id)
+    # One check alone, as the web UI executes one: only it is evaluated again.
+    alone = AssetCheckKey(AssetKey("scene_sidecar"), "scenes_cover_the_video")
+    result = materialize([*ASSETS, *VIDEO_CHECKS], selection=AssetSelection.checks(alone),
+                         tags={PARTITION_TAG: asset_id}, instance=instance, resources=resources)
+    evaluated = [event.asset_check_evaluation_data.check_name for event in result.all_events
+                 if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    assert evaluated == ["scenes_cover_the_video"]
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        list(CHECKS), partition_filter=PartitionKeyFilter(key=asset_id))
+    assert {key.name for key, record in records.items() if record.run_id == result.run_id} == {alone.name}
+    assert _evaluations(instance, asset_id) == first
+
+
 def test_an_unreadable_video_fails_its_readability_check_with_the_reason(upload, resources, instance: DagsterInstance,
                                                                           tmp_path: Path) -> None:
     fake = tmp_path / "notes.mp4"
