@@ -3,7 +3,9 @@
 The Dagster asset checks (`heimdex_pipeline.assets.checks`) report these; an empty list is a pass.
 """
 
+import json
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import cv2
@@ -28,13 +30,25 @@ def _first(problems: list[str]) -> list[str]:
     return problems
 
 
+@lru_cache(maxsize=16)
+def _validator(schema_json: str) -> Draft202012Validator:
+    """A validator of the schema given as JSON text, checked against its meta-schema first (`SchemaError`).
+
+    Kept by the schema's text: checking a schema costs about ten times validating a sidecar with it,
+    and every video's check reads the same published schema.
+    """
+    schema = json.loads(schema_json)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
 def schema_problems(document: Any, schema: dict[str, Any]) -> list[str]:
     """Where `document` breaks the JSON Schema `schema`, each with the JSON path of the value at fault."""
     try:
-        Draft202012Validator.check_schema(schema)
+        validator = _validator(json.dumps(schema, sort_keys=True))
     except SchemaError as exc:
         return [f"the schema itself is invalid: {exc.message}"]
-    errors = sorted(Draft202012Validator(schema).iter_errors(document), key=lambda error: list(error.absolute_path))
+    errors = sorted(validator.iter_errors(document), key=lambda error: list(error.absolute_path))
     return _first([f"{error.json_path}: {error.message}" for error in errors])
 
 

@@ -4,8 +4,14 @@ import cv2
 import numpy as np
 import pytest
 
-from heimdex_pipeline.outputs.sidecar import SidecarScene, ThumbnailEntry
-from heimdex_pipeline.outputs.validation import MAX_PROBLEMS, image_size, scene_coverage_problems, thumbnail_problems
+from heimdex_pipeline.outputs.sidecar import SidecarScene, ThumbnailEntry, sidecar_json_schema
+from heimdex_pipeline.outputs.validation import (
+    MAX_PROBLEMS,
+    image_size,
+    scene_coverage_problems,
+    schema_problems,
+    thumbnail_problems,
+)
 
 
 def _scenes(*bounds: tuple[float, float, int, int]) -> list[SidecarScene]:
@@ -51,3 +57,16 @@ def test_thumbnails_are_checked_against_their_listed_size() -> None:
                ThumbnailEntry(idx=2, storage_key="d.jpg", width=160, height=90, ts_ms=30)]
     assert thumbnail_problems(entries, lambda entry: files.get(entry.storage_key)) == [
         "b.jpg is 160x90, listed as 320x180", "c.jpg is not an image", "d.jpg is missing", "two thumbnails share an idx"]
+
+
+def test_a_schema_is_checked_before_it_judges_and_each_document_against_its_own_schema() -> None:
+    schema = sidecar_json_schema()
+    assert schema_problems({"schema_version": "1.0"}, schema)[0] == "$: 'asset_id' is a required property"
+    # A tampered schema is named as such, every time it is read, and never judges a document.
+    broken = {**schema, "type": 5}
+    for _ in range(2):
+        assert schema_problems({}, broken) == ["the schema itself is invalid: 5 is not valid under any of the given schemas"]
+    # The same schema under another key order is the same schema; another schema judges by its own rules.
+    assert schema_problems({"schema_version": "1.0"}, dict(reversed(schema.items()))) == schema_problems(
+        {"schema_version": "1.0"}, schema)
+    assert schema_problems({"a": 1}, {"type": "object", "required": ["b"]}) == ["$: 'b' is a required property"]
