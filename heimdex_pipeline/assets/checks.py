@@ -9,11 +9,11 @@ its failures are told (the API's `checks`, the `asset.qc_failed` webhook).
 
 The checks of one asset run in one step (a `multi_asset_check` that can be subset): each is still
 its own check in Dagster, selectable and executable alone, with its own history, while a run pays
-one step's start, events and resources per asset instead of one per check (a third of an
-in-process run's cost on a short clip was the seven checks' own steps, docs/benchmarks.md).
+one step's start and events per asset instead of one per check (docs/benchmarks.md, "Dagster's own
+cost of a run").
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from dagster import (
@@ -73,7 +73,7 @@ class Verdict(NamedTuple):
 
     problems: list[str]
     passed: str
-    metadata: dict[str, Any] = {}
+    metadata: Mapping[str, Any] = {}
 
 
 def _read(store: ObjectStore, key: str, what: str) -> Any:
@@ -202,24 +202,21 @@ def _record(context: AssetCheckExecutionContext, catalog: CatalogResource, video
 def checks_of(asset: AssetsDefinition, checks: list[Check], *, blocking: bool = False,
               descriptions: dict[Check, str] | None = None) -> AssetChecksDefinition:
     """One step that makes the checks of `asset` selected in its run, each its own check named after its function."""
-    specs = {check.__name__: AssetCheckSpec(check.__name__, asset=asset, partitions_def=videos_partitions,
-                                            blocking=blocking,
-                                            description=(descriptions or {}).get(check, check.__doc__))
-             for check in checks}
-    by_name = {check.__name__: check for check in checks}
+    specs = [(check, AssetCheckSpec(check.__name__, asset=asset, partitions_def=videos_partitions, blocking=blocking,
+                                    description=(descriptions or {}).get(check, check.__doc__)))
+             for check in checks]
 
-    @multi_asset_check(name=f"{asset.key.to_python_identifier()}_checks", specs=list(specs.values()),
+    @multi_asset_check(name=f"{asset.key.to_python_identifier()}_checks", specs=[spec for _, spec in specs],
                        can_subset=True)
     def step(context: AssetCheckExecutionContext, catalog: CatalogResource, storage: MediaStorage,
              qc: QcRules) -> Iterator[AssetCheckResult]:
         video = catalog.video(context.partition_key)
         subject = Subject(video, storage.store, qc)
-        selected = {key.name for key in context.selected_asset_check_keys}
-        for name, spec in specs.items():
-            if name not in selected:
+        for check, spec in specs:
+            if spec.key not in context.selected_asset_check_keys:
                 continue
             try:
-                verdict = by_name[name](subject)
+                verdict = check(subject)
             except Unreadable as exc:
                 verdict = Verdict([str(exc)], "")
             yield _record(context, catalog, video, spec, verdict)
