@@ -4,7 +4,7 @@ The ingest job (probe, scenes, thumbnails, storyboard, QC and the checks of each
 as the API's immediate mode runs it, on a real instance: SQLite in a temporary DAGSTER_HOME, or
 PostgreSQL (`--postgres`, a fresh database on that server, dropped afterwards), with a SQLite
 catalog and a local derived root. The clip is 2 s of 160x120 with one cut, so its media work is a
-small part of a run; the rest is Dagster's: a step per asset and per step of checks, their events,
+small part of a run; the rest is Dagster's: a step per asset and one per asset's checks, their events,
 the run record. Each run is of a video of its own (the same clip for another org). One warm-up run,
 then `--runs` runs; each is timed by `time.process_time()` (this process's CPU, which includes the
 in-process decoding but not the ffmpeg processes the steps start) and by the wall clock, and its
