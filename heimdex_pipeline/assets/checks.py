@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from heimdex_pipeline.assets.partitions import videos_partitions
 from heimdex_pipeline.assets.qc import media_qc
+from heimdex_pipeline.assets.steps import MEDIA_RETRY_POLICY
 from heimdex_pipeline.assets.storyboard import storyboard
 from heimdex_pipeline.assets.video import probe_metadata, scene_sidecar, thumbnails
 from heimdex_pipeline.catalog.models import Video
@@ -206,8 +207,10 @@ def checks_of(asset: AssetsDefinition, checks: list[Check], *, blocking: bool = 
                                     description=(descriptions or {}).get(check, check.__doc__)))
              for check in checks]
 
+    # Retried as the assets' steps are: what raises here is the store or the catalog failing (a check that
+    # finds its documents missing or broken fails as a check, without raising).
     @multi_asset_check(name=f"{asset.key.to_python_identifier()}_checks", specs=[spec for _, spec in specs],
-                       can_subset=True)
+                       can_subset=True, retry_policy=MEDIA_RETRY_POLICY)
     def step(context: AssetCheckExecutionContext, catalog: CatalogResource, storage: MediaStorage,
              qc: QcRules) -> Iterator[AssetCheckResult]:
         video = catalog.video(context.partition_key)

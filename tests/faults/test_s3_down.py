@@ -13,14 +13,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dagster import DagsterEventType, DagsterInstance, instance_for_test, materialize
+from dagster import (
+    AssetSelection,
+    DagsterEventType,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    instance_for_test,
+    materialize,
+)
 from moto.server import ThreadedMotoServer
 
 from heimdex_api.core.config import ApiSettings
 from heimdex_api.main import create_app
-from heimdex_pipeline.assets import probe_metadata, scene_sidecar, thumbnails
+from heimdex_pipeline.assets import VIDEO_CHECKS, media_qc, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.core.settings import PipelineSettings
+from heimdex_pipeline.runs.tags import PARTITION_TAG
 from heimdex_pipeline.resources import MediaStorage, resources_from
 from tests.api.live import serve
 from tests.api.support import SECRET, bearer, make_token
@@ -168,3 +176,38 @@ def test_a_step_retries_while_s3_is_down(endpoint: Endpoint, dagster: DagsterIns
     endpoint.start()
     assert materialize([probe_metadata, scene_sidecar, thumbnails], partition_key=asset_id, resources=resources,
                        instance=dagster).success
+
+
+@pytest.mark.slow
+def test_checks_retry_while_s3_is_down(endpoint: Endpoint, dagster: DagsterInstance, tmp_path: Path,
+                                       clip: Path) -> None:
+    """A check step that cannot reach the bucket is retried as the assets' steps are, then passes once it is back."""
+    storage = MediaStorage(backend="s3", bucket=S3Endpoint(endpoint.url).new_bucket(), endpoint_url=endpoint.url)
+    catalog_url = f"sqlite:///{tmp_path / 'heimdex.db'}"
+    migrate(catalog_url)
+    asset_id = catalogue_upload(storage.store, catalog_url, dagster, clip, ORG)
+    resources = {**resources_from(PipelineSettings(_env_file=None, database_url=catalog_url)), "storage": storage}
+    definitions = [probe_metadata, scene_sidecar, thumbnails, storyboard, media_qc, *VIDEO_CHECKS]
+    assert materialize(definitions, selection=[probe_metadata, scene_sidecar, thumbnails, storyboard, media_qc],
+                       partition_key=asset_id, resources=resources, instance=dagster).success
+
+    def checks() -> ExecuteInProcessResult:
+        return materialize(definitions, selection=AssetSelection.checks(*VIDEO_CHECKS), tags={PARTITION_TAG: asset_id},
+                           resources=resources, instance=dagster, raise_on_error=False)
+
+    endpoint.stop()
+    failed = checks()
+    assert not failed.success
+    retried = {event.step_key for event in failed.all_events if event.event_type == DagsterEventType.STEP_UP_FOR_RETRY}
+    assert retried == {"scene_sidecar_checks", "thumbnails_checks", "storyboard_checks", "media_qc_checks"}
+    # Nothing was judged from a store it could not read.
+    assert not [event for event in failed.all_events if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+
+    endpoint.start()
+    passed = checks()
+    assert passed.success
+    evaluations = {event.asset_check_evaluation_data.check_name: event.asset_check_evaluation_data.passed
+                   for event in passed.all_events if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION}
+    assert evaluations == {"sidecar_matches_schema": True, "scenes_cover_the_video": True,
+                           "thumbnails_are_stored": True, "storyboard_matches_sprite": True,
+                           "audio_is_heard": False, "loudness_on_target": True, "no_long_black_or_freeze": True}
