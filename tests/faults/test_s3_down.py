@@ -152,15 +152,20 @@ def test_the_api_answers_503_while_s3_is_down_and_recovers(endpoint: Endpoint, d
         assert http.get(f"/v1/jobs/{recommitted.json()['job_id']}", headers=auth).json()["status"] == "succeeded"
 
 
-@pytest.mark.slow
-def test_a_step_retries_while_s3_is_down(endpoint: Endpoint, dagster: DagsterInstance, tmp_path: Path,
-                                         clip: Path) -> None:
-    """A step that cannot reach the bucket is retried under the retry policy, not failed at once."""
+def _uploaded_on_s3(endpoint: Endpoint, dagster: DagsterInstance, tmp_path: Path, clip: Path) -> tuple[str, dict]:
+    """The clip catalogued in a new bucket of the endpoint, and the definitions' resources on it: its asset id and them."""
     storage = MediaStorage(backend="s3", bucket=S3Endpoint(endpoint.url).new_bucket(), endpoint_url=endpoint.url)
     catalog_url = f"sqlite:///{tmp_path / 'heimdex.db'}"
     migrate(catalog_url)
     asset_id = catalogue_upload(storage.store, catalog_url, dagster, clip, ORG)
-    resources = {**resources_from(PipelineSettings(_env_file=None, database_url=catalog_url)), "storage": storage}
+    return asset_id, {**resources_from(PipelineSettings(_env_file=None, database_url=catalog_url)), "storage": storage}
+
+
+@pytest.mark.slow
+def test_a_step_retries_while_s3_is_down(endpoint: Endpoint, dagster: DagsterInstance, tmp_path: Path,
+                                         clip: Path) -> None:
+    """A step that cannot reach the bucket is retried under the retry policy, not failed at once."""
+    asset_id, resources = _uploaded_on_s3(endpoint, dagster, tmp_path, clip)
 
     endpoint.stop()
     failed = materialize([probe_metadata], partition_key=asset_id, resources=resources, instance=dagster,
@@ -182,11 +187,7 @@ def test_a_step_retries_while_s3_is_down(endpoint: Endpoint, dagster: DagsterIns
 def test_checks_retry_while_s3_is_down(endpoint: Endpoint, dagster: DagsterInstance, tmp_path: Path,
                                        clip: Path) -> None:
     """A check step that cannot reach the bucket is retried as the assets' steps are, then passes once it is back."""
-    storage = MediaStorage(backend="s3", bucket=S3Endpoint(endpoint.url).new_bucket(), endpoint_url=endpoint.url)
-    catalog_url = f"sqlite:///{tmp_path / 'heimdex.db'}"
-    migrate(catalog_url)
-    asset_id = catalogue_upload(storage.store, catalog_url, dagster, clip, ORG)
-    resources = {**resources_from(PipelineSettings(_env_file=None, database_url=catalog_url)), "storage": storage}
+    asset_id, resources = _uploaded_on_s3(endpoint, dagster, tmp_path, clip)
     definitions = [probe_metadata, scene_sidecar, thumbnails, storyboard, media_qc, *VIDEO_CHECKS]
     assert materialize(definitions, selection=[probe_metadata, scene_sidecar, thumbnails, storyboard, media_qc],
                        partition_key=asset_id, resources=resources, instance=dagster).success
