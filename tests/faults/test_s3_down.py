@@ -28,8 +28,8 @@ from heimdex_api.main import create_app
 from heimdex_pipeline.assets import VIDEO_CHECKS, media_qc, probe_metadata, scene_sidecar, storyboard, thumbnails
 from heimdex_pipeline.catalog.migrate import migrate
 from heimdex_pipeline.core.settings import PipelineSettings
-from heimdex_pipeline.runs.tags import PARTITION_TAG
 from heimdex_pipeline.resources import MediaStorage, resources_from
+from heimdex_pipeline.runs.tags import PARTITION_TAG
 from tests.api.live import serve
 from tests.api.support import SECRET, bearer, make_token
 from tests.catalogue import catalogue_upload
